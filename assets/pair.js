@@ -1,0 +1,59 @@
+// The pairing page: Accept posts the code (and OTP when asked) to
+// accept-invite, then keeps the device token in this browser.
+const params = new URLSearchParams(location.search);
+const code = params.get("code") ?? "";
+
+function deviceId() {
+  let id = localStorage.getItem("topdog.device_id");
+  if (!id) {
+    id = "web-" + crypto.randomUUID().replaceAll("-", "").slice(0, 20);
+    localStorage.setItem("topdog.device_id", id);
+  }
+  return id;
+}
+
+function say(text, kind) {
+  const message = document.getElementById("message");
+  message.textContent = text;
+  message.className = kind;
+}
+
+async function accept(event) {
+  event.preventDefault();
+  const button = document.getElementById("accept");
+  button.disabled = true;
+  const otp = params.get("otp") ?? document.getElementById("otp").value.trim();
+  const body = {
+    invite_code: code,
+    device_id: deviceId(),
+    device_name: navigator.userAgentData?.platform ? `${navigator.userAgentData.platform} browser` : "Phone browser",
+    device_type: "web",
+    os_version: (navigator.userAgentData?.platform ?? navigator.platform) || "unknown",
+    app_version: "web-1",
+  };
+  if (otp) body.otp = otp;
+  try {
+    const response = await fetch("/phone/pairing/accept-invite", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json();
+    if (!response.ok) {
+      say(answer.detail ?? "Pairing failed.", "error");
+      button.disabled = false;
+      return;
+    }
+    localStorage.setItem("topdog.token", answer.jwt_token);
+    localStorage.setItem("topdog.user_id", answer.user_id);
+    document.getElementById("accept-form").hidden = true;
+    document.querySelector("main").dataset.state = "accepted";
+    say("Paired. This phone now gets your Top Dog notifications.", "ok");
+  } catch {
+    say("The appliance could not be reached. Check your connection and try again.", "error");
+    button.disabled = false;
+  }
+}
+
+document.getElementById("accept-form")?.addEventListener("submit", accept);
+if (params.get("otp")) document.getElementById("otp-row").hidden = true;

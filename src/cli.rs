@@ -1,0 +1,385 @@
+//! The command line (clap): `topdog serve` and the admin subcommands, which
+//! talk to the running appliance through `client`; `audit verify` works on
+//! the files directly.
+
+use crate::app::{App, StartInfo};
+use crate::client::{Answer, Transport};
+use crate::config::{Config, Settings};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Top Dog appliance: pair phones with the Top Dog IDE, on your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "topdog", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How admin subcommands reach the appliance.
+#[derive(Debug, Clone, clap::Args)]
+struct Remote {
+    /// Data directory of the running appliance (its admin socket is used).
+    #[arg(
+        long,
+        env = "TOPDOG_DATA_DIR",
+        default_value = "topdog-data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Use the HTTPS API at this URL instead of the admin socket.
+    #[arg(long, env = "TOPDOG_URL", global = true)]
+    url: Option<String>,
+    /// Admin token for --url.
+    #[arg(
+        long,
+        env = "TOPDOG_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    admin_token: Option<String>,
+    /// CA certificate to trust for --url (default: DATA_DIR/ca.pem if present).
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
+    /// Print the raw JSON answer.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the appliance (HTTPS API, pairing, admin socket).
+    Serve {
+        /// TOML configuration file (flags and environment override it).
+        #[arg(long, env = "TOPDOG_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        settings: Box<Settings>,
+    },
+    /// Pairing invites.
+    Invite {
+        #[command(subcommand)]
+        action: InviteAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Paired devices.
+    Devices {
+        #[command(subcommand)]
+        action: DeviceAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The running appliance's status.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteAction {
+    /// Text a pairing link to a phone.
+    Send {
+        /// Phone number, international form (+14155552671).
+        phone: String,
+        /// The IDE user.
+        #[arg(long)]
+        user: String,
+        /// The user's name, shown on the phone.
+        #[arg(long)]
+        name: String,
+    },
+    /// Show a pairing QR code in this terminal.
+    Qr {
+        /// The IDE user.
+        #[arg(long)]
+        user: String,
+        /// The user's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show an invite's status.
+    Status { code: String },
+    /// Send an SMS invite again with a new expiry.
+    Resend { code: String },
+    /// Cancel a pending invite.
+    Cancel { code: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceAction {
+    /// List paired devices.
+    List {
+        /// Only this user's devices.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a device for good.
+    Revoke { id: String },
+    /// Suspend a device.
+    Suspend { id: String },
+    /// Reactivate a suspended device.
+    Reactivate { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Check the audit log's hash chain.
+    Verify {
+        /// Data directory holding audit.jsonl.
+        #[arg(long, env = "TOPDOG_DATA_DIR", default_value = "topdog-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Runs the command line; the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sled=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { config, settings } => serve(*settings, config).await,
+        Command::Invite { action, remote } => invite(action, &remote).await,
+        Command::Devices { action, remote } => devices(action, &remote).await,
+        Command::Status { remote } => show(
+            &remote,
+            remote
+                .transport()?
+                .send("GET", "/admin/status", None)
+                .await?,
+        ),
+        Command::Audit {
+            action: AuditAction::Verify { data_dir },
+        } => audit_verify(&data_dir),
+    }
+}
+
+async fn serve(settings: Settings, config_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(settings, config_file.as_deref())?;
+    let app = App::build(config).await?;
+    print_start(app.start_info());
+    app.run_until(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn print_start(info: &StartInfo) {
+    println!(
+        "Top Dog appliance {} is running.",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("Listening on {}", info.api_url);
+    println!("  Pairing links   {}/pair?code=…", info.base_url);
+    println!(
+        "  CA certificate  {}  (trust it in the IDE and on phones)",
+        info.ca_file.display()
+    );
+    println!("  Admin socket    {}", info.admin_socket.display());
+    println!("  SMS provider    {}", info.sms_provider);
+    println!("  Data directory  {}", info.data_dir.display());
+    match &info.new_admin_token {
+        Some(token) => {
+            println!();
+            println!("Admin token (shown only this once; only its hash is stored):");
+            println!("  {token}");
+        }
+        None => println!("  Admin token     unchanged (set ADMIN_TOKEN to replace it)"),
+    }
+    println!();
+    println!("Next: pair a phone");
+    println!("  cargo run --release -- invite send +14155552671 --user alice --name \"Alice\"");
+    println!("  cargo run --release -- invite qr --user alice");
+    println!("or over HTTPS:");
+    println!(
+        "  curl --cacert {} -H \"x-admin-token: $TOKEN\" -H 'content-type: application/json' \\\n    -d '{{\"phone_number\":\"+14155552671\",\"user_id\":\"alice\",\"user_name\":\"Alice\"}}' {}/phone/pairing/send-sms",
+        info.ca_file.display(),
+        info.api_url
+    );
+}
+
+impl Remote {
+    fn transport(&self) -> anyhow::Result<Transport> {
+        match &self.url {
+            Some(url) => {
+                let token = self.admin_token.clone().ok_or_else(|| {
+                    anyhow::anyhow!("--url needs --admin-token (or TOPDOG_ADMIN_TOKEN)")
+                })?;
+                let default_ca = self.data_dir.join("ca.pem");
+                let ca = self
+                    .ca_cert
+                    .clone()
+                    .or_else(|| default_ca.exists().then_some(default_ca));
+                Transport::https(url, token, ca.as_deref())
+            }
+            None => Ok(Transport::Socket(self.data_dir.join("admin.sock"))),
+        }
+    }
+}
+
+/// Prints an answer; a non-2xx answer is an error exit.
+fn show(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
+    if !(200..300).contains(&answer.status) {
+        let detail = answer.body["detail"].as_str().unwrap_or("request failed");
+        let code = answer.body["error"].as_str().unwrap_or("error");
+        eprintln!("error: {detail} ({code}, HTTP {})", answer.status);
+        return Ok(ExitCode::FAILURE);
+    }
+    let _ = remote.json;
+    println!("{}", serde_json::to_string_pretty(&answer.body)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn invite(action: InviteAction, remote: &Remote) -> anyhow::Result<ExitCode> {
+    let t = remote.transport()?;
+    let answer = match action {
+        InviteAction::Send { phone, user, name } => {
+            let body =
+                serde_json::json!({"phone_number": phone, "user_id": user, "user_name": name});
+            t.send("POST", "/phone/pairing/send-sms", Some(body))
+                .await?
+        }
+        InviteAction::Qr { user, name } => {
+            let body = serde_json::json!({"user_id": user, "user_name": name});
+            let answer = t
+                .send("POST", "/phone/pairing/generate-qr", Some(body))
+                .await?;
+            return show_qr(remote, answer);
+        }
+        InviteAction::Status { code } => {
+            t.send("GET", &format!("/phone/pairing/invite/{code}"), None)
+                .await?
+        }
+        InviteAction::Resend { code } => {
+            t.send("POST", &format!("/phone/pairing/resend-sms/{code}"), None)
+                .await?
+        }
+        InviteAction::Cancel { code } => {
+            t.send("DELETE", &format!("/phone/pairing/invite/{code}"), None)
+                .await?
+        }
+    };
+    show(remote, answer)
+}
+
+fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
+    if remote.json || !(200..300).contains(&answer.status) {
+        return show(remote, answer);
+    }
+    let url = answer.body["pairing_url"].as_str().unwrap_or_default();
+    println!("{}", crate::qr::terminal(url)?);
+    println!("Scan with the phone's camera, or open: {url}");
+    if let Some(otp) = answer.body["otp"].as_str() {
+        println!("Code to type on the phone: {otp}");
+    }
+    println!(
+        "Expires at {}",
+        answer.body["expires_at"].as_str().unwrap_or("?")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn devices(action: DeviceAction, remote: &Remote) -> anyhow::Result<ExitCode> {
+    let t = remote.transport()?;
+    let answer = match action {
+        DeviceAction::List { user } => {
+            let query = user.map(|u| format!("?user_id={u}")).unwrap_or_default();
+            let answer = t
+                .send("GET", &format!("/phone/devices{query}"), None)
+                .await?;
+            return show_devices(remote, answer);
+        }
+        DeviceAction::Revoke { id } => {
+            t.send("DELETE", &format!("/phone/devices/{id}"), None)
+                .await?
+        }
+        DeviceAction::Suspend { id } => {
+            t.send("POST", &format!("/phone/devices/{id}/suspend"), None)
+                .await?
+        }
+        DeviceAction::Reactivate { id } => {
+            t.send("POST", &format!("/phone/devices/{id}/reactivate"), None)
+                .await?
+        }
+    };
+    show(remote, answer)
+}
+
+fn show_devices(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
+    if remote.json || !(200..300).contains(&answer.status) {
+        return show(remote, answer);
+    }
+    println!(
+        "{:<24} {:<16} {:<20} {:<10} {:<25}",
+        "DEVICE", "USER", "NAME", "STATUS", "LAST SEEN"
+    );
+    for d in answer.body["devices"].as_array().into_iter().flatten() {
+        let field = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:<24} {:<16} {:<20} {:<10} {:<25}",
+            field("device_id"),
+            field("user_id"),
+            field("device_name"),
+            field("status"),
+            field("last_seen_at")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match crate::audit::verify(&data_dir.join("audit.jsonl")) {
+        Ok(report) => {
+            println!("audit log OK: {} entries, chain intact", report.lines);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("audit log FAILED: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}

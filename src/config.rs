@@ -1,0 +1,559 @@
+//! The appliance's configuration: one `Config`, resolved from three layers in
+//! order of precedence — command-line flags, then environment variables (the
+//! original design's names where it had one), then an optional TOML file
+//! (`--config`) — and finally the built-in defaults.
+
+use clap::builder::BoolishValueParser;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    /// A setting has a value that cannot work.
+    #[error("invalid setting {setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+/// A duration written the human way (`15m`, `3s`, `30days`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = humantime::DurationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s).map(Dur)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A secret setting: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// One layer of settings. Every field is optional so that layers can be
+/// stacked; the same struct is parsed from flags (with clap, which also reads
+/// the environment) and from the TOML file.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Data directory (database, keys, certificates, audit log).
+    #[arg(long, env = "TOPDOG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the HTTPS API (port 0 picks a free port).
+    #[arg(long, env = "TOPDOG_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Address phones use for MQTT/TLS, announced at pairing.
+    #[arg(long, env = "TOPDOG_MQTT_ADDR")]
+    pub mqtt_addr: Option<SocketAddr>,
+    /// Host name (or host:port) phones use to reach the broker.
+    #[arg(long, env = "TOPDOG_MQTT_PUBLIC_HOST")]
+    pub mqtt_public_host: Option<String>,
+    /// PEM certificate chain to serve instead of the generated one.
+    #[arg(long, env = "TOPDOG_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "TOPDOG_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the generated server certificate.
+    #[arg(long = "tls-san", env = "TOPDOG_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Option<Vec<String>>,
+    /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy).
+    #[arg(long, env = "TOPDOG_INSECURE_HTTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_http: Option<bool>,
+    /// Public base URL of the pairing links (default https://HOSTNAME:PORT).
+    #[arg(long, env = "PAIRING_BASE_URL")]
+    pub base_url: Option<String>,
+    /// How long an SMS invite stays valid (e.g. 15m).
+    #[arg(long, env = "TOPDOG_INVITE_EXPIRY")]
+    pub invite_expiry: Option<Dur>,
+    /// The original design's invite expiry, in minutes.
+    #[arg(long, env = "PAIRING_INVITE_EXPIRY_MINUTES", hide = true)]
+    pub invite_expiry_minutes: Option<u64>,
+    /// How long a QR token stays valid (e.g. 5m).
+    #[arg(long, env = "TOPDOG_QR_EXPIRY")]
+    pub qr_expiry: Option<Dur>,
+    /// The QR token lifetime, in minutes.
+    #[arg(long, env = "PAIRING_QR_EXPIRY_MINUTES", hide = true)]
+    pub qr_expiry_minutes: Option<u64>,
+    /// Require a 6-digit OTP with QR pairing.
+    #[arg(long, env = "PAIRING_QR_REQUIRE_OTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub qr_require_otp: Option<bool>,
+    /// Put the OTP inside the QR link instead of showing it separately.
+    #[arg(long, env = "PAIRING_QR_EMBED_OTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub qr_embed_otp: Option<bool>,
+    /// Require the admin token for the device list and device actions.
+    #[arg(long, env = "PHONE_DEVICES_REQUIRE_ADMIN", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub devices_require_admin: Option<bool>,
+    /// Set the admin token instead of generating one.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Lifetime of a device token (e.g. 30days).
+    #[arg(long, env = "TOPDOG_JWT_TTL")]
+    pub jwt_ttl: Option<Dur>,
+    /// SMS provider: console, twilio, sns, webhook or command.
+    #[arg(long, env = "TOPDOG_SMS_PROVIDER")]
+    pub sms_provider: Option<String>,
+    /// Only send SMS to these countries (ISO codes, comma separated).
+    #[arg(long, env = "TOPDOG_SMS_ALLOWED_COUNTRIES", value_delimiter = ',')]
+    pub sms_allowed_countries: Option<Vec<String>>,
+    /// Twilio account SID.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<Secret>,
+    /// The Twilio number messages come from.
+    #[arg(long, env = "TWILIO_PHONE_NUMBER")]
+    pub twilio_phone_number: Option<String>,
+    /// Twilio API base URL (for a proxy or a test double).
+    #[arg(long, env = "TWILIO_API_BASE")]
+    pub twilio_api_base: Option<String>,
+    /// AWS region for SNS.
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// SNS endpoint URL (default https://sns.REGION.amazonaws.com).
+    #[arg(long, env = "AWS_ENDPOINT_URL_SNS")]
+    pub aws_endpoint_url_sns: Option<String>,
+    /// AWS access key id.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub aws_access_key_id: Option<String>,
+    /// AWS secret access key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<Secret>,
+    /// AWS session token (temporary credentials).
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub aws_session_token: Option<Secret>,
+    /// URL that receives each SMS as a JSON POST.
+    #[arg(long, env = "TOPDOG_SMS_WEBHOOK_URL")]
+    pub sms_webhook_url: Option<String>,
+    /// Program (and arguments, space separated) that gets each SMS on stdin.
+    #[arg(long, env = "TOPDOG_SMS_COMMAND")]
+    pub sms_command: Option<String>,
+    /// Invite creations allowed per client per minute.
+    #[arg(long, env = "TOPDOG_RATE_INVITES_PER_MINUTE")]
+    pub rate_invites_per_minute: Option<u32>,
+    /// Accepts and invite look-ups allowed per client per minute.
+    #[arg(long, env = "TOPDOG_RATE_ACCEPTS_PER_MINUTE")]
+    pub rate_accepts_per_minute: Option<u32>,
+    /// How often expired invites are marked in the store.
+    #[arg(long, env = "TOPDOG_SWEEP_INTERVAL")]
+    pub sweep_interval: Option<Dur>,
+}
+
+macro_rules! fill_from {
+    ($hi:ident, $lo:ident; $($field:ident),* $(,)?) => {
+        $( if $hi.$field.is_none() { $hi.$field = $lo.$field; } )*
+    };
+}
+
+impl Settings {
+    /// Fills every field this layer leaves unset from `lower`.
+    pub fn or(mut self, lower: Settings) -> Settings {
+        fill_from!(self, lower; data_dir, http_addr, mqtt_addr, mqtt_public_host, tls_cert, tls_key,
+            tls_san, insecure_http, base_url, invite_expiry, invite_expiry_minutes, qr_expiry,
+            qr_expiry_minutes, qr_require_otp, qr_embed_otp, devices_require_admin, admin_token,
+            jwt_ttl, sms_provider, sms_allowed_countries, twilio_account_sid, twilio_auth_token,
+            twilio_phone_number, twilio_api_base, aws_region, aws_endpoint_url_sns,
+            aws_access_key_id, aws_secret_access_key, aws_session_token, sms_webhook_url,
+            sms_command, rate_invites_per_minute, rate_accepts_per_minute, sweep_interval);
+        self
+    }
+
+    /// Reads a TOML settings file.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
+    }
+}
+
+/// Where the HTTPS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// Generated and signed by the appliance's own CA.
+    Generated,
+    /// The operator's own PEM files.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// The SMS provider and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsConfig {
+    /// Print each message on the console (the default).
+    Console,
+    /// Twilio's REST API.
+    Twilio {
+        account_sid: String,
+        auth_token: Secret,
+        from: String,
+        api_base: String,
+    },
+    /// AWS SNS `Publish`, signed with SigV4.
+    Sns {
+        region: String,
+        endpoint: String,
+        access_key_id: String,
+        secret_access_key: Secret,
+        session_token: Option<Secret>,
+    },
+    /// A JSON POST to a URL.
+    Webhook { url: String },
+    /// A local program that gets the message on stdin.
+    Command { argv: Vec<String> },
+}
+
+/// Per-client request budgets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Invite creations (SMS, resend, QR) per minute.
+    pub invites_per_minute: u32,
+    /// Accepts and look-ups per minute.
+    pub accepts_per_minute: u32,
+}
+
+/// Pairing rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingConfig {
+    /// Lifetime of an SMS invite.
+    pub invite_expiry: Duration,
+    /// Lifetime of a QR token.
+    pub qr_expiry: Duration,
+    /// Whether a QR pairing needs a 6-digit OTP.
+    pub qr_require_otp: bool,
+    /// Whether that OTP travels inside the QR link.
+    pub qr_embed_otp: bool,
+    /// Countries SMS may go to (empty: all).
+    pub allowed_countries: Vec<String>,
+}
+
+/// The resolved configuration of one appliance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// HTTPS API address.
+    pub http_addr: SocketAddr,
+    /// MQTT/TLS address.
+    pub mqtt_addr: SocketAddr,
+    /// Host phones use to reach the broker (None: the base URL's host).
+    pub mqtt_public_host: Option<String>,
+    /// Server certificate source.
+    pub tls: TlsSource,
+    /// Extra names for the generated certificate.
+    pub tls_sans: Vec<String>,
+    /// Plain HTTP instead of HTTPS.
+    pub insecure_http: bool,
+    /// Public base URL (None: derived from the host name and port).
+    pub base_url: Option<url::Url>,
+    /// Pairing rules.
+    pub pairing: PairingConfig,
+    /// Admin token required for the device routes.
+    pub devices_require_admin: bool,
+    /// Admin token set by the operator.
+    pub admin_token: Option<Secret>,
+    /// Device token lifetime.
+    pub jwt_ttl: Duration,
+    /// SMS provider.
+    pub sms: SmsConfig,
+    /// Rate limits.
+    pub limits: LimitsConfig,
+    /// Expired-invite sweep period.
+    pub sweep_interval: Duration,
+}
+
+const MINUTE: u64 = 60;
+
+fn minutes(m: Option<u64>) -> Option<Duration> {
+    m.map(|m| Duration::from_secs(m.saturating_mul(MINUTE)))
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Resolves flags and environment (`cli`) over the file named by
+    /// `config_file`, then applies the defaults.
+    pub fn load(cli: Settings, config_file: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match config_file {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        Config::resolve(cli.or(file))
+    }
+
+    /// Applies defaults and checks the values.
+    pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
+        let base_url = match &s.base_url {
+            Some(u) => Some(url::Url::parse(u).map_err(|e| invalid("base_url", e.to_string()))?),
+            None => None,
+        };
+        let tls = match (s.tls_cert.clone(), s.tls_key.clone()) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            (None, None) => TlsSource::Generated,
+            _ => return Err(invalid("tls_cert", "tls_cert and tls_key go together")),
+        };
+        let limits = LimitsConfig {
+            invites_per_minute: positive(
+                "rate_invites_per_minute",
+                s.rate_invites_per_minute.unwrap_or(20),
+            )?,
+            accepts_per_minute: positive(
+                "rate_accepts_per_minute",
+                s.rate_accepts_per_minute.unwrap_or(60),
+            )?,
+        };
+        let config = Config {
+            data_dir: s
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("topdog-data")),
+            http_addr: s
+                .http_addr
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
+            mqtt_addr: s
+                .mqtt_addr
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8883))),
+            mqtt_public_host: s.mqtt_public_host.clone(),
+            tls,
+            tls_sans: s.tls_san.clone().unwrap_or_default(),
+            insecure_http: s.insecure_http.unwrap_or(false),
+            base_url,
+            pairing: pairing_config(&s)?,
+            devices_require_admin: s.devices_require_admin.unwrap_or(true),
+            admin_token: s.admin_token.clone(),
+            jwt_ttl: nonzero(
+                "jwt_ttl",
+                s.jwt_ttl
+                    .map(|d| d.0)
+                    .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+            )?,
+            sms: sms_config(&s)?,
+            limits,
+            sweep_interval: nonzero(
+                "sweep_interval",
+                s.sweep_interval
+                    .map(|d| d.0)
+                    .unwrap_or(Duration::from_secs(60)),
+            )?,
+        };
+        Ok(config)
+    }
+}
+
+fn positive(setting: &'static str, value: u32) -> Result<u32, ConfigError> {
+    if value == 0 {
+        return Err(invalid(setting, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn nonzero(setting: &'static str, value: Duration) -> Result<Duration, ConfigError> {
+    if value.is_zero() {
+        return Err(invalid(setting, "must be longer than zero"));
+    }
+    Ok(value)
+}
+
+fn pairing_config(s: &Settings) -> Result<PairingConfig, ConfigError> {
+    let invite = s
+        .invite_expiry
+        .map(|d| d.0)
+        .or_else(|| minutes(s.invite_expiry_minutes));
+    let qr = s
+        .qr_expiry
+        .map(|d| d.0)
+        .or_else(|| minutes(s.qr_expiry_minutes));
+    Ok(PairingConfig {
+        invite_expiry: nonzero(
+            "invite_expiry",
+            invite.unwrap_or(Duration::from_secs(15 * MINUTE)),
+        )?,
+        qr_expiry: nonzero("qr_expiry", qr.unwrap_or(Duration::from_secs(5 * MINUTE)))?,
+        qr_require_otp: s.qr_require_otp.unwrap_or(false),
+        qr_embed_otp: s.qr_embed_otp.unwrap_or(false),
+        allowed_countries: s.sms_allowed_countries.clone().unwrap_or_default(),
+    })
+}
+
+fn required<T: Clone>(value: &Option<T>, setting: &'static str) -> Result<T, ConfigError> {
+    value
+        .clone()
+        .ok_or_else(|| invalid(setting, "is required by the chosen SMS provider"))
+}
+
+fn sms_config(s: &Settings) -> Result<SmsConfig, ConfigError> {
+    let default = if s.twilio_account_sid.is_some() {
+        "twilio"
+    } else {
+        "console"
+    };
+    match s.sms_provider.as_deref().unwrap_or(default) {
+        "console" => Ok(SmsConfig::Console),
+        "twilio" => Ok(SmsConfig::Twilio {
+            account_sid: required(&s.twilio_account_sid, "twilio_account_sid")?,
+            auth_token: required(&s.twilio_auth_token, "twilio_auth_token")?,
+            from: required(&s.twilio_phone_number, "twilio_phone_number")?,
+            api_base: s
+                .twilio_api_base
+                .clone()
+                .unwrap_or_else(|| "https://api.twilio.com".into()),
+        }),
+        "sns" => {
+            let region = required(&s.aws_region, "aws_region")?;
+            let endpoint = s
+                .aws_endpoint_url_sns
+                .clone()
+                .unwrap_or_else(|| format!("https://sns.{region}.amazonaws.com"));
+            Ok(SmsConfig::Sns {
+                region,
+                endpoint,
+                access_key_id: required(&s.aws_access_key_id, "aws_access_key_id")?,
+                secret_access_key: required(&s.aws_secret_access_key, "aws_secret_access_key")?,
+                session_token: s.aws_session_token.clone(),
+            })
+        }
+        "webhook" => Ok(SmsConfig::Webhook {
+            url: required(&s.sms_webhook_url, "sms_webhook_url")?,
+        }),
+        "command" => {
+            let argv: Vec<String> = required(&s.sms_command, "sms_command")?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if argv.is_empty() {
+                return Err(invalid("sms_command", "is empty"));
+            }
+            Ok(SmsConfig::Command { argv })
+        }
+        other => Err(invalid(
+            "sms_provider",
+            format!("unknown provider {other:?} (console, twilio, sns, webhook, command)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Settings {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let cli = Settings {
+            invite_expiry: Some("3s".parse().unwrap()),
+            ..Default::default()
+        };
+        let lower = file(
+            "invite_expiry = \"9m\"\nqr_expiry = \"2m\"\nbase_url = \"https://td.example.com\"",
+        );
+        let c = Config::resolve(cli.or(lower)).unwrap();
+        assert_eq!(c.pairing.invite_expiry, Duration::from_secs(3));
+        assert_eq!(c.pairing.qr_expiry, Duration::from_secs(120));
+        assert_eq!(c.base_url.unwrap().as_str(), "https://td.example.com/");
+        assert!(c.devices_require_admin);
+        assert_eq!(c.sms, SmsConfig::Console);
+    }
+
+    #[test]
+    fn original_minute_variables_apply_below_the_duration_flags() {
+        let s = Settings {
+            invite_expiry_minutes: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::resolve(s).unwrap().pairing.invite_expiry,
+            Duration::from_secs(420)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Settings>("no_such_key = 1").is_err());
+        let s = Settings {
+            sms_provider: Some("pigeon".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::resolve(s),
+            Err(ConfigError::Invalid {
+                setting: "sms_provider",
+                ..
+            })
+        ));
+        let s = Settings {
+            sms_provider: Some("twilio".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(s).is_err());
+    }
+
+    #[test]
+    fn twilio_is_chosen_when_its_account_is_set() {
+        let s = file("twilio_account_sid = \"AC1\"\ntwilio_auth_token = \"t\"\ntwilio_phone_number = \"+14155550000\"");
+        assert!(matches!(
+            Config::resolve(s).unwrap().sms,
+            SmsConfig::Twilio { .. }
+        ));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let s = Settings {
+            admin_token: Some(Secret("hunter2".into())),
+            ..Default::default()
+        };
+        assert!(!format!("{:?}", Config::resolve(s).unwrap()).contains("hunter2"));
+    }
+}

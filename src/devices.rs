@@ -1,0 +1,318 @@
+//! Paired devices: the device record, its lifecycle (active → suspended ⇄
+//! active, any → revoked, which is final), authentication of a device token
+//! against the store (revoked token ids, device state) and token refresh.
+
+use crate::audit::{Actor, AuditLog, Event};
+use crate::clock::{self, Timestamp};
+use crate::ids::{DeviceId, DisplayName, UserId};
+use crate::store::{Store, StoreError, Table, TxAbort, TxError};
+use crate::tokens::{Claims, IssuedToken, Subject, TokenError, Tokens};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A device's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceState {
+    /// Paired and allowed in.
+    Active,
+    /// Temporarily refused; can be reactivated.
+    Suspended,
+    /// Permanently refused.
+    Revoked,
+}
+
+impl DeviceState {
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Active => "active",
+            DeviceState::Suspended => "suspended",
+            DeviceState::Revoked => "revoked",
+        }
+    }
+}
+
+/// A paired device, as stored and as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Device {
+    /// The phone's id.
+    pub device_id: DeviceId,
+    /// The user it is paired for.
+    pub user_id: UserId,
+    /// The user's display name.
+    pub user_name: DisplayName,
+    /// The phone's name.
+    pub device_name: DisplayName,
+    /// `ios`, `android`, `web`, …
+    pub device_type: String,
+    /// OS version reported at pairing.
+    pub os_version: String,
+    /// App version reported at pairing.
+    pub app_version: String,
+    /// Lifecycle state.
+    pub status: DeviceState,
+    /// Paired at.
+    pub paired_at: Timestamp,
+    /// Last authenticated request.
+    pub last_seen_at: Option<Timestamp>,
+    /// Last suspension.
+    pub suspended_at: Option<Timestamp>,
+    /// Revocation.
+    pub revoked_at: Option<Timestamp>,
+    /// Identity fingerprint (the token's `fp`).
+    pub fingerprint: String,
+    /// The current token's id.
+    pub token_jti: String,
+    /// The current token's expiry.
+    pub token_expires_at: Timestamp,
+}
+
+/// Why a device operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// No such device.
+    #[error("no device with id {0}")]
+    NotFound(String),
+    /// The device was revoked; that is final.
+    #[error("the device has been revoked; pair it again")]
+    Revoked,
+    /// The device is suspended.
+    #[error("the device is suspended; an admin can reactivate it")]
+    Suspended,
+    /// The token was not accepted.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TxError<DeviceError>> for DeviceError {
+    fn from(e: TxError<DeviceError>) -> Self {
+        match e {
+            TxError::Domain(e) => e,
+            TxError::Store(e) => DeviceError::Store(e),
+        }
+    }
+}
+
+/// An authenticated device request.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The device record.
+    pub device: Device,
+    /// The token's claims.
+    pub claims: Claims,
+}
+
+/// The lifecycle change an admin asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Refuse the device until reactivated.
+    Suspend,
+    /// Let a suspended device in again.
+    Reactivate,
+    /// Refuse the device for good.
+    Revoke,
+}
+
+impl Change {
+    fn action(self) -> &'static str {
+        match self {
+            Change::Suspend => "device.suspend",
+            Change::Reactivate => "device.reactivate",
+            Change::Revoke => "device.revoke",
+        }
+    }
+}
+
+/// The device service.
+#[derive(Clone)]
+pub struct Devices {
+    store: Store,
+    tokens: Arc<Tokens>,
+    audit: AuditLog,
+}
+
+const LAST_SEEN_GRANULARITY_S: i64 = 60;
+
+impl Devices {
+    /// A service over `store`.
+    pub fn new(store: Store, tokens: Arc<Tokens>, audit: AuditLog) -> Devices {
+        Devices {
+            store,
+            tokens,
+            audit,
+        }
+    }
+
+    /// Every device, optionally only one user's, newest pairing first.
+    pub fn list(&self, user: Option<&UserId>) -> Result<Vec<Device>, DeviceError> {
+        let mut devices: Vec<Device> = self.store.scan(Table::Devices)?;
+        devices.retain(|d| user.is_none_or(|u| &d.user_id == u));
+        devices.sort_by(|a, b| b.paired_at.cmp(&a.paired_at));
+        Ok(devices)
+    }
+
+    /// Device counts by state.
+    pub fn count_by_state(&self) -> Result<Vec<(&'static str, i64)>, DeviceError> {
+        let devices: Vec<Device> = self.store.scan(Table::Devices)?;
+        let count = |s: DeviceState| devices.iter().filter(|d| d.status == s).count() as i64;
+        Ok([
+            DeviceState::Active,
+            DeviceState::Suspended,
+            DeviceState::Revoked,
+        ]
+        .into_iter()
+        .map(|s| (s.as_str(), count(s)))
+        .collect())
+    }
+
+    /// Applies an admin's lifecycle change; repeating a change is harmless.
+    pub async fn change(
+        &self,
+        actor: &Actor,
+        id: &str,
+        change: Change,
+    ) -> Result<Device, DeviceError> {
+        let outcome = self
+            .store
+            .commit(|tx| apply_change(tx, id, change))
+            .await
+            .map_err(DeviceError::from);
+        let result = outcome
+            .as_ref()
+            .map(|_| "ok")
+            .unwrap_or_else(|e| error_code(e));
+        self.audit
+            .record(Event::new(actor, change.action(), id, result))
+            .await;
+        outcome
+    }
+
+    /// Checks a bearer token: signature, expiry, revocation and device state.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, DeviceError> {
+        let claims = self.tokens.verify(token.ok_or(TokenError::Missing)?)?;
+        let device: Device = self
+            .store
+            .get(Table::Devices, &claims.device_id)?
+            .ok_or(TokenError::Revoked)?;
+        if device.user_id.as_str() != claims.sub || device.fingerprint != claims.fp {
+            return Err(TokenError::Revoked.into());
+        }
+        match device.status {
+            DeviceState::Revoked => return Err(DeviceError::Revoked),
+            DeviceState::Suspended => return Err(DeviceError::Suspended),
+            DeviceState::Active => {}
+        }
+        if self.store.contains(Table::RevokedTokens, &claims.jti)? {
+            return Err(TokenError::Revoked.into());
+        }
+        Ok(Authenticated { device, claims })
+    }
+
+    /// Notes that a device was seen (at most once a minute, not flushed: a
+    /// lost last-seen time is harmless).
+    pub fn touch(&self, auth: &Authenticated) {
+        let now = clock::now();
+        let stale = auth
+            .device
+            .last_seen_at
+            .is_none_or(|t| (now - t).num_seconds() >= LAST_SEEN_GRANULARITY_S);
+        if !stale {
+            return;
+        }
+        let id = auth.device.device_id.as_str();
+        let _ = self.store.commit_unflushed(|tx| {
+            let mut device: Device = tx
+                .get::<_, ()>(Table::Devices, id)?
+                .ok_or(TxAbort::Domain(()))?;
+            device.last_seen_at = Some(now);
+            tx.put(Table::Devices, id, &device)
+        });
+    }
+
+    /// Issues a fresh token for an authenticated device and revokes the one
+    /// it presented.
+    pub async fn refresh(&self, auth: &Authenticated) -> Result<IssuedToken, DeviceError> {
+        let device = &auth.device;
+        let issued = self.tokens.issue(&Subject {
+            user_id: device.user_id.as_str(),
+            device_id: device.device_id.as_str(),
+            fingerprint: &device.fingerprint,
+        })?;
+        let old_jti = auth.claims.jti.clone();
+        self.store
+            .commit(|tx| {
+                let mut current: Device = tx
+                    .get(Table::Devices, device.device_id.as_str())?
+                    .ok_or(TxAbort::Domain(DeviceError::Revoked))?;
+                if current.token_jti != old_jti
+                    || tx.get::<i64, _>(Table::RevokedTokens, &old_jti)?.is_some()
+                {
+                    return Err(TxAbort::Domain(TokenError::Revoked.into()));
+                }
+                tx.put(Table::RevokedTokens, &old_jti, &auth.claims.exp)?;
+                current.token_jti = issued.claims.jti.clone();
+                current.token_expires_at = issued.expires_at;
+                tx.put(Table::Devices, device.device_id.as_str(), &current)
+            })
+            .await?;
+        let actor = Actor::Device(device.device_id.to_string());
+        self.audit
+            .record(Event::new(
+                &actor,
+                "token.refresh",
+                device.device_id.as_str(),
+                "ok",
+            ))
+            .await;
+        Ok(issued)
+    }
+}
+
+fn apply_change(
+    tx: &crate::store::Tx<'_>,
+    id: &str,
+    change: Change,
+) -> Result<Device, TxAbort<DeviceError>> {
+    let mut device: Device = tx
+        .get(Table::Devices, id)?
+        .ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
+    let now = clock::now();
+    match (change, device.status) {
+        (_, DeviceState::Revoked) if change != Change::Revoke => {
+            return Err(TxAbort::Domain(DeviceError::Revoked))
+        }
+        (_, DeviceState::Revoked) => return Ok(device),
+        (Change::Suspend, DeviceState::Active) => {
+            device.status = DeviceState::Suspended;
+            device.suspended_at = Some(now);
+        }
+        (Change::Reactivate, DeviceState::Suspended) => device.status = DeviceState::Active,
+        (Change::Revoke, _) => {
+            device.status = DeviceState::Revoked;
+            device.revoked_at = Some(now);
+            tx.put(
+                Table::RevokedTokens,
+                &device.token_jti,
+                &device.token_expires_at.timestamp(),
+            )?;
+        }
+        _ => return Ok(device),
+    }
+    tx.put(Table::Devices, id, &device)?;
+    Ok(device)
+}
+
+/// The API error code of a device error (for the audit log).
+fn error_code(e: &DeviceError) -> &'static str {
+    match e {
+        DeviceError::NotFound(_) => "device_not_found",
+        DeviceError::Revoked => "device_revoked",
+        DeviceError::Suspended => "device_suspended",
+        DeviceError::Token(_) => "token_invalid",
+        DeviceError::Store(_) => "internal",
+    }
+}

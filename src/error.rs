@@ -1,0 +1,47 @@
+//! The crate-wide error: every domain module's error converts into it, and
+//! the http layer maps it to a status code and `{"error", "detail"}` in one
+//! place (`http::errors`).
+
+use crate::admin::AdminError;
+use crate::devices::DeviceError;
+use crate::limits::RateLimited;
+use crate::pairing::PairingError;
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+
+/// Any error an API request can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Pairing refused or failed.
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+    /// A device operation refused or failed.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// Admin authentication failed.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// Over a rate limit.
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    /// The request itself is malformed (body, query, headers).
+    #[error("{detail}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        detail: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Something else failed inside the appliance.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<TokenError> for Error {
+    fn from(e: TokenError) -> Self {
+        Error::Device(DeviceError::Token(e))
+    }
+}

@@ -1,0 +1,161 @@
+//! What the http layer knows about a request before any handler runs: the
+//! connection it came on (peer address, or the local admin socket), its
+//! credentials and user agent; plus the per-request log line and metric,
+//! labelled by route template so no code or id lands in a label.
+
+use crate::admin::AdminError;
+use crate::audit::Actor;
+use crate::devices::Authenticated;
+use crate::error::Error;
+use crate::limits::{self, Bucket};
+use crate::metrics::Metrics;
+use std::net::SocketAddr;
+use warp::Filter;
+
+use super::State;
+
+/// Facts about the connection, put on each request by `serve`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The peer's address (None on the Unix socket).
+    pub peer: Option<SocketAddr>,
+    /// Whether the request came on the local admin socket.
+    pub local_admin: bool,
+}
+
+/// A request's credentials and origin.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    conn: Option<ConnInfo>,
+    admin_token: Option<String>,
+    bearer: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// Extracts the request context (rejects only unreadable headers).
+pub fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
+    warp::ext::optional::<ConnInfo>()
+        .and(warp::header::optional::<String>("x-admin-token"))
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("user-agent"))
+        .map(
+            |conn, admin_token, authorization: Option<String>, user_agent| Ctx {
+                conn,
+                admin_token,
+                bearer: authorization
+                    .and_then(|a| a.strip_prefix("Bearer ").map(|t| t.trim().to_owned())),
+                user_agent,
+            },
+        )
+}
+
+impl Ctx {
+    /// Admits an admin (socket or token), or says why not.
+    pub async fn admin(&self, state: &State) -> Result<Actor, Error> {
+        if self.conn.is_some_and(|c| c.local_admin) {
+            return Ok(Actor::AdminSocket);
+        }
+        match state.admin.check(self.admin_token.as_deref()) {
+            Ok(()) => Ok(Actor::Admin),
+            Err(e) => {
+                if matches!(e, AdminError::Invalid) {
+                    let event = crate::audit::Event::new(
+                        &Actor::Pairing,
+                        "admin.auth",
+                        self.peer_ip(),
+                        "admin_token_invalid",
+                    );
+                    state.audit.record(event).await;
+                    tracing::warn!(peer = %self.peer_ip(), "request with a wrong admin token");
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Admits a device by its bearer token.
+    pub fn device(&self, state: &State) -> Result<Authenticated, Error> {
+        let auth = state.devices.authenticate(self.bearer.as_deref())?;
+        state.devices.touch(&auth);
+        Ok(auth)
+    }
+
+    /// Takes one request from this client's budget.
+    pub fn limit(&self, state: &State, bucket: Bucket) -> Result<(), Error> {
+        if self.conn.is_some_and(|c| c.local_admin) {
+            return Ok(());
+        }
+        let ip = self.conn.and_then(|c| c.peer).map(|p| p.ip());
+        Ok(state
+            .limits
+            .check(bucket, &limits::client_key(ip, self.user_agent.as_deref()))?)
+    }
+
+    fn peer_ip(&self) -> String {
+        match self.conn {
+            Some(ConnInfo { peer: Some(p), .. }) => p.ip().to_string(),
+            _ => "local".into(),
+        }
+    }
+}
+
+/// The route template of a path, for metrics.
+pub fn route_template(path: &str) -> &'static str {
+    const EXACT: [&str; 12] = [
+        "/phone/pairing/send-sms",
+        "/phone/pairing/accept-invite",
+        "/phone/pairing/generate-qr",
+        "/phone/devices",
+        "/phone/me",
+        "/phone/token/refresh",
+        "/.well-known/jwks.json",
+        "/healthz",
+        "/metrics",
+        "/pair",
+        "/admin/status",
+        "/admin/audit",
+    ];
+    if let Some(exact) = EXACT.iter().find(|e| **e == path) {
+        return exact;
+    }
+    const PREFIXES: [(&str, &str); 3] = [
+        ("/phone/pairing/invite/", "/phone/pairing/invite/{code}"),
+        (
+            "/phone/pairing/resend-sms/",
+            "/phone/pairing/resend-sms/{code}",
+        ),
+        ("/phone/devices/", "/phone/devices/{id}"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(p, _)| path.starts_with(p))
+        .map(|(_, t)| *t)
+        .unwrap_or("other")
+}
+
+/// Logs and counts one answered request.
+pub fn log_request(metrics: &Metrics, info: &warp::log::Info<'_>) {
+    let route = route_template(info.path());
+    let status = info.status().as_u16();
+    metrics.http_request(route, info.method().as_str(), status);
+    tracing::debug!(method = %info.method(), route, status, elapsed_ms = info.elapsed().as_millis() as u64, "request");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_hide_codes_and_ids() {
+        assert_eq!(
+            route_template("/phone/pairing/invite/SECRET"),
+            "/phone/pairing/invite/{code}"
+        );
+        assert_eq!(
+            route_template("/phone/devices/pixel/suspend"),
+            "/phone/devices/{id}"
+        );
+        assert_eq!(route_template("/phone/devices"), "/phone/devices");
+        assert_eq!(route_template("/nope"), "other");
+    }
+}

@@ -1,0 +1,147 @@
+//! Routes of `/phone/devices…` (admin: list, revoke, suspend, reactivate)
+//! and of the phone itself (`/phone/me`, `/phone/token/refresh`).
+
+use super::context::{ctx, Ctx};
+use super::errors::respond;
+use super::{with_state, Routes, State};
+use crate::devices::{Change, Device};
+use crate::error::Error;
+use crate::ids::UserId;
+use crate::pairing::PairingError;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    user_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DeviceList {
+    devices: Vec<Device>,
+    count: usize,
+}
+
+#[derive(Serialize)]
+struct StateChange {
+    device_id: String,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct Refreshed {
+    device_id: String,
+    jwt_token: String,
+    expires_at: crate::clock::Timestamp,
+}
+
+/// The device routes.
+pub fn routes(state: Arc<State>) -> Routes {
+    let devices = warp::path("phone").and(warp::path("devices"));
+    let list = devices
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::query::<ListQuery>());
+    let list = list
+        .and(with_state(state.clone()))
+        .and(ctx())
+        .then(list_devices);
+    let one = devices.and(warp::path::param::<String>());
+    let revoke = one
+        .and(warp::path::end())
+        .and(warp::delete())
+        .map(|id| (id, Change::Revoke))
+        .untuple_one();
+    let suspend = one
+        .and(warp::path("suspend"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .map(|id| (id, Change::Suspend))
+        .untuple_one();
+    let reactivate = one
+        .and(warp::path("reactivate"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .map(|id| (id, Change::Reactivate))
+        .untuple_one();
+    let change = revoke.or(suspend).unify().or(reactivate).unify();
+    let change = change
+        .and(with_state(state.clone()))
+        .and(ctx())
+        .then(change_device);
+    let me = warp::path!("phone" / "me")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(ctx())
+        .then(me);
+    let refresh = warp::path!("phone" / "token" / "refresh")
+        .and(warp::post())
+        .and(with_state(state))
+        .and(ctx())
+        .then(refresh);
+    list.or(change)
+        .unify()
+        .or(me)
+        .unify()
+        .or(refresh)
+        .unify()
+        .boxed()
+}
+
+async fn device_admin(state: &State, ctx: &Ctx) -> Result<crate::audit::Actor, Error> {
+    if state.devices_require_admin {
+        ctx.admin(state).await
+    } else {
+        Ok(crate::audit::Actor::Admin)
+    }
+}
+
+async fn list_devices(query: ListQuery, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        device_admin(&state, &ctx).await?;
+        let user = query
+            .user_id
+            .as_deref()
+            .map(UserId::parse)
+            .transpose()
+            .map_err(PairingError::from)?;
+        let devices = state.devices.list(user.as_ref())?;
+        Ok::<_, Error>(DeviceList {
+            count: devices.len(),
+            devices,
+        })
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let actor = device_admin(&state, &ctx).await?;
+        let device = state.devices.change(&actor, &id, change).await?;
+        Ok::<_, Error>(StateChange {
+            device_id: device.device_id.to_string(),
+            status: device.status.as_str(),
+        })
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn me(state: Arc<State>, ctx: Ctx) -> Response {
+    respond(StatusCode::OK, ctx.device(&state).map(|auth| auth.device))
+}
+
+async fn refresh(state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let auth = ctx.device(&state)?;
+        let issued = state.devices.refresh(&auth).await?;
+        Ok::<_, Error>(Refreshed {
+            device_id: auth.device.device_id.to_string(),
+            jwt_token: issued.token,
+            expires_at: issued.expires_at,
+        })
+    };
+    respond(StatusCode::OK, result.await)
+}

@@ -1,0 +1,179 @@
+//! The one place where errors become HTTP answers: a status code and a
+//! `{"error": code, "detail": text}` body. 4xx details explain the problem;
+//! internal failures are logged with their cause and answered with an opaque
+//! 500. Also the security headers every answer carries.
+
+use crate::admin::AdminError;
+use crate::devices::DeviceError;
+use crate::error::Error;
+use crate::pairing::{self, PairingError};
+use crate::tokens::TokenError;
+use serde::Serialize;
+use std::convert::Infallible;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+fn pairing_status(e: &PairingError) -> StatusCode {
+    match e {
+        PairingError::Invalid(_) | PairingError::Phone(_) | PairingError::OtpRequired => {
+            StatusCode::BAD_REQUEST
+        }
+        PairingError::OtpInvalid => StatusCode::FORBIDDEN,
+        PairingError::NotFound => StatusCode::NOT_FOUND,
+        PairingError::Expired => StatusCode::GONE,
+        PairingError::AlreadyAccepted
+        | PairingError::Cancelled
+        | PairingError::DeviceExists(_)
+        | PairingError::NotSms => StatusCode::CONFLICT,
+        PairingError::Sms { .. } => StatusCode::BAD_GATEWAY,
+        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+fn token_code(e: &TokenError) -> (StatusCode, &'static str) {
+    match e {
+        TokenError::Missing => (StatusCode::UNAUTHORIZED, "token_missing"),
+        TokenError::Malformed | TokenError::BadSignature => {
+            (StatusCode::UNAUTHORIZED, "token_invalid")
+        }
+        TokenError::UnknownKey => (StatusCode::UNAUTHORIZED, "token_unknown_key"),
+        TokenError::Expired => (StatusCode::UNAUTHORIZED, "token_expired"),
+        TokenError::Revoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
+        TokenError::Key(_) | TokenError::Signing(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+    }
+}
+
+fn device_code(e: &DeviceError) -> (StatusCode, &'static str) {
+    match e {
+        DeviceError::NotFound(_) => (StatusCode::NOT_FOUND, "device_not_found"),
+        DeviceError::Revoked => (StatusCode::UNAUTHORIZED, "device_revoked"),
+        DeviceError::Suspended => (StatusCode::FORBIDDEN, "device_suspended"),
+        DeviceError::Token(t) => token_code(t),
+        DeviceError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+/// The status and code for an error.
+pub fn classify(e: &Error) -> (StatusCode, &'static str) {
+    match e {
+        Error::Pairing(p) => (pairing_status(p), pairing::error_code(p)),
+        Error::Device(d) => device_code(d),
+        Error::Admin(AdminError::Missing) => (StatusCode::UNAUTHORIZED, "admin_token_required"),
+        Error::Admin(AdminError::Invalid) => (StatusCode::UNAUTHORIZED, "admin_token_invalid"),
+        Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+        Error::Store(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+/// A JSON error answer.
+pub fn error_body(status: StatusCode, code: &str, detail: &str) -> Response {
+    let body = warp::reply::json(&serde_json::json!({ "error": code, "detail": detail }));
+    warp::reply::with_status(body, status).into_response()
+}
+
+/// The answer for an error (internal causes are logged, not sent).
+pub fn reply_error(e: &Error) -> Response {
+    let (status, code) = classify(e);
+    if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
+        tracing::error!(error = %e, "internal error");
+        return error_body(status, code, "internal error; see the appliance log");
+    }
+    let mut response = error_body(status, code, &e.to_string());
+    if let Error::RateLimited(limited) = e {
+        if let Ok(v) = HeaderValue::from_str(&limited.retry_after_s.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    response
+}
+
+/// JSON with `status`, or the error's answer.
+pub fn respond<T: Serialize>(status: StatusCode, result: Result<T, Error>) -> Response {
+    match result {
+        Ok(value) => warp::reply::with_status(warp::reply::json(&value), status).into_response(),
+        Err(e) => reply_error(&e),
+    }
+}
+
+/// Parses a JSON body, with a clear error for each way it can be wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest {
+        code: "invalid_json",
+        detail: format!("request body: {e}"),
+    })
+}
+
+/// Turns warp's own rejections (no route, wrong method, body too large)
+/// into JSON errors.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let (status, code, detail) = if rejection.is_not_found() {
+        (
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route".to_owned(),
+        )
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body may be at most {} bytes", super::MAX_BODY),
+        )
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send a Content-Length header".to_owned(),
+        )
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method".to_owned(),
+        )
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+        (StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, "invalid_header", e.to_string())
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send JSON".to_owned(),
+        )
+    } else {
+        tracing::warn!(?rejection, "unhandled rejection");
+        (
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request could not be understood".to_owned(),
+        )
+    };
+    Ok(error_body(status, code, &detail))
+}
+
+/// Headers every answer carries: no caching of API data, no framing, no
+/// referrer (pairing links carry a code).
+pub fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let fixed = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in fixed {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
+}

@@ -1,0 +1,83 @@
+//! The HTTP layer: warp filters that parse and authenticate each request,
+//! call a domain function, and turn its result into JSON (or the pairing
+//! page). `routes` puts every module's routes together with one `recover`;
+//! `serve` runs them over TLS, plain TCP or the admin Unix socket.
+
+mod context;
+mod devices;
+pub mod errors;
+mod ops;
+mod page;
+mod pairing;
+pub mod serve;
+
+pub use context::ConnInfo;
+
+use crate::admin::AdminToken;
+use crate::audit::AuditLog;
+use crate::devices::Devices;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+use crate::pairing::Pairing;
+use crate::tokens::Tokens;
+use std::sync::Arc;
+use warp::{Filter, Reply};
+
+/// Everything the handlers need, shared by every connection.
+pub struct State {
+    /// Pairing service.
+    pub pairing: Pairing,
+    /// Device service.
+    pub devices: Devices,
+    /// Admin token checker.
+    pub admin: AdminToken,
+    /// Rate limits.
+    pub limits: RateLimits,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Token signer (for the JWKS).
+    pub tokens: Arc<Tokens>,
+    /// Audit log.
+    pub audit: AuditLog,
+    /// Whether device routes need the admin token.
+    pub devices_require_admin: bool,
+    /// When the appliance started.
+    pub started_at: std::time::Instant,
+}
+
+/// Largest JSON body accepted.
+pub const MAX_BODY: u64 = 16 * 1024;
+
+/// A module's routes, boxed.
+type Routes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
+
+fn with_state(
+    state: Arc<State>,
+) -> impl Filter<Extract = (Arc<State>,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(MAX_BODY).and(warp::body::bytes())
+}
+
+/// All routes, with request metrics, security headers and one `recover`.
+pub fn routes(
+    state: Arc<State>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+    let metrics = state.metrics.clone();
+    let api = pairing::routes(state.clone())
+        .or(devices::routes(state.clone()))
+        .unify()
+        .or(ops::routes(state.clone()))
+        .unify()
+        .or(page::routes(state))
+        .unify();
+    api.recover(errors::recover)
+        .unify()
+        .map(errors::secure_headers)
+        .with(warp::log::custom(move |info| {
+            context::log_request(&metrics, &info)
+        }))
+        .map(Reply::into_response)
+}

@@ -1,0 +1,231 @@
+//! Running the routes: an accept loop per listener (TLS over TCP, plain TCP
+//! when asked for, or the local admin Unix socket). Each connection is
+//! handled in its own task — the TLS handshake too, with a timeout — by
+//! hyper-util, with header-read timeouts and graceful shutdown.
+
+use super::ConnInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tower_service::Service;
+
+/// How long a client has to finish the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once.
+const MAX_PENDING_HANDSHAKES: usize = 512;
+
+/// Puts `ConnInfo` on every request of a connection.
+#[derive(Clone)]
+struct WithConn<S> {
+    inner: S,
+    info: ConnInfo,
+}
+
+impl<S, B> Service<http::Request<B>> for WithConn<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.info);
+        self.inner.call(req)
+    }
+}
+
+/// The filter every connection serves.
+pub trait Routes:
+    warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+impl<F> Routes for F where
+    F: warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Shared by the accept loops: the shutdown signal and the connection
+/// tracker.
+#[derive(Clone)]
+pub struct Lifecycle {
+    /// Becomes true when the appliance is shutting down.
+    pub stop: watch::Receiver<bool>,
+    /// Tracks open connections for a graceful drain.
+    pub graceful: Arc<GracefulShutdown>,
+}
+
+fn serve_connection<I, R>(
+    io: I,
+    info: ConnInfo,
+    routes: R,
+    watcher: Watcher,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: Routes,
+{
+    let service = TowerToHyperService::new(WithConn {
+        inner: warp::service(routes),
+        info,
+    });
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 * 1024);
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    let watched = watcher.watch(conn);
+    async move {
+        if let Err(e) = watched.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A listening socket.
+trait Accept {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn next(&self) -> impl Future<Output = std::io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn next(&self) -> std::io::Result<(Self::Io, Option<SocketAddr>)> {
+        let (stream, peer) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, Some(peer)))
+    }
+}
+
+impl Accept for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn next(&self) -> std::io::Result<(Self::Io, Option<SocketAddr>)> {
+        Ok((self.accept().await?.0, None))
+    }
+}
+
+/// Accepts connections until `stop` turns true, handing each to `handle`.
+async fn accept_loop<L: Accept>(
+    listener: L,
+    mut stop: watch::Receiver<bool>,
+    mut handle: impl FnMut(L::Io, Option<SocketAddr>),
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.next() => match accepted {
+                Ok((io, peer)) => handle(io, peer),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Serves HTTPS on `listener` until shutdown.
+pub async fn serve_tls<R: Routes>(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    routes: R,
+    life: Lifecycle,
+) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    accept_loop(listener, life.stop.clone(), |stream, peer| {
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            tracing::warn!(
+                ?peer,
+                "too many TLS handshakes in progress; connection dropped"
+            );
+            return;
+        };
+        let (acceptor, routes, watcher) =
+            (acceptor.clone(), routes.clone(), life.graceful.watcher());
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            drop(permit);
+            match handshake {
+                Ok(Ok(tls)) => {
+                    serve_connection(
+                        tls,
+                        ConnInfo {
+                            peer,
+                            local_admin: false,
+                        },
+                        routes,
+                        watcher,
+                    )
+                    .await
+                }
+                Ok(Err(e)) => tracing::debug!(?peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
+            }
+        });
+    })
+    .await;
+}
+
+/// Serves plain HTTP on `listener` (only with `--insecure-http`).
+pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Lifecycle) {
+    accept_loop(listener, life.stop.clone(), |stream, peer| {
+        tokio::spawn(serve_connection(
+            stream,
+            ConnInfo {
+                peer,
+                local_admin: false,
+            },
+            routes.clone(),
+            life.graceful.watcher(),
+        ));
+    })
+    .await;
+}
+
+/// Serves the local admin socket: every request on it is an admin's.
+pub async fn serve_unix<R: Routes>(listener: UnixListener, routes: R, life: Lifecycle) {
+    accept_loop(listener, life.stop.clone(), |stream, _| {
+        tokio::spawn(serve_connection(
+            stream,
+            ConnInfo {
+                peer: None,
+                local_admin: true,
+            },
+            routes.clone(),
+            life.graceful.watcher(),
+        ));
+    })
+    .await;
+}

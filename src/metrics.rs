@@ -1,0 +1,156 @@
+//! Prometheus metrics (`prometheus-client`): invite outcomes, devices by
+//! state, and HTTP requests by route and status, rendered as text for
+//! `GET /metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: String,
+    status: u16,
+}
+
+/// Invite outcomes counted by `invite_event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteEvent {
+    /// An SMS invite or QR token was made.
+    Created,
+    /// An invite was accepted.
+    Accepted,
+    /// An invite expired.
+    Expired,
+    /// An invite was cancelled.
+    Cancelled,
+}
+
+/// The appliance's metrics (cheap to clone).
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    invites: [Family<KindLabel, Counter>; 4],
+    devices: Family<StateLabel, Gauge>,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("topdog");
+        let invites: [Family<KindLabel, Counter>; 4] = Default::default();
+        let names = [
+            "invites_created",
+            "invites_accepted",
+            "invites_expired",
+            "invites_cancelled",
+        ];
+        for (family, name) in invites.iter().zip(names) {
+            registry.register(
+                name,
+                format!("Pairing invites {}", &name[8..]),
+                family.clone(),
+            );
+        }
+        let devices = Family::<StateLabel, Gauge>::default();
+        registry.register("devices", "Paired devices by state", devices.clone());
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                invites,
+                devices,
+                requests,
+            }),
+        }
+    }
+
+    /// Counts an invite event for an invite of `kind` (`sms` or `qr`).
+    pub fn invite_event(&self, event: InviteEvent, kind: &'static str) {
+        self.inner.invites[event as usize]
+            .get_or_create(&KindLabel { kind })
+            .inc();
+    }
+
+    /// Counts one answered HTTP request.
+    pub fn http_request(&self, route: &'static str, method: &str, status: u16) {
+        let labels = RequestLabels {
+            route,
+            method: method.to_owned(),
+            status,
+        };
+        self.inner.requests.get_or_create(&labels).inc();
+    }
+
+    /// The text exposition, with the current device counts.
+    pub fn render(&self, devices_by_state: &[(&'static str, i64)]) -> String {
+        for (state, count) in devices_by_state {
+            self.inner
+                .devices
+                .get_or_create(&StateLabel { state })
+                .set(*count);
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.inner.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_gauges() {
+        let m = Metrics::new();
+        m.invite_event(InviteEvent::Accepted, "qr");
+        m.http_request("/healthz", "GET", 200);
+        let text = m.render(&[("active", 3)]);
+        assert!(
+            text.contains(r#"topdog_invites_accepted_total{kind="qr"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"topdog_devices{state="active"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"topdog_http_requests_total{route="/healthz",method="GET",status="200"} 1"#
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,817 @@
+//! Pairing: SMS invites and QR tokens (256-bit, one-time, expiring), their
+//! session record (pending → accepted | expired | cancelled, timestamped),
+//! resend and cancel, and accept-invite, which turns an invite into a paired
+//! device and its first token in one transaction (of racing accepts exactly
+//! one wins). The HTTP shapes are those of the original design.
+
+use crate::audit::{Actor, AuditLog, Event};
+use crate::clock::{self, Timestamp};
+use crate::config::PairingConfig;
+use crate::devices::{Device, DeviceState};
+use crate::ids::{self, DeviceId, DisplayName, InvalidId, InviteCode, UserId};
+use crate::metrics::{InviteEvent, Metrics};
+use crate::phone::{PhoneError, PhoneNumber};
+use crate::qr;
+use crate::sms::{self, Sms, SmsError};
+use crate::store::{Store, StoreError, Table, Tx, TxAbort, TxError};
+use crate::tokens::{self, Subject, TokenError, Tokens};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// Why a pairing request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PairingError {
+    /// A field failed validation.
+    #[error(transparent)]
+    Invalid(#[from] InvalidId),
+    /// The phone number was refused.
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    /// No invite has this code.
+    #[error("no invite with this code")]
+    NotFound,
+    /// The invite has expired.
+    #[error("the invite has expired; ask for a new one")]
+    Expired,
+    /// The invite was already used.
+    #[error("the invite has already been used")]
+    AlreadyAccepted,
+    /// The invite was cancelled.
+    #[error("the invite was cancelled")]
+    Cancelled,
+    /// A QR pairing without its OTP.
+    #[error("this pairing needs the 6-digit code shown next to the QR code")]
+    OtpRequired,
+    /// A wrong OTP.
+    #[error("the 6-digit code is wrong")]
+    OtpInvalid,
+    /// A device with this id is already paired.
+    #[error("a device with id {0} is already paired; revoke it first")]
+    DeviceExists(String),
+    /// Only SMS invites can be resent.
+    #[error("only SMS invites can be resent")]
+    NotSms,
+    /// The SMS could not be sent; the invite stays pending.
+    #[error("{source}; the invite {hint} stays pending and can be resent")]
+    Sms { source: SmsError, hint: String },
+    /// The QR code could not be drawn.
+    #[error(transparent)]
+    Qr(#[from] qr::QrError),
+    /// Signing the token failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TxError<PairingError>> for PairingError {
+    fn from(e: TxError<PairingError>) -> Self {
+        match e {
+            TxError::Domain(e) => e,
+            TxError::Store(e) => PairingError::Store(e),
+        }
+    }
+}
+
+/// How an invite reaches the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InviteKind {
+    /// A link by SMS.
+    Sms,
+    /// A QR code shown by the IDE or console.
+    Qr,
+}
+
+impl InviteKind {
+    fn label(self) -> &'static str {
+        match self {
+            InviteKind::Sms => "sms",
+            InviteKind::Qr => "qr",
+        }
+    }
+}
+
+/// An invite's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InviteStatus {
+    /// Waiting for the phone.
+    Pending,
+    /// Used by a phone.
+    Accepted,
+    /// Past its expiry unused.
+    Expired,
+    /// Withdrawn by an admin (or after too many wrong OTPs).
+    Cancelled,
+}
+
+/// An invite and its pairing session, as stored (under the code's hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invite {
+    /// SMS or QR.
+    pub kind: InviteKind,
+    /// First characters of the code, for logs.
+    pub hint: String,
+    /// The user being paired.
+    pub user_id: UserId,
+    /// The user's display name.
+    pub user_name: DisplayName,
+    /// The number the SMS went to.
+    pub phone: Option<PhoneNumber>,
+    /// Stored state (`effective_status` also applies the expiry).
+    pub status: InviteStatus,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Expires.
+    pub expires_at: Timestamp,
+    /// Accepted.
+    pub accepted_at: Option<Timestamp>,
+    /// Cancelled.
+    pub cancelled_at: Option<Timestamp>,
+    /// Marked expired.
+    pub expired_at: Option<Timestamp>,
+    /// The device that accepted it.
+    pub device_id: Option<DeviceId>,
+    /// SHA-256 of the OTP, when one is required.
+    pub otp_hash: Option<String>,
+    /// Wrong OTPs so far.
+    pub otp_failures: u32,
+    /// SMS sent so far.
+    pub sends: u32,
+}
+
+impl Invite {
+    /// The status with the expiry applied at `now`.
+    pub fn effective_status(&self, now: Timestamp) -> InviteStatus {
+        match self.status {
+            InviteStatus::Pending if now >= self.expires_at => InviteStatus::Expired,
+            status => status,
+        }
+    }
+
+    fn acceptable(&self, now: Timestamp) -> Result<(), PairingError> {
+        match self.effective_status(now) {
+            InviteStatus::Pending => Ok(()),
+            InviteStatus::Accepted => Err(PairingError::AlreadyAccepted),
+            InviteStatus::Expired => Err(PairingError::Expired),
+            InviteStatus::Cancelled => Err(PairingError::Cancelled),
+        }
+    }
+}
+
+/// `POST /phone/pairing/send-sms`.
+#[derive(Debug, Deserialize)]
+pub struct SendSmsRequest {
+    /// The phone's number, international form.
+    pub phone_number: String,
+    /// The IDE user.
+    pub user_id: String,
+    /// The user's name, shown on the phone.
+    pub user_name: String,
+}
+
+/// The answer to send-sms and resend-sms.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendSmsResponse {
+    /// The one-time code.
+    pub invite_code: String,
+    /// The number, masked.
+    pub phone_number: String,
+    /// When the link stops working.
+    pub expires_at: Timestamp,
+    /// `pending`.
+    pub status: InviteStatus,
+    /// A sentence for the IDE.
+    pub message: String,
+}
+
+/// `POST /phone/pairing/generate-qr`.
+#[derive(Debug, Deserialize)]
+pub struct QrRequest {
+    /// The IDE user.
+    pub user_id: String,
+    /// The user's name (defaults to the id).
+    pub user_name: Option<String>,
+}
+
+/// The answer to generate-qr.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QrResponse {
+    /// The one-time QR token.
+    pub invite_code: String,
+    /// The link inside the QR code.
+    pub pairing_url: String,
+    /// When the token stops working.
+    pub expires_at: Timestamp,
+    /// The QR code as SVG.
+    pub qr_svg: String,
+    /// The QR code as PNG, base64.
+    pub qr_png_base64: String,
+    /// The OTP to show beside the QR (only when required and not embedded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+}
+
+/// `POST /phone/pairing/accept-invite`.
+#[derive(Debug, Deserialize)]
+pub struct AcceptRequest {
+    /// The invite code or QR token.
+    pub invite_code: String,
+    /// The phone's id.
+    pub device_id: String,
+    /// The phone's name.
+    pub device_name: String,
+    /// `ios`, `android`, `web`, …
+    pub device_type: String,
+    /// OS version.
+    pub os_version: String,
+    /// App version.
+    pub app_version: String,
+    /// The OTP, for QR pairings that need one.
+    pub otp: Option<String>,
+}
+
+/// The answer to accept-invite.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AcceptResponse {
+    /// The new device's id.
+    pub device_id: String,
+    /// Its token.
+    pub jwt_token: String,
+    /// The token's expiry.
+    pub expires_at: Timestamp,
+    /// Where the phone's MQTT client connects (host:port).
+    pub mqtt_broker: String,
+    /// The user it was paired for.
+    pub user_id: String,
+}
+
+/// `GET /phone/pairing/invite/{code}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InviteView {
+    /// The code asked about.
+    pub invite_code: String,
+    /// Its status.
+    pub status: InviteStatus,
+    /// Its expiry.
+    pub expires_at: Timestamp,
+    /// Whether it has expired.
+    pub is_expired: bool,
+    /// Whether it can still be accepted.
+    pub is_valid: bool,
+}
+
+/// What the pairing page shows before the phone accepts.
+#[derive(Debug, Clone)]
+pub struct PagePreview {
+    /// The user's name.
+    pub user_name: String,
+    /// The invite's status.
+    pub status: InviteStatus,
+    /// Whether an OTP must be typed.
+    pub needs_otp: bool,
+}
+
+/// The pairing service.
+#[derive(Clone)]
+pub struct Pairing {
+    store: Store,
+    tokens: Arc<Tokens>,
+    sms: Arc<dyn Sms>,
+    audit: AuditLog,
+    metrics: Metrics,
+    config: PairingConfig,
+    base_url: String,
+    mqtt_broker: String,
+}
+
+/// The parts the pairing service works with.
+pub struct Parts {
+    /// The store.
+    pub store: Store,
+    /// The token signer.
+    pub tokens: Arc<Tokens>,
+    /// The SMS provider.
+    pub sms: Arc<dyn Sms>,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Pairing rules.
+    pub config: PairingConfig,
+    /// Public base URL (no trailing slash).
+    pub base_url: String,
+    /// host:port of the MQTT broker.
+    pub mqtt_broker: String,
+}
+
+/// Wrong OTPs allowed before the QR token is cancelled.
+const MAX_OTP_FAILURES: u32 = 5;
+
+fn hash_otp(otp: &str) -> String {
+    hex::encode(Sha256::digest(otp.as_bytes()))
+}
+
+fn new_otp() -> String {
+    format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
+}
+
+impl Pairing {
+    /// A service over its parts.
+    pub fn new(parts: Parts) -> Pairing {
+        let Parts {
+            store,
+            tokens,
+            sms,
+            audit,
+            metrics,
+            config,
+            base_url,
+            mqtt_broker,
+        } = parts;
+        Pairing {
+            store,
+            tokens,
+            sms,
+            audit,
+            metrics,
+            config,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            mqtt_broker,
+        }
+    }
+
+    /// The configured SMS provider's name.
+    pub fn sms_provider(&self) -> &'static str {
+        self.sms.name()
+    }
+
+    fn link(&self, code: &InviteCode, otp: Option<&str>) -> String {
+        match otp {
+            Some(otp) => format!("{}/pair?code={}&otp={otp}", self.base_url, code.as_str()),
+            None => format!("{}/pair?code={}", self.base_url, code.as_str()),
+        }
+    }
+
+    fn new_invite(
+        &self,
+        kind: InviteKind,
+        code: &InviteCode,
+        user_id: UserId,
+        user_name: DisplayName,
+        ttl: Duration,
+    ) -> Invite {
+        let now = clock::now();
+        Invite {
+            kind,
+            hint: code.masked(),
+            user_id,
+            user_name,
+            phone: None,
+            status: InviteStatus::Pending,
+            created_at: now,
+            expires_at: now + clock::span(ttl),
+            accepted_at: None,
+            cancelled_at: None,
+            expired_at: None,
+            device_id: None,
+            otp_hash: None,
+            otp_failures: 0,
+            sends: 0,
+        }
+    }
+
+    /// Creates an SMS invite, stores it, then texts the link.
+    pub async fn send_sms(
+        &self,
+        actor: &Actor,
+        req: SendSmsRequest,
+    ) -> Result<SendSmsResponse, PairingError> {
+        let phone = PhoneNumber::parse_allowed(&req.phone_number, &self.config.allowed_countries)?;
+        let user_id = UserId::parse(&req.user_id)?;
+        let user_name = DisplayName::parse("user_name", &req.user_name)?;
+        let code = InviteCode::generate();
+        let mut invite = self.new_invite(
+            InviteKind::Sms,
+            &code,
+            user_id,
+            user_name,
+            self.config.invite_expiry,
+        );
+        invite.phone = Some(phone.clone());
+        invite.sends = 1;
+        self.store
+            .insert(Table::Invites, &code.key().0, &invite)
+            .await?;
+        self.metrics.invite_event(InviteEvent::Created, "sms");
+        let sent = self.text_link(&code, &invite, &phone).await;
+        self.audit
+            .record(Event::new(
+                actor,
+                "invite.create",
+                phone.masked(),
+                outcome(&sent),
+            ))
+            .await;
+        sent?;
+        Ok(sms_answer(&code, &invite, &phone, "Pairing link sent"))
+    }
+
+    async fn text_link(
+        &self,
+        code: &InviteCode,
+        invite: &Invite,
+        phone: &PhoneNumber,
+    ) -> Result<(), PairingError> {
+        let text = sms::invite_message(
+            invite.user_name.as_str(),
+            &self.link(code, None),
+            self.config.invite_expiry,
+        );
+        self.sms.send(phone, &text).await.map_err(|source| {
+            tracing::warn!(error = %source, to = %phone, "pairing SMS failed");
+            PairingError::Sms {
+                source,
+                hint: code.masked(),
+            }
+        })
+    }
+
+    /// Gives an SMS invite a new expiry and texts the link again.
+    pub async fn resend(
+        &self,
+        actor: &Actor,
+        raw_code: &str,
+    ) -> Result<SendSmsResponse, PairingError> {
+        let code = InviteCode::parse(raw_code)?;
+        let now = clock::now();
+        let ttl = clock::span(self.config.invite_expiry);
+        let invite = self
+            .store
+            .commit(|tx| {
+                let mut invite = get_invite(tx, &code)?;
+                if invite.kind != InviteKind::Sms {
+                    return Err(TxAbort::Domain(PairingError::NotSms));
+                }
+                match invite.effective_status(now) {
+                    InviteStatus::Pending | InviteStatus::Expired => {}
+                    InviteStatus::Accepted => {
+                        return Err(TxAbort::Domain(PairingError::AlreadyAccepted))
+                    }
+                    InviteStatus::Cancelled => {
+                        return Err(TxAbort::Domain(PairingError::Cancelled))
+                    }
+                }
+                invite.status = InviteStatus::Pending;
+                invite.expires_at = now + ttl;
+                invite.expired_at = None;
+                invite.sends += 1;
+                tx.put(Table::Invites, &code.key().0, &invite)?;
+                Ok(invite)
+            })
+            .await?;
+        let phone = invite.phone.clone().ok_or(PairingError::NotSms)?;
+        let sent = self.text_link(&code, &invite, &phone).await;
+        self.audit
+            .record(Event::new(
+                actor,
+                "invite.resend",
+                phone.masked(),
+                outcome(&sent),
+            ))
+            .await;
+        sent?;
+        Ok(sms_answer(
+            &code,
+            &invite,
+            &phone,
+            "Pairing link sent again",
+        ))
+    }
+
+    /// Cancels a pending invite.
+    pub async fn cancel(&self, actor: &Actor, raw_code: &str) -> Result<InviteView, PairingError> {
+        let code = InviteCode::parse(raw_code)?;
+        let now = clock::now();
+        let result = self
+            .store
+            .commit(|tx| {
+                let mut invite = get_invite(tx, &code)?;
+                invite.acceptable(now).map_err(TxAbort::Domain)?;
+                invite.status = InviteStatus::Cancelled;
+                invite.cancelled_at = Some(now);
+                tx.put(Table::Invites, &code.key().0, &invite)?;
+                Ok(invite)
+            })
+            .await
+            .map_err(PairingError::from);
+        self.audit
+            .record(Event::new(
+                actor,
+                "invite.cancel",
+                code.masked(),
+                outcome(&result),
+            ))
+            .await;
+        let invite = result?;
+        self.metrics
+            .invite_event(InviteEvent::Cancelled, invite.kind.label());
+        Ok(view(&code, &invite, now))
+    }
+
+    /// The status of an invite (opening it consumes nothing).
+    pub fn status(&self, raw_code: &str) -> Result<InviteView, PairingError> {
+        let code = InviteCode::parse(raw_code)?;
+        let invite = self.load(&code)?;
+        Ok(view(&code, &invite, clock::now()))
+    }
+
+    /// What the pairing page shows (consumes nothing).
+    pub fn preview(&self, raw_code: &str) -> Result<PagePreview, PairingError> {
+        let code = InviteCode::parse(raw_code)?;
+        let invite = self.load(&code)?;
+        Ok(PagePreview {
+            user_name: invite.user_name.to_string(),
+            status: invite.effective_status(clock::now()),
+            needs_otp: invite.otp_hash.is_some(),
+        })
+    }
+
+    fn load(&self, code: &InviteCode) -> Result<Invite, PairingError> {
+        self.store
+            .get(Table::Invites, &code.key().0)?
+            .ok_or(PairingError::NotFound)
+    }
+
+    /// Creates a one-time QR token (with an OTP when configured).
+    pub async fn generate_qr(
+        &self,
+        actor: &Actor,
+        req: QrRequest,
+    ) -> Result<QrResponse, PairingError> {
+        let user_id = UserId::parse(&req.user_id)?;
+        let user_name = DisplayName::parse(
+            "user_name",
+            req.user_name.as_deref().unwrap_or(user_id.as_str()),
+        )?;
+        let code = InviteCode::generate();
+        let mut invite = self.new_invite(
+            InviteKind::Qr,
+            &code,
+            user_id,
+            user_name,
+            self.config.qr_expiry,
+        );
+        let otp = self.config.qr_require_otp.then(new_otp);
+        invite.otp_hash = otp.as_deref().map(hash_otp);
+        let embedded = otp.as_deref().filter(|_| self.config.qr_embed_otp);
+        let pairing_url = self.link(&code, embedded);
+        let (qr_svg, qr_png_base64) = (qr::svg(&pairing_url)?, qr::png_base64(&pairing_url)?);
+        self.store
+            .insert(Table::Invites, &code.key().0, &invite)
+            .await?;
+        self.metrics.invite_event(InviteEvent::Created, "qr");
+        self.audit
+            .record(Event::new(
+                actor,
+                "invite.create",
+                format!("qr:{}", invite.user_id),
+                "ok",
+            ))
+            .await;
+        let shown_otp = if self.config.qr_embed_otp { None } else { otp };
+        Ok(QrResponse {
+            invite_code: code.as_str().to_owned(),
+            pairing_url,
+            expires_at: invite.expires_at,
+            qr_svg,
+            qr_png_base64,
+            otp: shown_otp,
+        })
+    }
+
+    /// Accepts an invite: exactly one accept of a code succeeds.
+    pub async fn accept(&self, req: AcceptRequest) -> Result<AcceptResponse, PairingError> {
+        let code = InviteCode::parse(&req.invite_code)?;
+        let device = self.check_device_fields(&req)?;
+        let pre = self.load(&code)?;
+        pre.acceptable(clock::now())?;
+        let fingerprint = tokens::fingerprint(&[
+            pre.user_id.as_str(),
+            device.device_id.as_str(),
+            &device.device_type,
+        ]);
+        let issued = self.tokens.issue(&Subject {
+            user_id: pre.user_id.as_str(),
+            device_id: device.device_id.as_str(),
+            fingerprint: &fingerprint,
+        })?;
+        let now = clock::now();
+        let otp = req.otp.as_deref();
+        let mut record = device;
+        record.fingerprint = fingerprint;
+        record.token_jti = issued.claims.jti.clone();
+        record.token_expires_at = issued.expires_at;
+        let result = self
+            .store
+            .commit(|tx| {
+                accept_in(tx, &code, otp, &record, now).map(|r| r.map(|i| (i.kind, i.user_id)))
+            })
+            .await;
+        let result = result.map_err(PairingError::from).and_then(|inner| inner);
+        let target = format!("{} via {}", record.device_id, code.masked());
+        self.audit
+            .record(Event::new(
+                &Actor::Pairing,
+                accept_action(&result),
+                target,
+                outcome(&result),
+            ))
+            .await;
+        let (kind, user_id) = result?;
+        self.metrics
+            .invite_event(InviteEvent::Accepted, kind.label());
+        tracing::info!(device = %record.device_id, user = %user_id, "phone paired");
+        Ok(AcceptResponse {
+            device_id: record.device_id.to_string(),
+            jwt_token: issued.token,
+            expires_at: issued.expires_at,
+            mqtt_broker: self.mqtt_broker.clone(),
+            user_id: user_id.to_string(),
+        })
+    }
+
+    fn check_device_fields(&self, req: &AcceptRequest) -> Result<Device, PairingError> {
+        let now = clock::now();
+        Ok(Device {
+            device_id: DeviceId::parse(&req.device_id)?,
+            user_id: UserId::parse("pending")?,
+            user_name: DisplayName::parse("user_name", "pending")?,
+            device_name: DisplayName::parse("device_name", &req.device_name)?,
+            device_type: ids::short_text("device_type", &req.device_type)?,
+            os_version: ids::short_text("os_version", &req.os_version)?,
+            app_version: ids::short_text("app_version", &req.app_version)?,
+            status: DeviceState::Active,
+            paired_at: now,
+            last_seen_at: Some(now),
+            suspended_at: None,
+            revoked_at: None,
+            fingerprint: String::new(),
+            token_jti: String::new(),
+            token_expires_at: now,
+        })
+    }
+
+    /// Marks every pending invite past its expiry as expired; returns how
+    /// many it marked.
+    pub async fn sweep(&self) -> Result<usize, PairingError> {
+        let now = clock::now();
+        let invites: Vec<(String, Invite)> = self.store.scan_keyed(Table::Invites)?;
+        let mut swept = 0;
+        for (key, _) in invites
+            .iter()
+            .filter(|(_, i)| i.status == InviteStatus::Pending && i.expires_at <= now)
+        {
+            let marked = self.store.commit(|tx| expire_in(tx, key, now)).await?;
+            if let Some(kind) = marked {
+                self.metrics
+                    .invite_event(InviteEvent::Expired, kind.label());
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+}
+
+fn get_invite(tx: &Tx<'_>, code: &InviteCode) -> Result<Invite, TxAbort<PairingError>> {
+    tx.get(Table::Invites, &code.key().0)?
+        .ok_or(TxAbort::Domain(PairingError::NotFound))
+}
+
+/// The transaction of an accept. An OTP failure is counted (committed) and
+/// reported as the inner error.
+fn accept_in(
+    tx: &Tx<'_>,
+    code: &InviteCode,
+    otp: Option<&str>,
+    device: &Device,
+    now: Timestamp,
+) -> Result<Result<Invite, PairingError>, TxAbort<PairingError>> {
+    let key = code.key().0;
+    let mut invite = get_invite(tx, code)?;
+    invite.acceptable(now).map_err(TxAbort::Domain)?;
+    if let Some(expected) = &invite.otp_hash {
+        let Some(given) = otp else {
+            return Err(TxAbort::Domain(PairingError::OtpRequired));
+        };
+        if !bool::from(hash_otp(given.trim()).as_bytes().ct_eq(expected.as_bytes())) {
+            invite.otp_failures += 1;
+            if invite.otp_failures >= MAX_OTP_FAILURES {
+                invite.status = InviteStatus::Cancelled;
+                invite.cancelled_at = Some(now);
+            }
+            tx.put(Table::Invites, &key, &invite)?;
+            return Ok(Err(PairingError::OtpInvalid));
+        }
+    }
+    if let Some(existing) = tx.get::<Device, _>(Table::Devices, device.device_id.as_str())? {
+        if existing.status != DeviceState::Revoked {
+            return Err(TxAbort::Domain(PairingError::DeviceExists(
+                device.device_id.to_string(),
+            )));
+        }
+    }
+    invite.status = InviteStatus::Accepted;
+    invite.accepted_at = Some(now);
+    invite.device_id = Some(device.device_id.clone());
+    let mut device = device.clone();
+    device.user_id = invite.user_id.clone();
+    device.user_name = invite.user_name.clone();
+    tx.put(Table::Invites, &key, &invite)?;
+    tx.put(Table::Devices, device.device_id.as_str(), &device)?;
+    Ok(Ok(invite))
+}
+
+/// Marks one invite expired if it is still pending and past its expiry.
+fn expire_in(
+    tx: &Tx<'_>,
+    key: &str,
+    now: Timestamp,
+) -> Result<Option<InviteKind>, TxAbort<PairingError>> {
+    let Some(mut invite) = tx.get::<Invite, _>(Table::Invites, key)? else {
+        return Ok(None);
+    };
+    if invite.status != InviteStatus::Pending || invite.expires_at > now {
+        return Ok(None);
+    }
+    invite.status = InviteStatus::Expired;
+    invite.expired_at = Some(now);
+    tx.put(Table::Invites, key, &invite)?;
+    Ok(Some(invite.kind))
+}
+
+fn accept_action<T>(result: &Result<T, PairingError>) -> &'static str {
+    if result.is_ok() {
+        "invite.accept"
+    } else {
+        "invite.reject"
+    }
+}
+
+fn outcome<T>(result: &Result<T, PairingError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => error_code(e),
+    }
+}
+
+/// The API error code of a pairing error.
+pub fn error_code(e: &PairingError) -> &'static str {
+    match e {
+        PairingError::Invalid(_) => "invalid_field",
+        PairingError::Phone(PhoneError::Invalid) => "invalid_phone_number",
+        PairingError::Phone(PhoneError::CountryNotAllowed(_)) => "country_not_allowed",
+        PairingError::NotFound => "invite_not_found",
+        PairingError::Expired => "invite_expired",
+        PairingError::AlreadyAccepted => "invite_already_used",
+        PairingError::Cancelled => "invite_cancelled",
+        PairingError::OtpRequired => "otp_required",
+        PairingError::OtpInvalid => "otp_invalid",
+        PairingError::DeviceExists(_) => "device_exists",
+        PairingError::NotSms => "not_an_sms_invite",
+        PairingError::Sms { .. } => "sms_failed",
+        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) => "internal",
+    }
+}
+
+fn view(code: &InviteCode, invite: &Invite, now: Timestamp) -> InviteView {
+    let status = invite.effective_status(now);
+    InviteView {
+        invite_code: code.as_str().to_owned(),
+        status,
+        expires_at: invite.expires_at,
+        is_expired: status == InviteStatus::Expired,
+        is_valid: status == InviteStatus::Pending,
+    }
+}
+
+fn sms_answer(
+    code: &InviteCode,
+    invite: &Invite,
+    phone: &PhoneNumber,
+    what: &str,
+) -> SendSmsResponse {
+    SendSmsResponse {
+        invite_code: code.as_str().to_owned(),
+        phone_number: phone.masked(),
+        expires_at: invite.expires_at,
+        status: InviteStatus::Pending,
+        message: format!("{what} to {}", phone.masked()),
+    }
+}

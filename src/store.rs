@@ -1,0 +1,270 @@
+//! The durable store: one sled database with a tree per record kind. Records
+//! are JSON. Every change that is acknowledged goes through `commit` or
+//! `insert`, which return only after sled has flushed it to disk; changes to
+//! several records happen in one transaction. Nothing else touches sled.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+use std::path::Path;
+
+/// The kinds of record the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Invites and QR tokens, keyed by the SHA-256 of the code.
+    Invites,
+    /// Paired devices, keyed by device id.
+    Devices,
+    /// Revoked token ids, with their expiry.
+    RevokedTokens,
+    /// Appliance-wide settings and markers.
+    Meta,
+}
+
+const TABLES: [(Table, &str); 4] = [
+    (Table::Invites, "invites"),
+    (Table::Devices, "devices"),
+    (Table::RevokedTokens, "revoked_tokens"),
+    (Table::Meta, "meta"),
+];
+
+/// A storage failure (always an internal error).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error.
+    #[error("database: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record could not be (de)serialised.
+    #[error("record encoding: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+/// The result of a transaction: the domain's refusal, or a storage failure.
+#[derive(Debug)]
+pub enum TxError<E> {
+    /// The closure refused the change; nothing was written.
+    Domain(E),
+    /// The store failed.
+    Store(StoreError),
+}
+
+/// Why a transaction closure stopped: return `TxAbort::Domain` to refuse.
+pub enum TxAbort<E> {
+    /// The domain refused the change.
+    Domain(E),
+    /// A storage-level conflict or failure (retried or reported by the store).
+    Storage(UnabortableTransactionError),
+    /// A record could not be (de)serialised.
+    Codec(serde_json::Error),
+}
+
+impl<E> From<UnabortableTransactionError> for TxAbort<E> {
+    fn from(e: UnabortableTransactionError) -> Self {
+        TxAbort::Storage(e)
+    }
+}
+
+/// The view of the store inside a transaction.
+pub struct Tx<'a> {
+    trees: [&'a TransactionalTree; 4],
+}
+
+impl Tx<'_> {
+    fn tree(&self, table: Table) -> &TransactionalTree {
+        self.trees[table as usize]
+    }
+
+    /// Reads a record.
+    pub fn get<T: DeserializeOwned, E>(
+        &self,
+        table: Table,
+        key: &str,
+    ) -> Result<Option<T>, TxAbort<E>> {
+        match self.tree(table).get(key.as_bytes())? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(TxAbort::Codec),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a record.
+    pub fn put<T: Serialize, E>(
+        &self,
+        table: Table,
+        key: &str,
+        value: &T,
+    ) -> Result<(), TxAbort<E>> {
+        let bytes = serde_json::to_vec(value).map_err(TxAbort::Codec)?;
+        self.tree(table).insert(key.as_bytes(), bytes)?;
+        Ok(())
+    }
+}
+
+enum Inner<E> {
+    Domain(E),
+    Codec(serde_json::Error),
+}
+
+/// The database handle (cheap to clone).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    trees: [sled::Tree; 4],
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(path).open()?;
+        let open = |name: &str| db.open_tree(name);
+        let trees = [
+            open(TABLES[0].1)?,
+            open(TABLES[1].1)?,
+            open(TABLES[2].1)?,
+            open(TABLES[3].1)?,
+        ];
+        Ok(Store { db, trees })
+    }
+
+    fn tree(&self, table: Table) -> &sled::Tree {
+        &self.trees[table as usize]
+    }
+
+    /// Reads a record.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.tree(table).get(key.as_bytes())? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a record exists.
+    pub fn contains(&self, table: Table, key: &str) -> Result<bool, StoreError> {
+        Ok(self.tree(table).contains_key(key.as_bytes())?)
+    }
+
+    /// Every record of a table, in key order.
+    pub fn scan<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StoreError> {
+        self.tree(table)
+            .iter()
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    /// Every record of a table with its key, in key order.
+    pub fn scan_keyed<T: DeserializeOwned>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.tree(table)
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    serde_json::from_slice(&v)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The number of records in a table.
+    pub fn count(&self, table: Table) -> usize {
+        self.tree(table).len()
+    }
+
+    /// Writes one record and waits until it is on disk.
+    pub async fn insert<T: Serialize>(
+        &self,
+        table: Table,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        self.tree(table)
+            .insert(key.as_bytes(), serde_json::to_vec(value)?)?;
+        self.flush().await
+    }
+
+    /// Runs `f` as one transaction over every table (retried on conflict),
+    /// then waits until the change is on disk.
+    pub async fn commit<R, E>(
+        &self,
+        f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>,
+    ) -> Result<R, TxError<E>> {
+        let result = self.commit_unflushed(f)?;
+        self.flush().await.map_err(TxError::Store)?;
+        Ok(result)
+    }
+
+    /// Runs `f` as one transaction without waiting for the disk: only for
+    /// changes nobody is told about (such as a device's last-seen time).
+    pub fn commit_unflushed<R, E>(
+        &self,
+        f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>,
+    ) -> Result<R, TxError<E>> {
+        let [a, b, c, d] = &self.trees;
+        let outcome = (a, b, c, d).transaction(|(a, b, c, d)| {
+            let tx = Tx {
+                trees: [a, b, c, d],
+            };
+            f(&tx).map_err(|abort| match abort {
+                TxAbort::Domain(e) => ConflictableTransactionError::Abort(Inner::Domain(e)),
+                TxAbort::Codec(e) => ConflictableTransactionError::Abort(Inner::Codec(e)),
+                TxAbort::Storage(e) => e.into(),
+            })
+        });
+        outcome.map_err(|e| match e {
+            TransactionError::Abort(Inner::Domain(e)) => TxError::Domain(e),
+            TransactionError::Abort(Inner::Codec(e)) => TxError::Store(StoreError::Codec(e)),
+            TransactionError::Storage(e) => TxError::Store(StoreError::Sled(e)),
+        })
+    }
+
+    /// Waits until every change so far is on disk (concurrent callers share
+    /// one flush).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn commits_survive_reopen_and_aborts_change_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        store.insert(Table::Devices, "a", &1u32).await.unwrap();
+        let refused: Result<(), TxError<&str>> = store
+            .commit(|tx| {
+                tx.put(Table::Devices, "b", &2u32)?;
+                Err(TxAbort::Domain("no"))
+            })
+            .await;
+        assert!(matches!(refused, Err(TxError::Domain("no"))));
+        store
+            .commit(|tx| {
+                let a: u32 = tx.get::<u32, ()>(Table::Devices, "a")?.unwrap_or(0);
+                tx.put::<_, ()>(Table::Devices, "a", &(a + 10))
+            })
+            .await
+            .map_err(|_| "commit")
+            .unwrap();
+        drop(store);
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.get::<u32>(Table::Devices, "a").unwrap(), Some(11));
+        assert_eq!(store.get::<u32>(Table::Devices, "b").unwrap(), None);
+        assert_eq!(store.scan::<u32>(Table::Devices).unwrap(), vec![11]);
+    }
+}

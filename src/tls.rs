@@ -1,0 +1,53 @@
+//! rustls configurations for the appliance's listeners, built from PEM with
+//! the ring provider: TLS 1.2 and 1.3 only, rustls' safe cipher suites, no
+//! session resumption state shared across restarts.
+
+use crate::pki::TlsPair;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::sync::Arc;
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The PEM could not be read.
+    #[error("reading PEM: {0}")]
+    Pem(#[from] std::io::Error),
+    /// No private key in the key file.
+    #[error("no private key found in the key file")]
+    NoKey,
+    /// No certificate in the certificate file.
+    #[error("no certificate found in the certificate file")]
+    NoCert,
+    /// rustls refused the material.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Parses a PEM certificate chain.
+pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = rustls_pemfile::certs(&mut pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCert);
+    }
+    Ok(certs)
+}
+
+/// Parses a PEM private key.
+pub fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    rustls_pemfile::private_key(&mut pem.as_bytes())?.ok_or(TlsError::NoKey)
+}
+
+/// The crypto provider every listener uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server configuration for the HTTPS API (HTTP/2 and HTTP/1.1).
+pub fn https_server(pair: &TlsPair) -> Result<rustls::ServerConfig, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(certs(&pair.chain_pem)?, key(&pair.key_pem)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
