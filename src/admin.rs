@@ -46,34 +46,23 @@ impl AdminToken {
         if let Some(token) = configured {
             let admin = AdminToken::from_token(token);
             datadir::write_secret(&path, hex::encode(admin.hash).as_bytes())?;
-            return Ok(Loaded {
-                admin,
-                generated: None,
-            });
+            return Ok(Loaded { admin, generated: None });
         }
         if let Some(stored) = datadir::read_optional(&path)? {
             let text = String::from_utf8_lossy(&stored);
             if let Some(hash) = parse_hash(text.trim()) {
-                return Ok(Loaded {
-                    admin: AdminToken { hash },
-                    generated: None,
-                });
+                return Ok(Loaded { admin: AdminToken { hash }, generated: None });
             }
         }
         let token = generate();
         let admin = AdminToken::from_token(&token);
         datadir::write_secret(&path, hex::encode(admin.hash).as_bytes())?;
-        Ok(Loaded {
-            admin,
-            generated: Some(token),
-        })
+        Ok(Loaded { admin, generated: Some(token) })
     }
 
     /// A checker for `token`.
     pub fn from_token(token: &str) -> AdminToken {
-        AdminToken {
-            hash: Sha256::digest(token.as_bytes()).into(),
-        }
+        AdminToken { hash: Sha256::digest(token.as_bytes()).into() }
     }
 
     /// Checks a presented token in constant time.
@@ -111,10 +100,7 @@ mod tests {
         let second = AdminToken::load_or_create(&dir, None).unwrap();
         assert!(second.generated.is_none());
         assert!(second.admin.check(Some(&token)).is_ok());
-        assert!(matches!(
-            second.admin.check(Some("tdadm_wrong")),
-            Err(AdminError::Invalid)
-        ));
+        assert!(matches!(second.admin.check(Some("tdadm_wrong")), Err(AdminError::Invalid)));
         assert!(matches!(second.admin.check(None), Err(AdminError::Missing)));
         let stored = std::fs::read_to_string(dir.file(HASH_FILE)).unwrap();
         assert!(!stored.contains(&token));

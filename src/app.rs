@@ -67,10 +67,8 @@ fn server_pair(config: &Config, dir: &DataDir, ca: &Ca) -> anyhow::Result<TlsPai
     Ok(match &config.tls {
         TlsSource::Generated => pki::server_tls(dir, ca, &pki::server_names(&config.tls_sans))?,
         TlsSource::Files { cert, key } => TlsPair {
-            chain_pem: std::fs::read_to_string(cert)
-                .with_context(|| format!("reading {}", cert.display()))?,
-            key_pem: std::fs::read_to_string(key)
-                .with_context(|| format!("reading {}", key.display()))?,
+            chain_pem: std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?,
+            key_pem: std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?,
         },
     })
 }
@@ -79,8 +77,7 @@ fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
     if path.exists() {
         std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
@@ -88,46 +85,36 @@ fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
 impl App {
     /// Opens everything and binds the listeners.
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let dir = DataDir::open(&config.data_dir)
-            .with_context(|| format!("data directory {}", config.data_dir.display()))?;
+        let dir =
+            DataDir::open(&config.data_dir).with_context(|| format!("data directory {}", config.data_dir.display()))?;
         let ca = Ca::load_or_create(&dir).context("appliance CA")?;
-        let tokens =
-            Arc::new(Tokens::load_or_create(&dir, config.jwt_ttl).context("JWT signing key")?);
-        let admin =
-            AdminToken::load_or_create(&dir, config.admin_token.as_ref().map(|s| s.0.as_str()))
-                .context("admin token")?;
+        let tokens = Arc::new(Tokens::load_or_create(&dir, config.jwt_ttl).context("JWT signing key")?);
+        let admin = AdminToken::load_or_create(&dir, config.admin_token.as_ref().map(|s| s.0.as_str()))
+            .context("admin token")?;
         let store = Store::open(&dir.database()).context("database")?;
         let audit = AuditLog::open(&dir.audit_log()).context("audit log")?;
-        let http = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding {}", config.http_addr))?;
+        let http =
+            TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
         let http_addr = http.local_addr()?;
         let tls = if config.insecure_http {
-            tracing::warn!(
-                "serving plain HTTP: tokens and invite codes cross the network unencrypted"
-            );
+            tracing::warn!("serving plain HTTP: tokens and invite codes cross the network unencrypted");
             None
         } else {
             let server = tls::https_server(&server_pair(&config, &dir, &ca)?)?;
             Some(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
         };
         if !config.devices_require_admin {
-            tracing::warn!("PHONE_DEVICES_REQUIRE_ADMIN is off: anyone who can reach the API can list, suspend and revoke devices");
+            tracing::warn!(
+                "PHONE_DEVICES_REQUIRE_ADMIN is off: anyone who can reach the API can list, suspend and revoke devices"
+            );
         }
-        let scheme = if config.insecure_http {
-            "http"
-        } else {
-            "https"
-        };
+        let scheme = if config.insecure_http { "http" } else { "https" };
         let base_url = match &config.base_url {
             Some(url) => url.as_str().trim_end_matches('/').to_owned(),
             None => format!("{scheme}://{}:{}", host_name(), http_addr.port()),
         };
         let broker_host = config.mqtt_public_host.clone().unwrap_or_else(|| {
-            url::Url::parse(&base_url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_else(host_name)
+            url::Url::parse(&base_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_else(host_name)
         });
         let metrics = Metrics::new();
         let sms = sms::from_config(&config.sms);
@@ -147,21 +134,15 @@ impl App {
             pairing,
             devices,
             admin: admin.admin,
-            limits: RateLimits::new(
-                config.limits.invites_per_minute,
-                config.limits.accepts_per_minute,
-            ),
+            limits: RateLimits::new(config.limits.invites_per_minute, config.limits.accepts_per_minute),
             metrics,
             tokens,
             audit,
             devices_require_admin: config.devices_require_admin,
             started_at: std::time::Instant::now(),
         });
-        let display_host = if http_addr.ip().is_unspecified() {
-            "localhost".to_owned()
-        } else {
-            http_addr.ip().to_string()
-        };
+        let display_host =
+            if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };
         let info = StartInfo {
             data_dir: dir.root().to_owned(),
             api_url: format!("{scheme}://{display_host}:{}", http_addr.port()),
@@ -171,16 +152,7 @@ impl App {
             sms_provider: sms.name(),
             new_admin_token: admin.generated,
         };
-        Ok(App {
-            http,
-            http_addr,
-            unix,
-            tls,
-            state,
-            store,
-            info,
-            sweep_interval: config.sweep_interval,
-        })
+        Ok(App { http, http_addr, unix, tls, state, store, info, sweep_interval: config.sweep_interval })
     }
 
     /// The HTTP listener's address.
@@ -198,19 +170,11 @@ impl App {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
-        let life = Lifecycle {
-            stop: stop.clone(),
-            graceful: graceful.clone(),
-        };
+        let life = Lifecycle { stop: stop.clone(), graceful: graceful.clone() };
         let routes = http::routes(self.state.clone());
         let mut tasks = tokio::task::JoinSet::new();
         match self.tls {
-            Some(acceptor) => tasks.spawn(serve::serve_tls(
-                self.http,
-                acceptor,
-                routes.clone(),
-                life.clone(),
-            )),
+            Some(acceptor) => tasks.spawn(serve::serve_tls(self.http, acceptor, routes.clone(), life.clone())),
             None => tasks.spawn(serve::serve_plain(self.http, routes.clone(), life.clone())),
         };
         tasks.spawn(serve::serve_unix(self.unix, routes, life));
@@ -220,12 +184,8 @@ impl App {
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         drop(tasks);
-        let graceful = Arc::try_unwrap(graceful)
-            .map_err(|_| anyhow::anyhow!("connections still referenced"))?;
-        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
-            .await
-            .is_err()
-        {
+        let graceful = Arc::try_unwrap(graceful).map_err(|_| anyhow::anyhow!("connections still referenced"))?;
+        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
             tracing::warn!("some connections did not finish within 10 s");
         }
         self.store.flush().await?;

@@ -55,12 +55,7 @@ pub struct Event {
 impl Event {
     /// A new event.
     pub fn new(actor: &Actor, action: &str, target: impl Into<String>, result: &str) -> Event {
-        Event {
-            actor: actor.to_string(),
-            action: action.into(),
-            target: target.into(),
-            result: result.into(),
-        }
+        Event { actor: actor.to_string(), action: action.into(), target: target.into(), result: result.into() }
     }
 }
 
@@ -108,20 +103,9 @@ impl AuditLog {
     /// Opens the log for appending, continuing its chain.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let report = verify(path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)?;
-        let tail = Tail {
-            file,
-            seq: report.lines,
-            last_hash: report.last_hash,
-        };
-        Ok(AuditLog {
-            path: path.to_owned(),
-            tail: Arc::new(Mutex::new(tail)),
-        })
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        let tail = Tail { file, seq: report.lines, last_hash: report.last_hash };
+        Ok(AuditLog { path: path.to_owned(), tail: Arc::new(Mutex::new(tail)) })
     }
 
     /// The log's path.
@@ -141,16 +125,8 @@ impl AuditLog {
     }
 
     fn append(&self, event: Event) -> Result<(), AuditError> {
-        let mut tail = self
-            .tail
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let line = Line {
-            seq: tail.seq + 1,
-            time: clock::now(),
-            event,
-            prev: tail.last_hash.clone(),
-        };
+        let mut tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let line = Line { seq: tail.seq + 1, time: clock::now(), event, prev: tail.last_hash.clone() };
         let text = serde_json::to_string(&line).map_err(|e| AuditError::Io(e.into()))?;
         tail.file.write_all(format!("{text}\n").as_bytes())?;
         tail.file.sync_data()?;
@@ -175,10 +151,7 @@ pub fn verify(path: &Path) -> Result<Report, AuditError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Report {
-                lines: 0,
-                last_hash: GENESIS.into(),
-            });
+            return Ok(Report { lines: 0, last_hash: GENESIS.into() });
         }
         Err(e) => return Err(e.into()),
     };
@@ -187,26 +160,17 @@ pub fn verify(path: &Path) -> Result<Report, AuditError> {
     for text in BufReader::new(file).lines() {
         let text = text?;
         count += 1;
-        let broken = |reason: &str| AuditError::Broken {
-            line: count,
-            reason: reason.to_owned(),
-        };
-        let line: Line =
-            serde_json::from_str(&text).map_err(|_| broken("not a valid audit entry"))?;
+        let broken = |reason: &str| AuditError::Broken { line: count, reason: reason.to_owned() };
+        let line: Line = serde_json::from_str(&text).map_err(|_| broken("not a valid audit entry"))?;
         if line.seq != count {
             return Err(broken("sequence number out of order"));
         }
         if line.prev != expected_prev {
-            return Err(broken(
-                "does not follow the line before it (edited, removed or reordered)",
-            ));
+            return Err(broken("does not follow the line before it (edited, removed or reordered)"));
         }
         expected_prev = hash_line(&text);
     }
-    Ok(Report {
-        lines: count,
-        last_hash: expected_prev,
-    })
+    Ok(Report { lines: count, last_hash: expected_prev })
 }
 
 /// The newest `limit` events, newest first.
@@ -217,12 +181,7 @@ pub fn recent(path: &Path, limit: usize) -> Result<Vec<serde_json::Value>, Audit
         Err(e) => return Err(e.into()),
     };
     let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
-    Ok(lines
-        .iter()
-        .rev()
-        .take(limit)
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+    Ok(lines.iter().rev().take(limit).filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
 #[cfg(test)]
@@ -234,43 +193,21 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("audit.jsonl");
         let log = AuditLog::open(&path).unwrap();
-        log.record(Event::new(
-            &Actor::Admin,
-            "invite.create",
-            "+1******2671",
-            "ok",
-        ))
-        .await;
-        log.record(Event::new(
-            &Actor::Device("p1".into()),
-            "invite.accept",
-            "abc123…",
-            "ok",
-        ))
-        .await;
+        log.record(Event::new(&Actor::Admin, "invite.create", "+1******2671", "ok")).await;
+        log.record(Event::new(&Actor::Device("p1".into()), "invite.accept", "abc123…", "ok")).await;
         drop(log);
         let log = AuditLog::open(&path).unwrap();
-        log.record(Event::new(&Actor::Admin, "device.revoke", "p1", "ok"))
-            .await;
+        log.record(Event::new(&Actor::Admin, "device.revoke", "p1", "ok")).await;
         assert_eq!(verify(&path).unwrap().lines, 3);
         assert_eq!(recent(&path, 1).unwrap()[0]["action"], "device.revoke");
 
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replacen("device.revoke", "device.suspend", 1)).unwrap();
-        assert!(
-            verify(&path).is_ok(),
-            "the last line has no successor to catch it"
-        );
+        assert!(verify(&path).is_ok(), "the last line has no successor to catch it");
         std::fs::write(&path, text.replacen("invite.create", "invite.cancel", 1)).unwrap();
-        assert!(matches!(
-            verify(&path),
-            Err(AuditError::Broken { line: 2, .. })
-        ));
+        assert!(matches!(verify(&path), Err(AuditError::Broken { line: 2, .. })));
         let lines: Vec<&str> = text.lines().collect();
         std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
-        assert!(matches!(
-            verify(&path),
-            Err(AuditError::Broken { line: 2, .. })
-        ));
+        assert!(matches!(verify(&path), Err(AuditError::Broken { line: 2, .. })));
     }
 }

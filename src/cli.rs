@@ -21,23 +21,13 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 struct Remote {
     /// Data directory of the running appliance (its admin socket is used).
-    #[arg(
-        long,
-        env = "TOPDOG_DATA_DIR",
-        default_value = "topdog-data",
-        global = true
-    )]
+    #[arg(long, env = "TOPDOG_DATA_DIR", default_value = "topdog-data", global = true)]
     data_dir: PathBuf,
     /// Use the HTTPS API at this URL instead of the admin socket.
     #[arg(long, env = "TOPDOG_URL", global = true)]
     url: Option<String>,
     /// Admin token for --url.
-    #[arg(
-        long,
-        env = "TOPDOG_ADMIN_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "TOPDOG_ADMIN_TOKEN", hide_env_values = true, global = true)]
     admin_token: Option<String>,
     /// CA certificate to trust for --url (default: DATA_DIR/ca.pem if present).
     #[arg(long, global = true)]
@@ -143,10 +133,7 @@ enum AuditAction {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -163,12 +150,8 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sled=warn".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -176,16 +159,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve { config, settings } => serve(*settings, config).await,
         Command::Invite { action, remote } => invite(action, &remote).await,
         Command::Devices { action, remote } => devices(action, &remote).await,
-        Command::Status { remote } => show(
-            &remote,
-            remote
-                .transport()?
-                .send("GET", "/admin/status", None)
-                .await?,
-        ),
-        Command::Audit {
-            action: AuditAction::Verify { data_dir },
-        } => audit_verify(&data_dir),
+        Command::Status { remote } => show(&remote, remote.transport()?.send("GET", "/admin/status", None).await?),
+        Command::Audit { action: AuditAction::Verify { data_dir } } => audit_verify(&data_dir),
     }
 }
 
@@ -209,16 +184,10 @@ async fn shutdown_signal() {
 }
 
 fn print_start(info: &StartInfo) {
-    println!(
-        "Top Dog appliance {} is running.",
-        env!("CARGO_PKG_VERSION")
-    );
+    println!("Top Dog appliance {} is running.", env!("CARGO_PKG_VERSION"));
     println!("Listening on {}", info.api_url);
     println!("  Pairing links   {}/pair?code=…", info.base_url);
-    println!(
-        "  CA certificate  {}  (trust it in the IDE and on phones)",
-        info.ca_file.display()
-    );
+    println!("  CA certificate  {}  (trust it in the IDE and on phones)", info.ca_file.display());
     println!("  Admin socket    {}", info.admin_socket.display());
     println!("  SMS provider    {}", info.sms_provider);
     println!("  Data directory  {}", info.data_dir.display());
@@ -246,14 +215,12 @@ impl Remote {
     fn transport(&self) -> anyhow::Result<Transport> {
         match &self.url {
             Some(url) => {
-                let token = self.admin_token.clone().ok_or_else(|| {
-                    anyhow::anyhow!("--url needs --admin-token (or TOPDOG_ADMIN_TOKEN)")
-                })?;
-                let default_ca = self.data_dir.join("ca.pem");
-                let ca = self
-                    .ca_cert
+                let token = self
+                    .admin_token
                     .clone()
-                    .or_else(|| default_ca.exists().then_some(default_ca));
+                    .ok_or_else(|| anyhow::anyhow!("--url needs --admin-token (or TOPDOG_ADMIN_TOKEN)"))?;
+                let default_ca = self.data_dir.join("ca.pem");
+                let ca = self.ca_cert.clone().or_else(|| default_ca.exists().then_some(default_ca));
                 Transport::https(url, token, ca.as_deref())
             }
             None => Ok(Transport::Socket(self.data_dir.join("admin.sock"))),
@@ -278,30 +245,17 @@ async fn invite(action: InviteAction, remote: &Remote) -> anyhow::Result<ExitCod
     let t = remote.transport()?;
     let answer = match action {
         InviteAction::Send { phone, user, name } => {
-            let body =
-                serde_json::json!({"phone_number": phone, "user_id": user, "user_name": name});
-            t.send("POST", "/phone/pairing/send-sms", Some(body))
-                .await?
+            let body = serde_json::json!({"phone_number": phone, "user_id": user, "user_name": name});
+            t.send("POST", "/phone/pairing/send-sms", Some(body)).await?
         }
         InviteAction::Qr { user, name } => {
             let body = serde_json::json!({"user_id": user, "user_name": name});
-            let answer = t
-                .send("POST", "/phone/pairing/generate-qr", Some(body))
-                .await?;
+            let answer = t.send("POST", "/phone/pairing/generate-qr", Some(body)).await?;
             return show_qr(remote, answer);
         }
-        InviteAction::Status { code } => {
-            t.send("GET", &format!("/phone/pairing/invite/{code}"), None)
-                .await?
-        }
-        InviteAction::Resend { code } => {
-            t.send("POST", &format!("/phone/pairing/resend-sms/{code}"), None)
-                .await?
-        }
-        InviteAction::Cancel { code } => {
-            t.send("DELETE", &format!("/phone/pairing/invite/{code}"), None)
-                .await?
-        }
+        InviteAction::Status { code } => t.send("GET", &format!("/phone/pairing/invite/{code}"), None).await?,
+        InviteAction::Resend { code } => t.send("POST", &format!("/phone/pairing/resend-sms/{code}"), None).await?,
+        InviteAction::Cancel { code } => t.send("DELETE", &format!("/phone/pairing/invite/{code}"), None).await?,
     };
     show(remote, answer)
 }
@@ -316,10 +270,7 @@ fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     if let Some(otp) = answer.body["otp"].as_str() {
         println!("Code to type on the phone: {otp}");
     }
-    println!(
-        "Expires at {}",
-        answer.body["expires_at"].as_str().unwrap_or("?")
-    );
+    println!("Expires at {}", answer.body["expires_at"].as_str().unwrap_or("?"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -328,23 +279,12 @@ async fn devices(action: DeviceAction, remote: &Remote) -> anyhow::Result<ExitCo
     let answer = match action {
         DeviceAction::List { user } => {
             let query = user.map(|u| format!("?user_id={u}")).unwrap_or_default();
-            let answer = t
-                .send("GET", &format!("/phone/devices{query}"), None)
-                .await?;
+            let answer = t.send("GET", &format!("/phone/devices{query}"), None).await?;
             return show_devices(remote, answer);
         }
-        DeviceAction::Revoke { id } => {
-            t.send("DELETE", &format!("/phone/devices/{id}"), None)
-                .await?
-        }
-        DeviceAction::Suspend { id } => {
-            t.send("POST", &format!("/phone/devices/{id}/suspend"), None)
-                .await?
-        }
-        DeviceAction::Reactivate { id } => {
-            t.send("POST", &format!("/phone/devices/{id}/reactivate"), None)
-                .await?
-        }
+        DeviceAction::Revoke { id } => t.send("DELETE", &format!("/phone/devices/{id}"), None).await?,
+        DeviceAction::Suspend { id } => t.send("POST", &format!("/phone/devices/{id}/suspend"), None).await?,
+        DeviceAction::Reactivate { id } => t.send("POST", &format!("/phone/devices/{id}/reactivate"), None).await?,
     };
     show(remote, answer)
 }
@@ -353,10 +293,7 @@ fn show_devices(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     if remote.json || !(200..300).contains(&answer.status) {
         return show(remote, answer);
     }
-    println!(
-        "{:<24} {:<16} {:<20} {:<10} {:<25}",
-        "DEVICE", "USER", "NAME", "STATUS", "LAST SEEN"
-    );
+    println!("{:<24} {:<16} {:<20} {:<10} {:<25}", "DEVICE", "USER", "NAME", "STATUS", "LAST SEEN");
     for d in answer.body["devices"].as_array().into_iter().flatten() {
         let field = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
         println!(

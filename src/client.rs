@@ -39,41 +39,24 @@ impl Transport {
             let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
             builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
         }
-        Ok(Transport::Https {
-            url: url.trim_end_matches('/').to_owned(),
-            token,
-            client: builder.build()?,
-        })
+        Ok(Transport::Https { url: url.trim_end_matches('/').to_owned(), token, client: builder.build()? })
     }
 
     /// Sends one request.
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> anyhow::Result<Answer> {
+    pub async fn send(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<Answer> {
         let (status, bytes) = match self {
             Transport::Socket(socket) => over_socket(socket, method, path, body).await?,
             Transport::Https { url, token, client } => {
                 let method = reqwest::Method::from_bytes(method.as_bytes())?;
-                let mut request = client
-                    .request(method, format!("{url}{path}"))
-                    .header("x-admin-token", token);
+                let mut request = client.request(method, format!("{url}{path}")).header("x-admin-token", token);
                 if let Some(body) = body {
                     request = request.json(&body);
                 }
-                let response = request
-                    .send()
-                    .await
-                    .with_context(|| format!("cannot reach {url}"))?;
+                let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
                 (response.status().as_u16(), response.bytes().await?)
             }
         };
-        Ok(Answer {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        })
+        Ok(Answer { status, body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null) })
     }
 }
 
@@ -91,8 +74,7 @@ async fn over_socket(
             socket.display()
         ),
     };
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let request = http::Request::builder()

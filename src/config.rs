@@ -16,22 +16,13 @@ use std::time::Duration;
 pub enum ConfigError {
     /// The TOML file could not be read.
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// The TOML file is not valid.
     #[error("invalid config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
     /// A setting has a value that cannot work.
     #[error("invalid setting {setting}: {reason}")]
-    Invalid {
-        setting: &'static str,
-        reason: String,
-    },
+    Invalid { setting: &'static str, reason: String },
 }
 
 /// A duration written the human way (`15m`, `3s`, `30days`).
@@ -201,14 +192,9 @@ impl Settings {
 
     /// Reads a TOML settings file.
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(e),
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), source: Box::new(e) })
     }
 }
 
@@ -227,12 +213,7 @@ pub enum SmsConfig {
     /// Print each message on the console (the default).
     Console,
     /// Twilio's REST API.
-    Twilio {
-        account_sid: String,
-        auth_token: Secret,
-        from: String,
-        api_base: String,
-    },
+    Twilio { account_sid: String, auth_token: Secret, from: String, api_base: String },
     /// AWS SNS `Publish`, signed with SigV4.
     Sns {
         region: String,
@@ -313,10 +294,7 @@ fn minutes(m: Option<u64>) -> Option<Duration> {
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        setting,
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { setting, reason: reason.into() }
 }
 
 impl Config {
@@ -342,26 +320,13 @@ impl Config {
             _ => return Err(invalid("tls_cert", "tls_cert and tls_key go together")),
         };
         let limits = LimitsConfig {
-            invites_per_minute: positive(
-                "rate_invites_per_minute",
-                s.rate_invites_per_minute.unwrap_or(20),
-            )?,
-            accepts_per_minute: positive(
-                "rate_accepts_per_minute",
-                s.rate_accepts_per_minute.unwrap_or(60),
-            )?,
+            invites_per_minute: positive("rate_invites_per_minute", s.rate_invites_per_minute.unwrap_or(20))?,
+            accepts_per_minute: positive("rate_accepts_per_minute", s.rate_accepts_per_minute.unwrap_or(60))?,
         };
         let config = Config {
-            data_dir: s
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("topdog-data")),
-            http_addr: s
-                .http_addr
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
-            mqtt_addr: s
-                .mqtt_addr
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8883))),
+            data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from("topdog-data")),
+            http_addr: s.http_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
+            mqtt_addr: s.mqtt_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8883))),
             mqtt_public_host: s.mqtt_public_host.clone(),
             tls,
             tls_sans: s.tls_san.clone().unwrap_or_default(),
@@ -370,19 +335,12 @@ impl Config {
             pairing: pairing_config(&s)?,
             devices_require_admin: s.devices_require_admin.unwrap_or(true),
             admin_token: s.admin_token.clone(),
-            jwt_ttl: nonzero(
-                "jwt_ttl",
-                s.jwt_ttl
-                    .map(|d| d.0)
-                    .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
-            )?,
+            jwt_ttl: nonzero("jwt_ttl", s.jwt_ttl.map(|d| d.0).unwrap_or(Duration::from_secs(30 * 24 * 3600)))?,
             sms: sms_config(&s)?,
             limits,
             sweep_interval: nonzero(
                 "sweep_interval",
-                s.sweep_interval
-                    .map(|d| d.0)
-                    .unwrap_or(Duration::from_secs(60)),
+                s.sweep_interval.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
             )?,
         };
         Ok(config)
@@ -404,19 +362,10 @@ fn nonzero(setting: &'static str, value: Duration) -> Result<Duration, ConfigErr
 }
 
 fn pairing_config(s: &Settings) -> Result<PairingConfig, ConfigError> {
-    let invite = s
-        .invite_expiry
-        .map(|d| d.0)
-        .or_else(|| minutes(s.invite_expiry_minutes));
-    let qr = s
-        .qr_expiry
-        .map(|d| d.0)
-        .or_else(|| minutes(s.qr_expiry_minutes));
+    let invite = s.invite_expiry.map(|d| d.0).or_else(|| minutes(s.invite_expiry_minutes));
+    let qr = s.qr_expiry.map(|d| d.0).or_else(|| minutes(s.qr_expiry_minutes));
     Ok(PairingConfig {
-        invite_expiry: nonzero(
-            "invite_expiry",
-            invite.unwrap_or(Duration::from_secs(15 * MINUTE)),
-        )?,
+        invite_expiry: nonzero("invite_expiry", invite.unwrap_or(Duration::from_secs(15 * MINUTE)))?,
         qr_expiry: nonzero("qr_expiry", qr.unwrap_or(Duration::from_secs(5 * MINUTE)))?,
         qr_require_otp: s.qr_require_otp.unwrap_or(false),
         qr_embed_otp: s.qr_embed_otp.unwrap_or(false),
@@ -425,34 +374,23 @@ fn pairing_config(s: &Settings) -> Result<PairingConfig, ConfigError> {
 }
 
 fn required<T: Clone>(value: &Option<T>, setting: &'static str) -> Result<T, ConfigError> {
-    value
-        .clone()
-        .ok_or_else(|| invalid(setting, "is required by the chosen SMS provider"))
+    value.clone().ok_or_else(|| invalid(setting, "is required by the chosen SMS provider"))
 }
 
 fn sms_config(s: &Settings) -> Result<SmsConfig, ConfigError> {
-    let default = if s.twilio_account_sid.is_some() {
-        "twilio"
-    } else {
-        "console"
-    };
+    let default = if s.twilio_account_sid.is_some() { "twilio" } else { "console" };
     match s.sms_provider.as_deref().unwrap_or(default) {
         "console" => Ok(SmsConfig::Console),
         "twilio" => Ok(SmsConfig::Twilio {
             account_sid: required(&s.twilio_account_sid, "twilio_account_sid")?,
             auth_token: required(&s.twilio_auth_token, "twilio_auth_token")?,
             from: required(&s.twilio_phone_number, "twilio_phone_number")?,
-            api_base: s
-                .twilio_api_base
-                .clone()
-                .unwrap_or_else(|| "https://api.twilio.com".into()),
+            api_base: s.twilio_api_base.clone().unwrap_or_else(|| "https://api.twilio.com".into()),
         }),
         "sns" => {
             let region = required(&s.aws_region, "aws_region")?;
-            let endpoint = s
-                .aws_endpoint_url_sns
-                .clone()
-                .unwrap_or_else(|| format!("https://sns.{region}.amazonaws.com"));
+            let endpoint =
+                s.aws_endpoint_url_sns.clone().unwrap_or_else(|| format!("https://sns.{region}.amazonaws.com"));
             Ok(SmsConfig::Sns {
                 region,
                 endpoint,
@@ -461,23 +399,18 @@ fn sms_config(s: &Settings) -> Result<SmsConfig, ConfigError> {
                 session_token: s.aws_session_token.clone(),
             })
         }
-        "webhook" => Ok(SmsConfig::Webhook {
-            url: required(&s.sms_webhook_url, "sms_webhook_url")?,
-        }),
+        "webhook" => Ok(SmsConfig::Webhook { url: required(&s.sms_webhook_url, "sms_webhook_url")? }),
         "command" => {
-            let argv: Vec<String> = required(&s.sms_command, "sms_command")?
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
+            let argv: Vec<String> =
+                required(&s.sms_command, "sms_command")?.split_whitespace().map(str::to_owned).collect();
             if argv.is_empty() {
                 return Err(invalid("sms_command", "is empty"));
             }
             Ok(SmsConfig::Command { argv })
         }
-        other => Err(invalid(
-            "sms_provider",
-            format!("unknown provider {other:?} (console, twilio, sns, webhook, command)"),
-        )),
+        other => {
+            Err(invalid("sms_provider", format!("unknown provider {other:?} (console, twilio, sns, webhook, command)")))
+        }
     }
 }
 
@@ -491,13 +424,8 @@ mod tests {
 
     #[test]
     fn flags_win_over_file_and_file_over_defaults() {
-        let cli = Settings {
-            invite_expiry: Some("3s".parse().unwrap()),
-            ..Default::default()
-        };
-        let lower = file(
-            "invite_expiry = \"9m\"\nqr_expiry = \"2m\"\nbase_url = \"https://td.example.com\"",
-        );
+        let cli = Settings { invite_expiry: Some("3s".parse().unwrap()), ..Default::default() };
+        let lower = file("invite_expiry = \"9m\"\nqr_expiry = \"2m\"\nbase_url = \"https://td.example.com\"");
         let c = Config::resolve(cli.or(lower)).unwrap();
         assert_eq!(c.pairing.invite_expiry, Duration::from_secs(3));
         assert_eq!(c.pairing.qr_expiry, Duration::from_secs(120));
@@ -508,52 +436,28 @@ mod tests {
 
     #[test]
     fn original_minute_variables_apply_below_the_duration_flags() {
-        let s = Settings {
-            invite_expiry_minutes: Some(7),
-            ..Default::default()
-        };
-        assert_eq!(
-            Config::resolve(s).unwrap().pairing.invite_expiry,
-            Duration::from_secs(420)
-        );
+        let s = Settings { invite_expiry_minutes: Some(7), ..Default::default() };
+        assert_eq!(Config::resolve(s).unwrap().pairing.invite_expiry, Duration::from_secs(420));
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<Settings>("no_such_key = 1").is_err());
-        let s = Settings {
-            sms_provider: Some("pigeon".into()),
-            ..Default::default()
-        };
-        assert!(matches!(
-            Config::resolve(s),
-            Err(ConfigError::Invalid {
-                setting: "sms_provider",
-                ..
-            })
-        ));
-        let s = Settings {
-            sms_provider: Some("twilio".into()),
-            ..Default::default()
-        };
+        let s = Settings { sms_provider: Some("pigeon".into()), ..Default::default() };
+        assert!(matches!(Config::resolve(s), Err(ConfigError::Invalid { setting: "sms_provider", .. })));
+        let s = Settings { sms_provider: Some("twilio".into()), ..Default::default() };
         assert!(Config::resolve(s).is_err());
     }
 
     #[test]
     fn twilio_is_chosen_when_its_account_is_set() {
         let s = file("twilio_account_sid = \"AC1\"\ntwilio_auth_token = \"t\"\ntwilio_phone_number = \"+14155550000\"");
-        assert!(matches!(
-            Config::resolve(s).unwrap().sms,
-            SmsConfig::Twilio { .. }
-        ));
+        assert!(matches!(Config::resolve(s).unwrap().sms, SmsConfig::Twilio { .. }));
     }
 
     #[test]
     fn secrets_do_not_show_in_debug() {
-        let s = Settings {
-            admin_token: Some(Secret("hunter2".into())),
-            ..Default::default()
-        };
+        let s = Settings { admin_token: Some(Secret("hunter2".into())), ..Default::default() };
         assert!(!format!("{:?}", Config::resolve(s).unwrap()).contains("hunter2"));
     }
 }

@@ -17,9 +17,7 @@ impl DataDir {
     pub fn open(root: &Path) -> std::io::Result<DataDir> {
         fs::create_dir_all(root)?;
         fs::set_permissions(root, fs::Permissions::from_mode(0o700))?;
-        Ok(DataDir {
-            root: root.to_owned(),
-        })
+        Ok(DataDir { root: root.to_owned() })
     }
 
     /// The directory itself.
@@ -58,12 +56,7 @@ pub fn write_public(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     file.write_all(contents)?;
     file.sync_all()?;
@@ -93,14 +86,8 @@ mod tests {
         let dir = DataDir::open(&tmp.path().join("d")).unwrap();
         let key = dir.file("k.pem");
         write_secret(&key, b"secret").unwrap();
-        assert_eq!(
-            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            fs::metadata(dir.root()).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(dir.root()).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(read_optional(&key).unwrap().unwrap(), b"secret");
         assert!(read_optional(&dir.file("none")).unwrap().is_none());
     }

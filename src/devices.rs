@@ -140,11 +140,7 @@ const LAST_SEEN_GRANULARITY_S: i64 = 60;
 impl Devices {
     /// A service over `store`.
     pub fn new(store: Store, tokens: Arc<Tokens>, audit: AuditLog) -> Devices {
-        Devices {
-            store,
-            tokens,
-            audit,
-        }
+        Devices { store, tokens, audit }
     }
 
     /// Every device, optionally only one user's, newest pairing first.
@@ -159,45 +155,24 @@ impl Devices {
     pub fn count_by_state(&self) -> Result<Vec<(&'static str, i64)>, DeviceError> {
         let devices: Vec<Device> = self.store.scan(Table::Devices)?;
         let count = |s: DeviceState| devices.iter().filter(|d| d.status == s).count() as i64;
-        Ok([
-            DeviceState::Active,
-            DeviceState::Suspended,
-            DeviceState::Revoked,
-        ]
-        .into_iter()
-        .map(|s| (s.as_str(), count(s)))
-        .collect())
+        Ok([DeviceState::Active, DeviceState::Suspended, DeviceState::Revoked]
+            .into_iter()
+            .map(|s| (s.as_str(), count(s)))
+            .collect())
     }
 
     /// Applies an admin's lifecycle change; repeating a change is harmless.
-    pub async fn change(
-        &self,
-        actor: &Actor,
-        id: &str,
-        change: Change,
-    ) -> Result<Device, DeviceError> {
-        let outcome = self
-            .store
-            .commit(|tx| apply_change(tx, id, change))
-            .await
-            .map_err(DeviceError::from);
-        let result = outcome
-            .as_ref()
-            .map(|_| "ok")
-            .unwrap_or_else(|e| error_code(e));
-        self.audit
-            .record(Event::new(actor, change.action(), id, result))
-            .await;
+    pub async fn change(&self, actor: &Actor, id: &str, change: Change) -> Result<Device, DeviceError> {
+        let outcome = self.store.commit(|tx| apply_change(tx, id, change)).await.map_err(DeviceError::from);
+        let result = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| error_code(e));
+        self.audit.record(Event::new(actor, change.action(), id, result)).await;
         outcome
     }
 
     /// Checks a bearer token: signature, expiry, revocation and device state.
     pub fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, DeviceError> {
         let claims = self.tokens.verify(token.ok_or(TokenError::Missing)?)?;
-        let device: Device = self
-            .store
-            .get(Table::Devices, &claims.device_id)?
-            .ok_or(TokenError::Revoked)?;
+        let device: Device = self.store.get(Table::Devices, &claims.device_id)?.ok_or(TokenError::Revoked)?;
         if device.user_id.as_str() != claims.sub || device.fingerprint != claims.fp {
             return Err(TokenError::Revoked.into());
         }
@@ -216,18 +191,13 @@ impl Devices {
     /// lost last-seen time is harmless).
     pub fn touch(&self, auth: &Authenticated) {
         let now = clock::now();
-        let stale = auth
-            .device
-            .last_seen_at
-            .is_none_or(|t| (now - t).num_seconds() >= LAST_SEEN_GRANULARITY_S);
+        let stale = auth.device.last_seen_at.is_none_or(|t| (now - t).num_seconds() >= LAST_SEEN_GRANULARITY_S);
         if !stale {
             return;
         }
         let id = auth.device.device_id.as_str();
         let _ = self.store.commit_unflushed(|tx| {
-            let mut device: Device = tx
-                .get::<_, ()>(Table::Devices, id)?
-                .ok_or(TxAbort::Domain(()))?;
+            let mut device: Device = tx.get::<_, ()>(Table::Devices, id)?.ok_or(TxAbort::Domain(()))?;
             device.last_seen_at = Some(now);
             tx.put(Table::Devices, id, &device)
         });
@@ -245,12 +215,9 @@ impl Devices {
         let old_jti = auth.claims.jti.clone();
         self.store
             .commit(|tx| {
-                let mut current: Device = tx
-                    .get(Table::Devices, device.device_id.as_str())?
-                    .ok_or(TxAbort::Domain(DeviceError::Revoked))?;
-                if current.token_jti != old_jti
-                    || tx.get::<i64, _>(Table::RevokedTokens, &old_jti)?.is_some()
-                {
+                let mut current: Device =
+                    tx.get(Table::Devices, device.device_id.as_str())?.ok_or(TxAbort::Domain(DeviceError::Revoked))?;
+                if current.token_jti != old_jti || tx.get::<i64, _>(Table::RevokedTokens, &old_jti)?.is_some() {
                     return Err(TxAbort::Domain(TokenError::Revoked.into()));
                 }
                 tx.put(Table::RevokedTokens, &old_jti, &auth.claims.exp)?;
@@ -260,31 +227,17 @@ impl Devices {
             })
             .await?;
         let actor = Actor::Device(device.device_id.to_string());
-        self.audit
-            .record(Event::new(
-                &actor,
-                "token.refresh",
-                device.device_id.as_str(),
-                "ok",
-            ))
-            .await;
+        self.audit.record(Event::new(&actor, "token.refresh", device.device_id.as_str(), "ok")).await;
         Ok(issued)
     }
 }
 
-fn apply_change(
-    tx: &crate::store::Tx<'_>,
-    id: &str,
-    change: Change,
-) -> Result<Device, TxAbort<DeviceError>> {
-    let mut device: Device = tx
-        .get(Table::Devices, id)?
-        .ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
+fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<Device, TxAbort<DeviceError>> {
+    let mut device: Device =
+        tx.get(Table::Devices, id)?.ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
     let now = clock::now();
     match (change, device.status) {
-        (_, DeviceState::Revoked) if change != Change::Revoke => {
-            return Err(TxAbort::Domain(DeviceError::Revoked))
-        }
+        (_, DeviceState::Revoked) if change != Change::Revoke => return Err(TxAbort::Domain(DeviceError::Revoked)),
         (_, DeviceState::Revoked) => return Ok(device),
         (Change::Suspend, DeviceState::Active) => {
             device.status = DeviceState::Suspended;
@@ -294,11 +247,7 @@ fn apply_change(
         (Change::Revoke, _) => {
             device.status = DeviceState::Revoked;
             device.revoked_at = Some(now);
-            tx.put(
-                Table::RevokedTokens,
-                &device.token_jti,
-                &device.token_expires_at.timestamp(),
-            )?;
+            tx.put(Table::RevokedTokens, &device.token_jti, &device.token_expires_at.timestamp())?;
         }
         _ => return Ok(device),
     }

@@ -22,16 +22,10 @@ pub struct InvalidId {
 fn check_id(field: &'static str, value: &str) -> Result<(), InvalidId> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if value.is_empty() || value.len() > 64 {
-        return Err(InvalidId {
-            field,
-            reason: "must be 1 to 64 characters",
-        });
+        return Err(InvalidId { field, reason: "must be 1 to 64 characters" });
     }
     if !value.chars().all(ok_char) {
-        return Err(InvalidId {
-            field,
-            reason: "may contain only letters, digits, '.', '_' and '-'",
-        });
+        return Err(InvalidId { field, reason: "may contain only letters, digits, '.', '_' and '-'" });
     }
     Ok(())
 }
@@ -94,16 +88,10 @@ impl DisplayName {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidId> {
         let trimmed = value.trim();
         if trimmed.is_empty() || trimmed.chars().count() > 100 {
-            return Err(InvalidId {
-                field,
-                reason: "must be 1 to 100 characters",
-            });
+            return Err(InvalidId { field, reason: "must be 1 to 100 characters" });
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(InvalidId {
-                field,
-                reason: "must not contain control characters",
-            });
+            return Err(InvalidId { field, reason: "must not contain control characters" });
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -135,16 +123,10 @@ impl fmt::Display for DisplayName {
 pub fn short_text(field: &'static str, value: &str) -> Result<String, InvalidId> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 64 {
-        return Err(InvalidId {
-            field,
-            reason: "must be 1 to 64 characters",
-        });
+        return Err(InvalidId { field, reason: "must be 1 to 64 characters" });
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(InvalidId {
-            field,
-            reason: "must not contain control characters",
-        });
+        return Err(InvalidId { field, reason: "must not contain control characters" });
     }
     Ok(trimmed.to_owned())
 }
@@ -166,10 +148,7 @@ impl InviteCode {
     }
     /// Accepts only the exact shape `generate` produces.
     pub fn parse(value: &str) -> Result<Self, InvalidId> {
-        let bad = InvalidId {
-            field: "invite_code",
-            reason: "is not a valid invite code",
-        };
+        let bad = InvalidId { field: "invite_code", reason: "is not a valid invite code" };
         if value.len() != INVITE_CODE_LEN {
             return Err(bad);
         }

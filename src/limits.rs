@@ -54,9 +54,7 @@ impl RateLimits {
         };
         limiter.check_key(&client.to_owned()).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
-            RateLimited {
-                retry_after_s: wait.as_secs() + 1,
-            }
+            RateLimited { retry_after_s: wait.as_secs() + 1 }
         })
     }
 
@@ -69,9 +67,7 @@ impl RateLimits {
 
 /// The key a client is counted under: its address and user agent.
 pub fn client_key(ip: Option<std::net::IpAddr>, user_agent: Option<&str>) -> String {
-    let ip = ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "local".into());
+    let ip = ip.map(|ip| ip.to_string()).unwrap_or_else(|| "local".into());
     format!("{ip}|{}", user_agent.unwrap_or(""))
 }
 
@@ -87,10 +83,7 @@ mod tests {
         assert!(limits.check(Bucket::Invites, &a).is_ok());
         assert!(limits.check(Bucket::Invites, &a).is_ok());
         let refused = limits.check(Bucket::Invites, &a).unwrap_err();
-        assert!(
-            refused.retry_after_s >= 1 && refused.retry_after_s <= 31,
-            "{refused:?}"
-        );
+        assert!(refused.retry_after_s >= 1 && refused.retry_after_s <= 31, "{refused:?}");
         assert!(limits.check(Bucket::Invites, &b).is_ok());
         assert!(limits.check(Bucket::Accepts, &a).is_ok());
     }

@@ -64,61 +64,32 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("topdog");
         let invites: [Family<KindLabel, Counter>; 4] = Default::default();
-        let names = [
-            "invites_created",
-            "invites_accepted",
-            "invites_expired",
-            "invites_cancelled",
-        ];
+        let names = ["invites_created", "invites_accepted", "invites_expired", "invites_cancelled"];
         for (family, name) in invites.iter().zip(names) {
-            registry.register(
-                name,
-                format!("Pairing invites {}", &name[8..]),
-                family.clone(),
-            );
+            registry.register(name, format!("Pairing invites {}", &name[8..]), family.clone());
         }
         let devices = Family::<StateLabel, Gauge>::default();
         registry.register("devices", "Paired devices by state", devices.clone());
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            requests.clone(),
-        );
-        Metrics {
-            inner: Arc::new(Inner {
-                registry,
-                invites,
-                devices,
-                requests,
-            }),
-        }
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        Metrics { inner: Arc::new(Inner { registry, invites, devices, requests }) }
     }
 
     /// Counts an invite event for an invite of `kind` (`sms` or `qr`).
     pub fn invite_event(&self, event: InviteEvent, kind: &'static str) {
-        self.inner.invites[event as usize]
-            .get_or_create(&KindLabel { kind })
-            .inc();
+        self.inner.invites[event as usize].get_or_create(&KindLabel { kind }).inc();
     }
 
     /// Counts one answered HTTP request.
     pub fn http_request(&self, route: &'static str, method: &str, status: u16) {
-        let labels = RequestLabels {
-            route,
-            method: method.to_owned(),
-            status,
-        };
+        let labels = RequestLabels { route, method: method.to_owned(), status };
         self.inner.requests.get_or_create(&labels).inc();
     }
 
     /// The text exposition, with the current device counts.
     pub fn render(&self, devices_by_state: &[(&'static str, i64)]) -> String {
         for (state, count) in devices_by_state {
-            self.inner
-                .devices
-                .get_or_create(&StateLabel { state })
-                .set(*count);
+            self.inner.devices.get_or_create(&StateLabel { state }).set(*count);
         }
         let mut out = String::new();
         if encode(&mut out, &self.inner.registry).is_err() {
@@ -138,19 +109,8 @@ mod tests {
         m.invite_event(InviteEvent::Accepted, "qr");
         m.http_request("/healthz", "GET", 200);
         let text = m.render(&[("active", 3)]);
-        assert!(
-            text.contains(r#"topdog_invites_accepted_total{kind="qr"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"topdog_devices{state="active"} 3"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"topdog_http_requests_total{route="/healthz",method="GET",status="200"} 1"#
-            ),
-            "{text}"
-        );
+        assert!(text.contains(r#"topdog_invites_accepted_total{kind="qr"} 1"#), "{text}");
+        assert!(text.contains(r#"topdog_devices{state="active"} 3"#), "{text}");
+        assert!(text.contains(r#"topdog_http_requests_total{route="/healthz",method="GET",status="200"} 1"#), "{text}");
     }
 }

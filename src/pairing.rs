@@ -325,16 +325,7 @@ fn new_otp() -> String {
 impl Pairing {
     /// A service over its parts.
     pub fn new(parts: Parts) -> Pairing {
-        let Parts {
-            store,
-            tokens,
-            sms,
-            audit,
-            metrics,
-            config,
-            base_url,
-            mqtt_broker,
-        } = parts;
+        let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt_broker } = parts;
         Pairing {
             store,
             tokens,
@@ -388,67 +379,32 @@ impl Pairing {
     }
 
     /// Creates an SMS invite, stores it, then texts the link.
-    pub async fn send_sms(
-        &self,
-        actor: &Actor,
-        req: SendSmsRequest,
-    ) -> Result<SendSmsResponse, PairingError> {
+    pub async fn send_sms(&self, actor: &Actor, req: SendSmsRequest) -> Result<SendSmsResponse, PairingError> {
         let phone = PhoneNumber::parse_allowed(&req.phone_number, &self.config.allowed_countries)?;
         let user_id = UserId::parse(&req.user_id)?;
         let user_name = DisplayName::parse("user_name", &req.user_name)?;
         let code = InviteCode::generate();
-        let mut invite = self.new_invite(
-            InviteKind::Sms,
-            &code,
-            user_id,
-            user_name,
-            self.config.invite_expiry,
-        );
+        let mut invite = self.new_invite(InviteKind::Sms, &code, user_id, user_name, self.config.invite_expiry);
         invite.phone = Some(phone.clone());
         invite.sends = 1;
-        self.store
-            .insert(Table::Invites, &code.key().0, &invite)
-            .await?;
+        self.store.insert(Table::Invites, &code.key().0, &invite).await?;
         self.metrics.invite_event(InviteEvent::Created, "sms");
         let sent = self.text_link(&code, &invite, &phone).await;
-        self.audit
-            .record(Event::new(
-                actor,
-                "invite.create",
-                phone.masked(),
-                outcome(&sent),
-            ))
-            .await;
+        self.audit.record(Event::new(actor, "invite.create", phone.masked(), outcome(&sent))).await;
         sent?;
         Ok(sms_answer(&code, &invite, &phone, "Pairing link sent"))
     }
 
-    async fn text_link(
-        &self,
-        code: &InviteCode,
-        invite: &Invite,
-        phone: &PhoneNumber,
-    ) -> Result<(), PairingError> {
-        let text = sms::invite_message(
-            invite.user_name.as_str(),
-            &self.link(code, None),
-            self.config.invite_expiry,
-        );
+    async fn text_link(&self, code: &InviteCode, invite: &Invite, phone: &PhoneNumber) -> Result<(), PairingError> {
+        let text = sms::invite_message(invite.user_name.as_str(), &self.link(code, None), self.config.invite_expiry);
         self.sms.send(phone, &text).await.map_err(|source| {
             tracing::warn!(error = %source, to = %phone, "pairing SMS failed");
-            PairingError::Sms {
-                source,
-                hint: code.masked(),
-            }
+            PairingError::Sms { source, hint: code.masked() }
         })
     }
 
     /// Gives an SMS invite a new expiry and texts the link again.
-    pub async fn resend(
-        &self,
-        actor: &Actor,
-        raw_code: &str,
-    ) -> Result<SendSmsResponse, PairingError> {
+    pub async fn resend(&self, actor: &Actor, raw_code: &str) -> Result<SendSmsResponse, PairingError> {
         let code = InviteCode::parse(raw_code)?;
         let now = clock::now();
         let ttl = clock::span(self.config.invite_expiry);
@@ -461,12 +417,8 @@ impl Pairing {
                 }
                 match invite.effective_status(now) {
                     InviteStatus::Pending | InviteStatus::Expired => {}
-                    InviteStatus::Accepted => {
-                        return Err(TxAbort::Domain(PairingError::AlreadyAccepted))
-                    }
-                    InviteStatus::Cancelled => {
-                        return Err(TxAbort::Domain(PairingError::Cancelled))
-                    }
+                    InviteStatus::Accepted => return Err(TxAbort::Domain(PairingError::AlreadyAccepted)),
+                    InviteStatus::Cancelled => return Err(TxAbort::Domain(PairingError::Cancelled)),
                 }
                 invite.status = InviteStatus::Pending;
                 invite.expires_at = now + ttl;
@@ -478,21 +430,9 @@ impl Pairing {
             .await?;
         let phone = invite.phone.clone().ok_or(PairingError::NotSms)?;
         let sent = self.text_link(&code, &invite, &phone).await;
-        self.audit
-            .record(Event::new(
-                actor,
-                "invite.resend",
-                phone.masked(),
-                outcome(&sent),
-            ))
-            .await;
+        self.audit.record(Event::new(actor, "invite.resend", phone.masked(), outcome(&sent))).await;
         sent?;
-        Ok(sms_answer(
-            &code,
-            &invite,
-            &phone,
-            "Pairing link sent again",
-        ))
+        Ok(sms_answer(&code, &invite, &phone, "Pairing link sent again"))
     }
 
     /// Cancels a pending invite.
@@ -511,17 +451,9 @@ impl Pairing {
             })
             .await
             .map_err(PairingError::from);
-        self.audit
-            .record(Event::new(
-                actor,
-                "invite.cancel",
-                code.masked(),
-                outcome(&result),
-            ))
-            .await;
+        self.audit.record(Event::new(actor, "invite.cancel", code.masked(), outcome(&result))).await;
         let invite = result?;
-        self.metrics
-            .invite_event(InviteEvent::Cancelled, invite.kind.label());
+        self.metrics.invite_event(InviteEvent::Cancelled, invite.kind.label());
         Ok(view(&code, &invite, now))
     }
 
@@ -544,47 +476,23 @@ impl Pairing {
     }
 
     fn load(&self, code: &InviteCode) -> Result<Invite, PairingError> {
-        self.store
-            .get(Table::Invites, &code.key().0)?
-            .ok_or(PairingError::NotFound)
+        self.store.get(Table::Invites, &code.key().0)?.ok_or(PairingError::NotFound)
     }
 
     /// Creates a one-time QR token (with an OTP when configured).
-    pub async fn generate_qr(
-        &self,
-        actor: &Actor,
-        req: QrRequest,
-    ) -> Result<QrResponse, PairingError> {
+    pub async fn generate_qr(&self, actor: &Actor, req: QrRequest) -> Result<QrResponse, PairingError> {
         let user_id = UserId::parse(&req.user_id)?;
-        let user_name = DisplayName::parse(
-            "user_name",
-            req.user_name.as_deref().unwrap_or(user_id.as_str()),
-        )?;
+        let user_name = DisplayName::parse("user_name", req.user_name.as_deref().unwrap_or(user_id.as_str()))?;
         let code = InviteCode::generate();
-        let mut invite = self.new_invite(
-            InviteKind::Qr,
-            &code,
-            user_id,
-            user_name,
-            self.config.qr_expiry,
-        );
+        let mut invite = self.new_invite(InviteKind::Qr, &code, user_id, user_name, self.config.qr_expiry);
         let otp = self.config.qr_require_otp.then(new_otp);
         invite.otp_hash = otp.as_deref().map(hash_otp);
         let embedded = otp.as_deref().filter(|_| self.config.qr_embed_otp);
         let pairing_url = self.link(&code, embedded);
         let (qr_svg, qr_png_base64) = (qr::svg(&pairing_url)?, qr::png_base64(&pairing_url)?);
-        self.store
-            .insert(Table::Invites, &code.key().0, &invite)
-            .await?;
+        self.store.insert(Table::Invites, &code.key().0, &invite).await?;
         self.metrics.invite_event(InviteEvent::Created, "qr");
-        self.audit
-            .record(Event::new(
-                actor,
-                "invite.create",
-                format!("qr:{}", invite.user_id),
-                "ok",
-            ))
-            .await;
+        self.audit.record(Event::new(actor, "invite.create", format!("qr:{}", invite.user_id), "ok")).await;
         let shown_otp = if self.config.qr_embed_otp { None } else { otp };
         Ok(QrResponse {
             invite_code: code.as_str().to_owned(),
@@ -602,11 +510,7 @@ impl Pairing {
         let device = self.check_device_fields(&req)?;
         let pre = self.load(&code)?;
         pre.acceptable(clock::now())?;
-        let fingerprint = tokens::fingerprint(&[
-            pre.user_id.as_str(),
-            device.device_id.as_str(),
-            &device.device_type,
-        ]);
+        let fingerprint = tokens::fingerprint(&[pre.user_id.as_str(), device.device_id.as_str(), &device.device_type]);
         let issued = self.tokens.issue(&Subject {
             user_id: pre.user_id.as_str(),
             device_id: device.device_id.as_str(),
@@ -620,23 +524,13 @@ impl Pairing {
         record.token_expires_at = issued.expires_at;
         let result = self
             .store
-            .commit(|tx| {
-                accept_in(tx, &code, otp, &record, now).map(|r| r.map(|i| (i.kind, i.user_id)))
-            })
+            .commit(|tx| accept_in(tx, &code, otp, &record, now).map(|r| r.map(|i| (i.kind, i.user_id))))
             .await;
         let result = result.map_err(PairingError::from).and_then(|inner| inner);
         let target = format!("{} via {}", record.device_id, code.masked());
-        self.audit
-            .record(Event::new(
-                &Actor::Pairing,
-                accept_action(&result),
-                target,
-                outcome(&result),
-            ))
-            .await;
+        self.audit.record(Event::new(&Actor::Pairing, accept_action(&result), target, outcome(&result))).await;
         let (kind, user_id) = result?;
-        self.metrics
-            .invite_event(InviteEvent::Accepted, kind.label());
+        self.metrics.invite_event(InviteEvent::Accepted, kind.label());
         tracing::info!(device = %record.device_id, user = %user_id, "phone paired");
         Ok(AcceptResponse {
             device_id: record.device_id.to_string(),
@@ -674,14 +568,10 @@ impl Pairing {
         let now = clock::now();
         let invites: Vec<(String, Invite)> = self.store.scan_keyed(Table::Invites)?;
         let mut swept = 0;
-        for (key, _) in invites
-            .iter()
-            .filter(|(_, i)| i.status == InviteStatus::Pending && i.expires_at <= now)
-        {
+        for (key, _) in invites.iter().filter(|(_, i)| i.status == InviteStatus::Pending && i.expires_at <= now) {
             let marked = self.store.commit(|tx| expire_in(tx, key, now)).await?;
             if let Some(kind) = marked {
-                self.metrics
-                    .invite_event(InviteEvent::Expired, kind.label());
+                self.metrics.invite_event(InviteEvent::Expired, kind.label());
                 swept += 1;
             }
         }
@@ -690,8 +580,7 @@ impl Pairing {
 }
 
 fn get_invite(tx: &Tx<'_>, code: &InviteCode) -> Result<Invite, TxAbort<PairingError>> {
-    tx.get(Table::Invites, &code.key().0)?
-        .ok_or(TxAbort::Domain(PairingError::NotFound))
+    tx.get(Table::Invites, &code.key().0)?.ok_or(TxAbort::Domain(PairingError::NotFound))
 }
 
 /// The transaction of an accept. An OTP failure is counted (committed) and
@@ -722,9 +611,7 @@ fn accept_in(
     }
     if let Some(existing) = tx.get::<Device, _>(Table::Devices, device.device_id.as_str())? {
         if existing.status != DeviceState::Revoked {
-            return Err(TxAbort::Domain(PairingError::DeviceExists(
-                device.device_id.to_string(),
-            )));
+            return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
         }
     }
     invite.status = InviteStatus::Accepted;
@@ -739,11 +626,7 @@ fn accept_in(
 }
 
 /// Marks one invite expired if it is still pending and past its expiry.
-fn expire_in(
-    tx: &Tx<'_>,
-    key: &str,
-    now: Timestamp,
-) -> Result<Option<InviteKind>, TxAbort<PairingError>> {
+fn expire_in(tx: &Tx<'_>, key: &str, now: Timestamp) -> Result<Option<InviteKind>, TxAbort<PairingError>> {
     let Some(mut invite) = tx.get::<Invite, _>(Table::Invites, key)? else {
         return Ok(None);
     };
@@ -801,12 +684,7 @@ fn view(code: &InviteCode, invite: &Invite, now: Timestamp) -> InviteView {
     }
 }
 
-fn sms_answer(
-    code: &InviteCode,
-    invite: &Invite,
-    phone: &PhoneNumber,
-    what: &str,
-) -> SendSmsResponse {
+fn sms_answer(code: &InviteCode, invite: &Invite, phone: &PhoneNumber, what: &str) -> SendSmsResponse {
     SendSmsResponse {
         invite_code: code.as_str().to_owned(),
         phone_number: phone.masked(),

@@ -38,11 +38,7 @@ impl PhoneNumber {
         if !number.is_valid() {
             return Err(PhoneError::Invalid);
         }
-        let country = number
-            .country()
-            .id()
-            .map(|id| id.as_ref().to_owned())
-            .unwrap_or_default();
+        let country = number.country().id().map(|id| id.as_ref().to_owned()).unwrap_or_default();
         let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
         Ok(Self { e164, country })
     }
@@ -51,10 +47,7 @@ impl PhoneNumber {
     /// codes; empty allows every country).
     pub fn parse_allowed(input: &str, allowed: &[String]) -> Result<Self, PhoneError> {
         let number = Self::parse(input)?;
-        let permitted = allowed.is_empty()
-            || allowed
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(&number.country));
+        let permitted = allowed.is_empty() || allowed.iter().any(|c| c.eq_ignore_ascii_case(&number.country));
         if permitted {
             Ok(number)
         } else {
@@ -82,11 +75,7 @@ impl PhoneNumber {
 pub fn mask_digits(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
     let keep_tail = chars.len().saturating_sub(4);
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| if i < 2 || i >= keep_tail { *c } else { '*' })
-        .collect()
+    chars.iter().enumerate().map(|(i, c)| if i < 2 || i >= keep_tail { *c } else { '*' }).collect()
 }
 
 impl fmt::Display for PhoneNumber {
@@ -110,22 +99,12 @@ mod tests {
         let n = PhoneNumber::parse(" +1 (415) 555-2671 ").unwrap();
         assert_eq!(n.e164(), "+14155552671");
         assert_eq!(n.country(), "US");
-        assert_eq!(
-            PhoneNumber::parse("0033 6 12 34 56 78").unwrap().e164(),
-            "+33612345678"
-        );
+        assert_eq!(PhoneNumber::parse("0033 6 12 34 56 78").unwrap().e164(), "+33612345678");
     }
 
     #[test]
     fn refuses_what_is_not_a_number() {
-        for bad in [
-            "",
-            "hello",
-            "+1",
-            "12345",
-            "+999999999999",
-            "+1415555267100000000000",
-        ] {
+        for bad in ["", "hello", "+1", "12345", "+999999999999", "+1415555267100000000000"] {
             assert_eq!(PhoneNumber::parse(bad), Err(PhoneError::Invalid), "{bad}");
         }
     }

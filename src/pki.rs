@@ -5,8 +5,8 @@
 
 use crate::datadir::{self, DataDir};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
@@ -59,10 +59,7 @@ impl Ca {
         let cert = params.self_signed(&key)?;
         datadir::write_secret(&dir.file(CA_KEY), key.serialize_pem().as_bytes())?;
         datadir::write_public(&dir.file(CA_CERT), cert.pem().as_bytes())?;
-        Ok(Ca {
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        })
+        Ok(Ca { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
     /// The CA certificate, PEM.
@@ -81,10 +78,7 @@ impl Ca {
         params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
         params.not_after = OffsetDateTime::now_utc() + Duration::days(SERVER_CERT_DAYS);
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(TlsPair {
-            chain_pem: format!("{}{}", cert.pem(), self.cert_pem),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(TlsPair { chain_pem: format!("{}{}", cert.pem(), self.cert_pem), key_pem: key.serialize_pem() })
     }
 }
 
@@ -102,11 +96,7 @@ fn ca_params() -> CertificateParams {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     params.distinguished_name = name(&format!("Top Dog appliance CA ({host})"));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
     params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
     params
@@ -122,11 +112,7 @@ fn san(name: &str) -> Result<SanType, rcgen::Error> {
 /// The names the generated server certificate covers.
 pub fn server_names(extra: &[String]) -> Vec<String> {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let mut names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     if !host.is_empty() {
         names.push(host);
     }
@@ -145,10 +131,7 @@ pub fn server_tls(dir: &DataDir, ca: &Ca, names: &[String]) -> Result<TlsPair, P
     if let (Some(stored), Some(cert), Some(key)) = (stored_names, cert, key) {
         if stored == wanted.as_bytes() && !near_expiry(dir)? {
             let to_string = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-            return Ok(TlsPair {
-                chain_pem: to_string(cert),
-                key_pem: to_string(key),
-            });
+            return Ok(TlsPair { chain_pem: to_string(cert), key_pem: to_string(key) });
         }
     }
     let pair = ca.issue_server(names)?;

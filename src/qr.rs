@@ -13,29 +13,19 @@ use qrcode::{EcLevel, QrCode};
 pub struct QrError(String);
 
 fn code(data: &str) -> Result<QrCode, QrError> {
-    QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M)
-        .map_err(|e| QrError(e.to_string()))
+    QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M).map_err(|e| QrError(e.to_string()))
 }
 
 /// An SVG image of `data`.
 pub fn svg(data: &str) -> Result<String, QrError> {
-    Ok(code(data)?
-        .render::<svg::Color<'_>>()
-        .min_dimensions(256, 256)
-        .quiet_zone(true)
-        .build())
+    Ok(code(data)?.render::<svg::Color<'_>>().min_dimensions(256, 256).quiet_zone(true).build())
 }
 
 /// A PNG image of `data`, base64-encoded.
 pub fn png_base64(data: &str) -> Result<String, QrError> {
-    let image = code(data)?
-        .render::<image::Luma<u8>>()
-        .min_dimensions(256, 256)
-        .build();
+    let image = code(data)?.render::<image::Luma<u8>>().min_dimensions(256, 256).build();
     let mut png = std::io::Cursor::new(Vec::new());
-    image
-        .write_to(&mut png, image::ImageFormat::Png)
-        .map_err(|e| QrError(e.to_string()))?;
+    image.write_to(&mut png, image::ImageFormat::Png).map_err(|e| QrError(e.to_string()))?;
     Ok(STANDARD.encode(png.into_inner()))
 }
 
@@ -55,8 +45,7 @@ mod tests {
 
     #[test]
     fn draws_all_three_forms() {
-        let url =
-            "https://topdog.example.com:8443/pair?code=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let url = "https://topdog.example.com:8443/pair?code=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
         assert!(svg(url).unwrap().starts_with("<?xml"));
         let png = STANDARD.decode(png_base64(url).unwrap()).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");

@@ -78,26 +78,15 @@ impl Tx<'_> {
     }
 
     /// Reads a record.
-    pub fn get<T: DeserializeOwned, E>(
-        &self,
-        table: Table,
-        key: &str,
-    ) -> Result<Option<T>, TxAbort<E>> {
+    pub fn get<T: DeserializeOwned, E>(&self, table: Table, key: &str) -> Result<Option<T>, TxAbort<E>> {
         match self.tree(table).get(key.as_bytes())? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(TxAbort::Codec),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(TxAbort::Codec),
             None => Ok(None),
         }
     }
 
     /// Writes a record.
-    pub fn put<T: Serialize, E>(
-        &self,
-        table: Table,
-        key: &str,
-        value: &T,
-    ) -> Result<(), TxAbort<E>> {
+    pub fn put<T: Serialize, E>(&self, table: Table, key: &str, value: &T) -> Result<(), TxAbort<E>> {
         let bytes = serde_json::to_vec(value).map_err(TxAbort::Codec)?;
         self.tree(table).insert(key.as_bytes(), bytes)?;
         Ok(())
@@ -121,12 +110,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(path).open()?;
         let open = |name: &str| db.open_tree(name);
-        let trees = [
-            open(TABLES[0].1)?,
-            open(TABLES[1].1)?,
-            open(TABLES[2].1)?,
-            open(TABLES[3].1)?,
-        ];
+        let trees = [open(TABLES[0].1)?, open(TABLES[1].1)?, open(TABLES[2].1)?, open(TABLES[3].1)?];
         Ok(Store { db, trees })
     }
 
@@ -135,11 +119,7 @@ impl Store {
     }
 
     /// Reads a record.
-    pub fn get<T: DeserializeOwned>(
-        &self,
-        table: Table,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
+    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
         match self.tree(table).get(key.as_bytes())? {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             None => Ok(None),
@@ -153,26 +133,16 @@ impl Store {
 
     /// Every record of a table, in key order.
     pub fn scan<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StoreError> {
-        self.tree(table)
-            .iter()
-            .values()
-            .map(|v| Ok(serde_json::from_slice(&v?)?))
-            .collect()
+        self.tree(table).iter().values().map(|v| Ok(serde_json::from_slice(&v?)?)).collect()
     }
 
     /// Every record of a table with its key, in key order.
-    pub fn scan_keyed<T: DeserializeOwned>(
-        &self,
-        table: Table,
-    ) -> Result<Vec<(String, T)>, StoreError> {
+    pub fn scan_keyed<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError> {
         self.tree(table)
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
-                Ok((
-                    String::from_utf8_lossy(&k).into_owned(),
-                    serde_json::from_slice(&v)?,
-                ))
+                Ok((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?))
             })
             .collect()
     }
@@ -183,23 +153,14 @@ impl Store {
     }
 
     /// Writes one record and waits until it is on disk.
-    pub async fn insert<T: Serialize>(
-        &self,
-        table: Table,
-        key: &str,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        self.tree(table)
-            .insert(key.as_bytes(), serde_json::to_vec(value)?)?;
+    pub async fn insert<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<(), StoreError> {
+        self.tree(table).insert(key.as_bytes(), serde_json::to_vec(value)?)?;
         self.flush().await
     }
 
     /// Runs `f` as one transaction over every table (retried on conflict),
     /// then waits until the change is on disk.
-    pub async fn commit<R, E>(
-        &self,
-        f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>,
-    ) -> Result<R, TxError<E>> {
+    pub async fn commit<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
         let result = self.commit_unflushed(f)?;
         self.flush().await.map_err(TxError::Store)?;
         Ok(result)
@@ -207,15 +168,10 @@ impl Store {
 
     /// Runs `f` as one transaction without waiting for the disk: only for
     /// changes nobody is told about (such as a device's last-seen time).
-    pub fn commit_unflushed<R, E>(
-        &self,
-        f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>,
-    ) -> Result<R, TxError<E>> {
+    pub fn commit_unflushed<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
         let [a, b, c, d] = &self.trees;
         let outcome = (a, b, c, d).transaction(|(a, b, c, d)| {
-            let tx = Tx {
-                trees: [a, b, c, d],
-            };
+            let tx = Tx { trees: [a, b, c, d] };
             f(&tx).map_err(|abort| match abort {
                 TxAbort::Domain(e) => ConflictableTransactionError::Abort(Inner::Domain(e)),
                 TxAbort::Codec(e) => ConflictableTransactionError::Abort(Inner::Codec(e)),

@@ -104,11 +104,9 @@ impl Tokens {
         let path = dir.file(KEY_FILE);
         let key_err = |e: &dyn std::fmt::Display| TokenError::Key(e.to_string());
         let private = match datadir::read_optional(&path).map_err(|e| key_err(&e))? {
-            Some(pem) => RsaPrivateKey::from_pkcs8_pem(&String::from_utf8_lossy(&pem))
-                .map_err(|e| key_err(&e))?,
+            Some(pem) => RsaPrivateKey::from_pkcs8_pem(&String::from_utf8_lossy(&pem)).map_err(|e| key_err(&e))?,
             None => {
-                let key =
-                    RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| key_err(&e))?;
+                let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| key_err(&e))?;
                 let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| key_err(&e))?;
                 datadir::write_secret(&path, pem.as_bytes()).map_err(|e| key_err(&e))?;
                 key
@@ -124,9 +122,7 @@ impl Tokens {
         let kid = hex::encode(&Sha256::digest(der.as_bytes())[..8]);
         let n = URL_SAFE_NO_PAD.encode(public.n().to_bytes_be());
         let e = URL_SAFE_NO_PAD.encode(public.e().to_bytes_be());
-        let pem = private
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| key_err(&e))?;
+        let pem = private.to_pkcs8_pem(LineEnding::LF).map_err(|e| key_err(&e))?;
         Ok(Tokens {
             encoding: EncodingKey::from_rsa_pem(pem.as_bytes())?,
             decoding: DecodingKey::from_rsa_components(&n, &e)?,
@@ -162,11 +158,7 @@ impl Tokens {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
-        Ok(IssuedToken {
-            token,
-            claims,
-            expires_at,
-        })
+        Ok(IssuedToken { token, claims, expires_at })
     }
 
     /// Checks the header, signature, issuer and expiry of `token`.
@@ -215,11 +207,7 @@ mod tests {
     }
 
     fn subject() -> Subject<'static> {
-        Subject {
-            user_id: "alice",
-            device_id: "pixel-8",
-            fingerprint: "fp",
-        }
+        Subject { user_id: "alice", device_id: "pixel-8", fingerprint: "fp" }
     }
 
     #[test]
@@ -227,9 +215,7 @@ mod tests {
         let (tmp, t) = tokens(Duration::from_secs(60));
         let issued = t.issue(&subject()).unwrap();
         assert_eq!(t.verify(&issued.token).unwrap(), issued.claims);
-        let again =
-            Tokens::load_or_create(&DataDir::open(tmp.path()).unwrap(), Duration::from_secs(60))
-                .unwrap();
+        let again = Tokens::load_or_create(&DataDir::open(tmp.path()).unwrap(), Duration::from_secs(60)).unwrap();
         assert_eq!(again.kid(), t.kid());
         assert!(again.verify(&issued.token).is_ok());
         assert_eq!(t.jwks()["keys"][0]["kid"], t.kid());
@@ -242,16 +228,10 @@ mod tests {
         let token = t.issue(&subject()).unwrap().token;
         assert!(matches!(other.verify(&token), Err(TokenError::UnknownKey)));
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        parts[1] = URL_SAFE_NO_PAD.encode(br#"{"iss":"topdog","sub":"mallory","device_id":"x","fp":"f","iat":0,"exp":9999999999,"jti":"j"}"#);
-        assert!(matches!(
-            t.verify(&parts.join(".")),
-            Err(TokenError::BadSignature)
-        ));
-        let none = format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
-            parts[1]
-        );
+        parts[1] = URL_SAFE_NO_PAD
+            .encode(br#"{"iss":"topdog","sub":"mallory","device_id":"x","fp":"f","iat":0,"exp":9999999999,"jti":"j"}"#);
+        assert!(matches!(t.verify(&parts.join(".")), Err(TokenError::BadSignature)));
+        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
         assert!(matches!(t.verify(&none), Err(TokenError::Malformed)));
         assert!(matches!(t.verify("garbage"), Err(TokenError::Malformed)));
     }

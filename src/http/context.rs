@@ -38,15 +38,12 @@ pub fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
         .and(warp::header::optional::<String>("x-admin-token"))
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("user-agent"))
-        .map(
-            |conn, admin_token, authorization: Option<String>, user_agent| Ctx {
-                conn,
-                admin_token,
-                bearer: authorization
-                    .and_then(|a| a.strip_prefix("Bearer ").map(|t| t.trim().to_owned())),
-                user_agent,
-            },
-        )
+        .map(|conn, admin_token, authorization: Option<String>, user_agent| Ctx {
+            conn,
+            admin_token,
+            bearer: authorization.and_then(|a| a.strip_prefix("Bearer ").map(|t| t.trim().to_owned())),
+            user_agent,
+        })
 }
 
 impl Ctx {
@@ -59,12 +56,8 @@ impl Ctx {
             Ok(()) => Ok(Actor::Admin),
             Err(e) => {
                 if matches!(e, AdminError::Invalid) {
-                    let event = crate::audit::Event::new(
-                        &Actor::Pairing,
-                        "admin.auth",
-                        self.peer_ip(),
-                        "admin_token_invalid",
-                    );
+                    let event =
+                        crate::audit::Event::new(&Actor::Pairing, "admin.auth", self.peer_ip(), "admin_token_invalid");
                     state.audit.record(event).await;
                     tracing::warn!(peer = %self.peer_ip(), "request with a wrong admin token");
                 }
@@ -86,9 +79,7 @@ impl Ctx {
             return Ok(());
         }
         let ip = self.conn.and_then(|c| c.peer).map(|p| p.ip());
-        Ok(state
-            .limits
-            .check(bucket, &limits::client_key(ip, self.user_agent.as_deref()))?)
+        Ok(state.limits.check(bucket, &limits::client_key(ip, self.user_agent.as_deref()))?)
     }
 
     fn peer_ip(&self) -> String {
@@ -120,17 +111,10 @@ pub fn route_template(path: &str) -> &'static str {
     }
     const PREFIXES: [(&str, &str); 3] = [
         ("/phone/pairing/invite/", "/phone/pairing/invite/{code}"),
-        (
-            "/phone/pairing/resend-sms/",
-            "/phone/pairing/resend-sms/{code}",
-        ),
+        ("/phone/pairing/resend-sms/", "/phone/pairing/resend-sms/{code}"),
         ("/phone/devices/", "/phone/devices/{id}"),
     ];
-    PREFIXES
-        .iter()
-        .find(|(p, _)| path.starts_with(p))
-        .map(|(_, t)| *t)
-        .unwrap_or("other")
+    PREFIXES.iter().find(|(p, _)| path.starts_with(p)).map(|(_, t)| *t).unwrap_or("other")
 }
 
 /// Logs and counts one answered request.
@@ -147,14 +131,8 @@ mod tests {
 
     #[test]
     fn templates_hide_codes_and_ids() {
-        assert_eq!(
-            route_template("/phone/pairing/invite/SECRET"),
-            "/phone/pairing/invite/{code}"
-        );
-        assert_eq!(
-            route_template("/phone/devices/pixel/suspend"),
-            "/phone/devices/{id}"
-        );
+        assert_eq!(route_template("/phone/pairing/invite/SECRET"), "/phone/pairing/invite/{code}");
+        assert_eq!(route_template("/phone/devices/pixel/suspend"), "/phone/devices/{id}");
         assert_eq!(route_template("/phone/devices"), "/phone/devices");
         assert_eq!(route_template("/nope"), "other");
     }

@@ -41,20 +41,10 @@ struct Refreshed {
 /// The device routes.
 pub fn routes(state: Arc<State>) -> Routes {
     let devices = warp::path("phone").and(warp::path("devices"));
-    let list = devices
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(warp::query::<ListQuery>());
-    let list = list
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .then(list_devices);
+    let list = devices.and(warp::path::end()).and(warp::get()).and(warp::query::<ListQuery>());
+    let list = list.and(with_state(state.clone())).and(ctx()).then(list_devices);
     let one = devices.and(warp::path::param::<String>());
-    let revoke = one
-        .and(warp::path::end())
-        .and(warp::delete())
-        .map(|id| (id, Change::Revoke))
-        .untuple_one();
+    let revoke = one.and(warp::path::end()).and(warp::delete()).map(|id| (id, Change::Revoke)).untuple_one();
     let suspend = one
         .and(warp::path("suspend"))
         .and(warp::path::end())
@@ -68,27 +58,11 @@ pub fn routes(state: Arc<State>) -> Routes {
         .map(|id| (id, Change::Reactivate))
         .untuple_one();
     let change = revoke.or(suspend).unify().or(reactivate).unify();
-    let change = change
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .then(change_device);
-    let me = warp::path!("phone" / "me")
-        .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .then(me);
-    let refresh = warp::path!("phone" / "token" / "refresh")
-        .and(warp::post())
-        .and(with_state(state))
-        .and(ctx())
-        .then(refresh);
-    list.or(change)
-        .unify()
-        .or(me)
-        .unify()
-        .or(refresh)
-        .unify()
-        .boxed()
+    let change = change.and(with_state(state.clone())).and(ctx()).then(change_device);
+    let me = warp::path!("phone" / "me").and(warp::get()).and(with_state(state.clone())).and(ctx()).then(me);
+    let refresh =
+        warp::path!("phone" / "token" / "refresh").and(warp::post()).and(with_state(state)).and(ctx()).then(refresh);
+    list.or(change).unify().or(me).unify().or(refresh).unify().boxed()
 }
 
 async fn device_admin(state: &State, ctx: &Ctx) -> Result<crate::audit::Actor, Error> {
@@ -102,17 +76,9 @@ async fn device_admin(state: &State, ctx: &Ctx) -> Result<crate::audit::Actor, E
 async fn list_devices(query: ListQuery, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
         device_admin(&state, &ctx).await?;
-        let user = query
-            .user_id
-            .as_deref()
-            .map(UserId::parse)
-            .transpose()
-            .map_err(PairingError::from)?;
+        let user = query.user_id.as_deref().map(UserId::parse).transpose().map_err(PairingError::from)?;
         let devices = state.devices.list(user.as_ref())?;
-        Ok::<_, Error>(DeviceList {
-            count: devices.len(),
-            devices,
-        })
+        Ok::<_, Error>(DeviceList { count: devices.len(), devices })
     };
     respond(StatusCode::OK, result.await)
 }
@@ -121,10 +87,7 @@ async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) 
     let result = async {
         let actor = device_admin(&state, &ctx).await?;
         let device = state.devices.change(&actor, &id, change).await?;
-        Ok::<_, Error>(StateChange {
-            device_id: device.device_id.to_string(),
-            status: device.status.as_str(),
-        })
+        Ok::<_, Error>(StateChange { device_id: device.device_id.to_string(), status: device.status.as_str() })
     };
     respond(StatusCode::OK, result.await)
 }

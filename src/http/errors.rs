@@ -16,9 +16,7 @@ use warp::{Rejection, Reply};
 
 fn pairing_status(e: &PairingError) -> StatusCode {
     match e {
-        PairingError::Invalid(_) | PairingError::Phone(_) | PairingError::OtpRequired => {
-            StatusCode::BAD_REQUEST
-        }
+        PairingError::Invalid(_) | PairingError::Phone(_) | PairingError::OtpRequired => StatusCode::BAD_REQUEST,
         PairingError::OtpInvalid => StatusCode::FORBIDDEN,
         PairingError::NotFound => StatusCode::NOT_FOUND,
         PairingError::Expired => StatusCode::GONE,
@@ -27,24 +25,18 @@ fn pairing_status(e: &PairingError) -> StatusCode {
         | PairingError::DeviceExists(_)
         | PairingError::NotSms => StatusCode::CONFLICT,
         PairingError::Sms { .. } => StatusCode::BAD_GATEWAY,
-        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 fn token_code(e: &TokenError) -> (StatusCode, &'static str) {
     match e {
         TokenError::Missing => (StatusCode::UNAUTHORIZED, "token_missing"),
-        TokenError::Malformed | TokenError::BadSignature => {
-            (StatusCode::UNAUTHORIZED, "token_invalid")
-        }
+        TokenError::Malformed | TokenError::BadSignature => (StatusCode::UNAUTHORIZED, "token_invalid"),
         TokenError::UnknownKey => (StatusCode::UNAUTHORIZED, "token_unknown_key"),
         TokenError::Expired => (StatusCode::UNAUTHORIZED, "token_expired"),
         TokenError::Revoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
-        TokenError::Key(_) | TokenError::Signing(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        }
+        TokenError::Key(_) | TokenError::Signing(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 
@@ -103,21 +95,15 @@ pub fn respond<T: Serialize>(status: StatusCode, result: Result<T, Error>) -> Re
 
 /// Parses a JSON body, with a clear error for each way it can be wrong.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::BadRequest {
-        code: "invalid_json",
-        detail: format!("request body: {e}"),
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest { code: "invalid_json", detail: format!("request body: {e}") })
 }
 
 /// Turns warp's own rejections (no route, wrong method, body too large)
 /// into JSON errors.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, code, detail) = if rejection.is_not_found() {
-        (
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such route".to_owned(),
-        )
+        (StatusCode::NOT_FOUND, "not_found", "no such route".to_owned())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -125,37 +111,18 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             format!("the body may be at most {} bytes", super::MAX_BODY),
         )
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        (
-            StatusCode::LENGTH_REQUIRED,
-            "length_required",
-            "send a Content-Length header".to_owned(),
-        )
+        (StatusCode::LENGTH_REQUIRED, "length_required", "send a Content-Length header".to_owned())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this route does not take that method".to_owned(),
-        )
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method".to_owned())
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         (StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
     } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
         (StatusCode::BAD_REQUEST, "invalid_header", e.to_string())
-    } else if rejection
-        .find::<warp::reject::UnsupportedMediaType>()
-        .is_some()
-    {
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send JSON".to_owned(),
-        )
+    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send JSON".to_owned())
     } else {
         tracing::warn!(?rejection, "unhandled rejection");
-        (
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the request could not be understood".to_owned(),
-        )
+        (StatusCode::BAD_REQUEST, "bad_request", "the request could not be understood".to_owned())
     };
     Ok(error_body(status, code, &detail))
 }
@@ -171,9 +138,7 @@ pub fn secure_headers(mut response: Response) -> Response {
         (header::REFERRER_POLICY, "no-referrer"),
     ];
     for (name, value) in fixed {
-        headers
-            .entry(name)
-            .or_insert(HeaderValue::from_static(value));
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
     }
     response
 }

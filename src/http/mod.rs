@@ -51,9 +51,7 @@ pub const MAX_BODY: u64 = 16 * 1024;
 /// A module's routes, boxed.
 type Routes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
 
-fn with_state(
-    state: Arc<State>,
-) -> impl Filter<Extract = (Arc<State>,), Error = std::convert::Infallible> + Clone {
+fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error = std::convert::Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
@@ -76,8 +74,6 @@ pub fn routes(
     api.recover(errors::recover)
         .unify()
         .map(errors::secure_headers)
-        .with(warp::log::custom(move |info| {
-            context::log_request(&metrics, &info)
-        }))
+        .with(warp::log::custom(move |info| context::log_request(&metrics, &info)))
         .map(Reply::into_response)
 }

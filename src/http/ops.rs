@@ -22,54 +22,30 @@ pub fn routes(state: Arc<State>) -> Routes {
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .and(with_state(state.clone()))
-        .map(metrics);
+    let metrics = warp::path!("metrics").and(warp::get()).and(with_state(state.clone())).map(metrics);
     let jwks = warp::path!(".well-known" / "jwks.json")
         .and(warp::get())
         .and(with_state(state.clone()))
         .map(|s: Arc<State>| warp::reply::json(&s.tokens.jwks()).into_response());
-    let status = warp::path!("admin" / "status")
-        .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .then(status);
-    let audit = warp::path!("admin" / "audit")
-        .and(warp::get())
-        .and(warp::query::<AuditQuery>());
+    let status =
+        warp::path!("admin" / "status").and(warp::get()).and(with_state(state.clone())).and(ctx()).then(status);
+    let audit = warp::path!("admin" / "audit").and(warp::get()).and(warp::query::<AuditQuery>());
     let audit = audit.and(with_state(state)).and(ctx()).then(audit_log);
-    health
-        .or(metrics)
-        .unify()
-        .or(jwks)
-        .unify()
-        .or(status)
-        .unify()
-        .or(audit)
-        .unify()
-        .boxed()
+    health.or(metrics).unify().or(jwks).unify().or(status).unify().or(audit).unify().boxed()
 }
 
 fn metrics(state: Arc<State>) -> Response {
     let counts = state.devices.count_by_state().unwrap_or_default();
     let text = state.metrics.render(&counts);
-    warp::reply::with_header(
-        text,
-        "content-type",
-        "text/plain; version=0.0.4; charset=utf-8",
-    )
-    .into_response()
+    warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8").into_response()
 }
 
 async fn status(state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
         ctx.admin(&state).await?;
         let counts = state.devices.count_by_state()?;
-        let devices: serde_json::Map<String, serde_json::Value> = counts
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into()))
-            .collect();
+        let devices: serde_json::Map<String, serde_json::Value> =
+            counts.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
         Ok::<_, Error>(serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_s": state.started_at.elapsed().as_secs(),

@@ -50,8 +50,7 @@ fn asset(name: &str) -> Response {
                 Some("json") => "application/json",
                 _ => "application/octet-stream",
             };
-            warp::reply::with_header(file.data.into_owned(), header::CONTENT_TYPE, mime)
-                .into_response()
+            warp::reply::with_header(file.data.into_owned(), header::CONTENT_TYPE, mime).into_response()
         }
         _ => super::errors::error_body(StatusCode::NOT_FOUND, "not_found", "no such asset"),
     }
@@ -97,19 +96,12 @@ fn view(state: &State, ctx: &Ctx, code: Option<&str>) -> View {
         );
     }
     let Some(Ok(preview)) = code.map(|c| state.pairing.preview(c)) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            "unknown",
-            "This pairing link is not valid. Ask for a new one.",
-        );
+        return refused(StatusCode::NOT_FOUND, "unknown", "This pairing link is not valid. Ask for a new one.");
     };
     let (state_name, message) = match preview.status {
         InviteStatus::Pending => ("pending", "Tap Accept to pair this phone."),
         InviteStatus::Accepted => ("used", "This pairing link has already been used."),
-        InviteStatus::Expired => (
-            "expired",
-            "This pairing link has expired. Ask for a new one.",
-        ),
+        InviteStatus::Expired => ("expired", "This pairing link has expired. Ask for a new one."),
         InviteStatus::Cancelled => ("cancelled", "This pairing link was cancelled."),
     };
     let can_accept = preview.status == InviteStatus::Pending;
@@ -125,16 +117,11 @@ fn view(state: &State, ctx: &Ctx, code: Option<&str>) -> View {
 
 async fn pair_page(query: PairQuery, state: Arc<State>, ctx: Ctx) -> Response {
     let view = view(&state, &ctx, query.code.as_deref());
-    let template = Assets::get("pair.html")
-        .map(|f| String::from_utf8_lossy(&f.data).into_owned())
-        .unwrap_or_default();
+    let template = Assets::get("pair.html").map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default();
     let hidden = |yes: bool| if yes { "hidden" } else { "" };
     let html = template
         .replace("{{state}}", view.state)
-        .replace(
-            "{{needs_otp}}",
-            if view.needs_otp { "true" } else { "false" },
-        )
+        .replace("{{needs_otp}}", if view.needs_otp { "true" } else { "false" })
         .replace("{{user_name}}", &escape(&view.user_name))
         .replace("{{message}}", view.message)
         .replace("{{form_hidden}}", hidden(!view.can_accept))
@@ -147,9 +134,6 @@ async fn pair_page(query: PairQuery, state: Arc<State>, ctx: Ctx) -> Response {
 mod tests {
     #[test]
     fn escapes_markup() {
-        assert_eq!(
-            super::escape("<b>\"A&B'</b>"),
-            "&lt;b&gt;&quot;A&amp;B&#39;&lt;/b&gt;"
-        );
+        assert_eq!(super::escape("<b>\"A&B'</b>"), "&lt;b&gt;&quot;A&amp;B&#39;&lt;/b&gt;");
     }
 }

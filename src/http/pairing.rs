@@ -17,67 +17,18 @@ use warp::Filter;
 /// The pairing routes.
 pub fn routes(state: Arc<State>) -> Routes {
     let base = warp::path("phone").and(warp::path("pairing"));
-    let send = base
-        .and(warp::path("send-sms"))
-        .and(warp::path::end())
-        .and(warp::post());
-    let send = send
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .and(json_body())
-        .then(send_sms);
-    let accept = base
-        .and(warp::path("accept-invite"))
-        .and(warp::path::end())
-        .and(warp::post());
-    let accept = accept
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .and(json_body())
-        .then(accept_invite);
-    let qr = base
-        .and(warp::path("generate-qr"))
-        .and(warp::path::end())
-        .and(warp::post());
-    let qr = qr
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .and(json_body())
-        .then(generate_qr);
-    let invite = base
-        .and(warp::path("invite"))
-        .and(warp::path::param::<String>())
-        .and(warp::path::end());
-    let status = invite
-        .and(warp::get())
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .then(invite_status);
-    let cancel = invite
-        .and(warp::delete())
-        .and(with_state(state.clone()))
-        .and(ctx())
-        .then(cancel_invite);
-    let resend = base
-        .and(warp::path("resend-sms"))
-        .and(warp::path::param::<String>())
-        .and(warp::path::end());
-    let resend = resend
-        .and(warp::post())
-        .and(with_state(state))
-        .and(ctx())
-        .then(resend_sms);
-    send.or(accept)
-        .unify()
-        .or(qr)
-        .unify()
-        .or(status)
-        .unify()
-        .or(cancel)
-        .unify()
-        .or(resend)
-        .unify()
-        .boxed()
+    let send = base.and(warp::path("send-sms")).and(warp::path::end()).and(warp::post());
+    let send = send.and(with_state(state.clone())).and(ctx()).and(json_body()).then(send_sms);
+    let accept = base.and(warp::path("accept-invite")).and(warp::path::end()).and(warp::post());
+    let accept = accept.and(with_state(state.clone())).and(ctx()).and(json_body()).then(accept_invite);
+    let qr = base.and(warp::path("generate-qr")).and(warp::path::end()).and(warp::post());
+    let qr = qr.and(with_state(state.clone())).and(ctx()).and(json_body()).then(generate_qr);
+    let invite = base.and(warp::path("invite")).and(warp::path::param::<String>()).and(warp::path::end());
+    let status = invite.and(warp::get()).and(with_state(state.clone())).and(ctx()).then(invite_status);
+    let cancel = invite.and(warp::delete()).and(with_state(state.clone())).and(ctx()).then(cancel_invite);
+    let resend = base.and(warp::path("resend-sms")).and(warp::path::param::<String>()).and(warp::path::end());
+    let resend = resend.and(warp::post()).and(with_state(state)).and(ctx()).then(resend_sms);
+    send.or(accept).unify().or(qr).unify().or(status).unify().or(cancel).unify().or(resend).unify().boxed()
 }
 
 async fn send_sms(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
@@ -127,8 +78,6 @@ async fn accept_invite(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
 }
 
 async fn invite_status(code: String, state: Arc<State>, ctx: Ctx) -> Response {
-    let result = ctx
-        .limit(&state, Bucket::Accepts)
-        .and_then(|()| Ok(state.pairing.status(&code)?));
+    let result = ctx.limit(&state, Bucket::Accepts).and_then(|()| Ok(state.pairing.status(&code)?));
     respond(StatusCode::OK, result)
 }

@@ -53,11 +53,7 @@ where
 
 /// The filter every connection serves.
 pub trait Routes:
-    warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
-    + Clone
-    + Send
-    + Sync
-    + 'static
+    warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static
 {
 }
 impl<F> Routes for F where
@@ -89,23 +85,11 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     R: Routes,
 {
-    let service = TowerToHyperService::new(WithConn {
-        inner: warp::service(routes),
-        info,
-    });
+    let service = TowerToHyperService::new(WithConn { inner: warp::service(routes), info });
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024);
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(64 * 1024);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(64 * 1024);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
     let watched = watcher.watch(conn);
     async move {
         if let Err(e) = watched.await {
@@ -157,39 +141,19 @@ async fn accept_loop<L: Accept>(
 }
 
 /// Serves HTTPS on `listener` until shutdown.
-pub async fn serve_tls<R: Routes>(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    routes: R,
-    life: Lifecycle,
-) {
+pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, routes: R, life: Lifecycle) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::warn!(
-                ?peer,
-                "too many TLS handshakes in progress; connection dropped"
-            );
+            tracing::warn!(?peer, "too many TLS handshakes in progress; connection dropped");
             return;
         };
-        let (acceptor, routes, watcher) =
-            (acceptor.clone(), routes.clone(), life.graceful.watcher());
+        let (acceptor, routes, watcher) = (acceptor.clone(), routes.clone(), life.graceful.watcher());
         tokio::spawn(async move {
             let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
             drop(permit);
             match handshake {
-                Ok(Ok(tls)) => {
-                    serve_connection(
-                        tls,
-                        ConnInfo {
-                            peer,
-                            local_admin: false,
-                        },
-                        routes,
-                        watcher,
-                    )
-                    .await
-                }
+                Ok(Ok(tls)) => serve_connection(tls, ConnInfo { peer, local_admin: false }, routes, watcher).await,
                 Ok(Err(e)) => tracing::debug!(?peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
             }
@@ -203,10 +167,7 @@ pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Life
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         tokio::spawn(serve_connection(
             stream,
-            ConnInfo {
-                peer,
-                local_admin: false,
-            },
+            ConnInfo { peer, local_admin: false },
             routes.clone(),
             life.graceful.watcher(),
         ));
@@ -219,10 +180,7 @@ pub async fn serve_unix<R: Routes>(listener: UnixListener, routes: R, life: Life
     accept_loop(listener, life.stop.clone(), |stream, _| {
         tokio::spawn(serve_connection(
             stream,
-            ConnInfo {
-                peer: None,
-                local_admin: true,
-            },
+            ConnInfo { peer: None, local_admin: true },
             routes.clone(),
             life.graceful.watcher(),
         ));

@@ -18,15 +18,8 @@ impl Command {
         Command { argv }
     }
 
-    async fn run(
-        &self,
-        to: &PhoneNumber,
-        body: &str,
-    ) -> Result<std::process::Output, std::io::Error> {
-        let (program, args) = self
-            .argv
-            .split_first()
-            .ok_or_else(|| std::io::Error::other("empty command"))?;
+    async fn run(&self, to: &PhoneNumber, body: &str) -> Result<std::process::Output, std::io::Error> {
+        let (program, args) = self.argv.split_first().ok_or_else(|| std::io::Error::other("empty command"))?;
         let mut child = tokio::process::Command::new(program)
             .args(args)
             .env("TOPDOG_SMS_TO", to.e164())
@@ -49,10 +42,7 @@ impl Sms for Command {
     }
 
     async fn send(&self, to: &PhoneNumber, body: &str) -> Result<(), SmsError> {
-        let failed = |message: String| SmsError::Provider {
-            provider: "command",
-            message,
-        };
+        let failed = |message: String| SmsError::Provider { provider: "command", message };
         let output = tokio::time::timeout(SEND_TIMEOUT, self.run(to, body))
             .await
             .map_err(|_| failed("timed out".into()))?
@@ -62,10 +52,6 @@ impl Sms for Command {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(failed(
-            format!("{} {}", output.status, stderr.trim())
-                .trim()
-                .to_owned(),
-        ))
+        Err(failed(format!("{} {}", output.status, stderr.trim()).trim().to_owned()))
     }
 }

@@ -17,17 +17,11 @@ impl Sms for Console {
 
     async fn send(&self, to: &PhoneNumber, body: &str) -> Result<(), SmsError> {
         let rule = "=".repeat(60);
-        let block = format!(
-            "\n{rule}\nMOCK SMS (console provider)\nTo:      {}\nMessage: {body}\n{rule}\n",
-            to.e164()
-        );
+        let block = format!("\n{rule}\nMOCK SMS (console provider)\nTo:      {}\nMessage: {body}\n{rule}\n", to.e164());
         let mut out = std::io::stdout().lock();
         out.write_all(block.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| SmsError::Provider {
-                provider: "console",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| SmsError::Provider { provider: "console", message: e.to_string() })?;
         tracing::info!(to = %to, "SMS printed on the console");
         Ok(())
     }

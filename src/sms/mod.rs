@@ -22,16 +22,10 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum SmsError {
     /// The provider refused or failed the request.
     #[error("the SMS provider {provider} refused the message: {message}")]
-    Provider {
-        provider: &'static str,
-        message: String,
-    },
+    Provider { provider: &'static str, message: String },
     /// The provider could not be reached in time.
     #[error("the SMS provider {provider} could not be reached: {message}")]
-    Unreachable {
-        provider: &'static str,
-        message: String,
-    },
+    Unreachable { provider: &'static str, message: String },
 }
 
 /// A way to send a text message.
@@ -47,30 +41,18 @@ pub trait Sms: Send + Sync {
 pub fn from_config(config: &SmsConfig) -> Arc<dyn Sms> {
     match config {
         SmsConfig::Console => Arc::new(console::Console),
-        SmsConfig::Twilio {
-            account_sid,
-            auth_token,
-            from,
-            api_base,
-        } => Arc::new(twilio::Twilio::new(
-            account_sid.clone(),
-            auth_token.0.clone(),
-            from.clone(),
-            api_base.clone(),
-        )),
-        SmsConfig::Sns {
-            region,
-            endpoint,
-            access_key_id,
-            secret_access_key,
-            session_token,
-        } => Arc::new(sns::Sns::new(
-            region.clone(),
-            endpoint.clone(),
-            access_key_id.clone(),
-            secret_access_key.0.clone(),
-            session_token.as_ref().map(|s| s.0.clone()),
-        )),
+        SmsConfig::Twilio { account_sid, auth_token, from, api_base } => {
+            Arc::new(twilio::Twilio::new(account_sid.clone(), auth_token.0.clone(), from.clone(), api_base.clone()))
+        }
+        SmsConfig::Sns { region, endpoint, access_key_id, secret_access_key, session_token } => {
+            Arc::new(sns::Sns::new(
+                region.clone(),
+                endpoint.clone(),
+                access_key_id.clone(),
+                secret_access_key.0.clone(),
+                session_token.as_ref().map(|s| s.0.clone()),
+            ))
+        }
         SmsConfig::Webhook { url } => Arc::new(webhook::Webhook::new(url.clone())),
         SmsConfig::Command { argv } => Arc::new(command::Command::new(argv.clone())),
     }
@@ -87,10 +69,7 @@ fn http_client() -> reqwest::Client {
 }
 
 fn unreachable(provider: &'static str, e: impl std::fmt::Display) -> SmsError {
-    SmsError::Unreachable {
-        provider,
-        message: e.to_string(),
-    }
+    SmsError::Unreachable { provider, message: e.to_string() }
 }
 
 /// The text of a pairing invitation.
@@ -108,16 +87,8 @@ mod tests {
 
     #[test]
     fn invite_text_names_the_user_link_and_expiry() {
-        let text = invite_message(
-            "Ann",
-            "https://td/pair?code=x",
-            Duration::from_secs(15 * 60),
-        );
-        assert!(
-            text.contains("Ann")
-                && text.contains("https://td/pair?code=x")
-                && text.contains("15 min")
-        );
+        let text = invite_message("Ann", "https://td/pair?code=x", Duration::from_secs(15 * 60));
+        assert!(text.contains("Ann") && text.contains("https://td/pair?code=x") && text.contains("15 min"));
         assert!(invite_message("A", "l", Duration::from_secs(5)).contains("1 min"));
     }
 }

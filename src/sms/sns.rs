@@ -22,27 +22,13 @@ const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 impl Sns {
     /// A client for one region and credential.
-    pub fn new(
-        region: String,
-        endpoint: String,
-        key_id: String,
-        secret: String,
-        session: Option<String>,
-    ) -> Sns {
+    pub fn new(region: String, endpoint: String, key_id: String, secret: String, session: Option<String>) -> Sns {
         let identity = Credentials::new(key_id, secret, session, None, "topdog-config").into();
-        Sns {
-            client: http_client(),
-            region,
-            endpoint,
-            identity,
-        }
+        Sns { client: http_client(), region, endpoint, identity }
     }
 
     fn signed_request(&self, body: String) -> Result<http::Request<String>, SmsError> {
-        let failed = |e: &dyn std::fmt::Display| SmsError::Provider {
-            provider: "sns",
-            message: e.to_string(),
-        };
+        let failed = |e: &dyn std::fmt::Display| SmsError::Provider { provider: "sns", message: e.to_string() };
         let mut request = http::Request::post(&self.endpoint)
             .header(http::header::CONTENT_TYPE, FORM)
             .body(body)
@@ -56,20 +42,11 @@ impl Sns {
             .build()
             .map_err(|e| failed(&e))?
             .into();
-        let headers = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
-        let signable = SignableRequest::new(
-            "POST",
-            &self.endpoint,
-            headers,
-            SignableBody::Bytes(request.body().as_bytes()),
-        )
-        .map_err(|e| failed(&e))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| failed(&e))?
-            .into_parts();
+        let headers = request.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+        let signable =
+            SignableRequest::new("POST", &self.endpoint, headers, SignableBody::Bytes(request.body().as_bytes()))
+                .map_err(|e| failed(&e))?;
+        let (instructions, _) = sign(signable, &params).map_err(|e| failed(&e))?.into_parts();
         instructions.apply_to_request_http1x(&mut request);
         Ok(request)
     }
@@ -94,13 +71,8 @@ impl Sms for Sns {
             .append_pair("PhoneNumber", to.e164())
             .append_pair("Message", text)
             .finish();
-        let request = reqwest::Request::try_from(self.signed_request(body)?)
-            .map_err(|e| unreachable("sns", e))?;
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| unreachable("sns", e))?;
+        let request = reqwest::Request::try_from(self.signed_request(body)?).map_err(|e| unreachable("sns", e))?;
+        let response = self.client.execute(request).await.map_err(|e| unreachable("sns", e))?;
         let status = response.status();
         let xml = response.text().await.unwrap_or_default();
         if status.is_success() {
@@ -111,9 +83,6 @@ impl Sms for Sns {
             (Some(code), Some(msg)) => format!("{code}: {msg}"),
             _ => format!("HTTP {status}"),
         };
-        Err(SmsError::Provider {
-            provider: "sns",
-            message,
-        })
+        Err(SmsError::Provider { provider: "sns", message })
     }
 }

@@ -33,15 +33,8 @@ impl Sms for Twilio {
     }
 
     async fn send(&self, to: &PhoneNumber, body: &str) -> Result<(), SmsError> {
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Messages.json",
-            self.api_base, self.account_sid
-        );
-        let form = [
-            ("To", to.e164()),
-            ("From", self.from.as_str()),
-            ("Body", body),
-        ];
+        let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", self.api_base, self.account_sid);
+        let form = [("To", to.e164()), ("From", self.from.as_str()), ("Body", body)];
         let response = self
             .client
             .post(url)
@@ -60,9 +53,6 @@ impl Sms for Twilio {
             .ok()
             .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
             .unwrap_or_else(|| format!("HTTP {status}"));
-        Err(SmsError::Provider {
-            provider: "twilio",
-            message,
-        })
+        Err(SmsError::Provider { provider: "twilio", message })
     }
 }

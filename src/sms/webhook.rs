@@ -13,10 +13,7 @@ pub struct Webhook {
 impl Webhook {
     /// A webhook at `url`.
     pub fn new(url: String) -> Webhook {
-        Webhook {
-            client: http_client(),
-            url,
-        }
+        Webhook { client: http_client(), url }
     }
 }
 
@@ -28,20 +25,12 @@ impl Sms for Webhook {
 
     async fn send(&self, to: &PhoneNumber, body: &str) -> Result<(), SmsError> {
         let payload = serde_json::json!({ "to": to.e164(), "message": body });
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&payload)
-            .send()
-            .await
-            .map_err(|e| unreachable("webhook", e))?;
+        let response =
+            self.client.post(&self.url).json(&payload).send().await.map_err(|e| unreachable("webhook", e))?;
         if response.status().is_success() {
             tracing::info!(to = %to, "SMS handed to the webhook");
             return Ok(());
         }
-        Err(SmsError::Provider {
-            provider: "webhook",
-            message: format!("HTTP {}", response.status()),
-        })
+        Err(SmsError::Provider { provider: "webhook", message: format!("HTTP {}", response.status()) })
     }
 }
