@@ -178,16 +178,26 @@ macro_rules! fill_from {
 }
 
 impl Settings {
+    /// Folds the original design's minute variables into the duration
+    /// settings of the same layer, so that a layer sets one value either way.
+    fn normalised(mut self) -> Settings {
+        let minutes = |m: Option<u64>| m.map(|m| Dur(Duration::from_secs(m.saturating_mul(MINUTE))));
+        self.invite_expiry = self.invite_expiry.or(minutes(self.invite_expiry_minutes.take()));
+        self.qr_expiry = self.qr_expiry.or(minutes(self.qr_expiry_minutes.take()));
+        self
+    }
+
     /// Fills every field this layer leaves unset from `lower`.
-    pub fn or(mut self, lower: Settings) -> Settings {
-        fill_from!(self, lower; data_dir, http_addr, mqtt_addr, mqtt_public_host, tls_cert, tls_key,
+    pub fn or(self, lower: Settings) -> Settings {
+        let (mut this, lower) = (self.normalised(), lower.normalised());
+        fill_from!(this, lower; data_dir, http_addr, mqtt_addr, mqtt_public_host, tls_cert, tls_key,
             tls_san, insecure_http, base_url, invite_expiry, invite_expiry_minutes, qr_expiry,
             qr_expiry_minutes, qr_require_otp, qr_embed_otp, devices_require_admin, admin_token,
             jwt_ttl, sms_provider, sms_allowed_countries, twilio_account_sid, twilio_auth_token,
             twilio_phone_number, twilio_api_base, aws_region, aws_endpoint_url_sns,
             aws_access_key_id, aws_secret_access_key, aws_session_token, sms_webhook_url,
             sms_command, rate_invites_per_minute, rate_accepts_per_minute, sweep_interval);
-        self
+        this
     }
 
     /// Reads a TOML settings file.
@@ -289,10 +299,6 @@ pub struct Config {
 
 const MINUTE: u64 = 60;
 
-fn minutes(m: Option<u64>) -> Option<Duration> {
-    m.map(|m| Duration::from_secs(m.saturating_mul(MINUTE)))
-}
-
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { setting, reason: reason.into() }
 }
@@ -362,8 +368,9 @@ fn nonzero(setting: &'static str, value: Duration) -> Result<Duration, ConfigErr
 }
 
 fn pairing_config(s: &Settings) -> Result<PairingConfig, ConfigError> {
-    let invite = s.invite_expiry.map(|d| d.0).or_else(|| minutes(s.invite_expiry_minutes));
-    let qr = s.qr_expiry.map(|d| d.0).or_else(|| minutes(s.qr_expiry_minutes));
+    let s = s.clone().normalised();
+    let invite = s.invite_expiry.map(|d| d.0);
+    let qr = s.qr_expiry.map(|d| d.0);
     Ok(PairingConfig {
         invite_expiry: nonzero("invite_expiry", invite.unwrap_or(Duration::from_secs(15 * MINUTE)))?,
         qr_expiry: nonzero("qr_expiry", qr.unwrap_or(Duration::from_secs(5 * MINUTE)))?,
@@ -438,6 +445,13 @@ mod tests {
     fn original_minute_variables_apply_below_the_duration_flags() {
         let s = Settings { invite_expiry_minutes: Some(7), ..Default::default() };
         assert_eq!(Config::resolve(s).unwrap().pairing.invite_expiry, Duration::from_secs(420));
+    }
+
+    #[test]
+    fn minute_variables_of_a_higher_layer_beat_durations_of_a_lower_one() {
+        let env = Settings { invite_expiry_minutes: Some(7), ..Default::default() };
+        let c = Config::resolve(env.or(file("invite_expiry = \"9m\""))).unwrap();
+        assert_eq!(c.pairing.invite_expiry, Duration::from_secs(420));
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub enum DeviceError {
     /// The device was revoked; that is final.
     #[error("the device has been revoked; pair it again")]
     Revoked,
+    /// An admin asked to change a revoked device.
+    #[error("the device has been revoked; revocation is final")]
+    AlreadyRevoked,
     /// The device is suspended.
     #[error("the device is suspended; an admin can reactivate it")]
     Suspended,
@@ -147,7 +150,7 @@ impl Devices {
     pub fn list(&self, user: Option<&UserId>) -> Result<Vec<Device>, DeviceError> {
         let mut devices: Vec<Device> = self.store.scan(Table::Devices)?;
         devices.retain(|d| user.is_none_or(|u| &d.user_id == u));
-        devices.sort_by(|a, b| b.paired_at.cmp(&a.paired_at));
+        devices.sort_by_key(|d| std::cmp::Reverse(d.paired_at));
         Ok(devices)
     }
 
@@ -237,7 +240,9 @@ fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<D
         tx.get(Table::Devices, id)?.ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
     let now = clock::now();
     match (change, device.status) {
-        (_, DeviceState::Revoked) if change != Change::Revoke => return Err(TxAbort::Domain(DeviceError::Revoked)),
+        (_, DeviceState::Revoked) if change != Change::Revoke => {
+            return Err(TxAbort::Domain(DeviceError::AlreadyRevoked))
+        }
         (_, DeviceState::Revoked) => return Ok(device),
         (Change::Suspend, DeviceState::Active) => {
             device.status = DeviceState::Suspended;
@@ -259,7 +264,7 @@ fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<D
 fn error_code(e: &DeviceError) -> &'static str {
     match e {
         DeviceError::NotFound(_) => "device_not_found",
-        DeviceError::Revoked => "device_revoked",
+        DeviceError::Revoked | DeviceError::AlreadyRevoked => "device_revoked",
         DeviceError::Suspended => "device_suspended",
         DeviceError::Token(_) => "token_invalid",
         DeviceError::Store(_) => "internal",

@@ -56,8 +56,13 @@ pub enum PairingError {
     #[error("only SMS invites can be resent")]
     NotSms,
     /// The SMS could not be sent; the invite stays pending.
-    #[error("{source}; the invite {hint} stays pending and can be resent")]
-    Sms { source: SmsError, hint: String },
+    #[error("{source}; the invite stays pending and can be resent")]
+    Sms {
+        /// The provider's error.
+        source: SmsError,
+        /// The invite's code, so that the admin can resend it.
+        code: String,
+    },
     /// The QR code could not be drawn.
     #[error(transparent)]
     Qr(#[from] qr::QrError),
@@ -399,39 +404,25 @@ impl Pairing {
         let text = sms::invite_message(invite.user_name.as_str(), &self.link(code, None), self.config.invite_expiry);
         self.sms.send(phone, &text).await.map_err(|source| {
             tracing::warn!(error = %source, to = %phone, "pairing SMS failed");
-            PairingError::Sms { source, hint: code.masked() }
+            PairingError::Sms { source, code: code.as_str().to_owned() }
         })
     }
 
     /// Gives an SMS invite a new expiry and texts the link again.
     pub async fn resend(&self, actor: &Actor, raw_code: &str) -> Result<SendSmsResponse, PairingError> {
+        let result = self.resend_inner(raw_code).await;
+        let target = result.as_ref().map(|r| r.phone_number.clone()).unwrap_or_else(|_| hint_of(raw_code));
+        self.audit.record(Event::new(actor, "invite.resend", target, outcome(&result))).await;
+        result
+    }
+
+    async fn resend_inner(&self, raw_code: &str) -> Result<SendSmsResponse, PairingError> {
         let code = InviteCode::parse(raw_code)?;
         let now = clock::now();
         let ttl = clock::span(self.config.invite_expiry);
-        let invite = self
-            .store
-            .commit(|tx| {
-                let mut invite = get_invite(tx, &code)?;
-                if invite.kind != InviteKind::Sms {
-                    return Err(TxAbort::Domain(PairingError::NotSms));
-                }
-                match invite.effective_status(now) {
-                    InviteStatus::Pending | InviteStatus::Expired => {}
-                    InviteStatus::Accepted => return Err(TxAbort::Domain(PairingError::AlreadyAccepted)),
-                    InviteStatus::Cancelled => return Err(TxAbort::Domain(PairingError::Cancelled)),
-                }
-                invite.status = InviteStatus::Pending;
-                invite.expires_at = now + ttl;
-                invite.expired_at = None;
-                invite.sends += 1;
-                tx.put(Table::Invites, &code.key().0, &invite)?;
-                Ok(invite)
-            })
-            .await?;
+        let invite = self.store.commit(|tx| renew_in(tx, &code, now, ttl)).await?;
         let phone = invite.phone.clone().ok_or(PairingError::NotSms)?;
-        let sent = self.text_link(&code, &invite, &phone).await;
-        self.audit.record(Event::new(actor, "invite.resend", phone.masked(), outcome(&sent))).await;
-        sent?;
+        self.text_link(&code, &invite, &phone).await?;
         Ok(sms_answer(&code, &invite, &phone, "Pairing link sent again"))
     }
 
@@ -504,40 +495,40 @@ impl Pairing {
         })
     }
 
-    /// Accepts an invite: exactly one accept of a code succeeds.
+    /// Accepts an invite: exactly one accept of a code succeeds. Every
+    /// attempt is audited (`invite.accept` or `invite.reject`).
     pub async fn accept(&self, req: AcceptRequest) -> Result<AcceptResponse, PairingError> {
+        let result = self.accept_inner(&req).await;
+        let device: String = req.device_id.chars().take(64).collect();
+        let target = format!("{device} via {}", hint_of(&req.invite_code));
+        self.audit.record(Event::new(&Actor::Pairing, accept_action(&result), target, outcome(&result))).await;
+        result
+    }
+
+    async fn accept_inner(&self, req: &AcceptRequest) -> Result<AcceptResponse, PairingError> {
         let code = InviteCode::parse(&req.invite_code)?;
-        let device = self.check_device_fields(&req)?;
+        let mut device = self.check_device_fields(req)?;
         let pre = self.load(&code)?;
         pre.acceptable(clock::now())?;
-        let fingerprint = tokens::fingerprint(&[pre.user_id.as_str(), device.device_id.as_str(), &device.device_type]);
+        device.fingerprint =
+            tokens::fingerprint(&[pre.user_id.as_str(), device.device_id.as_str(), &device.device_type]);
         let issued = self.tokens.issue(&Subject {
             user_id: pre.user_id.as_str(),
             device_id: device.device_id.as_str(),
-            fingerprint: &fingerprint,
+            fingerprint: &device.fingerprint,
         })?;
-        let now = clock::now();
-        let otp = req.otp.as_deref();
-        let mut record = device;
-        record.fingerprint = fingerprint;
-        record.token_jti = issued.claims.jti.clone();
-        record.token_expires_at = issued.expires_at;
-        let result = self
-            .store
-            .commit(|tx| accept_in(tx, &code, otp, &record, now).map(|r| r.map(|i| (i.kind, i.user_id))))
-            .await;
-        let result = result.map_err(PairingError::from).and_then(|inner| inner);
-        let target = format!("{} via {}", record.device_id, code.masked());
-        self.audit.record(Event::new(&Actor::Pairing, accept_action(&result), target, outcome(&result))).await;
-        let (kind, user_id) = result?;
-        self.metrics.invite_event(InviteEvent::Accepted, kind.label());
-        tracing::info!(device = %record.device_id, user = %user_id, "phone paired");
+        device.token_jti = issued.claims.jti.clone();
+        device.token_expires_at = issued.expires_at;
+        let (now, otp) = (clock::now(), req.otp.as_deref());
+        let invite = self.store.commit(|tx| accept_in(tx, &code, otp, &device, now)).await??;
+        self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
+        tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");
         Ok(AcceptResponse {
-            device_id: record.device_id.to_string(),
+            device_id: device.device_id.to_string(),
             jwt_token: issued.token,
             expires_at: issued.expires_at,
             mqtt_broker: self.mqtt_broker.clone(),
-            user_id: user_id.to_string(),
+            user_id: invite.user_id.to_string(),
         })
     }
 
@@ -577,6 +568,36 @@ impl Pairing {
         }
         Ok(swept)
     }
+}
+
+/// The transaction of a resend: a pending or expired SMS invite gets a new
+/// expiry.
+fn renew_in(
+    tx: &Tx<'_>,
+    code: &InviteCode,
+    now: Timestamp,
+    ttl: chrono::Duration,
+) -> Result<Invite, TxAbort<PairingError>> {
+    let mut invite = get_invite(tx, code)?;
+    if invite.kind != InviteKind::Sms {
+        return Err(TxAbort::Domain(PairingError::NotSms));
+    }
+    match invite.effective_status(now) {
+        InviteStatus::Pending | InviteStatus::Expired => {}
+        InviteStatus::Accepted => return Err(TxAbort::Domain(PairingError::AlreadyAccepted)),
+        InviteStatus::Cancelled => return Err(TxAbort::Domain(PairingError::Cancelled)),
+    }
+    invite.status = InviteStatus::Pending;
+    invite.expires_at = now + ttl;
+    invite.expired_at = None;
+    invite.sends += 1;
+    tx.put(Table::Invites, &code.key().0, &invite)?;
+    Ok(invite)
+}
+
+/// A safe-to-log form of whatever code a client sent.
+fn hint_of(raw_code: &str) -> String {
+    InviteCode::parse(raw_code).map(|c| c.masked()).unwrap_or_else(|_| "(malformed code)".into())
 }
 
 fn get_invite(tx: &Tx<'_>, code: &InviteCode) -> Result<Invite, TxAbort<PairingError>> {

@@ -44,6 +44,7 @@ fn device_code(e: &DeviceError) -> (StatusCode, &'static str) {
     match e {
         DeviceError::NotFound(_) => (StatusCode::NOT_FOUND, "device_not_found"),
         DeviceError::Revoked => (StatusCode::UNAUTHORIZED, "device_revoked"),
+        DeviceError::AlreadyRevoked => (StatusCode::CONFLICT, "device_revoked"),
         DeviceError::Suspended => (StatusCode::FORBIDDEN, "device_suspended"),
         DeviceError::Token(t) => token_code(t),
         DeviceError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -75,6 +76,10 @@ pub fn reply_error(e: &Error) -> Response {
     if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
         tracing::error!(error = %e, "internal error");
         return error_body(status, code, "internal error; see the appliance log");
+    }
+    if let Error::Pairing(PairingError::Sms { code: invite_code, .. }) = e {
+        let body = serde_json::json!({ "error": code, "detail": e.to_string(), "invite_code": invite_code });
+        return warp::reply::with_status(warp::reply::json(&body), status).into_response();
     }
     let mut response = error_body(status, code, &e.to_string());
     if let Error::RateLimited(limited) = e {

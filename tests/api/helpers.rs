@@ -1,0 +1,332 @@
+//! The one helper every test uses: `spawn_app` starts the real binary with a
+//! fresh data directory on an ephemeral port, waits for its "Listening on"
+//! line, and hands back an HTTPS client that trusts the appliance CA, the
+//! admin token and everything the process prints.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long to wait for the appliance to print something.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// How a test wants its appliance.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra command-line flags for `serve`.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl Options {
+    /// Adds a flag (and value).
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_owned());
+        self
+    }
+    /// Adds an environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+}
+
+/// A running appliance.
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub port: u16,
+    pub admin_token: String,
+    pub client: reqwest::Client,
+    child: Child,
+    options: Options,
+    lines: Arc<Mutex<Vec<String>>>,
+    seen: watch::Receiver<usize>,
+}
+
+/// Starts an appliance with the test defaults (generous rate limits).
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+/// Starts an appliance with `options`.
+pub async fn spawn_with(options: Options) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    start(dir, options, None).await
+}
+
+fn data_dir(dir: &Path) -> PathBuf {
+    dir.join("data")
+}
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_topdog")
+}
+
+async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<String>) -> TestApp {
+    let stderr =
+        std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("stderr.log")).expect("log");
+    let mut command = Command::new(binary());
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir(dir.path()))
+        .args(["--http-addr", "127.0.0.1:0"])
+        .args(generous_limits(&options.args))
+        .args(&options.args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    let mut child = command.spawn().expect("start topdog");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, seen) = watch::channel(0usize);
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+            tx.send_modify(|n| *n += 1);
+        }
+        tx.send_modify(|n| *n += 1);
+    });
+    let mut app = TestApp {
+        dir,
+        base: String::new(),
+        port: 0,
+        admin_token: known_token.unwrap_or_default(),
+        client: reqwest::Client::new(),
+        child,
+        options,
+        lines,
+        seen,
+    };
+    app.wait_line(|l| l.starts_with("Next: pair a phone")).await;
+    let listening = app.wait_line(|l| l.starts_with("Listening on ")).await;
+    app.base = listening.trim_start_matches("Listening on ").trim().to_owned();
+    app.port = app.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    if let Some(i) = app.output().iter().position(|l| l.starts_with("Admin token (shown only")) {
+        app.admin_token = app.output()[i + 1].trim().to_owned();
+    }
+    if let Some((_, token)) = app.options.env.iter().find(|(k, _)| k == "ADMIN_TOKEN") {
+        app.admin_token = token.clone();
+    }
+    app.client = client_trusting(&app.ca_file());
+    app
+}
+
+/// Rate limits high enough for tests, unless a test sets its own.
+fn generous_limits(args: &[String]) -> Vec<&'static str> {
+    let mut extra = Vec::new();
+    for flag in ["--rate-invites-per-minute", "--rate-accepts-per-minute"] {
+        if !args.iter().any(|a| a == flag) {
+            extra.extend([flag, "10000"]);
+        }
+    }
+    extra
+}
+
+/// A reqwest client that trusts the CA in `ca_file`.
+pub fn client_trusting(ca_file: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca_file).expect("ca.pem");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        data_dir(self.dir.path())
+    }
+
+    /// The appliance CA.
+    pub fn ca_file(&self) -> PathBuf {
+        self.data_dir().join("ca.pem")
+    }
+
+    /// Everything printed on stdout so far.
+    pub fn output(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits for a stdout line matching `pred` (printed since start).
+    pub async fn wait_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let lines = self.lines.clone();
+        let found = |_: &usize| lines.lock().unwrap().iter().any(|l| pred(l));
+        tokio::time::timeout(WAIT, self.seen.wait_for(found))
+            .await
+            .expect("timed out waiting for output")
+            .expect("output");
+        let all = self.lines.lock().unwrap();
+        all.iter().find(|l| pred(l)).cloned().expect("line")
+    }
+
+    /// Waits for the `n`-th console SMS (1-based) and returns its message.
+    pub async fn console_sms(&mut self, n: usize) -> String {
+        let count = |lines: &[String]| lines.iter().filter(|l| l.starts_with("Message: ")).count();
+        let lines = self.lines.clone();
+        let enough = |_: &usize| count(&lines.lock().unwrap()) >= n;
+        tokio::time::timeout(WAIT, self.seen.wait_for(enough))
+            .await
+            .expect("timed out waiting for SMS")
+            .expect("output");
+        let all = self.lines.lock().unwrap();
+        all.iter().filter(|l| l.starts_with("Message: ")).nth(n - 1).cloned().expect("sms")
+    }
+
+    /// A full URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An admin request.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).header("x-admin-token", &self.admin_token)
+    }
+
+    /// POSTs JSON as admin and returns status and body.
+    pub async fn admin_post(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.admin(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    /// GETs as admin.
+    pub async fn admin_get(&self, path: &str) -> (u16, Value) {
+        send(self.admin(reqwest::Method::GET, path)).await
+    }
+
+    /// GETs with no credentials.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.client.get(self.url(path))).await
+    }
+
+    /// GETs with a device token.
+    pub async fn device_get(&self, path: &str, token: &str) -> (u16, Value) {
+        send(self.client.get(self.url(path)).bearer_auth(token)).await
+    }
+
+    /// POSTs JSON with no credentials.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.client.post(self.url(path)).json(&body)).await
+    }
+
+    /// Sends an SMS invite; returns the answer.
+    pub async fn send_sms(&self, phone: &str, user: &str) -> (u16, Value) {
+        self.admin_post(
+            "/phone/pairing/send-sms",
+            json!({"phone_number": phone, "user_id": user, "user_name": "Test User"}),
+        )
+        .await
+    }
+
+    /// Accepts `code` as device `device_id`.
+    pub async fn accept(&self, code: &str, device_id: &str) -> (u16, Value) {
+        self.post("/phone/pairing/accept-invite", accept_body(code, device_id, None)).await
+    }
+
+    /// Invites `user` by SMS and pairs `device_id`; returns the device token.
+    pub async fn pair(&mut self, user: &str, device_id: &str) -> String {
+        let (status, invite) = self.send_sms("+14155552671", user).await;
+        assert_eq!(status, 200, "{invite}");
+        let (status, accepted) = self.accept(invite["invite_code"].as_str().unwrap(), device_id).await;
+        assert_eq!(status, 200, "{accepted}");
+        accepted["jwt_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The audit log's lines, parsed.
+    pub fn audit(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.data_dir().join("audit.jsonl")).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).expect("audit line")).collect()
+    }
+
+    /// Stops the process with SIGTERM and waits for it; its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        signal(&self.child, "TERM");
+        self.child.wait().expect("wait")
+    }
+
+    /// Kills the process with SIGKILL.
+    pub fn kill9(&mut self) {
+        signal(&self.child, "KILL");
+        let _ = self.child.wait();
+    }
+
+    /// Stops (SIGTERM) and starts again on the same data directory.
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|o| o).await
+    }
+
+    /// Stops (SIGTERM) and starts again with changed options.
+    pub async fn restart_with(mut self, change: impl FnOnce(Options) -> Options) -> TestApp {
+        let status = self.stop();
+        assert!(status.success(), "appliance exited with {status}");
+        self.start_again(change).await
+    }
+
+    /// Starts again on the same data directory after a stop or kill.
+    pub async fn start_again(mut self, change: impl FnOnce(Options) -> Options) -> TestApp {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("dir"));
+        let options = change(self.options.clone());
+        start(dir, options, Some(self.admin_token.clone())).await
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().expect("kill");
+    assert!(status.success(), "kill -{sig} failed");
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a request; status and JSON body (Null when not JSON).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// An accept-invite body.
+pub fn accept_body(code: &str, device_id: &str, otp: Option<&str>) -> Value {
+    let mut body = json!({
+        "invite_code": code,
+        "device_id": device_id,
+        "device_name": "Test Phone",
+        "device_type": "android",
+        "os_version": "14",
+        "app_version": "1.2.3",
+    });
+    if let Some(otp) = otp {
+        body["otp"] = json!(otp);
+    }
+    body
+}
+
+/// The invite code inside a pairing link in `text`.
+pub fn code_in(text: &str) -> String {
+    let start = text.find("code=").expect("code= in text") + 5;
+    text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}

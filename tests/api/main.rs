@@ -1,0 +1,15 @@
+//! Integration tests: each test starts the real `topdog` binary on loopback
+//! ports with a fresh data directory (see `helpers`) and talks HTTPS to it.
+
+mod cli;
+mod config;
+mod crash;
+mod devices;
+mod fakes;
+mod hardening;
+mod helpers;
+mod input;
+mod pairing;
+mod qr;
+mod sms;
+mod tokens;

@@ -1,0 +1,150 @@
+//! SMS providers against local fakes: Twilio, SNS (SigV4 checked), webhook
+//! and command; a provider failure is a 502 and leaves the invite pending
+//! and resendable.
+
+use crate::fakes;
+use crate::helpers::{code_in, spawn_with, Options};
+use serde_json::json;
+
+#[tokio::test]
+async fn twilio_delivers_the_link_with_basic_auth_and_form_fields() {
+    let mut twilio = fakes::twilio("AC123", "secret-token", "+14155550000").await;
+    let mut app = spawn_with(
+        Options::default()
+            .env("TWILIO_ACCOUNT_SID", "AC123")
+            .env("TWILIO_AUTH_TOKEN", "secret-token")
+            .env("TWILIO_PHONE_NUMBER", "+14155550000")
+            .env("TWILIO_API_BASE", &twilio.url()),
+    )
+    .await;
+    let (status, invite) = app.send_sms("+33 6 12 34 56 78", "alice").await;
+    assert_eq!(status, 200, "{invite}");
+    let sent = twilio.wait_for(1).await;
+    assert_eq!(sent[0].to, "+33612345678");
+    assert_eq!(code_in(&sent[0].body), invite["invite_code"].as_str().unwrap());
+    let (status, _) = app.accept(&code_in(&sent[0].body), "phone-1").await;
+    assert_eq!(status, 200);
+    assert!(!app.output().iter().any(|l| l.contains("MOCK SMS")), "console must not be used");
+    let (_, status_page) = app.admin_get("/admin/status").await;
+    assert_eq!(status_page["sms_provider"], "twilio");
+    let _ = &mut app;
+}
+
+#[tokio::test]
+async fn provider_failure_is_a_502_and_the_invite_can_be_resent() {
+    let mut twilio = fakes::twilio("AC9", "tok", "+14155550000").await;
+    let app = spawn_with(
+        Options::default()
+            .env("TWILIO_ACCOUNT_SID", "AC9")
+            .env("TWILIO_AUTH_TOKEN", "tok")
+            .env("TWILIO_PHONE_NUMBER", "+14155550000")
+            .env("TWILIO_API_BASE", &twilio.url()),
+    )
+    .await;
+    twilio.fail_next(1);
+    let (status, failed) = app.send_sms("+14155552671", "bob").await;
+    assert_eq!((status, failed["error"].as_str()), (502, Some("sms_failed")), "{failed}");
+    assert!(failed["detail"].as_str().unwrap().contains("Trial accounts cannot send"), "{failed}");
+    let code = failed["invite_code"].as_str().unwrap();
+    let (_, view) = app.get(&format!("/phone/pairing/invite/{code}")).await;
+    assert_eq!(view["status"], "pending");
+    let (status, resent) = app.admin_post(&format!("/phone/pairing/resend-sms/{code}"), json!({})).await;
+    assert_eq!(status, 200, "{resent}");
+    assert_eq!(code_in(&twilio.wait_for(1).await[0].body), code);
+}
+
+#[tokio::test]
+async fn wrong_twilio_credentials_are_reported() {
+    let twilio = fakes::twilio("AC9", "right", "+14155550000").await;
+    let app = spawn_with(
+        Options::default()
+            .env("TWILIO_ACCOUNT_SID", "AC9")
+            .env("TWILIO_AUTH_TOKEN", "wrong")
+            .env("TWILIO_PHONE_NUMBER", "+14155550000")
+            .env("TWILIO_API_BASE", &twilio.url()),
+    )
+    .await;
+    let (status, failed) = app.send_sms("+14155552671", "bob").await;
+    assert_eq!(status, 502);
+    assert!(failed["detail"].as_str().unwrap().contains("Authenticate"), "{failed}");
+    assert!(twilio.messages().is_empty());
+    assert_eq!(twilio.seen().len(), 1, "the request reached the provider and was refused there");
+}
+
+#[tokio::test]
+async fn sns_publish_is_sigv4_signed() {
+    let mut sns = fakes::sns("AKIDTEST", "s3cr3t/key+value", "eu-west-1").await;
+    let options = Options::default()
+        .arg("--sms-provider")
+        .arg("sns")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "s3cr3t/key+value")
+        .env("AWS_ENDPOINT_URL_SNS", &sns.url());
+    let app = spawn_with(options.clone()).await;
+    let (status, invite) = app.send_sms("+14155552671", "carol").await;
+    assert_eq!(status, 200, "{invite}");
+    let sent = sns.wait_for(1).await;
+    assert_eq!(sent[0].to, "+14155552671");
+    assert_eq!(code_in(&sent[0].body), invite["invite_code"].as_str().unwrap());
+    drop(app);
+
+    let wrong = spawn_with(options.env("AWS_SECRET_ACCESS_KEY", "not-the-secret")).await;
+    let (status, failed) = wrong.send_sms("+14155552671", "carol").await;
+    assert_eq!(status, 502);
+    assert!(failed["detail"].as_str().unwrap().contains("SignatureDoesNotMatch"), "{failed}");
+    assert_eq!(sns.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn webhook_receives_json() {
+    let mut hook = fakes::webhook().await;
+    let app = spawn_with(
+        Options::default()
+            .env("TOPDOG_SMS_PROVIDER", "webhook")
+            .env("TOPDOG_SMS_WEBHOOK_URL", &format!("{}/sms", hook.url())),
+    )
+    .await;
+    let (status, invite) = app.send_sms("+14155552671", "dan").await;
+    assert_eq!(status, 200);
+    let sent = hook.wait_for(1).await;
+    assert_eq!(
+        (sent[0].to.as_str(), code_in(&sent[0].body)),
+        ("+14155552671", invite["invite_code"].as_str().unwrap().to_owned())
+    );
+    hook.fail_next(1);
+    assert_eq!(app.send_sms("+14155552671", "dan").await.0, 502);
+}
+
+#[tokio::test]
+async fn command_gets_the_message_on_stdin() {
+    let scratch = tempfile::tempdir().unwrap();
+    let script = scratch.path().join("send.sh");
+    let out = scratch.path().join("out.txt");
+    std::fs::write(&script, format!("#!/bin/sh\n{{ echo \"$TOPDOG_SMS_TO\"; cat; }} > {}\n", out.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = spawn_with(
+        Options::default().env("TOPDOG_SMS_PROVIDER", "command").env("TOPDOG_SMS_COMMAND", script.to_str().unwrap()),
+    )
+    .await;
+    let (status, invite) = app.send_sms("+14155552671", "erin").await;
+    assert_eq!(status, 200, "{invite}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        written.starts_with("+14155552671\n") && written.contains(invite["invite_code"].as_str().unwrap()),
+        "{written}"
+    );
+
+    std::fs::write(&script, "#!/bin/sh\necho 'modem offline' >&2\nexit 3\n").unwrap();
+    let (status, failed) = app.send_sms("+14155552671", "erin").await;
+    assert_eq!(status, 502);
+    assert!(failed["detail"].as_str().unwrap().contains("modem offline"), "{failed}");
+}
+
+#[tokio::test]
+async fn country_allow_list_refuses_other_countries() {
+    let app = spawn_with(Options::default().env("TOPDOG_SMS_ALLOWED_COUNTRIES", "FR,DE")).await;
+    let (status, refused) = app.send_sms("+14155552671", "frank").await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("country_not_allowed")));
+    assert_eq!(app.send_sms("+33612345678", "frank").await.0, 200);
+}
