@@ -470,6 +470,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topdog.example.toml");
+        let c = Config::load(Settings::default(), Some(&path)).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/topdog"));
+        assert_eq!(c.pairing.invite_expiry, Duration::from_secs(900));
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug() {
         let s = Settings { admin_token: Some(Secret("hunter2".into())), ..Default::default() };
         assert!(!format!("{:?}", Config::resolve(s).unwrap()).contains("hunter2"));

@@ -16,6 +16,7 @@ pub mod devices;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod jwt_crypto;
 pub mod limits;
 pub mod metrics;
 pub mod pairing;

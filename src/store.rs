@@ -1,7 +1,10 @@
 //! The durable store: one sled database with a tree per record kind. Records
 //! are JSON. Every change that is acknowledged goes through `commit` or
 //! `insert`, which return only after sled has flushed it to disk; changes to
-//! several records happen in one transaction. Nothing else touches sled.
+//! several records happen in one transaction. Flushes are group commits: one
+//! flusher thread serves every waiting caller with one `flush()` (sled's own
+//! `flush_async` deadlocks its I/O pool under many concurrent callers).
+//! Nothing else touches sled.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -10,6 +13,7 @@ use sled::transaction::{
 };
 use sled::Transactional;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The kinds of record the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +102,42 @@ enum Inner<E> {
     Codec(serde_json::Error),
 }
 
+type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
+
 /// The database handle (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    flusher: Arc<Flusher>,
     trees: [sled::Tree; 4],
+}
+
+/// The group-commit thread; dropping the last handle stops it and waits, so
+/// the database is closed when the last `Store` is dropped.
+struct Flusher {
+    requests: Option<std::sync::mpsc::Sender<FlushWaiter>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves flush requests: each round takes every waiting request, flushes
+/// once, and answers them all. Ends when every `Store` handle is gone.
+fn run_flusher(db: sled::Db, requests: std::sync::mpsc::Receiver<FlushWaiter>) {
+    while let Ok(first) = requests.recv() {
+        let mut waiters = vec![first];
+        waiters.extend(requests.try_iter());
+        let outcome = db.flush().map(|_| ());
+        for waiter in waiters {
+            let _ = waiter.send(outcome.clone().map_err(StoreError::Sled));
+        }
+    }
 }
 
 impl Store {
@@ -111,7 +146,13 @@ impl Store {
         let db = sled::Config::new().path(path).open()?;
         let open = |name: &str| db.open_tree(name);
         let trees = [open(TABLES[0].1)?, open(TABLES[1].1)?, open(TABLES[2].1)?, open(TABLES[3].1)?];
-        Ok(Store { db, trees })
+        let (sender, requests) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("store-flusher".into())
+            .spawn(move || run_flusher(db, requests))
+            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        let flusher = Arc::new(Flusher { requests: Some(sender), thread: Some(thread) });
+        Ok(Store { flusher, trees })
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -188,8 +229,11 @@ impl Store {
     /// Waits until every change so far is on disk (concurrent callers share
     /// one flush).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Sled(sled::Error::ReportableBug("the store flusher has stopped".into()));
+        let sender = self.flusher.requests.as_ref().ok_or_else(gone)?;
+        sender.send(done).map_err(|_| gone())?;
+        wait.await.map_err(|_| gone())?
     }
 }
 
@@ -222,5 +266,23 @@ mod tests {
         assert_eq!(store.get::<u32>(Table::Devices, "a").unwrap(), Some(11));
         assert_eq!(store.get::<u32>(Table::Devices, "b").unwrap(), None);
         assert_eq!(store.scan::<u32>(Table::Devices).unwrap(), vec![11]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_durable_writes_all_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..400u32 {
+            let store = store.clone();
+            tasks.spawn(async move { store.insert(Table::Invites, &i.to_string(), &i).await });
+        }
+        let all = async {
+            while let Some(done) = tasks.join_next().await {
+                done.unwrap().unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all).await.expect("group commit stalled");
+        assert_eq!(store.count(Table::Invites), 400);
     }
 }

@@ -100,7 +100,7 @@ const KEY_FILE: &str = "jwt-signing-key.pem";
 impl Tokens {
     /// Loads the signing key, generating it on first start.
     pub fn load_or_create(dir: &DataDir, ttl: Duration) -> Result<Tokens, TokenError> {
-        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+        crate::jwt_crypto::install();
         let path = dir.file(KEY_FILE);
         let key_err = |e: &dyn std::fmt::Display| TokenError::Key(e.to_string());
         let private = match datadir::read_optional(&path).map_err(|e| key_err(&e))? {
