@@ -67,6 +67,15 @@ fn start(dir: &Path) -> Server {
     Server { child, base, token }
 }
 
+/// POSTs JSON (with the admin token when given) and returns the JSON answer.
+async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: &Value) -> Value {
+    let mut request = client.post(url).json(body);
+    if let Some(token) = token {
+        request = request.header("x-admin-token", token);
+    }
+    request.send().await.expect("request").json().await.expect("json answer")
+}
+
 async fn make_invites(server: &Server, client: &reqwest::Client, n: usize) -> Vec<String> {
     let mut tasks = tokio::task::JoinSet::new();
     let per_task = n / 8;
@@ -78,16 +87,7 @@ async fn make_invites(server: &Server, client: &reqwest::Client, n: usize) -> Ve
             for i in 0..per_task {
                 let body =
                     json!({"phone_number": "+14155552671", "user_id": format!("bench-{t}-{i}"), "user_name": "Bench"});
-                let answer: Value = client
-                    .post(&url)
-                    .header("x-admin-token", &token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let answer = post(&client, &url, Some(&token), &body).await;
                 codes.push(answer["invite_code"].as_str().unwrap().to_owned());
             }
             codes
@@ -170,29 +170,10 @@ async fn main() {
     let accepts = requests_per_sec(&accept);
     let accept_errors = non_2xx(&accept);
 
-    let (_, qr) = (
-        0,
-        client
-            .post(format!("{}/phone/pairing/generate-qr", server.base))
-            .header("x-admin-token", &server.token)
-            .json(&json!({"user_id": "me"}))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap(),
-    );
+    let qr_url = format!("{}/phone/pairing/generate-qr", server.base);
+    let qr = post(&client, &qr_url, Some(&server.token), &json!({"user_id": "me"})).await;
     let body = json!({"invite_code": qr["invite_code"], "device_id": "bench-me", "device_name": "B", "device_type": "android", "os_version": "1", "app_version": "1"});
-    let paired: Value = client
-        .post(format!("{}/phone/pairing/accept-invite", server.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let paired = post(&client, &format!("{}/phone/pairing/accept-invite", server.base), None, &body).await;
     let bearer = format!("Authorization: Bearer {}", paired["jwt_token"].as_str().unwrap());
     let me_url = format!("{}/phone/me", server.base);
     let me = wrk(&["-t2", "-c64", "-d", &duration, "-H", &bearer, &me_url]);

@@ -6,17 +6,19 @@ use crate::fakes;
 use crate::helpers::{code_in, spawn_with, Options};
 use serde_json::json;
 
+/// An appliance configured for a Twilio account served by `fake`.
+fn twilio_options(sid: &str, token: &str, fake: &fakes::Fake) -> Options {
+    Options::default()
+        .env("TWILIO_ACCOUNT_SID", sid)
+        .env("TWILIO_AUTH_TOKEN", token)
+        .env("TWILIO_PHONE_NUMBER", "+14155550000")
+        .env("TWILIO_API_BASE", &fake.url())
+}
+
 #[tokio::test]
 async fn twilio_delivers_the_link_with_basic_auth_and_form_fields() {
     let mut twilio = fakes::twilio("AC123", "secret-token", "+14155550000").await;
-    let mut app = spawn_with(
-        Options::default()
-            .env("TWILIO_ACCOUNT_SID", "AC123")
-            .env("TWILIO_AUTH_TOKEN", "secret-token")
-            .env("TWILIO_PHONE_NUMBER", "+14155550000")
-            .env("TWILIO_API_BASE", &twilio.url()),
-    )
-    .await;
+    let mut app = spawn_with(twilio_options("AC123", "secret-token", &twilio)).await;
     let (status, invite) = app.send_sms("+33 6 12 34 56 78", "alice").await;
     assert_eq!(status, 200, "{invite}");
     let sent = twilio.wait_for(1).await;
@@ -33,14 +35,7 @@ async fn twilio_delivers_the_link_with_basic_auth_and_form_fields() {
 #[tokio::test]
 async fn provider_failure_is_a_502_and_the_invite_can_be_resent() {
     let mut twilio = fakes::twilio("AC9", "tok", "+14155550000").await;
-    let app = spawn_with(
-        Options::default()
-            .env("TWILIO_ACCOUNT_SID", "AC9")
-            .env("TWILIO_AUTH_TOKEN", "tok")
-            .env("TWILIO_PHONE_NUMBER", "+14155550000")
-            .env("TWILIO_API_BASE", &twilio.url()),
-    )
-    .await;
+    let app = spawn_with(twilio_options("AC9", "tok", &twilio)).await;
     twilio.fail_next(1);
     let (status, failed) = app.send_sms("+14155552671", "bob").await;
     assert_eq!((status, failed["error"].as_str()), (502, Some("sms_failed")), "{failed}");
@@ -56,14 +51,7 @@ async fn provider_failure_is_a_502_and_the_invite_can_be_resent() {
 #[tokio::test]
 async fn wrong_twilio_credentials_are_reported() {
     let twilio = fakes::twilio("AC9", "right", "+14155550000").await;
-    let app = spawn_with(
-        Options::default()
-            .env("TWILIO_ACCOUNT_SID", "AC9")
-            .env("TWILIO_AUTH_TOKEN", "wrong")
-            .env("TWILIO_PHONE_NUMBER", "+14155550000")
-            .env("TWILIO_API_BASE", &twilio.url()),
-    )
-    .await;
+    let app = spawn_with(twilio_options("AC9", "wrong", &twilio)).await;
     let (status, failed) = app.send_sms("+14155552671", "bob").await;
     assert_eq!(status, 502);
     assert!(failed["detail"].as_str().unwrap().contains("Authenticate"), "{failed}");
