@@ -250,6 +250,7 @@ fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<D
         }
         (Change::Reactivate, DeviceState::Suspended) => device.status = DeviceState::Active,
         (Change::Revoke, _) => {
+            crate::seats::release(tx, &device.user_id)?;
             device.status = DeviceState::Revoked;
             device.revoked_at = Some(now);
             tx.put(Table::RevokedTokens, &device.token_jti, &device.token_expires_at.timestamp())?;

@@ -21,6 +21,9 @@ pub enum Error {
     /// Admin authentication failed.
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// A license operation failed.
+    #[error(transparent)]
+    Licensing(#[from] crate::licensing::LicensingError),
     /// Over a rate limit.
     #[error(transparent)]
     RateLimited(#[from] RateLimited),

@@ -51,6 +51,22 @@ struct Inner {
     invites: [Family<KindLabel, Counter>; 4],
     devices: Family<StateLabel, Gauge>,
     requests: Family<RequestLabels, Counter>,
+    seats_licensed: Gauge,
+    seats_used: Gauge,
+    license_days_left: Gauge,
+}
+
+/// Values read at scrape time.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// Devices by state.
+    pub devices_by_state: Vec<(&'static str, i64)>,
+    /// Seats the license grants now.
+    pub seats_licensed: i64,
+    /// Seats in use.
+    pub seats_used: i64,
+    /// Days until the license expires (-1: no expiry).
+    pub license_days_left: i64,
 }
 
 impl Default for Metrics {
@@ -72,7 +88,12 @@ impl Metrics {
         registry.register("devices", "Paired devices by state", devices.clone());
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
-        Metrics { inner: Arc::new(Inner { registry, invites, devices, requests }) }
+        let (seats_licensed, seats_used, license_days_left) = (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register("seats_licensed", "Seats the license grants now", seats_licensed.clone());
+        registry.register("seats_used", "Users with at least one paired, not revoked device", seats_used.clone());
+        registry.register("license_days_left", "Days until the license expires (-1: never)", license_days_left.clone());
+        let inner = Inner { registry, invites, devices, requests, seats_licensed, seats_used, license_days_left };
+        Metrics { inner: Arc::new(inner) }
     }
 
     /// Counts an invite event for an invite of `kind` (`sms` or `qr`).
@@ -86,11 +107,14 @@ impl Metrics {
         self.inner.requests.get_or_create(&labels).inc();
     }
 
-    /// The text exposition, with the current device counts.
-    pub fn render(&self, devices_by_state: &[(&'static str, i64)]) -> String {
-        for (state, count) in devices_by_state {
+    /// The text exposition, with the values read at scrape time.
+    pub fn render(&self, now: &Snapshot) -> String {
+        for (state, count) in &now.devices_by_state {
             self.inner.devices.get_or_create(&StateLabel { state }).set(*count);
         }
+        self.inner.seats_licensed.set(now.seats_licensed);
+        self.inner.seats_used.set(now.seats_used);
+        self.inner.license_days_left.set(now.license_days_left);
         let mut out = String::new();
         if encode(&mut out, &self.inner.registry).is_err() {
             out.clear();
@@ -108,7 +132,9 @@ mod tests {
         let m = Metrics::new();
         m.invite_event(InviteEvent::Accepted, "qr");
         m.http_request("/healthz", "GET", 200);
-        let text = m.render(&[("active", 3)]);
+        let text =
+            m.render(&Snapshot { devices_by_state: vec![("active", 3)], seats_licensed: 5, ..Default::default() });
+        assert!(text.contains("topdog_seats_licensed 5"), "{text}");
         assert!(text.contains(r#"topdog_invites_accepted_total{kind="qr"} 1"#), "{text}");
         assert!(text.contains(r#"topdog_devices{state="active"} 3"#), "{text}");
         assert!(text.contains(r#"topdog_http_requests_total{route="/healthz",method="GET",status="200"} 1"#), "{text}");

@@ -9,9 +9,11 @@ use crate::clock::{self, Timestamp};
 use crate::config::PairingConfig;
 use crate::devices::{Device, DeviceState};
 use crate::ids::{self, DeviceId, DisplayName, InvalidId, InviteCode, UserId};
+use crate::licensing::Licensing;
 use crate::metrics::{InviteEvent, Metrics};
 use crate::phone::{PhoneError, PhoneNumber};
 use crate::qr;
+use crate::seats::{self, SeatLimit};
 use crate::sms::{self, Sms, SmsError};
 use crate::store::{Store, StoreError, Table, Tx, TxAbort, TxError};
 use crate::tokens::{self, Subject, TokenError, Tokens};
@@ -63,6 +65,9 @@ pub enum PairingError {
         /// The invite's code, so that the admin can resend it.
         code: String,
     },
+    /// Every seat of the license is taken.
+    #[error(transparent)]
+    SeatLimit(#[from] SeatLimit),
     /// The QR code could not be drawn.
     #[error(transparent)]
     Qr(#[from] qr::QrError),
@@ -294,6 +299,7 @@ pub struct Pairing {
     config: PairingConfig,
     base_url: String,
     mqtt_broker: String,
+    licensing: Licensing,
 }
 
 /// The parts the pairing service works with.
@@ -314,6 +320,8 @@ pub struct Parts {
     pub base_url: String,
     /// host:port of the MQTT broker.
     pub mqtt_broker: String,
+    /// The license (for the seat limit).
+    pub licensing: Licensing,
 }
 
 /// Wrong OTPs allowed before the QR token is cancelled.
@@ -330,17 +338,9 @@ fn new_otp() -> String {
 impl Pairing {
     /// A service over its parts.
     pub fn new(parts: Parts) -> Pairing {
-        let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt_broker } = parts;
-        Pairing {
-            store,
-            tokens,
-            sms,
-            audit,
-            metrics,
-            config,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            mqtt_broker,
-        }
+        let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt_broker, licensing } = parts;
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        Pairing { store, tokens, sms, audit, metrics, config, base_url, mqtt_broker, licensing }
     }
 
     /// The configured SMS provider's name.
@@ -383,11 +383,22 @@ impl Pairing {
         }
     }
 
+    /// Refuses a new pairing for `user` when every seat is taken; the limit.
+    fn check_seat(&self, user: &UserId) -> Result<u32, PairingError> {
+        let limit = self.licensing.seat_limit()?;
+        seats::check(&self.store, user, limit).map_err(|e| match e {
+            seats::CheckError::Limit(l) => PairingError::SeatLimit(l),
+            seats::CheckError::Store(s) => PairingError::Store(s),
+        })?;
+        Ok(limit)
+    }
+
     /// Creates an SMS invite, stores it, then texts the link.
     pub async fn send_sms(&self, actor: &Actor, req: SendSmsRequest) -> Result<SendSmsResponse, PairingError> {
         let phone = PhoneNumber::parse_allowed(&req.phone_number, &self.config.allowed_countries)?;
         let user_id = UserId::parse(&req.user_id)?;
         let user_name = DisplayName::parse("user_name", &req.user_name)?;
+        self.check_seat(&user_id)?;
         let code = InviteCode::generate();
         let mut invite = self.new_invite(InviteKind::Sms, &code, user_id, user_name, self.config.invite_expiry);
         invite.phone = Some(phone.clone());
@@ -474,6 +485,7 @@ impl Pairing {
     pub async fn generate_qr(&self, actor: &Actor, req: QrRequest) -> Result<QrResponse, PairingError> {
         let user_id = UserId::parse(&req.user_id)?;
         let user_name = DisplayName::parse("user_name", req.user_name.as_deref().unwrap_or(user_id.as_str()))?;
+        self.check_seat(&user_id)?;
         let code = InviteCode::generate();
         let mut invite = self.new_invite(InviteKind::Qr, &code, user_id, user_name, self.config.qr_expiry);
         let otp = self.config.qr_require_otp.then(new_otp);
@@ -510,6 +522,7 @@ impl Pairing {
         let mut device = self.check_device_fields(req)?;
         let pre = self.load(&code)?;
         pre.acceptable(clock::now())?;
+        let limit = self.check_seat(&pre.user_id)?;
         device.fingerprint =
             tokens::fingerprint(&[pre.user_id.as_str(), device.device_id.as_str(), &device.device_type]);
         let issued = self.tokens.issue(&Subject {
@@ -520,7 +533,7 @@ impl Pairing {
         device.token_jti = issued.claims.jti.clone();
         device.token_expires_at = issued.expires_at;
         let (now, otp) = (clock::now(), req.otp.as_deref());
-        let invite = self.store.commit(|tx| accept_in(tx, &code, otp, &device, now)).await??;
+        let invite = self.store.commit(|tx| accept_in(tx, &code, otp, &device, now, limit)).await??;
         self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
         tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");
         Ok(AcceptResponse {
@@ -612,6 +625,7 @@ fn accept_in(
     otp: Option<&str>,
     device: &Device,
     now: Timestamp,
+    seat_limit: u32,
 ) -> Result<Result<Invite, PairingError>, TxAbort<PairingError>> {
     let key = code.key().0;
     let mut invite = get_invite(tx, code)?;
@@ -635,6 +649,7 @@ fn accept_in(
             return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
         }
     }
+    seats::take(tx, &invite.user_id, seat_limit)?;
     invite.status = InviteStatus::Accepted;
     invite.accepted_at = Some(now);
     invite.device_id = Some(device.device_id.clone());
@@ -690,6 +705,7 @@ pub fn error_code(e: &PairingError) -> &'static str {
         PairingError::DeviceExists(_) => "device_exists",
         PairingError::NotSms => "not_an_sms_invite",
         PairingError::Sms { .. } => "sms_failed",
+        PairingError::SeatLimit(_) => "seat_limit",
         PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) => "internal",
     }
 }

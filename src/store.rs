@@ -26,13 +26,16 @@ pub enum Table {
     RevokedTokens,
     /// Appliance-wide settings and markers.
     Meta,
+    /// Per-user counts of devices holding a seat.
+    Seats,
 }
 
-const TABLES: [(Table, &str); 4] = [
+const TABLES: [(Table, &str); 5] = [
     (Table::Invites, "invites"),
     (Table::Devices, "devices"),
     (Table::RevokedTokens, "revoked_tokens"),
     (Table::Meta, "meta"),
+    (Table::Seats, "seats"),
 ];
 
 /// A storage failure (always an internal error).
@@ -73,7 +76,7 @@ impl<E> From<UnabortableTransactionError> for TxAbort<E> {
 
 /// The view of the store inside a transaction.
 pub struct Tx<'a> {
-    trees: [&'a TransactionalTree; 4],
+    trees: [&'a TransactionalTree; 5],
 }
 
 impl Tx<'_> {
@@ -95,6 +98,12 @@ impl Tx<'_> {
         self.tree(table).insert(key.as_bytes(), bytes)?;
         Ok(())
     }
+
+    /// Removes a record.
+    pub fn remove<E>(&self, table: Table, key: &str) -> Result<(), TxAbort<E>> {
+        self.tree(table).remove(key.as_bytes())?;
+        Ok(())
+    }
 }
 
 enum Inner<E> {
@@ -108,7 +117,7 @@ type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 #[derive(Clone)]
 pub struct Store {
     flusher: Arc<Flusher>,
-    trees: [sled::Tree; 4],
+    trees: [sled::Tree; 5],
 }
 
 /// The group-commit thread; dropping the last handle stops it and waits, so
@@ -145,7 +154,8 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(path).open()?;
         let open = |name: &str| db.open_tree(name);
-        let trees = [open(TABLES[0].1)?, open(TABLES[1].1)?, open(TABLES[2].1)?, open(TABLES[3].1)?];
+        let trees =
+            [open(TABLES[0].1)?, open(TABLES[1].1)?, open(TABLES[2].1)?, open(TABLES[3].1)?, open(TABLES[4].1)?];
         let (sender, requests) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("store-flusher".into())
@@ -210,9 +220,9 @@ impl Store {
     /// Runs `f` as one transaction without waiting for the disk: only for
     /// changes nobody is told about (such as a device's last-seen time).
     pub fn commit_unflushed<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
-        let [a, b, c, d] = &self.trees;
-        let outcome = (a, b, c, d).transaction(|(a, b, c, d)| {
-            let tx = Tx { trees: [a, b, c, d] };
+        let [a, b, c, d, e] = &self.trees;
+        let outcome = (a, b, c, d, e).transaction(|(a, b, c, d, e)| {
+            let tx = Tx { trees: [a, b, c, d, e] };
             f(&tx).map_err(|abort| match abort {
                 TxAbort::Domain(e) => ConflictableTransactionError::Abort(Inner::Domain(e)),
                 TxAbort::Codec(e) => ConflictableTransactionError::Abort(Inner::Codec(e)),

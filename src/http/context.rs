@@ -92,7 +92,7 @@ impl Ctx {
 
 /// The route template of a path, for metrics.
 pub fn route_template(path: &str) -> &'static str {
-    const EXACT: [&str; 12] = [
+    const EXACT: &[&str] = &[
         "/phone/pairing/send-sms",
         "/phone/pairing/accept-invite",
         "/phone/pairing/generate-qr",
@@ -105,6 +105,7 @@ pub fn route_template(path: &str) -> &'static str {
         "/pair",
         "/admin/status",
         "/admin/audit",
+        "/admin/license",
     ];
     if let Some(exact) = EXACT.iter().find(|e| **e == path) {
         return exact;

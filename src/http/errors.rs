@@ -6,6 +6,7 @@
 use crate::admin::AdminError;
 use crate::devices::DeviceError;
 use crate::error::Error;
+use crate::licensing::LicensingError;
 use crate::pairing::{self, PairingError};
 use crate::tokens::TokenError;
 use serde::Serialize;
@@ -25,6 +26,7 @@ fn pairing_status(e: &PairingError) -> StatusCode {
         | PairingError::DeviceExists(_)
         | PairingError::NotSms => StatusCode::CONFLICT,
         PairingError::Sms { .. } => StatusCode::BAD_GATEWAY,
+        PairingError::SeatLimit(_) => StatusCode::PAYMENT_REQUIRED,
         PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -59,6 +61,8 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Admin(AdminError::Missing) => (StatusCode::UNAUTHORIZED, "admin_token_required"),
         Error::Admin(AdminError::Invalid) => (StatusCode::UNAUTHORIZED, "admin_token_invalid"),
         Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Error::Licensing(LicensingError::License(l)) => (StatusCode::BAD_REQUEST, l.code()),
+        Error::Licensing(LicensingError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         Error::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
         Error::Store(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }

@@ -6,6 +6,7 @@
 mod context;
 mod devices;
 pub mod errors;
+mod license;
 mod ops;
 mod page;
 mod pairing;
@@ -29,6 +30,8 @@ pub struct State {
     pub pairing: Pairing,
     /// Device service.
     pub devices: Devices,
+    /// License and seats.
+    pub licensing: crate::licensing::Licensing,
     /// Admin token checker.
     pub admin: AdminToken,
     /// Rate limits.
@@ -68,6 +71,8 @@ pub fn routes(
         .or(devices::routes(state.clone()))
         .unify()
         .or(ops::routes(state.clone()))
+        .unify()
+        .or(license::routes(state.clone()))
         .unify()
         .or(page::routes(state))
         .unify();

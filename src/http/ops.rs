@@ -35,8 +35,14 @@ pub fn routes(state: Arc<State>) -> Routes {
 }
 
 fn metrics(state: Arc<State>) -> Response {
-    let counts = state.devices.count_by_state().unwrap_or_default();
-    let text = state.metrics.render(&counts);
+    let license = state.licensing.status().ok();
+    let snapshot = crate::metrics::Snapshot {
+        devices_by_state: state.devices.count_by_state().unwrap_or_default(),
+        seats_licensed: license.as_ref().map_or(0, |l| i64::from(l.seats)),
+        seats_used: license.as_ref().map_or(0, |l| i64::from(l.seats_used)),
+        license_days_left: license.and_then(|l| l.days_left).unwrap_or(-1),
+    };
+    let text = state.metrics.render(&snapshot);
     warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8").into_response()
 }
 

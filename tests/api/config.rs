@@ -158,6 +158,7 @@ async fn extra_names_and_the_operators_own_certificate() {
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
     let own = spawn_with(
         Options::default()
+            .unlicensed()
             .arg("--tls-cert")
             .arg(cert_file.to_str().unwrap())
             .arg("--tls-key")

@@ -59,7 +59,7 @@ async fn sessions_devices_and_revocations_survive_a_restart() {
 
 #[tokio::test]
 async fn audit_records_accept_then_revoke_and_detects_tampering() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_with(Options::default().unlicensed()).await;
     app.pair("carol", "phone-c").await;
     send(app.admin(Method::DELETE, "/phone/devices/phone-c")).await;
     let entries = app.audit();

@@ -21,12 +21,20 @@ pub struct Options {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Start without a license (one seat); by default a 1,000-seat
+    /// development license is activated so tests can pair many users.
+    pub unlicensed: bool,
 }
 
 impl Options {
     /// Adds a flag (and value).
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.to_owned());
+        self
+    }
+    /// Starts without a license.
+    pub fn unlicensed(mut self) -> Self {
+        self.unlicensed = true;
         self
     }
     /// Adds an environment variable.
@@ -57,7 +65,28 @@ pub async fn spawn_app() -> TestApp {
 /// Starts an appliance with `options`.
 pub async fn spawn_with(options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    start(dir, options, None).await
+    let unlicensed = options.unlicensed;
+    let app = start(dir, options, None).await;
+    if !unlicensed {
+        let (status, body) = app.admin_post("/admin/license", json!({"license_key": test_license()})).await;
+        assert_eq!(status, 200, "activating the test license: {body}");
+    }
+    app
+}
+
+/// A 1,000-seat license signed with the development key.
+pub fn test_license() -> String {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dev_key = Path::new(env!("CARGO_MANIFEST_DIR")).join("license-keys/dev-license-key.private");
+        let out = Command::new(binary())
+            .args(["license", "issue", "--customer", "Test", "--seats", "1000", "--signing-key"])
+            .arg(dev_key)
+            .output()
+            .expect("issue");
+        String::from_utf8(out.stdout).expect("key").trim().to_owned()
+    })
+    .clone()
 }
 
 fn data_dir(dir: &Path) -> PathBuf {
@@ -249,10 +278,15 @@ impl TestApp {
         accepted["jwt_token"].as_str().unwrap().to_owned()
     }
 
-    /// The audit log's lines, parsed.
+    /// The audit log's lines, parsed, without the test license's
+    /// activation that `spawn_with` performs.
     pub fn audit(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.data_dir().join("audit.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).expect("audit line")).collect()
+        let mut lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("audit line")).collect();
+        if !self.options.unlicensed && lines.first().is_some_and(|e| e["action"] == "license.activate") {
+            lines.remove(0);
+        }
+        lines
     }
 
     /// Stops the process with SIGTERM and waits for it; its exit status.

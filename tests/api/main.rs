@@ -9,6 +9,7 @@ mod fakes;
 mod hardening;
 mod helpers;
 mod input;
+mod license;
 mod pairing;
 mod qr;
 mod sms;

@@ -2,6 +2,8 @@
 //! talk to the running appliance through `client`; `audit verify` works on
 //! the files directly.
 
+mod license;
+
 use crate::app::{App, StartInfo};
 use crate::client::{Answer, Transport};
 use crate::config::{Config, Settings};
@@ -19,7 +21,7 @@ pub struct Cli {
 
 /// How admin subcommands reach the appliance.
 #[derive(Debug, Clone, clap::Args)]
-struct Remote {
+pub struct Remote {
     /// Data directory of the running appliance (its admin socket is used).
     #[arg(long, env = "TOPDOG_DATA_DIR", default_value = "topdog-data", global = true)]
     data_dir: PathBuf,
@@ -63,6 +65,13 @@ enum Command {
     },
     /// The running appliance's status.
     Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The license: activate, status; the vendor's keygen and issue.
+    License {
+        #[command(subcommand)]
+        action: license::LicenseAction,
         #[command(flatten)]
         remote: Remote,
     },
@@ -161,6 +170,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invite { action, remote } => invite(action, &remote).await,
         Command::Devices { action, remote } => devices(action, &remote).await,
         Command::Status { remote } => show(&remote, remote.transport()?.send("GET", "/admin/status", None).await?),
+        Command::License { action, remote } => license::run(action, &remote).await,
         Command::Audit { action: AuditAction::Verify { data_dir } } => audit_verify(&data_dir),
     }
 }

@@ -1,0 +1,157 @@
+//! The appliance's own license: activation (checked offline and stored),
+//! its status with the seats in use, the seat limit pairing enforces (one
+//! seat without a valid license), and the clock's high-water mark that
+//! catches a clock set back.
+
+use crate::audit::{Actor, AuditLog, Event};
+use crate::clock::{self, Timestamp};
+use crate::license::{self, Context, ExpiryKind, LicenseError, Payload, VendorKeys};
+use crate::seats;
+use crate::store::{Store, StoreError, Table};
+use serde::Serialize;
+use std::sync::Arc;
+
+const LICENSE: &str = "license";
+const HIGH_WATER: &str = "clock_high_water";
+/// Seats without a license.
+pub const UNLICENSED_SEATS: u32 = 1;
+
+/// Why a license operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LicensingError {
+    /// The key was refused.
+    #[error(transparent)]
+    License(#[from] LicenseError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `GET /admin/license` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseStatus {
+    /// `licensed`, `unlicensed` or `expired` (which also covers a clock set back).
+    pub state: &'static str,
+    /// Why the license does not apply, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The license's id.
+    pub license_id: Option<String>,
+    /// The customer.
+    pub customer: Option<String>,
+    /// Seats that apply now.
+    pub seats: u32,
+    /// Seats in use.
+    pub seats_used: u32,
+    /// Expiry date, if any.
+    pub expires_at: Option<chrono::NaiveDate>,
+    /// What the expiry limits.
+    pub expiry_kind: Option<ExpiryKind>,
+    /// Whole days until the license expires.
+    pub days_left: Option<i64>,
+    /// Whether the license is bound to this machine.
+    pub machine_bound: bool,
+}
+
+/// The licensing service.
+#[derive(Clone)]
+pub struct Licensing {
+    store: Store,
+    trusted: Arc<VendorKeys>,
+    audit: AuditLog,
+    machine: Option<String>,
+    clock_offset: chrono::Duration,
+}
+
+impl Licensing {
+    /// A service trusting `trusted`; `clock_offset` shifts the clock (tests).
+    pub fn new(store: Store, trusted: VendorKeys, audit: AuditLog, clock_offset: chrono::Duration) -> Licensing {
+        Licensing { store, trusted: Arc::new(trusted), audit, machine: license::machine_fingerprint(), clock_offset }
+    }
+
+    fn now(&self) -> Timestamp {
+        clock::now() + self.clock_offset
+    }
+
+    fn context(&self) -> Result<Context, StoreError> {
+        Ok(Context {
+            now: self.now(),
+            high_water: self.store.get(Table::Meta, HIGH_WATER)?,
+            build_date: license::build_date(),
+            machine: self.machine.clone(),
+        })
+    }
+
+    /// Raises the clock's high-water mark to now (never lowers it).
+    pub async fn observe_clock(&self) -> Result<(), StoreError> {
+        let now = self.now();
+        let seen: Option<Timestamp> = self.store.get(Table::Meta, HIGH_WATER)?;
+        if seen.is_none_or(|t| now > t) {
+            self.store.insert(Table::Meta, HIGH_WATER, &now).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks and stores a license key.
+    pub async fn activate(&self, actor: &Actor, key: &str) -> Result<LicenseStatus, LicensingError> {
+        let checked = license::verify(key, &self.trusted).and_then(|p| {
+            let ctx = self.context().map_err(|e| LicenseError::Malformed(e.to_string()))?;
+            license::check(&p, &ctx).map(|()| p)
+        });
+        let target = checked.as_ref().map(|p| p.license_id.clone()).unwrap_or_else(|_| "(refused key)".into());
+        let result = checked.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code());
+        self.audit.record(Event::new(actor, "license.activate", target, result)).await;
+        checked?;
+        let compact: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+        self.store.insert(Table::Meta, LICENSE, &compact).await?;
+        Ok(self.status()?)
+    }
+
+    fn stored(&self) -> Result<Option<Payload>, StoreError> {
+        let key: Option<String> = self.store.get(Table::Meta, LICENSE)?;
+        Ok(key.and_then(|k| license::verify(&k, &self.trusted).ok()))
+    }
+
+    /// The license's state and the seats in use.
+    pub fn status(&self) -> Result<LicenseStatus, StoreError> {
+        let seats_used = seats::used(&self.store)?;
+        let Some(payload) = self.stored()? else {
+            return Ok(LicenseStatus {
+                state: "unlicensed",
+                reason: None,
+                license_id: None,
+                customer: None,
+                seats: UNLICENSED_SEATS,
+                seats_used,
+                expires_at: None,
+                expiry_kind: None,
+                days_left: None,
+                machine_bound: false,
+            });
+        };
+        let ctx = self.context()?;
+        let verdict = license::check(&payload, &ctx);
+        let days_left = payload.expires.map(|d| (d - ctx.now.date_naive()).num_days());
+        Ok(LicenseStatus {
+            state: if verdict.is_ok() { "licensed" } else { "expired" },
+            reason: verdict.err().map(|e| e.to_string()),
+            seats: if self.applies(&payload, &ctx) { payload.seats } else { UNLICENSED_SEATS },
+            seats_used,
+            license_id: Some(payload.license_id),
+            customer: Some(payload.customer),
+            expires_at: payload.expires,
+            expiry_kind: payload.expires.map(|_| payload.expiry_kind),
+            days_left,
+            machine_bound: payload.machine.is_some(),
+        })
+    }
+
+    fn applies(&self, payload: &Payload, ctx: &Context) -> bool {
+        license::check(payload, ctx).is_ok()
+    }
+
+    /// The number of seats pairing may fill now.
+    pub fn seat_limit(&self) -> Result<u32, StoreError> {
+        Ok(self.status()?.seats)
+    }
+}
