@@ -158,6 +158,8 @@ impl App {
             audit,
             devices_require_admin: config.devices_require_admin,
             started_at: std::time::Instant::now(),
+            store: store.clone(),
+            data_dir: dir.clone(),
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };
@@ -197,7 +199,11 @@ impl App {
         };
         tasks.spawn(serve::serve_unix(self.unix, routes, life));
         tasks.spawn(sweeper(self.state.clone(), self.sweep_interval, stop));
+        if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+            tracing::warn!(error = %e, "could not tell systemd the service is ready");
+        }
         shutdown.await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}

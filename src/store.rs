@@ -118,7 +118,12 @@ type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 pub struct Store {
     flusher: Arc<Flusher>,
     trees: [sled::Tree; 5],
+    /// Writers share it; `export` takes it alone, for a consistent copy.
+    gate: Arc<std::sync::RwLock<()>>,
 }
+
+/// Every record of every table: `(table name, [(key, JSON value)])`.
+pub type Dump = Vec<(String, Vec<(String, serde_json::Value)>)>;
 
 /// The group-commit thread; dropping the last handle stops it and waits, so
 /// the database is closed when the last `Store` is dropped.
@@ -162,7 +167,7 @@ impl Store {
             .spawn(move || run_flusher(db, requests))
             .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         let flusher = Arc::new(Flusher { requests: Some(sender), thread: Some(thread) });
-        Ok(Store { flusher, trees })
+        Ok(Store { flusher, trees, gate: Arc::default() })
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -205,7 +210,42 @@ impl Store {
 
     /// Writes one record and waits until it is on disk.
     pub async fn insert<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<(), StoreError> {
-        self.tree(table).insert(key.as_bytes(), serde_json::to_vec(value)?)?;
+        let bytes = serde_json::to_vec(value)?;
+        {
+            let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            self.tree(table).insert(key.as_bytes(), bytes)?;
+        }
+        self.flush().await
+    }
+
+    /// A consistent copy of every table (writers wait while it is taken).
+    pub fn export(&self) -> Result<Dump, StoreError> {
+        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut dump = Vec::new();
+        for (table, name) in TABLES {
+            let records = self
+                .tree(table)
+                .iter()
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    Ok((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            dump.push((name.to_owned(), records));
+        }
+        Ok(dump)
+    }
+
+    /// Loads a dump into this (empty) store and flushes it.
+    pub async fn import(&self, dump: &Dump) -> Result<(), StoreError> {
+        for (name, records) in dump {
+            let Some((table, _)) = TABLES.iter().find(|(_, n)| n == name) else {
+                return Err(StoreError::Codec(serde::de::Error::custom(format!("unknown table {name}"))));
+            };
+            for (key, value) in records {
+                self.tree(*table).insert(key.as_bytes(), serde_json::to_vec(value)?)?;
+            }
+        }
         self.flush().await
     }
 
@@ -220,6 +260,7 @@ impl Store {
     /// Runs `f` as one transaction without waiting for the disk: only for
     /// changes nobody is told about (such as a device's last-seen time).
     pub fn commit_unflushed<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let [a, b, c, d, e] = &self.trees;
         let outcome = (a, b, c, d, e).transaction(|(a, b, c, d, e)| {
             let tx = Tx { trees: [a, b, c, d, e] };

@@ -18,8 +18,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# procps gives the tests `kill`; openssl and wrk serve the benchmarks.
-apt_install procps openssl
+# procps: `kill` for the tests; systemd: `systemd-analyze` for the unit's
+# security score; openssl and wrk: the benchmarks (cargo bench).
+apt_install procps systemd openssl wrk
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check

@@ -3,6 +3,7 @@
 //! the files directly.
 
 mod license;
+mod maintenance;
 
 use crate::app::{App, StartInfo};
 use crate::client::{Answer, Transport};
@@ -74,6 +75,27 @@ enum Command {
         action: license::LicenseAction,
         #[command(flatten)]
         remote: Remote,
+    },
+    /// Prepare a data directory (keys, CA, admin token) without serving.
+    Init {
+        /// Data directory to prepare.
+        #[arg(long, env = "TOPDOG_DATA_DIR", default_value = "topdog-data")]
+        data_dir: PathBuf,
+    },
+    /// Save a consistent backup of the running appliance.
+    Backup {
+        /// Where to write it (mode 0600).
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Restore a backup into a new data directory (appliance stopped).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The data directory to create.
+        #[arg(long, env = "TOPDOG_DATA_DIR", default_value = "topdog-data")]
+        data_dir: PathBuf,
     },
     /// The audit log.
     Audit {
@@ -171,6 +193,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Devices { action, remote } => devices(action, &remote).await,
         Command::Status { remote } => show(&remote, remote.transport()?.send("GET", "/admin/status", None).await?),
         Command::License { action, remote } => license::run(action, &remote).await,
+        Command::Init { data_dir } => maintenance::init(&data_dir),
+        Command::Backup { file, remote } => maintenance::backup(&remote, &file).await,
+        Command::Restore { file, data_dir } => maintenance::restore(&file, &data_dir).await,
         Command::Audit { action: AuditAction::Verify { data_dir } } => audit_verify(&data_dir),
     }
 }
@@ -223,7 +248,8 @@ fn print_start(info: &StartInfo) {
 }
 
 impl Remote {
-    fn transport(&self) -> anyhow::Result<Transport> {
+    /// The transport these options describe.
+    pub fn transport(&self) -> anyhow::Result<Transport> {
         match &self.url {
             Some(url) => {
                 let token = self
@@ -240,7 +266,7 @@ impl Remote {
 }
 
 /// Prints an answer; a non-2xx answer is an error exit.
-fn show(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
+pub fn show(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     if !(200..300).contains(&answer.status) {
         let detail = answer.body["detail"].as_str().unwrap_or("request failed");
         let code = answer.body["error"].as_str().unwrap_or("error");

@@ -106,6 +106,7 @@ pub fn route_template(path: &str) -> &'static str {
         "/admin/status",
         "/admin/audit",
         "/admin/license",
+        "/admin/backup",
     ];
     if let Some(exact) = EXACT.iter().find(|e| **e == path) {
         return exact;

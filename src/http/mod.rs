@@ -46,6 +46,10 @@ pub struct State {
     pub devices_require_admin: bool,
     /// When the appliance started.
     pub started_at: std::time::Instant,
+    /// The store (for backups).
+    pub store: crate::store::Store,
+    /// The data directory (for backups).
+    pub data_dir: crate::datadir::DataDir,
 }
 
 /// Largest JSON body accepted.

@@ -30,8 +30,9 @@ pub fn routes(state: Arc<State>) -> Routes {
     let status =
         warp::path!("admin" / "status").and(warp::get()).and(with_state(state.clone())).and(ctx()).then(status);
     let audit = warp::path!("admin" / "audit").and(warp::get()).and(warp::query::<AuditQuery>());
-    let audit = audit.and(with_state(state)).and(ctx()).then(audit_log);
-    health.or(metrics).unify().or(jwks).unify().or(status).unify().or(audit).unify().boxed()
+    let audit = audit.and(with_state(state.clone())).and(ctx()).then(audit_log);
+    let backup = warp::path!("admin" / "backup").and(warp::get()).and(with_state(state)).and(ctx()).then(backup);
+    health.or(metrics).unify().or(jwks).unify().or(status).unify().or(audit).unify().or(backup).unify().boxed()
 }
 
 fn metrics(state: Arc<State>) -> Response {
@@ -58,6 +59,17 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
             "sms_provider": state.pairing.sms_provider(),
             "devices": devices,
         }))
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn backup(state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let actor = ctx.admin(&state).await?;
+        let taken = crate::backup::take(&state.store, &state.data_dir).map_err(|e| Error::Internal(e.to_string()));
+        let outcome = if taken.is_ok() { "ok" } else { "internal" };
+        state.audit.record(crate::audit::Event::new(&actor, "backup.take", "data directory", outcome)).await;
+        taken
     };
     respond(StatusCode::OK, result.await)
 }

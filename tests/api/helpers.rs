@@ -74,6 +74,12 @@ pub async fn spawn_with(options: Options) -> TestApp {
     app
 }
 
+/// Starts an appliance on an existing `dir` (its `data` folder), whose
+/// admin token is `token`.
+pub async fn start_existing(dir: tempfile::TempDir, token: &str) -> TestApp {
+    start(dir, Options::default(), Some(token.to_owned())).await
+}
+
 /// A 1,000-seat license signed with the development key.
 pub fn test_license() -> String {
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();

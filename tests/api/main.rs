@@ -12,5 +12,6 @@ mod input;
 mod license;
 mod pairing;
 mod qr;
+mod service;
 mod sms;
 mod tokens;
