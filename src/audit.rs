@@ -25,6 +25,8 @@ pub enum Actor {
     Pairing,
     /// The appliance itself (sweeper, shutdown).
     System,
+    /// A client that failed to authenticate, by address.
+    Client(String),
 }
 
 impl std::fmt::Display for Actor {
@@ -35,6 +37,7 @@ impl std::fmt::Display for Actor {
             Actor::Device(id) => write!(f, "phone:{id}"),
             Actor::Pairing => f.write_str("pairing-phone"),
             Actor::System => f.write_str("system"),
+            Actor::Client(addr) => write!(f, "client:{addr}"),
         }
     }
 }

@@ -94,10 +94,8 @@ impl Licensing {
 
     /// Checks and stores a license key.
     pub async fn activate(&self, actor: &Actor, key: &str) -> Result<LicenseStatus, LicensingError> {
-        let checked = license::verify(key, &self.trusted).and_then(|p| {
-            let ctx = self.context().map_err(|e| LicenseError::Malformed(e.to_string()))?;
-            license::check(&p, &ctx).map(|()| p)
-        });
+        let ctx = self.context()?;
+        let checked = license::verify(key, &self.trusted).and_then(|p| license::check(&p, &ctx).map(|()| p));
         let target = checked.as_ref().map(|p| p.license_id.clone()).unwrap_or_else(|_| "(refused key)".into());
         let result = checked.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code());
         self.audit.record(Event::new(actor, "license.activate", target, result)).await;

@@ -7,6 +7,7 @@ use crate::devices::{Device, DeviceState};
 use crate::ids::UserId;
 use crate::store::{Store, StoreError, Table, Tx, TxAbort};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
 const USED: &str = "seats_used";
 
@@ -87,16 +88,16 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
     let outcome = store
         .commit(|tx| {
             for user in &stale {
-                tx.remove::<()>(Table::Seats, user)?;
+                tx.remove::<Infallible>(Table::Seats, user)?;
             }
             for (user, count) in &counts {
-                tx.put::<_, ()>(Table::Seats, user, count)?;
+                tx.put::<_, Infallible>(Table::Seats, user, count)?;
             }
-            tx.put::<_, ()>(Table::Meta, USED, &(counts.len() as u32))
+            tx.put::<_, Infallible>(Table::Meta, USED, &(counts.len() as u32))
         })
         .await;
     outcome.map_err(|e| match e {
         crate::store::TxError::Store(e) => e,
-        crate::store::TxError::Domain(()) => StoreError::Codec(serde::de::Error::custom("seat rebuild refused")),
+        crate::store::TxError::Domain(never) => match never {},
     })
 }

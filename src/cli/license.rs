@@ -62,9 +62,9 @@ pub async fn run(action: LicenseAction, remote: &Remote) -> anyhow::Result<ExitC
     match action {
         LicenseAction::Activate { key } => {
             let body = serde_json::json!({ "license_key": key });
-            show(remote, remote.transport()?.send("POST", "/admin/license", Some(body)).await?)
+            show(remote.transport()?.send("POST", "/admin/license", Some(body)).await?)
         }
-        LicenseAction::Status => show(remote, remote.transport()?.send("GET", "/admin/license", None).await?),
+        LicenseAction::Status => show(remote.transport()?.send("GET", "/admin/license", None).await?),
         LicenseAction::MachineId => {
             let fp = license::machine_fingerprint().context("this machine has no /etc/machine-id")?;
             println!("{fp}");

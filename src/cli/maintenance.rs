@@ -30,7 +30,7 @@ pub fn init(data_dir: &Path) -> anyhow::Result<ExitCode> {
 pub async fn backup(remote: &Remote, file: &Path) -> anyhow::Result<ExitCode> {
     let answer = remote.transport()?.send("GET", "/admin/backup", None).await?;
     if !(200..300).contains(&answer.status) {
-        return super::show(remote, answer);
+        return super::show(answer);
     }
     let text = serde_json::to_string(&answer.body)?;
     datadir::write_secret(file, text.as_bytes()).with_context(|| format!("writing {}", file.display()))?;

@@ -191,7 +191,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve { config, settings } => serve(*settings, config).await,
         Command::Invite { action, remote } => invite(action, &remote).await,
         Command::Devices { action, remote } => devices(action, &remote).await,
-        Command::Status { remote } => show(&remote, remote.transport()?.send("GET", "/admin/status", None).await?),
+        Command::Status { remote } => show(remote.transport()?.send("GET", "/admin/status", None).await?),
         Command::License { action, remote } => license::run(action, &remote).await,
         Command::Init { data_dir } => maintenance::init(&data_dir),
         Command::Backup { file, remote } => maintenance::backup(&remote, &file).await,
@@ -266,14 +266,13 @@ impl Remote {
 }
 
 /// Prints an answer; a non-2xx answer is an error exit.
-pub fn show(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
+pub fn show(answer: Answer) -> anyhow::Result<ExitCode> {
     if !(200..300).contains(&answer.status) {
         let detail = answer.body["detail"].as_str().unwrap_or("request failed");
         let code = answer.body["error"].as_str().unwrap_or("error");
         eprintln!("error: {detail} ({code}, HTTP {})", answer.status);
         return Ok(ExitCode::FAILURE);
     }
-    let _ = remote.json;
     println!("{}", serde_json::to_string_pretty(&answer.body)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -294,12 +293,12 @@ async fn invite(action: InviteAction, remote: &Remote) -> anyhow::Result<ExitCod
         InviteAction::Resend { code } => t.send("POST", &format!("/phone/pairing/resend-sms/{code}"), None).await?,
         InviteAction::Cancel { code } => t.send("DELETE", &format!("/phone/pairing/invite/{code}"), None).await?,
     };
-    show(remote, answer)
+    show(answer)
 }
 
 fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     if remote.json || !(200..300).contains(&answer.status) {
-        return show(remote, answer);
+        return show(answer);
     }
     let url = answer.body["pairing_url"].as_str().unwrap_or_default();
     println!("{}", crate::qr::terminal(url)?);
@@ -323,12 +322,12 @@ async fn devices(action: DeviceAction, remote: &Remote) -> anyhow::Result<ExitCo
         DeviceAction::Suspend { id } => t.send("POST", &format!("/phone/devices/{id}/suspend"), None).await?,
         DeviceAction::Reactivate { id } => t.send("POST", &format!("/phone/devices/{id}/reactivate"), None).await?,
     };
-    show(remote, answer)
+    show(answer)
 }
 
 fn show_devices(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     if remote.json || !(200..300).contains(&answer.status) {
-        return show(remote, answer);
+        return show(answer);
     }
     println!("{:<24} {:<16} {:<20} {:<10} {:<25}", "DEVICE", "USER", "NAME", "STATUS", "LAST SEEN");
     for d in answer.body["devices"].as_array().into_iter().flatten() {

@@ -56,8 +56,12 @@ impl Ctx {
             Ok(()) => Ok(Actor::Admin),
             Err(e) => {
                 if matches!(e, AdminError::Invalid) {
-                    let event =
-                        crate::audit::Event::new(&Actor::Pairing, "admin.auth", self.peer_ip(), "admin_token_invalid");
+                    let event = crate::audit::Event::new(
+                        &Actor::Client(self.peer_ip()),
+                        "admin.auth",
+                        "admin token",
+                        "admin_token_invalid",
+                    );
                     state.audit.record(event).await;
                     tracing::warn!(peer = %self.peer_ip(), "request with a wrong admin token");
                 }
