@@ -43,7 +43,15 @@ impl Drop for Server {
 
 fn start(dir: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_topdog"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--rate-invites-per-minute", "100000000"])
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--mqtt-addr",
+            "127.0.0.1:0",
+            "--rate-invites-per-minute",
+            "100000000",
+        ])
         .args(["--rate-accepts-per-minute", "100000000", "--data-dir"])
         .arg(dir)
         .env("RUST_LOG", "warn")

@@ -154,6 +154,11 @@ impl Devices {
         Ok(devices)
     }
 
+    /// Whether `id` is a paired device that is neither suspended nor revoked.
+    pub fn is_active(&self, id: &str) -> bool {
+        matches!(self.store.get::<Device>(Table::Devices, id), Ok(Some(d)) if d.status == DeviceState::Active)
+    }
+
     /// Device counts by state.
     pub fn count_by_state(&self) -> Result<Vec<(&'static str, i64)>, DeviceError> {
         let devices: Vec<Device> = self.store.scan(Table::Devices)?;

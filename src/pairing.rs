@@ -16,7 +16,7 @@ use crate::qr;
 use crate::seats::{self, SeatLimit};
 use crate::sms::{self, Sms, SmsError};
 use crate::store::{Store, StoreError, Table, Tx, TxAbort, TxError};
-use crate::tokens::{self, Subject, TokenError, Tokens};
+use crate::tokens::{Subject, TokenError, Tokens};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -68,6 +68,9 @@ pub enum PairingError {
     /// Every seat of the license is taken.
     #[error(transparent)]
     SeatLimit(#[from] SeatLimit),
+    /// The phone's certificate could not be made.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
     /// The QR code could not be drawn.
     #[error(transparent)]
     Qr(#[from] qr::QrError),
@@ -260,6 +263,23 @@ pub struct AcceptResponse {
     pub mqtt_broker: String,
     /// The user it was paired for.
     pub user_id: String,
+    /// The phone's MQTT client certificate (PEM; CN = device id, O = tenant).
+    pub mqtt_client_cert: String,
+    /// Its private key (PEM).
+    pub mqtt_client_key: String,
+    /// The CA that signed the broker's certificate (PEM).
+    pub mqtt_ca_cert: String,
+    /// The phone's topic prefix.
+    pub mqtt_topic_prefix: String,
+}
+
+/// How paired phones reach the broker.
+#[derive(Clone)]
+pub struct MqttIdentity {
+    /// The appliance CA (signs phone certificates).
+    pub ca: Arc<crate::pki::Ca>,
+    /// host:port phones connect to.
+    pub broker: String,
 }
 
 /// `GET /phone/pairing/invite/{code}`.
@@ -298,7 +318,7 @@ pub struct Pairing {
     metrics: Metrics,
     config: PairingConfig,
     base_url: String,
-    mqtt_broker: String,
+    mqtt: MqttIdentity,
     licensing: Licensing,
 }
 
@@ -318,8 +338,8 @@ pub struct Parts {
     pub config: PairingConfig,
     /// Public base URL (no trailing slash).
     pub base_url: String,
-    /// host:port of the MQTT broker.
-    pub mqtt_broker: String,
+    /// How phones reach the broker.
+    pub mqtt: MqttIdentity,
     /// The license (for the seat limit).
     pub licensing: Licensing,
 }
@@ -338,9 +358,9 @@ fn new_otp() -> String {
 impl Pairing {
     /// A service over its parts.
     pub fn new(parts: Parts) -> Pairing {
-        let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt_broker, licensing } = parts;
+        let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt, licensing } = parts;
         let base_url = base_url.trim_end_matches('/').to_owned();
-        Pairing { store, tokens, sms, audit, metrics, config, base_url, mqtt_broker, licensing }
+        Pairing { store, tokens, sms, audit, metrics, config, base_url, mqtt, licensing }
     }
 
     /// The configured SMS provider's name.
@@ -523,8 +543,9 @@ impl Pairing {
         let pre = self.load(&code)?;
         pre.acceptable(clock::now())?;
         let limit = self.check_seat(&pre.user_id)?;
-        device.fingerprint =
-            tokens::fingerprint(&[pre.user_id.as_str(), device.device_id.as_str(), &device.device_type]);
+        let tenant = crate::broker::tenant_of(device.device_id.as_str());
+        let (cert, cert_fingerprint) = self.mqtt.ca.issue_client(device.device_id.as_str(), &tenant)?;
+        device.fingerprint = cert_fingerprint;
         let issued = self.tokens.issue(&Subject {
             user_id: pre.user_id.as_str(),
             device_id: device.device_id.as_str(),
@@ -540,8 +561,12 @@ impl Pairing {
             device_id: device.device_id.to_string(),
             jwt_token: issued.token,
             expires_at: issued.expires_at,
-            mqtt_broker: self.mqtt_broker.clone(),
+            mqtt_broker: self.mqtt.broker.clone(),
+            mqtt_topic_prefix: crate::broker::topic_prefix(invite.user_id.as_str(), device.device_id.as_str()),
             user_id: invite.user_id.to_string(),
+            mqtt_client_cert: cert.chain_pem,
+            mqtt_client_key: cert.key_pem,
+            mqtt_ca_cert: self.mqtt.ca.cert_pem().to_owned(),
         })
     }
 
@@ -706,7 +731,7 @@ pub fn error_code(e: &PairingError) -> &'static str {
         PairingError::NotSms => "not_an_sms_invite",
         PairingError::Sms { .. } => "sms_failed",
         PairingError::SeatLimit(_) => "seat_limit",
-        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) => "internal",
+        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) | PairingError::Pki(_) => "internal",
     }
 }
 

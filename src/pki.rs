@@ -1,13 +1,16 @@
-//! The appliance's own PKI (rcgen, ECDSA P-256): a CA made on first start,
-//! and the HTTPS server certificate it signs for localhost, the host name and
-//! any configured extra names. Both are reused on later starts; the server
-//! certificate is re-issued when its names change or it nears expiry.
+//! The appliance's own PKI (rcgen, ECDSA P-256): the appliance CA made on
+//! first start, which signs the HTTPS server certificate (for localhost, the
+//! host name and any configured extra names) and the phones' MQTT client
+//! certificates; and the internal CA that only the embedded broker trusts.
+//! All are reused on later starts; the server certificate is re-issued when
+//! its names change or it nears expiry.
 
 use crate::datadir::{self, DataDir};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use sha2::Digest;
 use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
 
@@ -37,17 +40,38 @@ pub struct TlsPair {
     pub key_pem: String,
 }
 
-const CA_CERT: &str = "ca.pem";
-const CA_KEY: &str = "ca-key.pem";
+/// Which CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaKind {
+    /// Trusted by phones and the IDE; signs server and phone certificates.
+    Appliance,
+    /// Trusted only by the embedded broker's internal listener.
+    Internal,
+}
+
+impl CaKind {
+    fn files(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            CaKind::Appliance => ("ca.pem", "ca-key.pem", "Top Dog appliance CA"),
+            CaKind::Internal => ("internal-ca.pem", "internal-ca-key.pem", "Top Dog internal broker CA"),
+        }
+    }
+}
 const SERVER_CERT: &str = "server-cert.pem";
 const SERVER_KEY: &str = "server-key.pem";
 const SERVER_NAMES: &str = "server-names.txt";
 
 impl Ca {
-    /// Loads the CA from the data directory, creating it on first start.
+    /// Loads the appliance CA, creating it on first start.
     pub fn load_or_create(dir: &DataDir) -> Result<Ca, PkiError> {
-        let cert = datadir::read_optional(&dir.file(CA_CERT))?;
-        let key = datadir::read_optional(&dir.file(CA_KEY))?;
+        Ca::load_or_create_kind(dir, CaKind::Appliance)
+    }
+
+    /// Loads a CA from the data directory, creating it on first start.
+    pub fn load_or_create_kind(dir: &DataDir, kind: CaKind) -> Result<Ca, PkiError> {
+        let (cert_file, key_file, common_name) = kind.files();
+        let cert = datadir::read_optional(&dir.file(cert_file))?;
+        let key = datadir::read_optional(&dir.file(key_file))?;
         if let (Some(cert), Some(key)) = (cert, key) {
             let cert_pem = String::from_utf8_lossy(&cert).into_owned();
             let key = KeyPair::from_pem(&String::from_utf8_lossy(&key))?;
@@ -55,16 +79,34 @@ impl Ca {
             return Ok(Ca { cert_pem, issuer });
         }
         let key = KeyPair::generate()?;
-        let params = ca_params();
+        let params = ca_params(common_name);
         let cert = params.self_signed(&key)?;
-        datadir::write_secret(&dir.file(CA_KEY), key.serialize_pem().as_bytes())?;
-        datadir::write_public(&dir.file(CA_CERT), cert.pem().as_bytes())?;
+        datadir::write_secret(&dir.file(key_file), key.serialize_pem().as_bytes())?;
+        datadir::write_public(&dir.file(cert_file), cert.pem().as_bytes())?;
         Ok(Ca { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// Issues a client certificate (CN = `common_name`, O = `organization`)
+    /// for a new key pair; also the SHA-256 of its public key (hex).
+    pub fn issue_client(&self, common_name: &str, organization: &str) -> Result<(TlsPair, String), PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, organization);
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
+        params.not_after = OffsetDateTime::now_utc() + Duration::days(SERVER_CERT_DAYS);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let fingerprint = hex::encode(sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key)));
+        Ok((TlsPair { chain_pem: cert.pem(), key_pem: key.serialize_pem() }, fingerprint))
     }
 
     /// Issues a server certificate for `names` (DNS names or IP addresses).
@@ -91,10 +133,10 @@ fn name(common_name: &str) -> DistinguishedName {
     dn
 }
 
-fn ca_params() -> CertificateParams {
+fn ca_params(common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    params.distinguished_name = name(&format!("Top Dog appliance CA ({host})"));
+    params.distinguished_name = name(&format!("{common_name} ({host})"));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);

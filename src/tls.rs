@@ -42,6 +42,39 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Roots holding the CA certificates in `ca_pem`.
+fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs(ca_pem)? {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+/// The MQTT gateway's server configuration: a client certificate from the
+/// appliance CA is required.
+pub fn mqtt_server(pair: &TlsPair, appliance_ca_pem: &str) -> Result<rustls::ServerConfig, TlsError> {
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(appliance_ca_pem)?), provider())
+            .build()
+            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+    Ok(rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(&pair.chain_pem)?, key(&pair.key_pem)?)?)
+}
+
+/// The gateway's client configuration towards the internal listener: TLS 1.2
+/// without session resumption (no session tickets to delay CONNACK).
+pub fn internal_client(pair: &TlsPair, internal_ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])?
+        .with_root_certificates(roots(internal_ca_pem)?)
+        .with_client_auth_cert(certs(&pair.chain_pem)?, key(&pair.key_pem)?)?;
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}
+
 /// A server configuration for the HTTPS API (HTTP/2 and HTTP/1.1).
 pub fn https_server(pair: &TlsPair) -> Result<rustls::ServerConfig, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())

@@ -185,16 +185,6 @@ impl Tokens {
     }
 }
 
-/// The SHA-256 fingerprint of a device's identity fields.
-pub fn fingerprint(fields: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for field in fields {
-        hasher.update((field.len() as u64).to_be_bytes());
-        hasher.update(field.as_bytes());
-    }
-    hex::encode(hasher.finalize())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,10 +224,5 @@ mod tests {
         let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
         assert!(matches!(t.verify(&none), Err(TokenError::Malformed)));
         assert!(matches!(t.verify("garbage"), Err(TokenError::Malformed)));
-    }
-
-    #[test]
-    fn fingerprints_separate_fields() {
-        assert_ne!(fingerprint(&["ab", "c"]), fingerprint(&["a", "bc"]));
     }
 }

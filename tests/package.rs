@@ -50,7 +50,7 @@ fn release_refuses_dev_key(binary: &Path) {
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let mut child = Command::new(binary)
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -222,6 +222,7 @@ async fn shutdown_signal() {
 fn print_start(info: &StartInfo) {
     println!("Top Dog appliance {} is running.", env!("CARGO_PKG_VERSION"));
     println!("Listening on {}", info.api_url);
+    println!("  MQTT/TLS        {}", info.mqtt_url);
     println!("  Pairing links   {}/pair?code=…", info.base_url);
     println!("  CA certificate  {}  (trust it in the IDE and on phones)", info.ca_file.display());
     println!("  Admin socket    {}", info.admin_socket.display());

@@ -87,6 +87,9 @@ async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) 
     let result = async {
         let actor = device_admin(&state, &ctx).await?;
         let device = state.devices.change(&actor, &id, change).await?;
+        if change != Change::Reactivate {
+            state.gateway.kick(device.device_id.as_str());
+        }
         Ok::<_, Error>(StateChange { device_id: device.device_id.to_string(), status: device.status.as_str() })
     };
     respond(StatusCode::OK, result.await)

@@ -27,7 +27,9 @@ fn pairing_status(e: &PairingError) -> StatusCode {
         | PairingError::NotSms => StatusCode::CONFLICT,
         PairingError::Sms { .. } => StatusCode::BAD_GATEWAY,
         PairingError::SeatLimit(_) => StatusCode::PAYMENT_REQUIRED,
-        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) | PairingError::Pki(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 

@@ -50,6 +50,8 @@ pub struct State {
     pub store: crate::store::Store,
     /// The data directory (for backups).
     pub data_dir: crate::datadir::DataDir,
+    /// The MQTT gateway (to close a blocked device's connections).
+    pub gateway: crate::gateway::Gateway,
 }
 
 /// Largest JSON body accepted.

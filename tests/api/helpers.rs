@@ -49,6 +49,7 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub base: String,
     pub port: u16,
+    pub mqtt_port: u16,
     pub admin_token: String,
     pub client: reqwest::Client,
     child: Child,
@@ -112,7 +113,7 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir(dir.path()))
-        .args(["--http-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0"])
         .args(generous_limits(&options.args))
         .args(&options.args)
         .env_clear()
@@ -138,6 +139,7 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
         dir,
         base: String::new(),
         port: 0,
+        mqtt_port: 0,
         admin_token: known_token.unwrap_or_default(),
         client: reqwest::Client::new(),
         child,
@@ -149,6 +151,8 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
     let listening = app.wait_line(|l| l.starts_with("Listening on ")).await;
     app.base = listening.trim_start_matches("Listening on ").trim().to_owned();
     app.port = app.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let mqtt = app.wait_line(|l| l.trim_start().starts_with("MQTT/TLS")).await;
+    app.mqtt_port = mqtt.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("mqtt port");
     if let Some(i) = app.output().iter().position(|l| l.starts_with("Admin token (shown only")) {
         app.admin_token = app.output()[i + 1].trim().to_owned();
     }
@@ -273,6 +277,15 @@ impl TestApp {
     /// Accepts `code` as device `device_id`.
     pub async fn accept(&self, code: &str, device_id: &str) -> (u16, Value) {
         self.post("/phone/pairing/accept-invite", accept_body(code, device_id, None)).await
+    }
+
+    /// Invites `user` by SMS and pairs `device_id`; the whole accept answer.
+    pub async fn pair_full(&mut self, user: &str, device_id: &str) -> Value {
+        let (status, invite) = self.send_sms("+14155552671", user).await;
+        assert_eq!(status, 200, "{invite}");
+        let (status, accepted) = self.accept(invite["invite_code"].as_str().unwrap(), device_id).await;
+        assert_eq!(status, 200, "{accepted}");
+        accepted
     }
 
     /// Invites `user` by SMS and pairs `device_id`; returns the device token.

@@ -10,6 +10,7 @@ mod hardening;
 mod helpers;
 mod input;
 mod license;
+mod mqtt;
 mod pairing;
 mod qr;
 mod service;

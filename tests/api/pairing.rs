@@ -22,7 +22,7 @@ async fn sms_pairing_end_to_end_in_console_mode() {
     assert_eq!(status, 200, "{accepted}");
     assert_eq!(accepted["device_id"], "pixel-8");
     assert_eq!(accepted["user_id"], "alice");
-    assert!(accepted["mqtt_broker"].as_str().unwrap().ends_with(":8883"));
+    assert!(accepted["mqtt_broker"].as_str().unwrap().ends_with(&format!(":{}", app.mqtt_port)));
     let token = accepted["jwt_token"].as_str().unwrap();
 
     let (status, me) = app.device_get("/phone/me", token).await;

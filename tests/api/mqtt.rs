@@ -1,0 +1,208 @@
+//! Phones on the embedded broker, through the gateway, with rumqttc over
+//! real TLS: a paired phone connects with its certificate and token and
+//! gets its own messages; no certificate, a foreign certificate, a wrong
+//! client id or another phone's topics are refused; a silent TCP connection
+//! blocks nobody; revoking a connected phone closes it at once for good.
+
+use crate::helpers::{send, spawn_app, TestApp};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn tls_config(ca_pem: &str, cert_pem: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match cert_pem {
+        Some((cert, key)) => {
+            let chain = rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
+            let key = rustls_pemfile::private_key(&mut key.as_bytes()).unwrap().unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    })
+}
+
+/// A phone client for the accept answer `paired`, logging in as `client_id`.
+fn phone(app: &TestApp, paired: &Value, client_id: &str) -> (AsyncClient, EventLoop) {
+    let cert = (paired["mqtt_client_cert"].as_str().unwrap(), paired["mqtt_client_key"].as_str().unwrap());
+    let config = tls_config(paired["mqtt_ca_cert"].as_str().unwrap(), Some(cert));
+    client(app, config, client_id, paired["jwt_token"].as_str().unwrap())
+}
+
+fn client(
+    app: &TestApp,
+    config: Arc<rustls::ClientConfig>,
+    client_id: &str,
+    password: &str,
+) -> (AsyncClient, EventLoop) {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", app.mqtt_port);
+    options.set_keep_alive(Duration::from_secs(60));
+    options.set_credentials(client_id, password);
+    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+    AsyncClient::new(options, 16)
+}
+
+/// Polls until CONNACK; Err when the connection fails first.
+async fn connected(events: &mut EventLoop) -> Result<(), String> {
+    let wait = async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == rumqttc::ConnectReturnCode::Success => {
+                    return Ok(())
+                }
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => return Err(format!("{:?}", ack.code)),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| Err("timed out".into()))
+}
+
+/// Polls until a publish arrives on `topic`, or the connection ends.
+async fn receive(events: &mut EventLoop, topic: &str) -> Result<Vec<u8>, String> {
+    let wait = async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topic => return Ok(p.payload.to_vec()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| Err("timed out".into()))
+}
+
+/// Polls until the connection fails; how long that took.
+async fn dropped(events: &mut EventLoop) -> Duration {
+    let start = std::time::Instant::now();
+    let wait = async {
+        loop {
+            if events.poll().await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.expect("the connection was not closed");
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn a_paired_phone_connects_and_talks_within_its_own_topics() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("alice", "phone-a").await;
+    let prefix = paired["mqtt_topic_prefix"].as_str().unwrap().to_owned();
+    assert!(prefix.starts_with("/tenants/t") && prefix.ends_with("/topdog/alice/phone-a"), "{prefix}");
+    let (client, mut events) = phone(&app, &paired, "phone-a");
+    connected(&mut events).await.expect("connected");
+    client.subscribe(format!("{prefix}/#"), QoS::AtLeastOnce).await.unwrap();
+    client
+        .publish(format!("{prefix}/presence"), QoS::AtLeastOnce, false, br#"{"status":"online"}"#.to_vec())
+        .await
+        .unwrap();
+    let got = receive(&mut events, &format!("{prefix}/presence")).await.expect("own message");
+    assert_eq!(got, br#"{"status":"online"}"#);
+}
+
+#[tokio::test]
+async fn another_phones_topics_are_out_of_reach() {
+    let mut app = spawn_app().await;
+    let a = app.pair_full("alice", "phone-a").await;
+    let b = app.pair_full("bob", "phone-b").await;
+    let (client, mut events) = phone(&app, &a, "phone-a");
+    connected(&mut events).await.unwrap();
+    let b_prefix = b["mqtt_topic_prefix"].as_str().unwrap();
+    client.subscribe(format!("{b_prefix}/#"), QoS::AtLeastOnce).await.unwrap();
+    dropped(&mut events).await;
+    let (client, mut events) = phone(&app, &a, "phone-a");
+    connected(&mut events).await.unwrap();
+    client.publish(format!("{b_prefix}/voice_command"), QoS::AtLeastOnce, false, b"{}".to_vec()).await.unwrap();
+    dropped(&mut events).await;
+}
+
+#[tokio::test]
+async fn connections_without_the_right_certificate_or_identity_are_refused() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("carol", "phone-c").await;
+    let ca = paired["mqtt_ca_cert"].as_str().unwrap();
+    let token = paired["jwt_token"].as_str().unwrap();
+
+    let (_c, mut no_cert) = client(&app, tls_config(ca, None), "phone-c", token);
+    assert!(connected(&mut no_cert).await.is_err(), "no client certificate");
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "phone-c");
+    let foreign = params.self_signed(&key).unwrap();
+    let (_c, mut wrong_ca) =
+        client(&app, tls_config(ca, Some((&foreign.pem(), &key.serialize_pem()))), "phone-c", token);
+    assert!(connected(&mut wrong_ca).await.is_err(), "certificate from another CA");
+
+    let (_c, mut other_id) = phone(&app, &paired, "phone-x");
+    assert!(connected(&mut other_id).await.is_err(), "client id differs from the certificate");
+    let (_c, mut bad_token) = client(
+        &app,
+        tls_config(
+            ca,
+            Some((paired["mqtt_client_cert"].as_str().unwrap(), paired["mqtt_client_key"].as_str().unwrap())),
+        ),
+        "phone-c",
+        "not-a-token",
+    );
+    assert!(connected(&mut bad_token).await.is_err(), "bad password");
+    let (_c, mut good) = phone(&app, &paired, "phone-c");
+    connected(&mut good).await.expect("the real phone still gets in");
+}
+
+#[tokio::test]
+async fn a_silent_connection_does_not_block_other_phones() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("dan", "phone-d").await;
+    let _silent = tokio::net::TcpStream::connect(("127.0.0.1", app.mqtt_port)).await.unwrap();
+    let _half = {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", app.mqtt_port)).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, &[0x16, 0x03, 0x01]).await.unwrap();
+        s
+    };
+    let (_c, mut events) = phone(&app, &paired, "phone-d");
+    connected(&mut events).await.expect("connected despite silent sockets");
+}
+
+#[tokio::test]
+async fn revoking_a_connected_phone_closes_it_at_once_and_for_good() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("erin", "phone-e").await;
+    let (_c, mut events) = phone(&app, &paired, "phone-e");
+    connected(&mut events).await.unwrap();
+    let (status, _) = send(app.admin(reqwest::Method::DELETE, "/phone/devices/phone-e")).await;
+    assert_eq!(status, 200);
+    let took = dropped(&mut events).await;
+    assert!(took < Duration::from_secs(1), "closed after {took:?}");
+    let (_c, mut again) = phone(&app, &paired, "phone-e");
+    assert!(connected(&mut again).await.is_err(), "a revoked phone cannot reconnect");
+}
+
+#[tokio::test]
+async fn suspending_closes_the_connection_and_reactivating_lets_it_back() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("fay", "phone-f").await;
+    let (_c, mut events) = phone(&app, &paired, "phone-f");
+    connected(&mut events).await.unwrap();
+    send(app.admin(reqwest::Method::POST, "/phone/devices/phone-f/suspend")).await;
+    dropped(&mut events).await;
+    let (_c, mut refused) = phone(&app, &paired, "phone-f");
+    assert!(connected(&mut refused).await.is_err());
+    send(app.admin(reqwest::Method::POST, "/phone/devices/phone-f/reactivate")).await;
+    let (_c, mut back) = phone(&app, &paired, "phone-f");
+    connected(&mut back).await.expect("reactivated phone reconnects");
+}
