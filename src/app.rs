@@ -158,7 +158,8 @@ impl App {
         });
         let unix = bind_unix(&dir.admin_socket())?;
         let broker = Broker::start(&dir, devices.clone()).context("embedded MQTT broker")?;
-        let gateway = Gateway::new(&server_pair, ca.cert_pem(), &broker.internal, devices.clone())?;
+        let gateway =
+            Gateway::new(&server_pair, ca.cert_pem(), &broker.internal, devices.clone(), config.mqtt_max_per_ip)?;
         let state = Arc::new(State {
             pairing,
             devices,

@@ -76,6 +76,9 @@ pub struct Settings {
     /// Address phones use for MQTT/TLS, announced at pairing.
     #[arg(long, env = "TOPDOG_MQTT_ADDR")]
     pub mqtt_addr: Option<SocketAddr>,
+    /// Most MQTT connections (open or opening) from one IP address.
+    #[arg(long, env = "TOPDOG_MQTT_MAX_PER_IP")]
+    pub mqtt_max_per_ip: Option<usize>,
     /// Host name (or host:port) phones use to reach the broker.
     #[arg(long, env = "TOPDOG_MQTT_PUBLIC_HOST")]
     pub mqtt_public_host: Option<String>,
@@ -190,7 +193,7 @@ impl Settings {
     /// Fills every field this layer leaves unset from `lower`.
     pub fn or(self, lower: Settings) -> Settings {
         let (mut this, lower) = (self.normalised(), lower.normalised());
-        fill_from!(this, lower; data_dir, http_addr, mqtt_addr, mqtt_public_host, tls_cert, tls_key,
+        fill_from!(this, lower; data_dir, http_addr, mqtt_addr, mqtt_max_per_ip, mqtt_public_host, tls_cert, tls_key,
             tls_san, insecure_http, base_url, invite_expiry, invite_expiry_minutes, qr_expiry,
             qr_expiry_minutes, qr_require_otp, qr_embed_otp, devices_require_admin, admin_token,
             jwt_ttl, sms_provider, sms_allowed_countries, twilio_account_sid, twilio_auth_token,
@@ -271,6 +274,8 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// MQTT/TLS address.
     pub mqtt_addr: SocketAddr,
+    /// Most MQTT connections from one IP address.
+    pub mqtt_max_per_ip: usize,
     /// Host phones use to reach the broker (None: the base URL's host).
     pub mqtt_public_host: Option<String>,
     /// Server certificate source.
@@ -333,6 +338,7 @@ impl Config {
             data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from("topdog-data")),
             http_addr: s.http_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
             mqtt_addr: s.mqtt_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8883))),
+            mqtt_max_per_ip: s.mqtt_max_per_ip.unwrap_or(1000).max(1),
             mqtt_public_host: s.mqtt_public_host.clone(),
             tls,
             tls_sans: s.tls_san.clone().unwrap_or_default(),

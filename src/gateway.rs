@@ -64,6 +64,42 @@ impl Registry {
     }
 }
 
+/// Open connections per IP address, with a cap.
+struct PerIp {
+    max: usize,
+    open: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One counted connection; uncounted when dropped.
+struct IpSlot {
+    owner: Arc<PerIp>,
+    ip: std::net::IpAddr,
+}
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<IpSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(ip).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot { owner: self.clone(), ip })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.owner.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// The gateway's shared state (cheap to clone).
 #[derive(Clone)]
 pub struct Gateway {
@@ -73,6 +109,7 @@ pub struct Gateway {
     /// Upstream connectors by tenant, each with its own internal certificate.
     upstream: Arc<Mutex<HashMap<String, TlsConnector>>>,
     devices: Devices,
+    per_ip: Arc<PerIp>,
 }
 
 /// Why a phone's connection was refused (logged, never sent).
@@ -92,20 +129,24 @@ enum Refused {
 
 impl Gateway {
     /// A gateway serving `server` (the appliance's certificate) and trusting
-    /// phone certificates from `appliance_ca_pem`.
+    /// phone certificates from `appliance_ca_pem`; at most `max_per_ip`
+    /// connections are open from one address.
     pub fn new(
         server: &TlsPair,
         appliance_ca_pem: &str,
         internal: &Internal,
         devices: Devices,
+        max_per_ip: usize,
     ) -> Result<Gateway, TlsError> {
         let acceptor = TlsAcceptor::from(Arc::new(tls::mqtt_server(server, appliance_ca_pem)?));
+        let per_ip = Arc::new(PerIp { max: max_per_ip, open: Mutex::default() });
         Ok(Gateway {
             registry: Arc::default(),
             acceptor,
             internal: internal.clone(),
             upstream: Arc::default(),
             devices,
+            per_ip,
         })
     }
 
@@ -149,6 +190,10 @@ impl Gateway {
                 },
                 _ = stop.changed() => break,
             };
+            let Some(slot) = self.per_ip.take(peer.ip()) else {
+                tracing::warn!(%peer, "too many MQTT connections from this address; connection dropped");
+                continue;
+            };
             let Ok(permit) = pending.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "too many MQTT handshakes in progress; connection dropped");
                 continue;
@@ -158,6 +203,7 @@ impl Gateway {
                 if let Err(e) = gateway.handle(stream, peer, permit).await {
                     tracing::info!(%peer, error = %e, "MQTT connection refused");
                 }
+                drop(slot);
             });
         }
         self.registry

@@ -4,7 +4,7 @@
 //! client id or another phone's topics are refused; a silent TCP connection
 //! blocks nobody; revoking a connected phone closes it at once for good.
 
-use crate::helpers::{send, spawn_app, TestApp};
+use crate::helpers::{send, spawn_app, spawn_with, Options, TestApp};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde_json::Value;
 use std::sync::Arc;
@@ -205,4 +205,24 @@ async fn suspending_closes_the_connection_and_reactivating_lets_it_back() {
     send(app.admin(reqwest::Method::POST, "/phone/devices/phone-f/reactivate")).await;
     let (_c, mut back) = phone(&app, &paired, "phone-f");
     connected(&mut back).await.expect("reactivated phone reconnects");
+}
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    let mut app = spawn_with(Options::default().arg("--mqtt-max-per-ip").arg("2")).await;
+    let paired = app.pair_full("gus", "phone-g").await;
+    let a = tokio::net::TcpStream::connect(("127.0.0.1", app.mqtt_port)).await.unwrap();
+    let b = tokio::net::TcpStream::connect(("127.0.0.1", app.mqtt_port)).await.unwrap();
+    let (_c, mut third) = phone(&app, &paired, "phone-g");
+    assert!(connected(&mut third).await.is_err(), "a third connection from one address is refused");
+    drop((a, b));
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_c, mut retry) = phone(&app, &paired, "phone-g");
+        if connected(&mut retry).await.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the cap was not released when the sockets closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
