@@ -47,7 +47,8 @@ pub fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
 }
 
 impl Ctx {
-    /// Admits an admin (socket or token), or says why not.
+    /// Admits an admin (socket or token), or says why not; wrong tokens are
+    /// rate-limited and audited.
     pub async fn admin(&self, state: &State) -> Result<Actor, Error> {
         if self.conn.is_some_and(|c| c.local_admin) {
             return Ok(Actor::AdminSocket);
@@ -56,6 +57,9 @@ impl Ctx {
             Ok(()) => Ok(Actor::Admin),
             Err(e) => {
                 if matches!(e, AdminError::Invalid) {
+                    // Wrong tokens draw on the invite budget, which bounds
+                    // both guessing and the audit lines it writes.
+                    self.limit(state, Bucket::Invites)?;
                     let event = crate::audit::Event::new(
                         &Actor::Client(self.peer_ip()),
                         "admin.auth",

@@ -88,3 +88,17 @@ async fn pairing_a_paired_device_id_again_is_refused_until_revoked() {
     send(app.admin(Method::DELETE, "/phone/devices/same-id")).await;
     assert_eq!(app.accept(&code, "same-id").await.0, 200, "the invite was not used up by the refusal");
 }
+
+#[tokio::test]
+async fn guessing_the_admin_token_is_rate_limited() {
+    let app = spawn_with(Options::default().arg("--rate-invites-per-minute").arg("3")).await;
+    let guess = || send(app.client.get(app.url("/phone/devices")).header("x-admin-token", "tdadm_guess"));
+    for _ in 0..3 {
+        assert_eq!(guess().await.0, 401);
+    }
+    let (status, body) = guess().await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("rate_limited")));
+    let audited = app.audit().iter().filter(|e| e["action"] == "admin.auth").count();
+    assert_eq!(audited, 3, "refused guesses past the limit are not written to the audit log");
+    assert_eq!(app.admin_get("/phone/devices").await.0, 200, "the real token is not limited");
+}
