@@ -226,3 +226,49 @@ async fn connections_per_address_are_capped() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs `mosquitto_pub` as the paired phone; whether the broker acknowledged
+/// the QoS 1 publish on `topic`.
+fn mosquitto_pub(app: &TestApp, paired: &Value, dir: &std::path::Path, topic: &str, with_cert: bool) -> bool {
+    let write = |name: &str, field: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, paired[field].as_str().unwrap()).unwrap();
+        path
+    };
+    let (ca, cert, key) =
+        (write("ca.pem", "mqtt_ca_cert"), write("cert.pem", "mqtt_client_cert"), write("key.pem", "mqtt_client_key"));
+    let device = paired["device_id"].as_str().unwrap();
+    let mut command = std::process::Command::new("mosquitto_pub");
+    command.args(["-h", "localhost", "-p", &app.mqtt_port.to_string(), "-V", "mqttv311", "-q", "1", "-k", "60"]);
+    command.arg("--cafile").arg(&ca);
+    if with_cert {
+        command.arg("--cert").arg(&cert).arg("--key").arg(&key);
+    }
+    command.args([
+        "-i",
+        device,
+        "-u",
+        device,
+        "-P",
+        paired["jwt_token"].as_str().unwrap(),
+        "-t",
+        topic,
+        "-m",
+        "{\"status\":\"online\"}",
+    ]);
+    let out = command.output().expect("mosquitto_pub (Debian package mosquitto-clients)");
+    out.status.success()
+}
+
+#[tokio::test]
+async fn a_non_rust_client_works_too() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("hal", "phone-h").await;
+    let other = app.pair_full("ida", "phone-i").await;
+    let dir = tempfile::tempdir().unwrap();
+    let own = format!("{}/presence", paired["mqtt_topic_prefix"].as_str().unwrap());
+    let foreign = format!("{}/presence", other["mqtt_topic_prefix"].as_str().unwrap());
+    assert!(mosquitto_pub(&app, &paired, dir.path(), &own, true), "publish to its own topic is acknowledged");
+    assert!(!mosquitto_pub(&app, &paired, dir.path(), &foreign, true), "publish into another phone's topics fails");
+    assert!(!mosquitto_pub(&app, &paired, dir.path(), &own, false), "no client certificate, no connection");
+}
