@@ -8,270 +8,30 @@ use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
 use crate::config::PairingConfig;
 use crate::devices::{Device, DeviceState};
-use crate::ids::{self, DeviceId, DisplayName, InvalidId, InviteCode, UserId};
+use crate::ids::{self, DeviceId, DisplayName, InviteCode, UserId};
 use crate::licensing::Licensing;
 use crate::metrics::{InviteEvent, Metrics};
-use crate::phone::{PhoneError, PhoneNumber};
+use crate::phone::PhoneNumber;
 use crate::qr;
-use crate::seats::{self, SeatLimit};
-use crate::sms::{self, Sms, SmsError};
-use crate::store::{Store, StoreError, Table, Tx, TxAbort, TxError};
-use crate::tokens::{Subject, TokenError, Tokens};
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use crate::seats;
+use crate::sms::{self, Sms};
+use crate::store::{Store, Table, TxAbort};
+use crate::tokens::{Subject, Tokens};
+
 use std::sync::Arc;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
-/// Why a pairing request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum PairingError {
-    /// A field failed validation.
-    #[error(transparent)]
-    Invalid(#[from] InvalidId),
-    /// The phone number was refused.
-    #[error(transparent)]
-    Phone(#[from] PhoneError),
-    /// No invite has this code.
-    #[error("no invite with this code")]
-    NotFound,
-    /// The invite has expired.
-    #[error("the invite has expired; ask for a new one")]
-    Expired,
-    /// The invite was already used.
-    #[error("the invite has already been used")]
-    AlreadyAccepted,
-    /// The invite was cancelled.
-    #[error("the invite was cancelled")]
-    Cancelled,
-    /// A QR pairing without its OTP.
-    #[error("this pairing needs the 6-digit code shown next to the QR code")]
-    OtpRequired,
-    /// A wrong OTP.
-    #[error("the 6-digit code is wrong")]
-    OtpInvalid,
-    /// A device with this id is already paired.
-    #[error("a device with id {0} is already paired; revoke it first")]
-    DeviceExists(String),
-    /// Only SMS invites can be resent.
-    #[error("only SMS invites can be resent")]
-    NotSms,
-    /// The SMS could not be sent; the invite stays pending.
-    #[error("{source}; the invite stays pending and can be resent")]
-    Sms {
-        /// The provider's error.
-        source: SmsError,
-        /// The invite's code, so that the admin can resend it.
-        code: String,
-    },
-    /// Every seat of the license is taken.
-    #[error(transparent)]
-    SeatLimit(#[from] SeatLimit),
-    /// The phone's certificate could not be made.
-    #[error(transparent)]
-    Pki(#[from] crate::pki::PkiError),
-    /// The QR code could not be drawn.
-    #[error(transparent)]
-    Qr(#[from] qr::QrError),
-    /// Signing the token failed.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+mod error;
+mod invite;
+mod tx;
+mod wire;
 
-impl From<TxError<PairingError>> for PairingError {
-    fn from(e: TxError<PairingError>) -> Self {
-        match e {
-            TxError::Domain(e) => e,
-            TxError::Store(e) => PairingError::Store(e),
-        }
-    }
-}
-
-/// How an invite reaches the phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InviteKind {
-    /// A link by SMS.
-    Sms,
-    /// A QR code shown by the IDE or console.
-    Qr,
-}
-
-impl InviteKind {
-    fn label(self) -> &'static str {
-        match self {
-            InviteKind::Sms => "sms",
-            InviteKind::Qr => "qr",
-        }
-    }
-}
-
-/// An invite's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InviteStatus {
-    /// Waiting for the phone.
-    Pending,
-    /// Used by a phone.
-    Accepted,
-    /// Past its expiry unused.
-    Expired,
-    /// Withdrawn by an admin (or after too many wrong OTPs).
-    Cancelled,
-}
-
-/// An invite and its pairing session, as stored (under the code's hash).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Invite {
-    /// SMS or QR.
-    pub kind: InviteKind,
-    /// First characters of the code, for logs.
-    pub hint: String,
-    /// The user being paired.
-    pub user_id: UserId,
-    /// The user's display name.
-    pub user_name: DisplayName,
-    /// The number the SMS went to.
-    pub phone: Option<PhoneNumber>,
-    /// Stored state (`effective_status` also applies the expiry).
-    pub status: InviteStatus,
-    /// Created.
-    pub created_at: Timestamp,
-    /// Expires.
-    pub expires_at: Timestamp,
-    /// Accepted.
-    pub accepted_at: Option<Timestamp>,
-    /// Cancelled.
-    pub cancelled_at: Option<Timestamp>,
-    /// Marked expired.
-    pub expired_at: Option<Timestamp>,
-    /// The device that accepted it.
-    pub device_id: Option<DeviceId>,
-    /// SHA-256 of the OTP, when one is required.
-    pub otp_hash: Option<String>,
-    /// Wrong OTPs so far.
-    pub otp_failures: u32,
-    /// SMS sent so far.
-    pub sends: u32,
-}
-
-impl Invite {
-    /// The status with the expiry applied at `now`.
-    pub fn effective_status(&self, now: Timestamp) -> InviteStatus {
-        match self.status {
-            InviteStatus::Pending if now >= self.expires_at => InviteStatus::Expired,
-            status => status,
-        }
-    }
-
-    fn acceptable(&self, now: Timestamp) -> Result<(), PairingError> {
-        match self.effective_status(now) {
-            InviteStatus::Pending => Ok(()),
-            InviteStatus::Accepted => Err(PairingError::AlreadyAccepted),
-            InviteStatus::Expired => Err(PairingError::Expired),
-            InviteStatus::Cancelled => Err(PairingError::Cancelled),
-        }
-    }
-}
-
-/// `POST /phone/pairing/send-sms`.
-#[derive(Debug, Deserialize)]
-pub struct SendSmsRequest {
-    /// The phone's number, international form.
-    pub phone_number: String,
-    /// The IDE user.
-    pub user_id: String,
-    /// The user's name, shown on the phone.
-    pub user_name: String,
-}
-
-/// The answer to send-sms and resend-sms.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SendSmsResponse {
-    /// The one-time code.
-    pub invite_code: String,
-    /// The number, masked.
-    pub phone_number: String,
-    /// When the link stops working.
-    pub expires_at: Timestamp,
-    /// `pending`.
-    pub status: InviteStatus,
-    /// A sentence for the IDE.
-    pub message: String,
-}
-
-/// `POST /phone/pairing/generate-qr`.
-#[derive(Debug, Deserialize)]
-pub struct QrRequest {
-    /// The IDE user.
-    pub user_id: String,
-    /// The user's name (defaults to the id).
-    pub user_name: Option<String>,
-}
-
-/// The answer to generate-qr.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct QrResponse {
-    /// The one-time QR token.
-    pub invite_code: String,
-    /// The link inside the QR code.
-    pub pairing_url: String,
-    /// When the token stops working.
-    pub expires_at: Timestamp,
-    /// The QR code as SVG.
-    pub qr_svg: String,
-    /// The QR code as PNG, base64.
-    pub qr_png_base64: String,
-    /// The OTP to show beside the QR (only when required and not embedded).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub otp: Option<String>,
-}
-
-/// `POST /phone/pairing/accept-invite`.
-#[derive(Debug, Deserialize)]
-pub struct AcceptRequest {
-    /// The invite code or QR token.
-    pub invite_code: String,
-    /// The phone's id.
-    pub device_id: String,
-    /// The phone's name.
-    pub device_name: String,
-    /// `ios`, `android`, `web`, …
-    pub device_type: String,
-    /// OS version.
-    pub os_version: String,
-    /// App version.
-    pub app_version: String,
-    /// The OTP, for QR pairings that need one.
-    pub otp: Option<String>,
-}
-
-/// The answer to accept-invite.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AcceptResponse {
-    /// The new device's id.
-    pub device_id: String,
-    /// Its token.
-    pub jwt_token: String,
-    /// The token's expiry.
-    pub expires_at: Timestamp,
-    /// Where the phone's MQTT client connects (host:port).
-    pub mqtt_broker: String,
-    /// The user it was paired for.
-    pub user_id: String,
-    /// The phone's MQTT client certificate (PEM; CN = device id, O = tenant).
-    pub mqtt_client_cert: String,
-    /// Its private key (PEM).
-    pub mqtt_client_key: String,
-    /// The CA that signed the broker's certificate (PEM).
-    pub mqtt_ca_cert: String,
-    /// The phone's topic prefix.
-    pub mqtt_topic_prefix: String,
-}
+pub use error::{error_code, PairingError};
+pub use invite::{Invite, InviteKind, InviteStatus};
+use tx::{accept_in, expire_in, get_invite, hash_otp, new_otp, renew_in};
+pub use wire::{
+    AcceptRequest, AcceptResponse, InviteView, PagePreview, QrRequest, QrResponse, SendSmsRequest, SendSmsResponse,
+};
 
 /// How paired phones reach the broker.
 #[derive(Clone)]
@@ -280,32 +40,6 @@ pub struct MqttIdentity {
     pub ca: Arc<crate::pki::Ca>,
     /// host:port phones connect to.
     pub broker: String,
-}
-
-/// `GET /phone/pairing/invite/{code}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct InviteView {
-    /// The code asked about.
-    pub invite_code: String,
-    /// Its status.
-    pub status: InviteStatus,
-    /// Its expiry.
-    pub expires_at: Timestamp,
-    /// Whether it has expired.
-    pub is_expired: bool,
-    /// Whether it can still be accepted.
-    pub is_valid: bool,
-}
-
-/// What the pairing page shows before the phone accepts.
-#[derive(Debug, Clone)]
-pub struct PagePreview {
-    /// The user's name.
-    pub user_name: String,
-    /// The invite's status.
-    pub status: InviteStatus,
-    /// Whether an OTP must be typed.
-    pub needs_otp: bool,
 }
 
 /// The pairing service.
@@ -342,17 +76,6 @@ pub struct Parts {
     pub mqtt: MqttIdentity,
     /// The license (for the seat limit).
     pub licensing: Licensing,
-}
-
-/// Wrong OTPs allowed before the QR token is cancelled.
-const MAX_OTP_FAILURES: u32 = 5;
-
-fn hash_otp(otp: &str) -> String {
-    hex::encode(Sha256::digest(otp.as_bytes()))
-}
-
-fn new_otp() -> String {
-    format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
 }
 
 impl Pairing {
@@ -608,96 +331,9 @@ impl Pairing {
     }
 }
 
-/// The transaction of a resend: a pending or expired SMS invite gets a new
-/// expiry.
-fn renew_in(
-    tx: &Tx<'_>,
-    code: &InviteCode,
-    now: Timestamp,
-    ttl: chrono::Duration,
-) -> Result<Invite, TxAbort<PairingError>> {
-    let mut invite = get_invite(tx, code)?;
-    if invite.kind != InviteKind::Sms {
-        return Err(TxAbort::Domain(PairingError::NotSms));
-    }
-    match invite.effective_status(now) {
-        InviteStatus::Pending | InviteStatus::Expired => {}
-        InviteStatus::Accepted => return Err(TxAbort::Domain(PairingError::AlreadyAccepted)),
-        InviteStatus::Cancelled => return Err(TxAbort::Domain(PairingError::Cancelled)),
-    }
-    invite.status = InviteStatus::Pending;
-    invite.expires_at = now + ttl;
-    invite.expired_at = None;
-    invite.sends += 1;
-    tx.put(Table::Invites, &code.key().0, &invite)?;
-    Ok(invite)
-}
-
 /// A safe-to-log form of whatever code a client sent.
 fn hint_of(raw_code: &str) -> String {
     InviteCode::parse(raw_code).map(|c| c.masked()).unwrap_or_else(|_| "(malformed code)".into())
-}
-
-fn get_invite(tx: &Tx<'_>, code: &InviteCode) -> Result<Invite, TxAbort<PairingError>> {
-    tx.get(Table::Invites, &code.key().0)?.ok_or(TxAbort::Domain(PairingError::NotFound))
-}
-
-/// The transaction of an accept. An OTP failure is counted (committed) and
-/// reported as the inner error.
-fn accept_in(
-    tx: &Tx<'_>,
-    code: &InviteCode,
-    otp: Option<&str>,
-    device: &Device,
-    now: Timestamp,
-    seat_limit: u32,
-) -> Result<Result<Invite, PairingError>, TxAbort<PairingError>> {
-    let key = code.key().0;
-    let mut invite = get_invite(tx, code)?;
-    invite.acceptable(now).map_err(TxAbort::Domain)?;
-    if let Some(expected) = &invite.otp_hash {
-        let Some(given) = otp else {
-            return Err(TxAbort::Domain(PairingError::OtpRequired));
-        };
-        if !bool::from(hash_otp(given.trim()).as_bytes().ct_eq(expected.as_bytes())) {
-            invite.otp_failures += 1;
-            if invite.otp_failures >= MAX_OTP_FAILURES {
-                invite.status = InviteStatus::Cancelled;
-                invite.cancelled_at = Some(now);
-            }
-            tx.put(Table::Invites, &key, &invite)?;
-            return Ok(Err(PairingError::OtpInvalid));
-        }
-    }
-    if let Some(existing) = tx.get::<Device, _>(Table::Devices, device.device_id.as_str())? {
-        if existing.status != DeviceState::Revoked {
-            return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
-        }
-    }
-    seats::take(tx, &invite.user_id, seat_limit)?;
-    invite.status = InviteStatus::Accepted;
-    invite.accepted_at = Some(now);
-    invite.device_id = Some(device.device_id.clone());
-    let mut device = device.clone();
-    device.user_id = invite.user_id.clone();
-    device.user_name = invite.user_name.clone();
-    tx.put(Table::Invites, &key, &invite)?;
-    tx.put(Table::Devices, device.device_id.as_str(), &device)?;
-    Ok(Ok(invite))
-}
-
-/// Marks one invite expired if it is still pending and past its expiry.
-fn expire_in(tx: &Tx<'_>, key: &str, now: Timestamp) -> Result<Option<InviteKind>, TxAbort<PairingError>> {
-    let Some(mut invite) = tx.get::<Invite, _>(Table::Invites, key)? else {
-        return Ok(None);
-    };
-    if invite.status != InviteStatus::Pending || invite.expires_at > now {
-        return Ok(None);
-    }
-    invite.status = InviteStatus::Expired;
-    invite.expired_at = Some(now);
-    tx.put(Table::Invites, key, &invite)?;
-    Ok(Some(invite.kind))
 }
 
 fn accept_action<T>(result: &Result<T, PairingError>) -> &'static str {
@@ -712,26 +348,6 @@ fn outcome<T>(result: &Result<T, PairingError>) -> &'static str {
     match result {
         Ok(_) => "ok",
         Err(e) => error_code(e),
-    }
-}
-
-/// The API error code of a pairing error.
-pub fn error_code(e: &PairingError) -> &'static str {
-    match e {
-        PairingError::Invalid(_) => "invalid_field",
-        PairingError::Phone(PhoneError::Invalid) => "invalid_phone_number",
-        PairingError::Phone(PhoneError::CountryNotAllowed(_)) => "country_not_allowed",
-        PairingError::NotFound => "invite_not_found",
-        PairingError::Expired => "invite_expired",
-        PairingError::AlreadyAccepted => "invite_already_used",
-        PairingError::Cancelled => "invite_cancelled",
-        PairingError::OtpRequired => "otp_required",
-        PairingError::OtpInvalid => "otp_invalid",
-        PairingError::DeviceExists(_) => "device_exists",
-        PairingError::NotSms => "not_an_sms_invite",
-        PairingError::Sms { .. } => "sms_failed",
-        PairingError::SeatLimit(_) => "seat_limit",
-        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) | PairingError::Pki(_) => "internal",
     }
 }
 

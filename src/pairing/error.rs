@@ -1,0 +1,96 @@
+//! Why a pairing request was refused, and the API code of each reason.
+
+use crate::ids::InvalidId;
+use crate::phone::PhoneError;
+use crate::qr;
+use crate::seats::SeatLimit;
+use crate::sms::SmsError;
+use crate::store::{StoreError, TxError};
+use crate::tokens::TokenError;
+
+/// Why a pairing request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PairingError {
+    /// A field failed validation.
+    #[error(transparent)]
+    Invalid(#[from] InvalidId),
+    /// The phone number was refused.
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    /// No invite has this code.
+    #[error("no invite with this code")]
+    NotFound,
+    /// The invite has expired.
+    #[error("the invite has expired; ask for a new one")]
+    Expired,
+    /// The invite was already used.
+    #[error("the invite has already been used")]
+    AlreadyAccepted,
+    /// The invite was cancelled.
+    #[error("the invite was cancelled")]
+    Cancelled,
+    /// A QR pairing without its OTP.
+    #[error("this pairing needs the 6-digit code shown next to the QR code")]
+    OtpRequired,
+    /// A wrong OTP.
+    #[error("the 6-digit code is wrong")]
+    OtpInvalid,
+    /// A device with this id is already paired.
+    #[error("a device with id {0} is already paired; revoke it first")]
+    DeviceExists(String),
+    /// Only SMS invites can be resent.
+    #[error("only SMS invites can be resent")]
+    NotSms,
+    /// The SMS could not be sent; the invite stays pending.
+    #[error("{source}; the invite stays pending and can be resent")]
+    Sms {
+        /// The provider's error.
+        source: SmsError,
+        /// The invite's code, so that the admin can resend it.
+        code: String,
+    },
+    /// Every seat of the license is taken.
+    #[error(transparent)]
+    SeatLimit(#[from] SeatLimit),
+    /// The phone's certificate could not be made.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// The QR code could not be drawn.
+    #[error(transparent)]
+    Qr(#[from] qr::QrError),
+    /// Signing the token failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TxError<PairingError>> for PairingError {
+    fn from(e: TxError<PairingError>) -> Self {
+        match e {
+            TxError::Domain(e) => e,
+            TxError::Store(e) => PairingError::Store(e),
+        }
+    }
+}
+
+/// The API error code of a pairing error.
+pub fn error_code(e: &PairingError) -> &'static str {
+    match e {
+        PairingError::Invalid(_) => "invalid_field",
+        PairingError::Phone(PhoneError::Invalid) => "invalid_phone_number",
+        PairingError::Phone(PhoneError::CountryNotAllowed(_)) => "country_not_allowed",
+        PairingError::NotFound => "invite_not_found",
+        PairingError::Expired => "invite_expired",
+        PairingError::AlreadyAccepted => "invite_already_used",
+        PairingError::Cancelled => "invite_cancelled",
+        PairingError::OtpRequired => "otp_required",
+        PairingError::OtpInvalid => "otp_invalid",
+        PairingError::DeviceExists(_) => "device_exists",
+        PairingError::NotSms => "not_an_sms_invite",
+        PairingError::Sms { .. } => "sms_failed",
+        PairingError::SeatLimit(_) => "seat_limit",
+        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) | PairingError::Pki(_) => "internal",
+    }
+}
