@@ -3,12 +3,12 @@
 //! original design's names where it had one), then an optional TOML file
 //! (`--config`) — and finally the built-in defaults.
 
-use clap::builder::BoolishValueParser;
-use serde::Deserialize;
-use std::fmt;
+mod settings;
+
+pub use settings::{Dur, Secret, Settings};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Why the configuration could not be used.
@@ -23,192 +23,6 @@ pub enum ConfigError {
     /// A setting has a value that cannot work.
     #[error("invalid setting {setting}: {reason}")]
     Invalid { setting: &'static str, reason: String },
-}
-
-/// A duration written the human way (`15m`, `3s`, `30days`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl FromStr for Dur {
-    type Err = humantime::DurationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s).map(Dur)
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// A secret setting: never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(****)")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
-
-/// One layer of settings. Every field is optional so that layers can be
-/// stacked; the same struct is parsed from flags (with clap, which also reads
-/// the environment) and from the TOML file.
-#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// Data directory (database, keys, certificates, audit log).
-    #[arg(long, env = "TOPDOG_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Address of the HTTPS API (port 0 picks a free port).
-    #[arg(long, env = "TOPDOG_HTTP_ADDR")]
-    pub http_addr: Option<SocketAddr>,
-    /// Address phones use for MQTT/TLS, announced at pairing.
-    #[arg(long, env = "TOPDOG_MQTT_ADDR")]
-    pub mqtt_addr: Option<SocketAddr>,
-    /// Most MQTT connections (open or opening) from one IP address.
-    #[arg(long, env = "TOPDOG_MQTT_MAX_PER_IP")]
-    pub mqtt_max_per_ip: Option<usize>,
-    /// Host name (or host:port) phones use to reach the broker.
-    #[arg(long, env = "TOPDOG_MQTT_PUBLIC_HOST")]
-    pub mqtt_public_host: Option<String>,
-    /// PEM certificate chain to serve instead of the generated one.
-    #[arg(long, env = "TOPDOG_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "TOPDOG_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Extra DNS names or IP addresses for the generated server certificate.
-    #[arg(long = "tls-san", env = "TOPDOG_TLS_SAN", value_delimiter = ',')]
-    pub tls_san: Option<Vec<String>>,
-    /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy).
-    #[arg(long, env = "TOPDOG_INSECURE_HTTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
-    pub insecure_http: Option<bool>,
-    /// Public base URL of the pairing links (default https://HOSTNAME:PORT).
-    #[arg(long, env = "PAIRING_BASE_URL")]
-    pub base_url: Option<String>,
-    /// How long an SMS invite stays valid (e.g. 15m).
-    #[arg(long, env = "TOPDOG_INVITE_EXPIRY")]
-    pub invite_expiry: Option<Dur>,
-    /// The original design's invite expiry, in minutes.
-    #[arg(long, env = "PAIRING_INVITE_EXPIRY_MINUTES", hide = true)]
-    pub invite_expiry_minutes: Option<u64>,
-    /// How long a QR token stays valid (e.g. 5m).
-    #[arg(long, env = "TOPDOG_QR_EXPIRY")]
-    pub qr_expiry: Option<Dur>,
-    /// The QR token lifetime, in minutes.
-    #[arg(long, env = "PAIRING_QR_EXPIRY_MINUTES", hide = true)]
-    pub qr_expiry_minutes: Option<u64>,
-    /// Require a 6-digit OTP with QR pairing.
-    #[arg(long, env = "PAIRING_QR_REQUIRE_OTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
-    pub qr_require_otp: Option<bool>,
-    /// Put the OTP inside the QR link instead of showing it separately.
-    #[arg(long, env = "PAIRING_QR_EMBED_OTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
-    pub qr_embed_otp: Option<bool>,
-    /// Require the admin token for the device list and device actions.
-    #[arg(long, env = "PHONE_DEVICES_REQUIRE_ADMIN", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
-    pub devices_require_admin: Option<bool>,
-    /// Set the admin token instead of generating one.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<Secret>,
-    /// Lifetime of a device token (e.g. 30days).
-    #[arg(long, env = "TOPDOG_JWT_TTL")]
-    pub jwt_ttl: Option<Dur>,
-    /// SMS provider: console, twilio, sns, webhook or command.
-    #[arg(long, env = "TOPDOG_SMS_PROVIDER")]
-    pub sms_provider: Option<String>,
-    /// Only send SMS to these countries (ISO codes, comma separated).
-    #[arg(long, env = "TOPDOG_SMS_ALLOWED_COUNTRIES", value_delimiter = ',')]
-    pub sms_allowed_countries: Option<Vec<String>>,
-    /// Twilio account SID.
-    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
-    pub twilio_account_sid: Option<String>,
-    /// Twilio auth token.
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
-    pub twilio_auth_token: Option<Secret>,
-    /// The Twilio number messages come from.
-    #[arg(long, env = "TWILIO_PHONE_NUMBER")]
-    pub twilio_phone_number: Option<String>,
-    /// Twilio API base URL (for a proxy or a test double).
-    #[arg(long, env = "TWILIO_API_BASE")]
-    pub twilio_api_base: Option<String>,
-    /// AWS region for SNS.
-    #[arg(long, env = "AWS_REGION")]
-    pub aws_region: Option<String>,
-    /// SNS endpoint URL (default https://sns.REGION.amazonaws.com).
-    #[arg(long, env = "AWS_ENDPOINT_URL_SNS")]
-    pub aws_endpoint_url_sns: Option<String>,
-    /// AWS access key id.
-    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
-    pub aws_access_key_id: Option<String>,
-    /// AWS secret access key.
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
-    pub aws_secret_access_key: Option<Secret>,
-    /// AWS session token (temporary credentials).
-    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
-    pub aws_session_token: Option<Secret>,
-    /// URL that receives each SMS as a JSON POST.
-    #[arg(long, env = "TOPDOG_SMS_WEBHOOK_URL")]
-    pub sms_webhook_url: Option<String>,
-    /// Program (and arguments, space separated) that gets each SMS on stdin.
-    #[arg(long, env = "TOPDOG_SMS_COMMAND")]
-    pub sms_command: Option<String>,
-    /// Invite creations allowed per client per minute.
-    #[arg(long, env = "TOPDOG_RATE_INVITES_PER_MINUTE")]
-    pub rate_invites_per_minute: Option<u32>,
-    /// Accepts and invite look-ups allowed per client per minute.
-    #[arg(long, env = "TOPDOG_RATE_ACCEPTS_PER_MINUTE")]
-    pub rate_accepts_per_minute: Option<u32>,
-    /// How often expired invites are marked in the store.
-    #[arg(long, env = "TOPDOG_SWEEP_INTERVAL")]
-    pub sweep_interval: Option<Dur>,
-}
-
-macro_rules! fill_from {
-    ($hi:ident, $lo:ident; $($field:ident),* $(,)?) => {
-        $( if $hi.$field.is_none() { $hi.$field = $lo.$field; } )*
-    };
-}
-
-impl Settings {
-    /// Folds the original design's minute variables into the duration
-    /// settings of the same layer, so that a layer sets one value either way.
-    fn normalised(mut self) -> Settings {
-        let minutes = |m: Option<u64>| m.map(|m| Dur(Duration::from_secs(m.saturating_mul(MINUTE))));
-        self.invite_expiry = self.invite_expiry.or(minutes(self.invite_expiry_minutes.take()));
-        self.qr_expiry = self.qr_expiry.or(minutes(self.qr_expiry_minutes.take()));
-        self
-    }
-
-    /// Fills every field this layer leaves unset from `lower`.
-    pub fn or(self, lower: Settings) -> Settings {
-        let (mut this, lower) = (self.normalised(), lower.normalised());
-        fill_from!(this, lower; data_dir, http_addr, mqtt_addr, mqtt_max_per_ip, mqtt_public_host, tls_cert, tls_key,
-            tls_san, insecure_http, base_url, invite_expiry, invite_expiry_minutes, qr_expiry,
-            qr_expiry_minutes, qr_require_otp, qr_embed_otp, devices_require_admin, admin_token,
-            jwt_ttl, sms_provider, sms_allowed_countries, twilio_account_sid, twilio_auth_token,
-            twilio_phone_number, twilio_api_base, aws_region, aws_endpoint_url_sns,
-            aws_access_key_id, aws_secret_access_key, aws_session_token, sms_webhook_url,
-            sms_command, rate_invites_per_minute, rate_accepts_per_minute, sweep_interval);
-        this
-    }
-
-    /// Reads a TOML settings file.
-    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), source: Box::new(e) })
-    }
 }
 
 /// Where the HTTPS certificate comes from.
@@ -302,7 +116,7 @@ pub struct Config {
     pub sweep_interval: Duration,
 }
 
-const MINUTE: u64 = 60;
+pub(crate) const MINUTE: u64 = 60;
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { setting, reason: reason.into() }
