@@ -129,11 +129,12 @@ impl Licensing {
         };
         let ctx = self.context()?;
         let verdict = license::check(&payload, &ctx);
+        let applies = verdict.is_ok();
         let days_left = payload.expires.map(|d| (d - ctx.now.date_naive()).num_days());
         Ok(LicenseStatus {
-            state: if verdict.is_ok() { "licensed" } else { "expired" },
+            state: if applies { "licensed" } else { "expired" },
             reason: verdict.err().map(|e| e.to_string()),
-            seats: if self.applies(&payload, &ctx) { payload.seats } else { UNLICENSED_SEATS },
+            seats: if applies { payload.seats } else { UNLICENSED_SEATS },
             seats_used,
             license_id: Some(payload.license_id),
             customer: Some(payload.customer),
@@ -142,10 +143,6 @@ impl Licensing {
             days_left,
             machine_bound: payload.machine.is_some(),
         })
-    }
-
-    fn applies(&self, payload: &Payload, ctx: &Context) -> bool {
-        license::check(payload, ctx).is_ok()
     }
 
     /// The number of seats pairing may fill now.
