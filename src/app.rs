@@ -3,6 +3,8 @@
 //! reports their addresses; `App::run_until` serves until the shutdown
 //! future resolves, then drains connections and flushes the store.
 
+use crate::actions::llm::LlmMatcher;
+use crate::actions::Actions;
 use crate::admin::AdminToken;
 use crate::audit::AuditLog;
 use crate::broker::Broker;
@@ -15,6 +17,11 @@ use crate::http::{self, State};
 use crate::license::VendorKeys;
 use crate::licensing::Licensing;
 use crate::limits::RateLimits;
+use crate::messaging::approvals::Approvals;
+use crate::messaging::commands::{CommandParts, Commands};
+use crate::messaging::delivery::Delivery;
+use crate::messaging::notifications::Notifications;
+use crate::messaging::Messaging;
 use crate::metrics::Metrics;
 use crate::pairing::{MqttIdentity, Pairing, Parts};
 use crate::pki::{self, Ca, TlsPair};
@@ -42,10 +49,18 @@ pub struct App {
     state: Arc<State>,
     store: Store,
     info: StartInfo,
-    sweep_interval: Duration,
+    sweep: Sweep,
     mqtt: TcpListener,
     gateway: Gateway,
+    inbox: crate::broker::Inbox,
     _broker: Broker,
+}
+
+/// The periodic housekeeping's settings.
+#[derive(Debug, Clone, Copy)]
+struct Sweep {
+    every: Duration,
+    retention: Duration,
 }
 
 /// What the operator is told at start-up.
@@ -100,6 +115,38 @@ fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
     let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
+}
+
+/// The messaging service and its parts.
+#[allow(clippy::too_many_arguments)]
+fn messaging(
+    config: &Config,
+    dir: &DataDir,
+    store: &Store,
+    audit: &AuditLog,
+    devices: &Devices,
+    broker: &Broker,
+    gateway: &Gateway,
+    metrics: &Metrics,
+) -> anyhow::Result<Messaging> {
+    let delivery = Delivery::new(broker.link.clone(), gateway.clone(), metrics.clone());
+    let notifications = Notifications::new(store.clone(), delivery.clone());
+    let approvals = Approvals::new(store.clone(), delivery.clone(), audit.clone());
+    let actions = Actions::load(&dir.file("actions.toml")).context("actions.toml")?;
+    let llm = config.llm.clone().map(LlmMatcher::new).transpose().context("LLM matcher")?;
+    if let Some(llm) = &config.llm {
+        tracing::info!(model = %llm.model, "voice commands the offline matcher misses go to the LLM matcher");
+    }
+    let commands = Commands::new(CommandParts {
+        store: store.clone(),
+        delivery: delivery.clone(),
+        approvals: approvals.clone(),
+        audit: audit.clone(),
+        actions,
+        llm,
+        workdir: dir.root().to_owned(),
+    });
+    Ok(Messaging::new(notifications, approvals, commands, delivery, devices.clone()))
 }
 
 impl App {
@@ -157,9 +204,16 @@ impl App {
             licensing: licensing.clone(),
         });
         let unix = bind_unix(&dir.admin_socket())?;
-        let broker = Broker::start(&dir, devices.clone()).context("embedded MQTT broker")?;
-        let gateway =
-            Gateway::new(&server_pair, ca.cert_pem(), &broker.internal, devices.clone(), config.mqtt_max_per_ip)?;
+        let (broker, inbox) = Broker::start(&dir, devices.clone()).context("embedded MQTT broker")?;
+        let gateway = Gateway::new(
+            &server_pair,
+            ca.cert_pem(),
+            &broker.internal,
+            devices.clone(),
+            config.mqtt_max_per_ip,
+            metrics.clone(),
+        )?;
+        let messaging = messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics)?;
         let state = Arc::new(State {
             pairing,
             devices,
@@ -174,6 +228,8 @@ impl App {
             store: store.clone(),
             data_dir: dir.clone(),
             gateway: gateway.clone(),
+            messaging,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };
@@ -187,8 +243,8 @@ impl App {
             sms_provider: sms.name(),
             new_admin_token: admin.generated,
         };
-        let sweep_interval = config.sweep_interval;
-        Ok(App { http, http_addr, unix, tls, state, store, info, sweep_interval, mqtt, gateway, _broker: broker })
+        let sweep = Sweep { every: config.sweep_interval, retention: config.notification_retention };
+        Ok(App { http, http_addr, unix, tls, state, store, info, sweep, mqtt, gateway, inbox, _broker: broker })
     }
 
     /// The HTTP listener's address.
@@ -215,7 +271,8 @@ impl App {
         };
         tasks.spawn(serve::serve_unix(self.unix, routes, life));
         tasks.spawn(self.gateway.clone().serve(self.mqtt, stop.clone()));
-        tasks.spawn(sweeper(self.state.clone(), self.sweep_interval, stop));
+        tasks.spawn(sweeper(self.state.clone(), self.sweep, stop));
+        tokio::spawn(crate::messaging::serve_inbound(self.state.messaging.clone(), self.inbox));
         if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
             tracing::warn!(error = %e, "could not tell systemd the service is ready");
         }
@@ -223,6 +280,7 @@ impl App {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
+        self.state.shutdown.cancel();
         while tasks.join_next().await.is_some() {}
         drop(tasks);
         let graceful = Arc::try_unwrap(graceful).map_err(|_| anyhow::anyhow!("connections still referenced"))?;
@@ -236,8 +294,8 @@ impl App {
     }
 }
 
-async fn sweeper(state: Arc<State>, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(every);
+async fn sweeper(state: Arc<State>, sweep: Sweep, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(sweep.every);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -247,6 +305,9 @@ async fn sweeper(state: Arc<State>, every: Duration, mut stop: watch::Receiver<b
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "marked expired invites"),
             Err(e) => tracing::error!(error = %e, "invite sweep failed"),
+        }
+        if let Err(e) = state.messaging.sweep(sweep.retention).await {
+            tracing::error!(error = %e, "messaging sweep failed");
         }
         state.limits.forget_idle();
         if let Err(e) = state.licensing.observe_clock().await {

@@ -2,18 +2,21 @@
 //! TLS listener on loopback that trusts only the internal CA (the gateway is
 //! its only client), the CONNECT auth hook (client id = username = device
 //! id, password = that device's token, device active), and the appliance's
-//! own in-process link, whose receive side is drained.
+//! own in-process link: it publishes to phones and is subscribed to the
+//! phone → appliance types, whose messages it hands on as `Received`.
 
 use crate::datadir::{self, DataDir};
 use crate::devices::Devices;
+use crate::messaging::wire::{inbound_filter, KINDS};
 use crate::pki::{Ca, CaKind, PkiError};
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::protocol::v4::V4;
+use rumqttd::Notification;
 use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings, TlsConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, Mutex};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,26 +45,40 @@ pub struct Internal {
 pub struct Broker {
     /// Reaching the internal listener.
     pub internal: Internal,
-    link: Arc<Mutex<LinkTx>>,
+    /// The appliance's link, for publishing.
+    pub link: Link,
+}
+
+/// Messages phones published to the appliance's filters.
+pub type Inbox = mpsc::Receiver<Received>;
+
+/// A message a phone published: topic and payload.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The full topic.
+    pub topic: String,
+    /// The payload.
+    pub payload: bytes::Bytes,
+}
+
+/// The appliance's in-process link (cheap to clone).
+#[derive(Clone)]
+pub struct Link {
+    tx: Arc<Mutex<LinkTx>>,
+}
+
+impl Link {
+    /// Publishes `payload` on `topic` from the appliance.
+    pub async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), BrokerError> {
+        let mut link = self.tx.lock().await;
+        link.publish(topic.to_owned(), payload).map(|_| ()).map_err(|e| BrokerError::Link(e.to_string()))
+    }
 }
 
 /// Only these client ids are let in (rumqttd panics on a reconnect after
 /// refusing an id with `/ + # $`, upstream issue #1062).
 pub fn valid_client_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// A device's tenant: rumqttd confines a connection to
-/// `/tenants/{tenant}/…`, so each phone gets a tenant of its own and can
-/// reach nothing outside its own topics. Letters and digits only.
-pub fn tenant_of(device_id: &str) -> String {
-    use sha2::Digest;
-    format!("t{}", &hex::encode(sha2::Sha256::digest(device_id.as_bytes()))[..24])
-}
-
-/// A device's topic prefix.
-pub fn topic_prefix(user_id: &str, device_id: &str) -> String {
-    format!("/tenants/{}/topdog/{user_id}/{device_id}", tenant_of(device_id))
 }
 
 fn router_config() -> RouterConfig {
@@ -122,8 +139,9 @@ fn internal_tls(dir: &DataDir, ca: &Ca) -> Result<TlsConfig, BrokerError> {
 }
 
 impl Broker {
-    /// Starts the router, the internal listener and the appliance's link.
-    pub fn start(dir: &DataDir, devices: Devices) -> Result<Broker, BrokerError> {
+    /// Starts the router, the internal listener and the appliance's link;
+    /// the broker and what phones send the appliance.
+    pub fn start(dir: &DataDir, devices: Devices) -> Result<(Broker, Inbox), BrokerError> {
         let ca = Arc::new(Ca::load_or_create_kind(dir, CaKind::Internal)?);
         let addr = free_loopback_port()?;
         let router_tx = Router::new(0, router_config()).spawn();
@@ -140,26 +158,34 @@ impl Broker {
                 tracing::error!(error = %e, "the internal MQTT listener stopped");
             }
         });
-        let (tx, rx, _) = LinkBuilder::new("topdog-appliance", router_tx)
+        let (mut tx, rx, _) = LinkBuilder::new("topdog-appliance", router_tx)
             .clean_session(true)
             .dynamic_filters(true)
             .build()
             .map_err(|e| BrokerError::Link(e.to_string()))?;
-        tokio::spawn(drain(rx));
-        Ok(Broker { internal: Internal { addr, ca }, link: Arc::new(Mutex::new(tx)) })
-    }
-
-    /// Publishes `payload` on `topic` from the appliance.
-    pub async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), BrokerError> {
-        let mut link = self.link.lock().await;
-        link.publish(topic.to_owned(), payload).map(|_| ()).map_err(|e| BrokerError::Link(e.to_string()))
+        for kind in KINDS.into_iter().filter(|k| k.from_phone()) {
+            tx.subscribe(inbound_filter(kind)).map_err(|e| BrokerError::Link(e.to_string()))?;
+        }
+        let (sender, received) = mpsc::channel(4096);
+        tokio::spawn(drain(rx, sender));
+        let link = Link { tx: Arc::new(Mutex::new(tx)) };
+        Ok((Broker { internal: Internal { addr, ca }, link }, received))
     }
 }
 
-async fn drain(mut rx: LinkRx) {
+/// Reads the link's receive side for as long as the router runs, handing
+/// phones' publishes on.
+async fn drain(mut rx: LinkRx, received: mpsc::Sender<Received>) {
     loop {
         match rx.next().await {
-            Ok(Some(_)) | Ok(None) => {}
+            Ok(Some(Notification::Forward(forward))) => {
+                let publish = forward.publish;
+                let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+                if received.send(Received { topic, payload: publish.payload }).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "the broker link closed");
                 return;

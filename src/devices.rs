@@ -154,6 +154,11 @@ impl Devices {
         Ok(devices)
     }
 
+    /// One device.
+    pub fn get(&self, id: &str) -> Result<Device, DeviceError> {
+        self.store.get(Table::Devices, id)?.ok_or_else(|| DeviceError::NotFound(id.to_owned()))
+    }
+
     /// Whether `id` is a paired device that is neither suspended nor revoked.
     pub fn is_active(&self, id: &str) -> bool {
         matches!(self.store.get::<Device>(Table::Devices, id), Ok(Some(d)) if d.status == DeviceState::Active)
@@ -200,10 +205,14 @@ impl Devices {
     pub fn touch(&self, auth: &Authenticated) {
         let now = clock::now();
         let stale = auth.device.last_seen_at.is_none_or(|t| (now - t).num_seconds() >= LAST_SEEN_GRANULARITY_S);
-        if !stale {
-            return;
+        if stale {
+            self.seen(auth.device.device_id.as_str());
         }
-        let id = auth.device.device_id.as_str();
+    }
+
+    /// Notes that a device was seen now (presence over MQTT; not flushed).
+    pub fn seen(&self, id: &str) {
+        let now = clock::now();
         let _ = self.store.commit_unflushed(|tx| {
             let mut device: Device = tx.get::<_, ()>(Table::Devices, id)?.ok_or(TxAbort::Domain(()))?;
             device.last_seen_at = Some(now);

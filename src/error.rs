@@ -24,6 +24,9 @@ pub enum Error {
     /// A license operation failed.
     #[error(transparent)]
     Licensing(#[from] crate::licensing::LicensingError),
+    /// A notification, approval or command refused or failed.
+    #[error(transparent)]
+    Messaging(#[from] crate::messaging::MessagingError),
     /// Over a rate limit.
     #[error(transparent)]
     RateLimited(#[from] RateLimited),

@@ -6,8 +6,10 @@
 //! the broker's internal listener with a per-tenant internal certificate.
 //! Every live connection is registered, so `kick` closes a device at once.
 
-use crate::broker::{tenant_of, valid_client_id, Internal};
+use crate::broker::{valid_client_id, Internal};
 use crate::devices::Devices;
+use crate::messaging::wire::tenant_of;
+use crate::metrics::Metrics;
 use crate::pki::TlsPair;
 use crate::tls::{self, TlsError};
 use std::collections::HashMap;
@@ -110,6 +112,7 @@ pub struct Gateway {
     upstream: Arc<Mutex<HashMap<String, TlsConnector>>>,
     devices: Devices,
     per_ip: Arc<PerIp>,
+    metrics: Metrics,
 }
 
 /// Why a phone's connection was refused (logged, never sent).
@@ -127,6 +130,19 @@ enum Refused {
     Upstream(String),
 }
 
+impl Refused {
+    /// The metric label.
+    fn reason(&self) -> &'static str {
+        match self {
+            Refused::Handshake(_) => "handshake",
+            Refused::Certificate(_) => "certificate",
+            Refused::Inactive(_) => "inactive_device",
+            Refused::Connect(_) => "connect",
+            Refused::Upstream(_) => "broker",
+        }
+    }
+}
+
 impl Gateway {
     /// A gateway serving `server` (the appliance's certificate) and trusting
     /// phone certificates from `appliance_ca_pem`; at most `max_per_ip`
@@ -137,6 +153,7 @@ impl Gateway {
         internal: &Internal,
         devices: Devices,
         max_per_ip: usize,
+        metrics: Metrics,
     ) -> Result<Gateway, TlsError> {
         let acceptor = TlsAcceptor::from(Arc::new(tls::mqtt_server(server, appliance_ca_pem)?));
         let per_ip = Arc::new(PerIp { max: max_per_ip, open: Mutex::default() });
@@ -147,6 +164,7 @@ impl Gateway {
             upstream: Arc::default(),
             devices,
             per_ip,
+            metrics,
         })
     }
 
@@ -179,6 +197,11 @@ impl Gateway {
         self.registry.count()
     }
 
+    /// Whether `device` has a live connection.
+    pub fn is_connected(&self, device: &str) -> bool {
+        self.registry.live.lock().unwrap_or_else(|p| p.into_inner()).contains_key(device)
+    }
+
     /// Accepts phones on `listener` until `stop` turns true.
     pub async fn serve(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
         let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
@@ -192,15 +215,18 @@ impl Gateway {
             };
             let Some(slot) = self.per_ip.take(peer.ip()) else {
                 tracing::warn!(%peer, "too many MQTT connections from this address; connection dropped");
+                self.metrics.gateway_refused("per_ip_limit");
                 continue;
             };
             let Ok(permit) = pending.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "too many MQTT handshakes in progress; connection dropped");
+                self.metrics.gateway_refused("pending_limit");
                 continue;
             };
             let gateway = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = gateway.handle(stream, peer, permit).await {
+                    gateway.metrics.gateway_refused(e.reason());
                     tracing::info!(%peer, error = %e, "MQTT connection refused");
                 }
                 drop(slot);

@@ -4,6 +4,7 @@
 //! one part and says so in its own header.
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod admin;
 pub mod app;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod jwt_crypto;
 pub mod license;
 pub mod licensing;
 pub mod limits;
+pub mod messaging;
 pub mod metrics;
 pub mod pairing;
 pub mod phone;

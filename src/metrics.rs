@@ -1,6 +1,7 @@
 //! Prometheus metrics (`prometheus-client`): invite outcomes, devices by
-//! state, and HTTP requests by route and status, rendered as text for
-//! `GET /metrics`.
+//! state, HTTP requests by route and status, MQTT messages by direction and
+//! type, replays, gateway handshake failures and connected phones, rendered
+//! as text for `GET /metrics`.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -25,6 +26,17 @@ struct RequestLabels {
     route: &'static str,
     method: String,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageLabels {
+    direction: &'static str,
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 /// Invite outcomes counted by `invite_event`.
@@ -54,6 +66,10 @@ struct Inner {
     seats_licensed: Gauge,
     seats_used: Gauge,
     license_days_left: Gauge,
+    messages: Family<MessageLabels, Counter>,
+    replayed: Counter,
+    handshake_failures: Family<ReasonLabel, Counter>,
+    phones_connected: Gauge,
 }
 
 /// Values read at scrape time.
@@ -67,6 +83,8 @@ pub struct Snapshot {
     pub seats_used: i64,
     /// Days until the license expires (-1: no expiry).
     pub license_days_left: i64,
+    /// Phones connected to the MQTT gateway.
+    pub phones_connected: i64,
 }
 
 impl Default for Metrics {
@@ -92,7 +110,35 @@ impl Metrics {
         registry.register("seats_licensed", "Seats the license grants now", seats_licensed.clone());
         registry.register("seats_used", "Users with at least one paired, not revoked device", seats_used.clone());
         registry.register("license_days_left", "Days until the license expires (-1: never)", license_days_left.clone());
-        let inner = Inner { registry, invites, devices, requests, seats_licensed, seats_used, license_days_left };
+        let messages = Family::<MessageLabels, Counter>::default();
+        registry.register("mqtt_messages", "MQTT messages by direction (in: from phones) and type", messages.clone());
+        let replayed = Counter::default();
+        registry.register(
+            "notifications_replayed",
+            "Notifications sent again to a phone that came back",
+            replayed.clone(),
+        );
+        let handshake_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "gateway_refused",
+            "MQTT connections the gateway refused, by reason",
+            handshake_failures.clone(),
+        );
+        let phones_connected = Gauge::default();
+        registry.register("phones_connected", "Phones connected to the MQTT gateway", phones_connected.clone());
+        let inner = Inner {
+            registry,
+            invites,
+            devices,
+            requests,
+            seats_licensed,
+            seats_used,
+            license_days_left,
+            messages,
+            replayed,
+            handshake_failures,
+            phones_connected,
+        };
         Metrics { inner: Arc::new(inner) }
     }
 
@@ -107,6 +153,22 @@ impl Metrics {
         self.inner.requests.get_or_create(&labels).inc();
     }
 
+    /// Counts one MQTT message; `inbound` when a phone sent it.
+    pub fn message(&self, inbound: bool, kind: &'static str) {
+        let direction = if inbound { "in" } else { "out" };
+        self.inner.messages.get_or_create(&MessageLabels { direction, r#type: kind }).inc();
+    }
+
+    /// Counts notifications replayed to a phone.
+    pub fn replayed(&self, n: usize) {
+        self.inner.replayed.inc_by(n as u64);
+    }
+
+    /// Counts a connection the gateway refused.
+    pub fn gateway_refused(&self, reason: &'static str) {
+        self.inner.handshake_failures.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
     /// The text exposition, with the values read at scrape time.
     pub fn render(&self, now: &Snapshot) -> String {
         for (state, count) in &now.devices_by_state {
@@ -115,6 +177,7 @@ impl Metrics {
         self.inner.seats_licensed.set(now.seats_licensed);
         self.inner.seats_used.set(now.seats_used);
         self.inner.license_days_left.set(now.license_days_left);
+        self.inner.phones_connected.set(now.phones_connected);
         let mut out = String::new();
         if encode(&mut out, &self.inner.registry).is_err() {
             out.clear();

@@ -95,18 +95,29 @@ impl Ca {
     /// for a new key pair; also the SHA-256 of its public key (hex).
     pub fn issue_client(&self, common_name: &str, organization: &str) -> Result<(TlsPair, String), PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, organization);
-        dn.push(DnType::CommonName, common_name);
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
-        params.not_after = OffsetDateTime::now_utc() + Duration::days(SERVER_CERT_DAYS);
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = client_params(common_name, organization).signed_by(&key, &self.issuer)?;
         let fingerprint = hex::encode(sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key)));
         Ok((TlsPair { chain_pem: cert.pem(), key_pem: key.serialize_pem() }, fingerprint))
+    }
+
+    /// Signs a phone's certificate request (PEM), so its key never leaves
+    /// the phone: only the request's public key is used; the names and
+    /// usages are ours. The certificate (PEM) and the SHA-256 of its public
+    /// key, or `None` when the request is malformed or its signature wrong.
+    pub fn sign_client_csr(
+        &self,
+        csr_pem: &str,
+        common_name: &str,
+        organization: &str,
+    ) -> Result<Option<(String, String)>, PkiError> {
+        let Ok(mut csr) = rcgen::CertificateSigningRequestParams::from_pem(csr_pem) else {
+            return Ok(None);
+        };
+        csr.params = client_params(common_name, organization);
+        let cert = csr.signed_by(&self.issuer)?;
+        let fingerprint =
+            hex::encode(sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&csr.public_key)));
+        Ok(Some((cert.pem(), fingerprint)))
     }
 
     /// Issues a server certificate for `names` (DNS names or IP addresses).
@@ -125,6 +136,20 @@ impl Ca {
 }
 
 const SERVER_CERT_DAYS: i64 = 397;
+
+/// A phone's client certificate: CN = device, O = tenant, client auth only.
+fn client_params(common_name: &str, organization: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, organization);
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
+    params.not_after = OffsetDateTime::now_utc() + Duration::days(SERVER_CERT_DAYS);
+    params
+}
 
 fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();

@@ -28,14 +28,28 @@ pub enum Table {
     Meta,
     /// Per-user counts of devices holding a seat.
     Seats,
+    /// Notifications, keyed by their (time-ordered) id.
+    Notifications,
+    /// Per-device delivery state of notifications, keyed `{device}/{id}`.
+    Inbox,
+    /// Approval requests, keyed by id.
+    Approvals,
+    /// Commands phones sent, keyed `{device}/{message id}`.
+    Commands,
 }
 
-const TABLES: [(Table, &str); 5] = [
+const TABLE_COUNT: usize = 9;
+
+const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Invites, "invites"),
     (Table::Devices, "devices"),
     (Table::RevokedTokens, "revoked_tokens"),
     (Table::Meta, "meta"),
     (Table::Seats, "seats"),
+    (Table::Notifications, "notifications"),
+    (Table::Inbox, "inbox"),
+    (Table::Approvals, "approvals"),
+    (Table::Commands, "commands"),
 ];
 
 /// A storage failure (always an internal error).
@@ -76,12 +90,12 @@ impl<E> From<UnabortableTransactionError> for TxAbort<E> {
 
 /// The view of the store inside a transaction.
 pub struct Tx<'a> {
-    trees: [&'a TransactionalTree; 5],
+    trees: &'a [TransactionalTree],
 }
 
 impl Tx<'_> {
     fn tree(&self, table: Table) -> &TransactionalTree {
-        self.trees[table as usize]
+        &self.trees[table as usize]
     }
 
     /// Reads a record.
@@ -116,8 +130,9 @@ type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 /// The database handle (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
+    db: sled::Db,
     flusher: Arc<Flusher>,
-    trees: [sled::Tree; 5],
+    trees: Arc<[sled::Tree]>,
     /// Writers share it; `export` takes it alone, for a consistent copy.
     gate: Arc<std::sync::RwLock<()>>,
 }
@@ -158,16 +173,17 @@ impl Store {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(path).open()?;
-        let open = |name: &str| db.open_tree(name);
-        let trees =
-            [open(TABLES[0].1)?, open(TABLES[1].1)?, open(TABLES[2].1)?, open(TABLES[3].1)?, open(TABLES[4].1)?];
+        let trees = TABLES.iter().map(|(_, name)| db.open_tree(name)).collect::<Result<Arc<[_]>, _>>()?;
         let (sender, requests) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("store-flusher".into())
-            .spawn(move || run_flusher(db, requests))
+            .spawn({
+                let db = db.clone();
+                move || run_flusher(db, requests)
+            })
             .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         let flusher = Arc::new(Flusher { requests: Some(sender), thread: Some(thread) });
-        Ok(Store { flusher, trees, gate: Arc::default() })
+        Ok(Store { db, flusher, trees, gate: Arc::default() })
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -201,6 +217,36 @@ impl Store {
                 Ok((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?))
             })
             .collect()
+    }
+
+    /// The records whose key starts with `prefix` and sorts after `after`
+    /// (all of them when `after` is `None`), in key order, at most `limit`.
+    pub fn scan_prefix<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let tree = self.tree(table);
+        let iter = match after {
+            Some(after) => {
+                tree.range::<&[u8], _>((std::ops::Bound::Excluded(after.as_bytes()), std::ops::Bound::Unbounded))
+            }
+            None => tree.scan_prefix(prefix.as_bytes()),
+        };
+        iter.take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(prefix.as_bytes())))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?))
+            })
+            .collect()
+    }
+
+    /// A new id, unique and increasing across restarts (gaps allowed).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
     }
 
     /// The number of records in a table.
@@ -261,9 +307,9 @@ impl Store {
     /// changes nobody is told about (such as a device's last-seen time).
     pub fn commit_unflushed<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
         let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        let [a, b, c, d, e] = &self.trees;
-        let outcome = (a, b, c, d, e).transaction(|(a, b, c, d, e)| {
-            let tx = Tx { trees: [a, b, c, d, e] };
+        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
+        let outcome = trees.as_slice().transaction(|trees| {
+            let tx = Tx { trees };
             f(&tx).map_err(|abort| match abort {
                 TxAbort::Domain(e) => ConflictableTransactionError::Abort(Inner::Domain(e)),
                 TxAbort::Codec(e) => ConflictableTransactionError::Abort(Inner::Codec(e)),

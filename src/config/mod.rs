@@ -114,6 +114,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Expired-invite sweep period.
     pub sweep_interval: Duration,
+    /// How long notifications are kept.
+    pub notification_retention: Duration,
+    /// The LLM command matcher, when an API key is set.
+    pub llm: Option<crate::actions::llm::LlmConfig>,
 }
 
 pub(crate) const MINUTE: u64 = 60;
@@ -168,9 +172,26 @@ impl Config {
                 "sweep_interval",
                 s.sweep_interval.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
             )?,
+            notification_retention: nonzero(
+                "notification_retention",
+                s.notification_retention.map(|d| d.0).unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+            )?,
+            llm: llm_config(&s)?,
         };
         Ok(config)
     }
+}
+
+fn llm_config(s: &Settings) -> Result<Option<crate::actions::llm::LlmConfig>, ConfigError> {
+    let Some(key) = &s.anthropic_api_key else { return Ok(None) };
+    let base_url = s.anthropic_base_url.clone().unwrap_or_else(|| "https://api.anthropic.com".into());
+    url::Url::parse(&base_url).map_err(|e| invalid("anthropic_base_url", e.to_string()))?;
+    Ok(Some(crate::actions::llm::LlmConfig {
+        api_key: key.0.clone(),
+        base_url,
+        model: s.llm_model.clone().unwrap_or_else(|| "claude-haiku-4-5".into()),
+        timeout: Duration::from_secs(15),
+    }))
 }
 
 fn positive(setting: &'static str, value: u32) -> Result<u32, ConfigError> {

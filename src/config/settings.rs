@@ -157,6 +157,18 @@ pub struct Settings {
     /// How often expired invites are marked in the store.
     #[arg(long, env = "TOPDOG_SWEEP_INTERVAL")]
     pub sweep_interval: Option<Dur>,
+    /// How long notifications are kept for phones that were offline.
+    #[arg(long, env = "TOPDOG_NOTIFICATION_RETENTION")]
+    pub notification_retention: Option<Dur>,
+    /// Anthropic API key: turns on the LLM command matcher.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<Secret>,
+    /// Anthropic API base URL (for a proxy or a test double).
+    #[arg(long, env = "ANTHROPIC_BASE_URL")]
+    pub anthropic_base_url: Option<String>,
+    /// The model the LLM command matcher asks.
+    #[arg(long, env = "TOPDOG_LLM_MODEL")]
+    pub llm_model: Option<String>,
 }
 
 macro_rules! fill_from {
@@ -184,7 +196,8 @@ impl Settings {
             jwt_ttl, sms_provider, sms_allowed_countries, twilio_account_sid, twilio_auth_token,
             twilio_phone_number, twilio_api_base, aws_region, aws_endpoint_url_sns,
             aws_access_key_id, aws_secret_access_key, aws_session_token, sms_webhook_url,
-            sms_command, rate_invites_per_minute, rate_accepts_per_minute, sweep_interval);
+            sms_command, rate_invites_per_minute, rate_accepts_per_minute, sweep_interval,
+            notification_retention, anthropic_api_key, anthropic_base_url, llm_model);
         this
     }
 

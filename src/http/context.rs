@@ -115,11 +115,17 @@ pub fn route_template(path: &str) -> &'static str {
         "/admin/audit",
         "/admin/license",
         "/admin/backup",
+        "/phone/notify",
+        "/phone/notifications",
+        "/phone/approvals",
+        "/phone/commands",
+        "/phone/events",
     ];
     if let Some(exact) = EXACT.iter().find(|e| **e == path) {
         return exact;
     }
-    const PREFIXES: [(&str, &str); 3] = [
+    const PREFIXES: [(&str, &str); 4] = [
+        ("/phone/approvals/", "/phone/approvals/{id}"),
         ("/phone/pairing/invite/", "/phone/pairing/invite/{code}"),
         ("/phone/pairing/resend-sms/", "/phone/pairing/resend-sms/{code}"),
         ("/phone/devices/", "/phone/devices/{id}"),

@@ -7,6 +7,7 @@ use super::{with_state, Routes, State};
 use crate::devices::{Change, Device};
 use crate::error::Error;
 use crate::ids::UserId;
+use crate::messaging::wire::ControlAction;
 use crate::pairing::PairingError;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -87,8 +88,13 @@ async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) 
     let result = async {
         let actor = device_admin(&state, &ctx).await?;
         let device = state.devices.change(&actor, &id, change).await?;
-        if change != Change::Reactivate {
-            state.gateway.kick(device.device_id.as_str());
+        let told = match change {
+            Change::Suspend => Some((ControlAction::Suspended, "An admin suspended this phone.")),
+            Change::Revoke => Some((ControlAction::Revoked, "An admin revoked this phone; pair it again to use it.")),
+            Change::Reactivate => None,
+        };
+        if let Some((action, detail)) = told {
+            state.messaging.control(&device, action, detail).await;
         }
         Ok::<_, Error>(StateChange { device_id: device.device_id.to_string(), status: device.status.as_str() })
     };

@@ -7,6 +7,7 @@ use crate::admin::AdminError;
 use crate::devices::DeviceError;
 use crate::error::Error;
 use crate::licensing::LicensingError;
+use crate::messaging::MessagingError;
 use crate::pairing::{self, PairingError};
 use crate::tokens::TokenError;
 use serde::Serialize;
@@ -17,7 +18,9 @@ use warp::{Rejection, Reply};
 
 fn pairing_status(e: &PairingError) -> StatusCode {
     match e {
-        PairingError::Invalid(_) | PairingError::Phone(_) | PairingError::OtpRequired => StatusCode::BAD_REQUEST,
+        PairingError::Invalid(_) | PairingError::Phone(_) | PairingError::OtpRequired | PairingError::BadCsr => {
+            StatusCode::BAD_REQUEST
+        }
         PairingError::OtpInvalid => StatusCode::FORBIDDEN,
         PairingError::NotFound => StatusCode::NOT_FOUND,
         PairingError::Expired => StatusCode::GONE,
@@ -55,11 +58,25 @@ fn device_code(e: &DeviceError) -> (StatusCode, &'static str) {
     }
 }
 
+fn messaging_code(e: &MessagingError) -> (StatusCode, &'static str) {
+    let status = match e {
+        MessagingError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        MessagingError::Device(d) => return device_code(d),
+        MessagingError::NoActiveDevices(_) | MessagingError::ApprovalNotFound => StatusCode::NOT_FOUND,
+        MessagingError::NotApprover | MessagingError::WrongCode => StatusCode::FORBIDDEN,
+        MessagingError::AlreadyDecided(_) => StatusCode::CONFLICT,
+        MessagingError::ApprovalExpired => StatusCode::GONE,
+        MessagingError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, e.code())
+}
+
 /// The status and code for an error.
 pub fn classify(e: &Error) -> (StatusCode, &'static str) {
     match e {
         Error::Pairing(p) => (pairing_status(p), pairing::error_code(p)),
         Error::Device(d) => device_code(d),
+        Error::Messaging(m) => messaging_code(m),
         Error::Admin(AdminError::Missing) => (StatusCode::UNAUTHORIZED, "admin_token_required"),
         Error::Admin(AdminError::Invalid) => (StatusCode::UNAUTHORIZED, "admin_token_invalid"),
         Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

@@ -6,7 +6,9 @@
 mod context;
 mod devices;
 pub mod errors;
+mod events;
 mod license;
+mod messaging;
 mod ops;
 mod page;
 mod pairing;
@@ -52,6 +54,10 @@ pub struct State {
     pub data_dir: crate::datadir::DataDir,
     /// The MQTT gateway (to close a blocked device's connections).
     pub gateway: crate::gateway::Gateway,
+    /// Notifications, approvals, commands, control messages.
+    pub messaging: crate::messaging::Messaging,
+    /// Cancelled when the appliance stops (ends long-lived streams).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Largest JSON body accepted.
@@ -79,6 +85,10 @@ pub fn routes(
         .or(ops::routes(state.clone()))
         .unify()
         .or(license::routes(state.clone()))
+        .unify()
+        .or(messaging::routes(state.clone()))
+        .unify()
+        .or(events::routes(state.clone()))
         .unify()
         .or(page::routes(state))
         .unify();

@@ -42,6 +42,7 @@ fn metrics(state: Arc<State>) -> Response {
         seats_licensed: license.as_ref().map_or(0, |l| i64::from(l.seats)),
         seats_used: license.as_ref().map_or(0, |l| i64::from(l.seats_used)),
         license_days_left: license.and_then(|l| l.days_left).unwrap_or(-1),
+        phones_connected: state.gateway.connected() as i64,
     };
     let text = state.metrics.render(&snapshot);
     warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8").into_response()

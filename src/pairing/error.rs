@@ -38,6 +38,9 @@ pub enum PairingError {
     /// A device with this id is already paired.
     #[error("a device with id {0} is already paired; revoke it first")]
     DeviceExists(String),
+    /// The certificate request could not be used.
+    #[error("mqtt_csr: not a PEM certificate request with a valid signature")]
+    BadCsr,
     /// Only SMS invites can be resent.
     #[error("only SMS invites can be resent")]
     NotSms,
@@ -79,6 +82,7 @@ impl From<TxError<PairingError>> for PairingError {
 pub fn error_code(e: &PairingError) -> &'static str {
     match e {
         PairingError::Invalid(_) => "invalid_field",
+        PairingError::BadCsr => "invalid_csr",
         PairingError::Phone(PhoneError::Invalid) => "invalid_phone_number",
         PairingError::Phone(PhoneError::CountryNotAllowed(_)) => "country_not_allowed",
         PairingError::NotFound => "invite_not_found",

@@ -266,8 +266,8 @@ impl Pairing {
         let pre = self.load(&code)?;
         pre.acceptable(clock::now())?;
         let limit = self.check_seat(&pre.user_id)?;
-        let tenant = crate::broker::tenant_of(device.device_id.as_str());
-        let (cert, cert_fingerprint) = self.mqtt.ca.issue_client(device.device_id.as_str(), &tenant)?;
+        let tenant = crate::messaging::wire::tenant_of(device.device_id.as_str());
+        let (cert_pem, key_pem, cert_fingerprint) = self.client_cert(req, device.device_id.as_str(), &tenant)?;
         device.fingerprint = cert_fingerprint;
         let issued = self.tokens.issue(&Subject {
             user_id: pre.user_id.as_str(),
@@ -285,12 +285,32 @@ impl Pairing {
             jwt_token: issued.token,
             expires_at: issued.expires_at,
             mqtt_broker: self.mqtt.broker.clone(),
-            mqtt_topic_prefix: crate::broker::topic_prefix(invite.user_id.as_str(), device.device_id.as_str()),
+            mqtt_topic_prefix: crate::messaging::wire::topic_prefix(invite.user_id.as_str(), device.device_id.as_str()),
             user_id: invite.user_id.to_string(),
-            mqtt_client_cert: cert.chain_pem,
-            mqtt_client_key: cert.key_pem,
+            mqtt_client_cert: cert_pem,
+            mqtt_client_key: key_pem,
             mqtt_ca_cert: self.mqtt.ca.cert_pem().to_owned(),
         })
+    }
+
+    /// The phone's MQTT certificate: its CSR signed, or a new key pair.
+    fn client_cert(
+        &self,
+        req: &AcceptRequest,
+        device: &str,
+        tenant: &str,
+    ) -> Result<(String, Option<String>, String), PairingError> {
+        match &req.mqtt_csr {
+            Some(csr) if csr.len() > 16 * 1024 => Err(PairingError::BadCsr),
+            Some(csr) => {
+                let (cert, fp) = self.mqtt.ca.sign_client_csr(csr, device, tenant)?.ok_or(PairingError::BadCsr)?;
+                Ok((cert, None, fp))
+            }
+            None => {
+                let (pair, fp) = self.mqtt.ca.issue_client(device, tenant)?;
+                Ok((pair.chain_pem, Some(pair.key_pem), fp))
+            }
+        }
     }
 
     fn check_device_fields(&self, req: &AcceptRequest) -> Result<Device, PairingError> {

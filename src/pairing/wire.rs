@@ -74,6 +74,10 @@ pub struct AcceptRequest {
     pub app_version: String,
     /// The OTP, for QR pairings that need one.
     pub otp: Option<String>,
+    /// A PEM certificate request for the phone's MQTT key; when given, the
+    /// appliance signs it and returns no private key.
+    #[serde(default)]
+    pub mqtt_csr: Option<String>,
 }
 
 /// The answer to accept-invite.
@@ -91,8 +95,9 @@ pub struct AcceptResponse {
     pub user_id: String,
     /// The phone's MQTT client certificate (PEM; CN = device id, O = tenant).
     pub mqtt_client_cert: String,
-    /// Its private key (PEM).
-    pub mqtt_client_key: String,
+    /// Its private key (PEM); absent when the phone sent a CSR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt_client_key: Option<String>,
     /// The CA that signed the broker's certificate (PEM).
     pub mqtt_ca_cert: String,
     /// The phone's topic prefix.

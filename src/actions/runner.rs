@@ -1,0 +1,134 @@
+//! Runs an allow-listed action: its argv directly (no shell), in its working
+//! directory, with a clean environment (no appliance secrets), stdin closed,
+//! and a timeout after which the process is killed. Keeps the end of the
+//! combined output for the phone.
+
+use super::Action;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+/// How much of the output's end is kept.
+pub const TAIL_BYTES: usize = 2048;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The process exited with this code.
+    Exited(i32),
+    /// It was killed by a signal.
+    Killed,
+    /// It ran past its timeout and was killed.
+    TimedOut,
+    /// It could not be started.
+    NotStarted(String),
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The end of stdout and stderr, interleaved as read.
+    pub output_tail: String,
+}
+
+async fn collect<R: AsyncRead + Unpin>(mut reader: R, tail: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+        tail.extend_from_slice(&buf[..n]);
+        let excess = tail.len().saturating_sub(TAIL_BYTES);
+        tail.drain(..excess);
+    }
+}
+
+fn command(action: &Action, params: &BTreeMap<String, String>, default_dir: &Path) -> Command {
+    let argv = action.argv_with(params);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(action.workdir.as_deref().unwrap_or(default_dir))
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LANG", "C.UTF-8")
+        .env("TOPDOG_ACTION", &action.name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in params {
+        cmd.env(format!("TOPDOG_PARAM_{}", name.to_uppercase().replace(['-', '.'], "_")), value);
+    }
+    cmd
+}
+
+/// Runs `action` with `params` (already checked against its allowed values).
+pub async fn run(action: &Action, params: &BTreeMap<String, String>, default_dir: &Path) -> Finished {
+    let mut child = match command(action, params, default_dir).spawn() {
+        Ok(child) => child,
+        Err(e) => return Finished { outcome: Outcome::NotStarted(e.to_string()), output_tail: String::new() },
+    };
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let readers = [
+        child.stdout.take().map(|r| tokio::spawn(collect(r, tail.clone()))),
+        child.stderr.take().map(|r| tokio::spawn(collect(r, tail.clone()))),
+    ];
+    let outcome = match tokio::time::timeout(action.timeout(), child.wait()).await {
+        Ok(Ok(status)) => status.code().map_or(Outcome::Killed, Outcome::Exited),
+        Ok(Err(e)) => Outcome::NotStarted(e.to_string()),
+        Err(_) => {
+            let _ = child.kill().await;
+            Outcome::TimedOut
+        }
+    };
+    for reader in readers.into_iter().flatten() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
+    }
+    let bytes = tail.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Finished { outcome, output_tail: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(argv: &[&str], timeout_s: u64) -> Action {
+        Action {
+            name: "t".into(),
+            description: String::new(),
+            phrases: vec!["t".into()],
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            workdir: None,
+            timeout_s,
+            confirm: false,
+            params: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_without_a_shell_and_keeps_the_output_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = BTreeMap::from([("x".to_owned(), "1".to_owned())]);
+        let done =
+            run(&action(&["/bin/sh", "-c", "echo $TOPDOG_PARAM_X; echo err >&2; exit 3"], 10), &params, dir.path())
+                .await;
+        assert_eq!(done.outcome, Outcome::Exited(3));
+        assert!(done.output_tail.contains('1') && done.output_tail.contains("err"), "{}", done.output_tail);
+        let literal = run(&action(&["/bin/echo", "; rm -rf / $(reboot)"], 10), &params, dir.path()).await;
+        assert_eq!(literal.output_tail, "; rm -rf / $(reboot)\n");
+    }
+
+    #[tokio::test]
+    async fn timeouts_kill_and_missing_programs_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let slow = run(&action(&["/bin/sleep", "30"], 1), &BTreeMap::new(), dir.path()).await;
+        assert_eq!(slow.outcome, Outcome::TimedOut);
+        let missing = run(&action(&["/nonexistent/program"], 1), &BTreeMap::new(), dir.path()).await;
+        assert!(matches!(missing.outcome, Outcome::NotStarted(_)));
+    }
+}

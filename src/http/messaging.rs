@@ -1,0 +1,203 @@
+//! Routes of phone messaging: `POST /phone/notify` and `POST
+//! /phone/approvals` / `GET /phone/approvals/{id}` for the IDE (admin
+//! token); `GET /phone/notifications`, `GET /phone/approvals`,
+//! `POST /phone/approvals/{id}/respond` and `POST /phone/commands` for a
+//! paired phone (device token).
+
+use super::context::{ctx, Ctx};
+use super::errors::{parse_json, respond};
+use super::{json_body, with_state, Routes, State};
+use crate::error::Error;
+use crate::messaging::approvals::{Answer, Approval, ApprovalRequest, Status};
+use crate::messaging::notifications::{Listed, NotifyRequest};
+use crate::messaging::MessagingError;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Filter;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SinceQuery {
+    since: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    wait: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NotificationList {
+    notifications: Vec<Listed>,
+    count: usize,
+}
+
+#[derive(Serialize)]
+struct PendingList {
+    approvals: Vec<PhoneView>,
+    count: usize,
+}
+
+/// What a phone sees of an approval (never the code).
+#[derive(Serialize)]
+struct PhoneView {
+    id: String,
+    title: String,
+    detail: String,
+    choices: Vec<String>,
+    status: Status,
+    expires_at: crate::clock::Timestamp,
+    decided_by: Option<String>,
+    decided_at: Option<crate::clock::Timestamp>,
+}
+
+impl From<Approval> for PhoneView {
+    fn from(a: Approval) -> Self {
+        PhoneView {
+            id: a.id,
+            title: a.title,
+            detail: a.detail,
+            choices: a.choices,
+            status: a.status,
+            expires_at: a.expires_at,
+            decided_by: a.decided_by,
+            decided_at: a.decided_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    text: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// Longest long poll.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `?wait=30s` (or plain seconds), at most [`MAX_WAIT`].
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let wait = match text.parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text).map_err(|e| format!("wait: {e}"))?,
+    };
+    if wait > MAX_WAIT {
+        return Err(format!("wait: at most {} s", MAX_WAIT.as_secs()));
+    }
+    Ok(wait)
+}
+
+/// The messaging routes.
+pub fn routes(state: Arc<State>) -> Routes {
+    let s = move || with_state(state.clone());
+    let notify = warp::path!("phone" / "notify").and(warp::post()).and(json_body()).and(s()).and(ctx()).then(notify);
+    let list = warp::path!("phone" / "notifications").and(warp::get()).and(warp::query::<SinceQuery>());
+    let list = list.and(s()).and(ctx()).then(notifications);
+    let approvals = warp::path!("phone" / "approvals");
+    let create = approvals.and(warp::post()).and(json_body()).and(s()).and(ctx()).then(create_approval);
+    let pending = approvals.and(warp::get()).and(s()).and(ctx()).then(pending);
+    let get = warp::path!("phone" / "approvals" / String).and(warp::get()).and(warp::query::<WaitQuery>());
+    let get = get.and(s()).and(ctx()).then(get_approval);
+    let answer = warp::path!("phone" / "approvals" / String / "respond").and(warp::post()).and(json_body());
+    let answer = answer.and(s()).and(ctx()).then(respond_approval);
+    let command =
+        warp::path!("phone" / "commands").and(warp::post()).and(json_body()).and(s()).and(ctx()).then(command);
+    notify
+        .or(list)
+        .unify()
+        .or(create)
+        .unify()
+        .or(pending)
+        .unify()
+        .or(get)
+        .unify()
+        .or(answer)
+        .unify()
+        .or(command)
+        .unify()
+        .boxed()
+}
+
+async fn notify(body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        ctx.admin(&state).await?;
+        let request: NotifyRequest = parse_json(&body)?;
+        Ok::<_, Error>(state.messaging.notify(&request).await?)
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn notifications(query: SinceQuery, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let auth = ctx.device(&state)?;
+        let device = auth.device.device_id.as_str();
+        let since = query.since.as_deref().filter(|s| *s != "all");
+        if let Some(since) = since {
+            if since.len() > 64 {
+                return Err(MessagingError::invalid("since", "not a notification id").into());
+            }
+            state.messaging.notifications.acknowledge(device, since)?;
+        }
+        let notifications = match query.since.as_deref() {
+            Some("all") => state.messaging.notifications.list(device, Some(""))?,
+            _ => state.messaging.notifications.list(device, since)?,
+        };
+        Ok::<_, Error>(NotificationList { count: notifications.len(), notifications })
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn create_approval(body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let actor = ctx.admin(&state).await?;
+        let request: ApprovalRequest = parse_json(&body)?;
+        Ok::<_, Error>(state.messaging.request_approval(&actor, &request).await?)
+    };
+    respond(StatusCode::CREATED, result.await)
+}
+
+async fn get_approval(id: String, query: WaitQuery, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        ctx.admin(&state).await?;
+        let wait = match query.wait.as_deref() {
+            Some(text) => parse_wait(text).map_err(|detail| Error::BadRequest { code: "invalid_query", detail })?,
+            None => std::time::Duration::ZERO,
+        };
+        Ok::<_, Error>(state.messaging.approvals.wait(&id, wait).await?)
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn pending(state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let auth = ctx.device(&state)?;
+        let approvals: Vec<PhoneView> =
+            state.messaging.approvals.pending_for(&auth.device)?.into_iter().map(PhoneView::from).collect();
+        Ok::<_, Error>(PendingList { count: approvals.len(), approvals })
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn respond_approval(id: String, body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let auth = ctx.device(&state)?;
+        let answer: Answer = parse_json(&body)?;
+        Ok::<_, Error>(PhoneView::from(state.messaging.answer(&auth.device, &id, &answer).await?))
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn command(body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let auth = ctx.device(&state)?;
+        let body: CommandBody = parse_json(&body)?;
+        let id = body.id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        Ok::<_, Error>(state.messaging.commands.handle(&auth.device, &id, &body.text).await?)
+    };
+    respond(StatusCode::OK, result.await)
+}

@@ -1,0 +1,364 @@
+//! Voice and text commands: each command id is handled at most once (a
+//! store record), its text is matched to an allow-listed action (offline
+//! first, then the optional LLM), and the phone is told what became of it.
+//! A risky action first asks the same phone for an approval; a ready one
+//! runs in the background and reports `build_status` and `command_result`.
+
+use super::approvals::{ApprovalRequest, Approvals, Planned, Status};
+use super::delivery::Delivery;
+use super::error::MessagingError;
+use super::wire::{self, CommandStatus, Outbound};
+use crate::actions::llm::LlmMatcher;
+use crate::actions::matcher::{self, Match};
+use crate::actions::runner::{self, Outcome};
+use crate::actions::{Action, Actions};
+use crate::audit::{Actor, AuditLog, Event};
+use crate::clock::{self, Timestamp};
+use crate::devices::Device;
+use crate::store::{Store, Table, TxAbort};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// A command as stored (and listed for the activity view).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandRecord {
+    /// The phone's message id.
+    pub id: String,
+    /// The phone.
+    pub device_id: String,
+    /// Its user.
+    pub user_id: String,
+    /// What it said (at most 500 characters kept).
+    pub text: String,
+    /// When it arrived.
+    pub received_at: Timestamp,
+    /// The latest answer.
+    pub result: wire::CommandResult,
+}
+
+/// Commands that may run at once.
+const MAX_RUNNING: usize = 4;
+const MAX_TEXT: usize = 500;
+
+/// The command service (cheap to clone).
+#[derive(Clone)]
+pub struct Commands {
+    store: Store,
+    delivery: Delivery,
+    approvals: Approvals,
+    audit: AuditLog,
+    actions: Actions,
+    llm: Option<LlmMatcher>,
+    workdir: PathBuf,
+    running: Arc<Semaphore>,
+}
+
+/// What the service needs.
+pub struct CommandParts {
+    /// The store.
+    pub store: Store,
+    /// The sender.
+    pub delivery: Delivery,
+    /// For risky actions.
+    pub approvals: Approvals,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// The allow-list.
+    pub actions: Actions,
+    /// The optional LLM matcher.
+    pub llm: Option<LlmMatcher>,
+    /// Where actions without a `workdir` run.
+    pub workdir: PathBuf,
+}
+
+fn key(device: &str, id: &str) -> String {
+    format!("{device}/{id}")
+}
+
+fn result(command_id: &str, status: CommandStatus, message: String) -> wire::CommandResult {
+    wire::CommandResult {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        time: clock::now(),
+        command_id: command_id.to_owned(),
+        status,
+        action: None,
+        params: BTreeMap::new(),
+        approval_id: None,
+        exit_code: None,
+        output_tail: None,
+        message,
+    }
+}
+
+/// Checks a phone's command id and text.
+fn check(id: &str, text: &str) -> Result<String, MessagingError> {
+    if crate::ids::DeviceId::parse(id).is_err() {
+        return Err(MessagingError::invalid("id", "must be 1 to 64 letters, digits, '.', '_' or '-'"));
+    }
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(MessagingError::invalid("text", format!("must be 1 to {MAX_TEXT} characters")));
+    }
+    Ok(text.to_owned())
+}
+
+impl Commands {
+    /// A service from its parts.
+    pub fn new(parts: CommandParts) -> Commands {
+        let CommandParts { store, delivery, approvals, audit, actions, llm, workdir } = parts;
+        Commands {
+            store,
+            delivery,
+            approvals,
+            audit,
+            actions,
+            llm,
+            workdir,
+            running: Arc::new(Semaphore::new(MAX_RUNNING)),
+        }
+    }
+
+    /// Handles a command from `device`; the first answer. A repeated id gets
+    /// the stored answer and runs nothing.
+    pub async fn handle(&self, device: &Device, id: &str, text: &str) -> Result<wire::CommandResult, MessagingError> {
+        let text = check(id, text)?;
+        let k = key(device.device_id.as_str(), id);
+        if let Some(existing) = self.store.get::<CommandRecord>(Table::Commands, &k)? {
+            return Ok(existing.result);
+        }
+        let (answer, run) = self.decide(device, id, &text).await?;
+        let record = CommandRecord {
+            id: id.to_owned(),
+            device_id: device.device_id.to_string(),
+            user_id: device.user_id.to_string(),
+            text: text.clone(),
+            received_at: clock::now(),
+            result: answer.clone(),
+        };
+        let fresh = self
+            .store
+            .commit(|tx| match tx.get::<CommandRecord, MessagingError>(Table::Commands, &k)? {
+                Some(existing) => Ok(Some(existing.result)),
+                None => tx.put(Table::Commands, &k, &record).map(|()| None),
+            })
+            .await?;
+        if let Some(earlier) = fresh {
+            return Ok(earlier);
+        }
+        let actor = Actor::Device(device.device_id.to_string());
+        let target = answer.action.clone().unwrap_or_else(|| "-".into());
+        self.audit.record(Event::new(&actor, "command", target, status_name(answer.status))).await;
+        self.send(device, Outbound::CommandResult(answer.clone())).await;
+        if let Some((action, params)) = run {
+            self.spawn_run(device.clone(), id.to_owned(), action, params);
+        }
+        Ok(answer)
+    }
+
+    async fn matched(&self, actions: &[Action], text: &str) -> Match {
+        let offline = matcher::match_text(actions, text);
+        match (&offline, &self.llm) {
+            (Match::Unknown, Some(llm)) => llm.choose(actions, text).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the LLM matcher failed; answering with the offline result");
+                Match::Unknown
+            }),
+            _ => offline,
+        }
+    }
+
+    /// The first answer, and the action to run now (if any).
+    async fn decide(
+        &self,
+        device: &Device,
+        id: &str,
+        text: &str,
+    ) -> Result<(wire::CommandResult, Option<(Action, BTreeMap<String, String>)>), MessagingError> {
+        let actions = self.actions.current();
+        let (name, params) = match self.matched(&actions, text).await {
+            Match::Unknown => {
+                let message = format!("Sorry, I don't know that one. {}", matcher::help(&actions));
+                return Ok((result(id, CommandStatus::Unknown, message), None));
+            }
+            Match::NeedsParameter { action, param, values } => {
+                let mut answer = result(
+                    id,
+                    CommandStatus::NeedsParameter,
+                    format!("Which {param}? Say one of: {}.", values.join(", ")),
+                );
+                answer.action = Some(action);
+                return Ok((answer, None));
+            }
+            Match::Ready { action, params } => (action, params),
+        };
+        let Some(action) = actions.iter().find(|a| a.name == name).cloned() else {
+            return Ok((result(id, CommandStatus::Unknown, matcher::help(&actions)), None));
+        };
+        let shown = describe(&action, &params);
+        if action.confirm {
+            let approval = self.ask_approval(device, id, &action, &params, &shown).await?;
+            let mut answer = result(
+                id,
+                CommandStatus::AwaitingApproval,
+                format!("{shown} needs your approval: pick {} to confirm.", approval.code),
+            );
+            (answer.action, answer.params, answer.approval_id) = (Some(name), params, Some(approval.id));
+            return Ok((answer, None));
+        }
+        let mut answer = result(id, CommandStatus::Started, format!("Starting {shown}."));
+        (answer.action, answer.params) = (Some(name), params.clone());
+        Ok((answer, Some((action, params))))
+    }
+
+    async fn ask_approval(
+        &self,
+        device: &Device,
+        id: &str,
+        action: &Action,
+        params: &BTreeMap<String, String>,
+        shown: &str,
+    ) -> Result<super::approvals::Approval, MessagingError> {
+        let request = ApprovalRequest {
+            user_id: device.user_id.to_string(),
+            title: format!("Run {shown}?"),
+            detail: action.description.clone(),
+            timeout_s: Some(300),
+            approvers: vec![device.device_id.to_string()],
+            webhook_url: None,
+        };
+        let planned = Planned { command_id: id.to_owned(), action: action.name.clone(), params: params.clone() };
+        let actor = Actor::Device(device.device_id.to_string());
+        self.approvals.create(&actor, &request, std::slice::from_ref(device), Some(planned)).await
+    }
+
+    /// After an approval with a planned action was decided: run it, or say
+    /// it was refused.
+    pub async fn on_decision(&self, device: &Device, planned: &Planned, status: Status) {
+        let actions = self.actions.current();
+        let action = actions.iter().find(|a| a.name == planned.action).cloned();
+        match (status, action) {
+            (Status::Approved, Some(action)) => {
+                let shown = describe(&action, &planned.params);
+                let mut answer =
+                    result(&planned.command_id, CommandStatus::Started, format!("Approved: starting {shown}."));
+                (answer.action, answer.params) = (Some(action.name.clone()), planned.params.clone());
+                self.update(device, &planned.command_id, answer).await;
+                self.spawn_run(device.clone(), planned.command_id.clone(), action, planned.params.clone());
+            }
+            (Status::Approved, None) => {
+                let answer =
+                    result(&planned.command_id, CommandStatus::Failed, "That action is no longer allowed.".into());
+                self.update(device, &planned.command_id, answer).await;
+            }
+            _ => {
+                let message = format!("Not run: the approval was {}.", status.as_str());
+                let answer = result(&planned.command_id, CommandStatus::Rejected, message);
+                self.update(device, &planned.command_id, answer).await;
+            }
+        }
+    }
+
+    fn spawn_run(&self, device: Device, id: String, action: Action, params: BTreeMap<String, String>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = this.running.clone().acquire_owned().await else { return };
+            this.build_status(&device, &action, &params, CommandStatus::Started, None).await;
+            let finished = runner::run(&action, &params, &this.workdir).await;
+            let (status, exit_code, message) = match &finished.outcome {
+                Outcome::Exited(0) => (CommandStatus::Succeeded, Some(0), format!("{} succeeded.", action.name)),
+                Outcome::Exited(code) => {
+                    (CommandStatus::Failed, Some(*code), format!("{} failed (exit code {code}).", action.name))
+                }
+                Outcome::Killed => (CommandStatus::Failed, None, format!("{} was killed.", action.name)),
+                Outcome::TimedOut => (
+                    CommandStatus::TimedOut,
+                    None,
+                    format!("{} ran past {} s and was stopped.", action.name, action.timeout_s),
+                ),
+                Outcome::NotStarted(why) => {
+                    (CommandStatus::Failed, None, format!("{} could not start: {why}.", action.name))
+                }
+            };
+            let mut answer = result(&id, status, message);
+            (answer.action, answer.params, answer.exit_code) = (Some(action.name.clone()), params.clone(), exit_code);
+            answer.output_tail = Some(finished.output_tail);
+            this.build_status(&device, &action, &params, status, exit_code).await;
+            this.update(&device, &id, answer).await;
+            let actor = Actor::Device(device.device_id.to_string());
+            this.audit.record(Event::new(&actor, "command.run", &action.name, status_name(status))).await;
+        });
+    }
+
+    async fn build_status(
+        &self,
+        device: &Device,
+        action: &Action,
+        params: &BTreeMap<String, String>,
+        state: CommandStatus,
+        exit_code: Option<i32>,
+    ) {
+        let status = wire::BuildStatus {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            time: clock::now(),
+            action: action.name.clone(),
+            params: params.clone(),
+            state,
+            exit_code,
+        };
+        self.send(device, Outbound::BuildStatus(status)).await;
+    }
+
+    /// Stores the command's latest answer and sends it.
+    async fn update(&self, device: &Device, id: &str, answer: wire::CommandResult) {
+        let k = key(device.device_id.as_str(), id);
+        let stored = self
+            .store
+            .commit(|tx| {
+                let mut record: CommandRecord = tx
+                    .get(Table::Commands, &k)?
+                    .ok_or(TxAbort::Domain(MessagingError::invalid("id", "unknown command")))?;
+                record.result = answer.clone();
+                tx.put(Table::Commands, &k, &record)
+            })
+            .await;
+        if let Err(e) = stored {
+            tracing::error!(error = %MessagingError::from(e), "could not store a command's result");
+        }
+        self.send(device, Outbound::CommandResult(answer)).await;
+    }
+
+    async fn send(&self, device: &Device, message: Outbound) {
+        self.delivery.send(device.user_id.as_str(), device.device_id.as_str(), &message).await;
+    }
+
+    /// The most recent commands, newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<CommandRecord>, MessagingError> {
+        let mut all: Vec<CommandRecord> = self.store.scan(Table::Commands)?;
+        all.sort_by_key(|c| std::cmp::Reverse(c.received_at));
+        all.truncate(limit);
+        Ok(all)
+    }
+}
+
+fn describe(action: &Action, params: &BTreeMap<String, String>) -> String {
+    if params.is_empty() {
+        return action.name.clone();
+    }
+    let list: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{} ({})", action.name, list.join(", "))
+}
+
+fn status_name(status: CommandStatus) -> &'static str {
+    match status {
+        CommandStatus::Unknown => "unknown",
+        CommandStatus::NeedsParameter => "needs_parameter",
+        CommandStatus::AwaitingApproval => "awaiting_approval",
+        CommandStatus::Rejected => "rejected",
+        CommandStatus::Started => "started",
+        CommandStatus::Succeeded => "succeeded",
+        CommandStatus::Failed => "failed",
+        CommandStatus::TimedOut => "timed_out",
+    }
+}

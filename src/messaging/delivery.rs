@@ -1,0 +1,85 @@
+//! Sends appliance → phone messages: published on the device's topic through
+//! the broker's in-process link, and handed to the device's live event
+//! streams (the web app's SSE). Counts them, and closes a device's MQTT
+//! connection after telling it why.
+
+use super::wire::{self, Outbound};
+use crate::broker::Link;
+use crate::gateway::Gateway;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// A message for one device's live event streams.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    /// The device.
+    pub device_id: String,
+    /// The message's type.
+    pub kind: wire::Kind,
+    /// The message's id.
+    pub id: String,
+    /// The JSON.
+    pub json: Arc<str>,
+}
+
+/// How long a device being cut off has to receive its `control` message.
+const CONTROL_GRACE: Duration = Duration::from_millis(250);
+
+/// The sender (cheap to clone).
+#[derive(Clone)]
+pub struct Delivery {
+    link: Link,
+    gateway: Gateway,
+    live: broadcast::Sender<LiveEvent>,
+    metrics: Metrics,
+}
+
+impl Delivery {
+    /// A sender over the broker `link`.
+    pub fn new(link: Link, gateway: Gateway, metrics: Metrics) -> Delivery {
+        Delivery { link, gateway, live: broadcast::channel(4096).0, metrics }
+    }
+
+    /// Sends `message` to a device; whether the device had a live MQTT
+    /// connection when it was published.
+    pub async fn send(&self, user_id: &str, device_id: &str, message: &Outbound) -> bool {
+        let kind = message.kind();
+        let json = match serde_json::to_string(message) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode a message");
+                return false;
+            }
+        };
+        let topic = wire::topic(user_id, device_id, kind);
+        if let Err(e) = self.link.publish(&topic, json.clone().into_bytes()).await {
+            tracing::error!(error = %e, device = device_id, "could not publish to the broker");
+        }
+        let event = LiveEvent { device_id: device_id.to_owned(), kind, id: message.id().to_owned(), json: json.into() };
+        let _ = self.live.send(event);
+        self.metrics.message(false, kind.as_str());
+        self.gateway.is_connected(device_id)
+    }
+
+    /// A receiver of every live event (filter by device).
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.live.subscribe()
+    }
+
+    /// Closes the device's MQTT connections once its `control` message has
+    /// had a moment to arrive (the broker forwards it asynchronously).
+    pub fn cut_off(&self, device_id: &str) {
+        let (gateway, device) = (self.gateway.clone(), device_id.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(CONTROL_GRACE).await;
+            gateway.kick(&device);
+        });
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}

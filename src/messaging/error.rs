@@ -1,0 +1,72 @@
+//! Why a messaging request (notify, approvals, commands) was refused.
+
+use crate::devices::DeviceError;
+use crate::store::{StoreError, TxError};
+
+/// Why a messaging request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MessagingError {
+    /// A field failed validation.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The user has no active paired phone.
+    #[error("user {0} has no active paired phone")]
+    NoActiveDevices(String),
+    /// The named device cannot receive it.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// No such approval (for this phone).
+    #[error("no approval with this id")]
+    ApprovalNotFound,
+    /// This phone may not answer this approval.
+    #[error("this phone is not among the approval's approvers")]
+    NotApprover,
+    /// Somebody answered first.
+    #[error("the approval was already answered ({0})")]
+    AlreadyDecided(&'static str),
+    /// Too late.
+    #[error("the approval has expired")]
+    ApprovalExpired,
+    /// The number does not match the requester's.
+    #[error("the number does not match the one shown to the requester")]
+    WrongCode,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TxError<MessagingError>> for MessagingError {
+    fn from(e: TxError<MessagingError>) -> Self {
+        match e {
+            TxError::Domain(e) => e,
+            TxError::Store(e) => MessagingError::Store(e),
+        }
+    }
+}
+
+impl MessagingError {
+    /// A field error.
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> MessagingError {
+        MessagingError::Invalid { field, reason: reason.into() }
+    }
+
+    /// The API code (for the audit log and the http layer).
+    pub fn code(&self) -> &'static str {
+        match self {
+            MessagingError::Invalid { .. } => "invalid_field",
+            MessagingError::NoActiveDevices(_) => "no_active_devices",
+            MessagingError::Device(_) => "device_unavailable",
+            MessagingError::ApprovalNotFound => "approval_not_found",
+            MessagingError::NotApprover => "approval_not_allowed",
+            MessagingError::AlreadyDecided(_) => "approval_already_decided",
+            MessagingError::ApprovalExpired => "approval_expired",
+            MessagingError::WrongCode => "approval_code_mismatch",
+            MessagingError::Store(_) => "internal",
+        }
+    }
+}

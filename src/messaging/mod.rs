@@ -1,0 +1,210 @@
+//! Phone messaging, the part of the appliance behind the broker: it owns
+//! who receives what (recipients of notifications and approvals), the
+//! phone → appliance messages arriving on the broker link (presence,
+//! approval answers, voice commands), the `control` messages that tell a
+//! phone it was suspended or revoked before its connection is closed, and
+//! the periodic expiry and pruning. The parts live in the submodules.
+
+pub mod approvals;
+pub mod commands;
+pub mod delivery;
+pub mod error;
+pub mod notifications;
+pub mod wire;
+
+pub use error::MessagingError;
+
+use crate::broker::Received;
+use crate::clock;
+use crate::devices::{Device, DeviceError, DeviceState, Devices};
+use crate::ids::{DeviceId, UserId};
+use approvals::{Answer, Approval, ApprovalRequest, Approvals};
+use commands::Commands;
+use delivery::Delivery;
+use notifications::{Notifications, Notified, NotifyRequest};
+use tokio::sync::mpsc;
+use wire::{ControlAction, Inbound, Outbound};
+
+/// How close to its expiry a token gets a refresh hint.
+const REFRESH_HINT_BEFORE: chrono::TimeDelta = chrono::TimeDelta::days(3);
+
+/// The messaging service (cheap to clone).
+#[derive(Clone)]
+pub struct Messaging {
+    /// Notifications.
+    pub notifications: Notifications,
+    /// Approvals.
+    pub approvals: Approvals,
+    /// Commands.
+    pub commands: Commands,
+    /// The sender.
+    pub delivery: Delivery,
+    devices: Devices,
+}
+
+impl Messaging {
+    /// A service from its parts.
+    pub fn new(
+        notifications: Notifications,
+        approvals: Approvals,
+        commands: Commands,
+        delivery: Delivery,
+        devices: Devices,
+    ) -> Messaging {
+        Messaging { notifications, approvals, commands, delivery, devices }
+    }
+
+    /// The active devices of `user`, or the one named device.
+    fn recipients(&self, user_id: Option<&str>, device_id: Option<&str>) -> Result<Vec<Device>, MessagingError> {
+        let bad = |field, e: crate::ids::InvalidId| MessagingError::invalid(field, e.reason);
+        match (user_id, device_id) {
+            (_, Some(device)) => {
+                DeviceId::parse(device).map_err(|e| bad("device_id", e))?;
+                let found = self.devices.get(device)?;
+                match found.status {
+                    DeviceState::Active if user_id.is_none_or(|u| u == found.user_id.as_str()) => Ok(vec![found]),
+                    DeviceState::Active => Err(DeviceError::NotFound(device.to_owned()).into()),
+                    DeviceState::Suspended => Err(DeviceError::Suspended.into()),
+                    DeviceState::Revoked => Err(DeviceError::Revoked.into()),
+                }
+            }
+            (Some(user), None) => {
+                let user = UserId::parse(user).map_err(|e| bad("user_id", e))?;
+                let active: Vec<Device> =
+                    self.devices.list(Some(&user))?.into_iter().filter(|d| d.status == DeviceState::Active).collect();
+                if active.is_empty() {
+                    return Err(MessagingError::NoActiveDevices(user.to_string()));
+                }
+                Ok(active)
+            }
+            (None, None) => Err(MessagingError::invalid("user_id", "give user_id or device_id")),
+        }
+    }
+
+    /// `POST /phone/notify`.
+    pub async fn notify(&self, request: &NotifyRequest) -> Result<Notified, MessagingError> {
+        let recipients = self.recipients(request.user_id.as_deref(), request.device_id.as_deref())?;
+        self.notifications.notify(request, &recipients).await
+    }
+
+    /// `POST /phone/approvals`.
+    pub async fn request_approval(
+        &self,
+        actor: &crate::audit::Actor,
+        request: &ApprovalRequest,
+    ) -> Result<Approval, MessagingError> {
+        let mut recipients = self.recipients(Some(&request.user_id), None)?;
+        if !request.approvers.is_empty() {
+            recipients.retain(|d| request.approvers.iter().any(|a| a == d.device_id.as_str()));
+            if recipients.len() != request.approvers.len() {
+                return Err(MessagingError::invalid("approvers", "every approver must be an active phone of the user"));
+            }
+        }
+        self.approvals.create(actor, request, &recipients, None).await
+    }
+
+    /// A phone's answer to an approval (MQTT or HTTP).
+    pub async fn answer(&self, device: &Device, id: &str, answer: &Answer) -> Result<Approval, MessagingError> {
+        match self.approvals.answer(device, id, answer).await {
+            Ok(approval) => {
+                self.after_decision(&approval).await;
+                Ok(approval)
+            }
+            Err(MessagingError::WrongCode) => {
+                if let Ok(approval) = self.approvals.get(id) {
+                    if approval.status == approvals::Status::Rejected {
+                        self.after_decision(&approval).await;
+                    }
+                }
+                Err(MessagingError::WrongCode)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn after_decision(&self, approval: &Approval) {
+        let Some(planned) = &approval.planned else { return };
+        let Some(device_id) = approval.approvers.first() else { return };
+        if let Ok(device) = self.devices.get(device_id) {
+            self.commands.on_decision(&device, planned, approval.status).await;
+        }
+    }
+
+    /// A phone came online (or went offline): last seen, and what it missed.
+    pub async fn presence(&self, device: &Device, online: bool, since: Option<&str>) -> Result<usize, MessagingError> {
+        self.devices.seen(device.device_id.as_str());
+        if !online {
+            return Ok(0);
+        }
+        let replayed = self.notifications.replay(device, since).await?;
+        self.approvals.resend(device).await?;
+        if device.token_expires_at - clock::now() < REFRESH_HINT_BEFORE {
+            let detail = "Your token expires soon: call POST /phone/token/refresh.";
+            self.control(device, ControlAction::TokenRefresh, detail).await;
+        }
+        Ok(replayed)
+    }
+
+    /// Sends a `control` message; for suspend and revoke, then closes the
+    /// device's MQTT connections.
+    pub async fn control(&self, device: &Device, action: ControlAction, detail: &str) {
+        let message = Outbound::Control(wire::Control {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            time: clock::now(),
+            action,
+            detail: detail.to_owned(),
+        });
+        self.delivery.send(device.user_id.as_str(), device.device_id.as_str(), &message).await;
+        if action != ControlAction::TokenRefresh {
+            self.delivery.cut_off(device.device_id.as_str());
+        }
+    }
+
+    /// Handles one message a phone published.
+    pub async fn received(&self, message: Received) {
+        let Some(origin) = wire::parse_topic(&message.topic) else {
+            tracing::debug!(topic = %message.topic, "ignored a message on an unexpected topic");
+            return;
+        };
+        self.delivery.metrics().message(true, origin.kind.as_str());
+        let device = match self.devices.get(&origin.device_id) {
+            Ok(d) if d.status == DeviceState::Active && d.user_id.as_str() == origin.user_id => d,
+            _ => return,
+        };
+        let outcome = match wire::parse_inbound(origin.kind, &message.payload) {
+            Ok(Inbound::Presence(p)) => {
+                self.presence(&device, p.state == "online", p.since.as_deref()).await.map(|_| ())
+            }
+            Ok(Inbound::ApprovalResponse(r)) => {
+                let answer = Answer { decision: r.decision, code: r.code };
+                self.answer(&device, &r.approval_id, &answer).await.map(|_| ())
+            }
+            Ok(Inbound::VoiceCommand(c)) => self.commands.handle(&device, &c.id, &c.text).await.map(|_| ()),
+            Err(e) => {
+                tracing::info!(device = %device.device_id, error = %e, "a phone's message was not understood");
+                Ok(())
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::info!(device = %device.device_id, kind = origin.kind.as_str(), error = %e, "a phone's message was refused");
+        }
+    }
+
+    /// Expires overdue approvals (telling waiting commands) and prunes
+    /// notifications older than `retention`.
+    pub async fn sweep(&self, retention: std::time::Duration) -> Result<(), MessagingError> {
+        for approval in self.approvals.expire_overdue().await? {
+            self.after_decision(&approval).await;
+        }
+        self.notifications.prune(clock::now() - clock::span(retention))?;
+        Ok(())
+    }
+}
+
+/// Handles phones' messages as the broker link hands them on.
+pub async fn serve_inbound(messaging: Messaging, mut received: mpsc::Receiver<Received>) {
+    while let Some(message) = received.recv().await {
+        let messaging = messaging.clone();
+        tokio::spawn(async move { messaging.received(message).await });
+    }
+}

@@ -1,0 +1,276 @@
+//! Notifications: validated, stored durably (with a delivery record per
+//! recipient device) before they are published, listed per device after a
+//! `since` id, replayed to a phone that comes back, acknowledged by the
+//! phone's `since` cursor, and pruned after the retention period.
+
+use super::delivery::Delivery;
+use super::error::MessagingError;
+use super::wire::{self, Outbound};
+use crate::clock::{self, Timestamp};
+use crate::devices::{Device, DeviceState};
+use crate::store::{Store, Table};
+use serde::{Deserialize, Serialize};
+
+/// `POST /phone/notify`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyRequest {
+    /// Every active phone of this user…
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// …or this one phone.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// Headline (1–200 characters).
+    pub title: String,
+    /// Text (up to 4,000 characters).
+    #[serde(default)]
+    pub body: String,
+    /// 1–5 (default 3).
+    #[serde(default)]
+    pub priority: Option<u8>,
+    /// `build_started`, `build_success`, `build_failure`, `test_results`, …
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// An http(s) link to open.
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+/// The answer to notify.
+#[derive(Debug, Serialize)]
+pub struct Notified {
+    /// The notification's id.
+    pub id: String,
+    /// The devices it was stored for.
+    pub delivered_to: Vec<String>,
+}
+
+/// Where a notification stands for one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// On disk, not yet published to a live connection.
+    Stored,
+    /// Published while the phone was connected.
+    Published,
+    /// The phone said it has it (its `since` cursor passed it).
+    Acknowledged,
+}
+
+/// A device's delivery record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Delivered {
+    state: DeliveryState,
+    at: Timestamp,
+}
+
+/// A stored notification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    user_id: String,
+    recipients: Vec<String>,
+    message: wire::Notification,
+}
+
+/// A notification as a phone lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// The message.
+    #[serde(flatten)]
+    pub message: wire::Notification,
+    /// Where it stands for this device.
+    pub delivery: DeliveryState,
+}
+
+const KINDS: [&str; 6] = ["build_started", "build_success", "build_failure", "test_results", "deploy", "info"];
+
+/// Most notifications one listing returns.
+pub const PAGE: usize = 500;
+
+fn check_text(field: &'static str, value: &str, max: usize, required: bool) -> Result<String, MessagingError> {
+    let value = value.trim();
+    if required && value.is_empty() {
+        return Err(MessagingError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(MessagingError::invalid(field, format!("must be at most {max} characters")));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(MessagingError::invalid(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn check_kind(kind: Option<&str>) -> Result<String, MessagingError> {
+    let kind = kind.unwrap_or("info");
+    let plain = !kind.is_empty() && kind.len() <= 32 && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    if KINDS.contains(&kind) || plain {
+        Ok(kind.to_owned())
+    } else {
+        Err(MessagingError::invalid("kind", format!("use one of {KINDS:?} or another lower_snake_case word")))
+    }
+}
+
+fn check_link(link: Option<&str>) -> Result<Option<String>, MessagingError> {
+    let Some(link) = link else { return Ok(None) };
+    match url::Url::parse(link) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && link.len() <= 2048 => Ok(Some(link.to_owned())),
+        _ => Err(MessagingError::invalid("link", "must be an http or https URL of at most 2,048 characters")),
+    }
+}
+
+impl NotifyRequest {
+    /// The message this request describes (id and time to be filled).
+    fn message(&self) -> Result<wire::Notification, MessagingError> {
+        let priority = self.priority.unwrap_or(3);
+        if !(1..=5).contains(&priority) {
+            return Err(MessagingError::invalid("priority", "must be 1 to 5"));
+        }
+        Ok(wire::Notification {
+            id: String::new(),
+            time: clock::now(),
+            title: check_text("title", &self.title, 200, true)?,
+            body: check_text("body", &self.body, 4000, false)?,
+            priority,
+            kind: check_kind(self.kind.as_deref())?,
+            link: check_link(self.link.as_deref())?,
+        })
+    }
+}
+
+fn inbox_key(device: &str, id: &str) -> String {
+    format!("{device}/{id}")
+}
+
+fn ack_key(device: &str) -> String {
+    format!("ack/{device}")
+}
+
+/// The notification service (cheap to clone).
+#[derive(Clone)]
+pub struct Notifications {
+    store: Store,
+    delivery: Delivery,
+}
+
+impl Notifications {
+    /// A service over `store`.
+    pub fn new(store: Store, delivery: Delivery) -> Notifications {
+        Notifications { store, delivery }
+    }
+
+    /// Stores a notification for `recipients` (on disk when this returns),
+    /// then publishes it to each.
+    pub async fn notify(&self, request: &NotifyRequest, recipients: &[Device]) -> Result<Notified, MessagingError> {
+        let mut message = request.message()?;
+        message.id = format!("n{:016x}", self.store.next_id()?);
+        let user_id = recipients.first().map(|d| d.user_id.to_string()).unwrap_or_default();
+        let recipients_ids = recipients.iter().map(|d| d.device_id.to_string()).collect();
+        let stored = Stored { user_id, recipients: recipients_ids, message: message.clone() };
+        let now = clock::now();
+        self.store
+            .commit(|tx| {
+                tx.put::<_, MessagingError>(Table::Notifications, &message.id, &stored)?;
+                for d in recipients {
+                    let record = Delivered { state: DeliveryState::Stored, at: now };
+                    tx.put(Table::Inbox, &inbox_key(d.device_id.as_str(), &message.id), &record)?;
+                }
+                Ok(())
+            })
+            .await?;
+        let outbound = Outbound::Notification(message.clone());
+        for d in recipients {
+            self.publish(d, &outbound, &message.id).await;
+        }
+        Ok(Notified { id: message.id, delivered_to: stored.recipients })
+    }
+
+    async fn publish(&self, device: &Device, outbound: &Outbound, id: &str) {
+        let (user, dev) = (device.user_id.as_str(), device.device_id.as_str());
+        if self.delivery.send(user, dev, outbound).await {
+            let key = inbox_key(dev, id);
+            let _ = self.store.commit_unflushed(|tx| match tx.get::<Delivered, ()>(Table::Inbox, &key)? {
+                Some(d) if d.state == DeliveryState::Stored => {
+                    tx.put(Table::Inbox, &key, &Delivered { state: DeliveryState::Published, at: clock::now() })
+                }
+                _ => Ok(()),
+            });
+        }
+    }
+
+    /// The device's acknowledged cursor.
+    fn acked(&self, device: &str) -> Result<Option<String>, MessagingError> {
+        Ok(self.store.get::<String>(Table::Meta, &ack_key(device))?)
+    }
+
+    /// The device's notifications after `since` (after its acknowledged
+    /// cursor when `None`), oldest first, at most [`PAGE`].
+    pub fn list(&self, device: &str, since: Option<&str>) -> Result<Vec<Listed>, MessagingError> {
+        let acked = self.acked(device)?;
+        let after = since.map(str::to_owned).or_else(|| acked.clone());
+        let prefix = format!("{device}/");
+        let after_key = after.as_deref().map(|id| inbox_key(device, id));
+        let records: Vec<(String, Delivered)> =
+            self.store.scan_prefix(Table::Inbox, &prefix, after_key.as_deref(), PAGE)?;
+        let mut listed = Vec::with_capacity(records.len());
+        for (key, record) in records {
+            let id = &key[prefix.len()..];
+            let Some(stored) = self.store.get::<Stored>(Table::Notifications, id)? else { continue };
+            let delivery = match &acked {
+                Some(cursor) if id <= cursor.as_str() => DeliveryState::Acknowledged,
+                _ => record.state,
+            };
+            listed.push(Listed { message: stored.message, delivery });
+        }
+        Ok(listed)
+    }
+
+    /// Records that the device has everything up to `id` (never moves back).
+    pub fn acknowledge(&self, device: &str, id: &str) -> Result<(), MessagingError> {
+        let key = ack_key(device);
+        self.store
+            .commit_unflushed(|tx| match tx.get::<String, MessagingError>(Table::Meta, &key)? {
+                Some(current) if current.as_str() >= id => Ok(()),
+                _ => tx.put(Table::Meta, &key, &id.to_owned()),
+            })
+            .map_err(MessagingError::from)
+    }
+
+    /// Sends the device what it missed: everything after `since` (after its
+    /// acknowledged cursor when `None`). How many were sent.
+    pub async fn replay(&self, device: &Device, since: Option<&str>) -> Result<usize, MessagingError> {
+        if device.status != DeviceState::Active {
+            return Ok(0);
+        }
+        if let Some(since) = since {
+            self.acknowledge(device.device_id.as_str(), since)?;
+        }
+        let missed = self.list(device.device_id.as_str(), since)?;
+        for listed in &missed {
+            let id = listed.message.id.clone();
+            self.publish(device, &Outbound::Notification(listed.message.clone()), &id).await;
+        }
+        self.delivery.metrics().replayed(missed.len());
+        Ok(missed.len())
+    }
+
+    /// Removes notifications older than `cutoff` with their delivery
+    /// records; how many.
+    pub fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
+        let oldest: Vec<(String, Stored)> = self.store.scan_prefix(Table::Notifications, "n", None, 1000)?;
+        let old: Vec<(String, Stored)> = oldest.into_iter().take_while(|(_, s)| s.message.time < cutoff).collect();
+        self.store
+            .commit_unflushed(|tx| {
+                for (id, stored) in &old {
+                    tx.remove::<MessagingError>(Table::Notifications, id)?;
+                    for device in &stored.recipients {
+                        tx.remove(Table::Inbox, &inbox_key(device, id))?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(MessagingError::from)?;
+        Ok(old.len())
+    }
+}

@@ -1,0 +1,402 @@
+//! The eight MQTT message types and their topics. Every message is one JSON
+//! object carrying `type`, `id` and `time` besides its own fields; the same
+//! objects travel on the live event stream. Topics are
+//! `/tenants/{tenant}/topdog/{user_id}/{device_id}/{type}`.
+
+use crate::clock::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// A message's type, the last level of its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Phone → appliance: a spoken or typed command.
+    VoiceCommand,
+    /// Appliance → phone: what became of a command.
+    CommandResult,
+    /// Appliance → phone: a build notification.
+    Notification,
+    /// Appliance → phone: please approve (number matching).
+    ApprovalRequest,
+    /// Phone → appliance: the answer to an approval request.
+    ApprovalResponse,
+    /// Appliance → phone: an action's run started or finished.
+    BuildStatus,
+    /// Phone → appliance: online, or offline (the phone's last will).
+    Presence,
+    /// Appliance → phone: revoked, suspended, or refresh your token.
+    Control,
+}
+
+/// Every kind, in the order of DESIGN.md.
+pub const KINDS: [Kind; 8] = [
+    Kind::VoiceCommand,
+    Kind::CommandResult,
+    Kind::Notification,
+    Kind::ApprovalRequest,
+    Kind::ApprovalResponse,
+    Kind::BuildStatus,
+    Kind::Presence,
+    Kind::Control,
+];
+
+impl Kind {
+    /// The topic level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::VoiceCommand => "voice_command",
+            Kind::CommandResult => "command_result",
+            Kind::Notification => "notification",
+            Kind::ApprovalRequest => "approval_request",
+            Kind::ApprovalResponse => "approval_response",
+            Kind::BuildStatus => "build_status",
+            Kind::Presence => "presence",
+            Kind::Control => "control",
+        }
+    }
+
+    /// Parses a topic level.
+    pub fn parse(level: &str) -> Option<Kind> {
+        KINDS.into_iter().find(|k| k.as_str() == level)
+    }
+
+    /// Whether phones send it (the appliance subscribes to these).
+    pub fn from_phone(self) -> bool {
+        matches!(self, Kind::VoiceCommand | Kind::ApprovalResponse | Kind::Presence)
+    }
+}
+
+/// A device's tenant: rumqttd confines a connection to
+/// `/tenants/{tenant}/…`, so each phone gets a tenant of its own and can
+/// reach nothing outside its own topics. Letters and digits only.
+pub fn tenant_of(device_id: &str) -> String {
+    use sha2::Digest;
+    format!("t{}", &hex::encode(sha2::Sha256::digest(device_id.as_bytes()))[..24])
+}
+
+/// A device's topic prefix.
+pub fn topic_prefix(user_id: &str, device_id: &str) -> String {
+    format!("/tenants/{}/topdog/{user_id}/{device_id}", tenant_of(device_id))
+}
+
+/// The topic of one message type for a device.
+pub fn topic(user_id: &str, device_id: &str, kind: Kind) -> String {
+    format!("{}/{}", topic_prefix(user_id, device_id), kind.as_str())
+}
+
+/// The filter the appliance subscribes to for one phone → appliance type.
+pub fn inbound_filter(kind: Kind) -> String {
+    format!("/tenants/+/topdog/+/+/{}", kind.as_str())
+}
+
+/// Where an inbound message came from, read from its topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The user level of the topic.
+    pub user_id: String,
+    /// The device level of the topic.
+    pub device_id: String,
+    /// The message type.
+    pub kind: Kind,
+}
+
+/// Parses a topic; `None` unless it is well formed and its tenant is the
+/// device's own (rumqttd only checks the tenant, so a phone could otherwise
+/// write into another device's levels under its own tenant).
+pub fn parse_topic(topic: &str) -> Option<Origin> {
+    let mut levels = topic.strip_prefix("/tenants/")?.split('/');
+    let (tenant, app, user, device, kind) =
+        (levels.next()?, levels.next()?, levels.next()?, levels.next()?, levels.next()?);
+    if levels.next().is_some() || app != "topdog" || tenant != tenant_of(device) {
+        return None;
+    }
+    Some(Origin { user_id: user.to_owned(), device_id: device.to_owned(), kind: Kind::parse(kind)? })
+}
+
+/// `notification`: the appliance tells a phone about a build.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Notification {
+    /// The notification's id (time-ordered; use it as `since`).
+    pub id: String,
+    /// When it was posted.
+    pub time: Timestamp,
+    /// Headline.
+    pub title: String,
+    /// Text.
+    pub body: String,
+    /// 1 (lowest) to 5 (urgent).
+    pub priority: u8,
+    /// `build_started`, `build_success`, `build_failure`, `test_results`, …
+    pub kind: String,
+    /// A link to open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// `approval_request`: approve or reject, by matching the requester's number.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// The approval's id (answer with it).
+    pub id: String,
+    /// When it was requested.
+    pub time: Timestamp,
+    /// Headline.
+    pub title: String,
+    /// What is to be approved.
+    pub detail: String,
+    /// Three two-digit numbers; the requester sees the right one.
+    pub choices: Vec<String>,
+    /// When it stops being answerable.
+    pub expires_at: Timestamp,
+}
+
+/// `approval_response`: the phone's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApprovalResponse {
+    /// The message's own id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The approval answered.
+    pub approval_id: String,
+    /// `approve` or `reject`.
+    pub decision: String,
+    /// The number the requester showed.
+    pub code: String,
+}
+
+/// `voice_command`: text the phone heard or the user typed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VoiceCommand {
+    /// The message's id: a command is run at most once per id.
+    pub id: String,
+    /// The words.
+    pub text: String,
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    /// Nothing matched; `message` lists what the phone can say.
+    Unknown,
+    /// An action matched but a parameter is missing or unclear.
+    NeedsParameter,
+    /// A risky action waits for the phone's approval.
+    AwaitingApproval,
+    /// The approval was refused or expired; nothing ran.
+    Rejected,
+    /// The action is running.
+    Started,
+    /// It exited with status 0.
+    Succeeded,
+    /// It exited otherwise, or could not start.
+    Failed,
+    /// It ran too long and was stopped.
+    TimedOut,
+}
+
+/// `command_result`: the appliance's answer to a command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CommandResult {
+    /// This message's id.
+    pub id: String,
+    /// When.
+    pub time: Timestamp,
+    /// The command answered (the voice_command's id).
+    pub command_id: String,
+    /// What became of it.
+    pub status: CommandStatus,
+    /// The matched action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Its parameters.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// The approval to answer, when awaiting one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// The exit code, when finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The end of the output, when finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tail: Option<String>,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+/// `build_status`: an action's run, for build dashboards on the phone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BuildStatus {
+    /// This message's id.
+    pub id: String,
+    /// When.
+    pub time: Timestamp,
+    /// The action.
+    pub action: String,
+    /// Its parameters.
+    pub params: std::collections::BTreeMap<String, String>,
+    /// `started`, `succeeded`, `failed` or `timed_out`.
+    pub state: CommandStatus,
+    /// The exit code, when finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+/// `presence`: the phone is online (after subscribing) or offline (its
+/// last will).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Presence {
+    /// `online` or `offline`.
+    pub state: String,
+    /// The last notification id the phone has; everything after it is
+    /// replayed (everything unacknowledged when absent).
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+/// What a `control` message tells the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    /// The phone was revoked; it must pair again.
+    Revoked,
+    /// The phone was suspended; an admin can reactivate it.
+    Suspended,
+    /// The token expires soon: call `POST /phone/token/refresh`.
+    TokenRefresh,
+}
+
+/// `control`: the appliance tells the phone about its standing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Control {
+    /// This message's id.
+    pub id: String,
+    /// When.
+    pub time: Timestamp,
+    /// What happened.
+    pub action: ControlAction,
+    /// A sentence for the user.
+    pub detail: String,
+}
+
+/// An appliance → phone message, ready to send.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outbound {
+    /// See [`Notification`].
+    Notification(Notification),
+    /// See [`ApprovalRequest`].
+    ApprovalRequest(ApprovalRequest),
+    /// See [`CommandResult`].
+    CommandResult(CommandResult),
+    /// See [`BuildStatus`].
+    BuildStatus(BuildStatus),
+    /// See [`Control`].
+    Control(Control),
+}
+
+impl Outbound {
+    /// The message's type.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Outbound::Notification(_) => Kind::Notification,
+            Outbound::ApprovalRequest(_) => Kind::ApprovalRequest,
+            Outbound::CommandResult(_) => Kind::CommandResult,
+            Outbound::BuildStatus(_) => Kind::BuildStatus,
+            Outbound::Control(_) => Kind::Control,
+        }
+    }
+
+    /// The message's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Outbound::Notification(m) => &m.id,
+            Outbound::ApprovalRequest(m) => &m.id,
+            Outbound::CommandResult(m) => &m.id,
+            Outbound::BuildStatus(m) => &m.id,
+            Outbound::Control(m) => &m.id,
+        }
+    }
+}
+
+/// A phone → appliance message, as parsed from its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// See [`VoiceCommand`].
+    VoiceCommand(VoiceCommand),
+    /// See [`ApprovalResponse`].
+    ApprovalResponse(ApprovalResponse),
+    /// See [`Presence`].
+    Presence(Presence),
+}
+
+/// Why a phone's message was not understood.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} message not understood: {reason}")]
+pub struct BadMessage {
+    /// The type it claimed.
+    pub kind: &'static str,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// Largest phone message the appliance reads.
+pub const MAX_INBOUND: usize = 16 * 1024;
+
+/// Parses a phone's message of type `kind`.
+pub fn parse_inbound(kind: Kind, payload: &[u8]) -> Result<Inbound, BadMessage> {
+    let bad = |reason: String| BadMessage { kind: kind.as_str(), reason };
+    if payload.len() > MAX_INBOUND {
+        return Err(bad(format!("larger than {MAX_INBOUND} bytes")));
+    }
+    let parsed = match kind {
+        Kind::VoiceCommand => serde_json::from_slice(payload).map(Inbound::VoiceCommand),
+        Kind::ApprovalResponse => serde_json::from_slice(payload).map(Inbound::ApprovalResponse),
+        Kind::Presence => serde_json::from_slice(payload).map(Inbound::Presence),
+        _ => return Err(bad("the appliance does not accept this type from phones".into())),
+    };
+    parsed.map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_round_trip_and_foreign_levels_are_refused() {
+        let t = topic("alice", "phone-a", Kind::VoiceCommand);
+        let origin = parse_topic(&t).unwrap();
+        assert_eq!((origin.user_id.as_str(), origin.device_id.as_str()), ("alice", "phone-a"));
+        assert_eq!(origin.kind, Kind::VoiceCommand);
+        let spoofed = format!("/tenants/{}/topdog/bob/phone-b/voice_command", tenant_of("phone-a"));
+        assert_eq!(parse_topic(&spoofed), None);
+        assert_eq!(parse_topic(&format!("{t}/extra")), None);
+        assert_eq!(parse_topic("/tenants/x"), None);
+    }
+
+    #[test]
+    fn outbound_messages_carry_type_id_and_time() {
+        let now = crate::clock::now();
+        let control = Outbound::Control(Control {
+            id: "c1".into(),
+            time: now,
+            action: ControlAction::Revoked,
+            detail: "gone".into(),
+        });
+        let json = serde_json::to_value(&control).unwrap();
+        assert_eq!(json["type"], "control");
+        assert_eq!(json["id"], "c1");
+        assert_eq!(json["action"], "revoked");
+        assert!(json["time"].is_string());
+    }
+
+    #[test]
+    fn inbound_messages_are_checked() {
+        let ok = parse_inbound(Kind::VoiceCommand, br#"{"id":"m1","text":"run tests"}"#).unwrap();
+        assert_eq!(ok, Inbound::VoiceCommand(VoiceCommand { id: "m1".into(), text: "run tests".into() }));
+        assert!(parse_inbound(Kind::VoiceCommand, br#"{"text":"no id"}"#).is_err());
+        assert!(parse_inbound(Kind::Notification, b"{}").is_err());
+        assert!(parse_inbound(Kind::Presence, &vec![b' '; MAX_INBOUND + 1]).is_err());
+    }
+}
