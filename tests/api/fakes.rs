@@ -1,7 +1,8 @@
-//! Local stand-ins for the outside SMS services. Each checks a request the
-//! way the real service does (Twilio: basic auth and form fields; SNS: the
-//! SigV4 signature, recomputed here independently of `aws-sigv4`; webhook:
-//! the JSON shape), records what it accepted, and can be told to fail.
+//! Local stand-ins for the outside services. Each checks a request the way
+//! the real service does (Twilio: basic auth and form fields; SNS: the SigV4
+//! signature, recomputed here independently of `aws-sigv4`; webhooks: the
+//! JSON shape; Anthropic: key, version header and tool request), records
+//! what it accepted, and can be told to fail.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -232,6 +233,66 @@ pub async fn webhook() -> Fake {
                 _ => reply(StatusCode::UNPROCESSABLE_ENTITY, "text/plain", "bad shape".into()),
             }
         })
+    })
+    .await
+}
+
+/// A receiver of approval outcomes at `/approvals`: accepts a JSON object
+/// with `id` and `status` (recorded as to = id, body = status).
+pub async fn approval_hook() -> Fake {
+    serve(|rec| {
+        warp::post().and(warp::path!("approvals")).and(warp::body::json()).map(move |value: serde_json::Value| {
+            rec.saw(value.to_string());
+            match (value["id"].as_str(), value["status"].as_str()) {
+                (Some(id), Some(status)) => {
+                    rec.accept(id.to_owned(), status.to_owned());
+                    reply(StatusCode::NO_CONTENT, "text/plain", String::new())
+                }
+                _ => reply(StatusCode::UNPROCESSABLE_ENTITY, "text/plain", "bad shape".into()),
+            }
+        })
+    })
+    .await
+}
+
+/// Anthropic's Messages API: checks the key and version headers and the
+/// request's shape (model, a forced `choose_action` tool whose action enum
+/// lists the allow-list), records the user's text, and answers with a
+/// `tool_use` block choosing `action` with `params`.
+pub async fn anthropic(key: &'static str, action: &'static str, params: serde_json::Value) -> Fake {
+    serve(move |rec| {
+        warp::post()
+            .and(warp::path!("v1" / "messages"))
+            .and(warp::header::headers_cloned())
+            .and(warp::body::json())
+            .map(move |headers: HeaderMap, body: serde_json::Value| {
+                rec.saw(body.to_string());
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+                if header("x-api-key") != key {
+                    let error =
+                        r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+                    return reply(StatusCode::UNAUTHORIZED, "application/json", error.into());
+                }
+                let tool = &body["tools"][0];
+                let well_formed = header("anthropic-version") == "2023-06-01"
+                    && body["model"].is_string()
+                    && body["max_tokens"].as_u64().is_some()
+                    && body["tool_choice"]["name"] == tool["name"]
+                    && tool["input_schema"]["properties"]["action"]["enum"].as_array().is_some_and(|e| !e.is_empty());
+                let text = body["messages"][0]["content"].as_str().unwrap_or("");
+                if !well_formed || text.is_empty() {
+                    let error = r#"{"type":"error","error":{"type":"invalid_request_error","message":"bad request"}}"#;
+                    return reply(StatusCode::BAD_REQUEST, "application/json", error.into());
+                }
+                rec.accept("llm".into(), text.to_owned());
+                let answer = serde_json::json!({
+                    "id": "msg_test", "type": "message", "role": "assistant", "model": body["model"],
+                    "stop_reason": "tool_use",
+                    "content": [{"type": "tool_use", "id": "toolu_1", "name": tool["name"],
+                                 "input": {"action": action, "params": params}}],
+                });
+                reply(StatusCode::OK, "application/json", answer.to_string())
+            })
     })
     .await
 }

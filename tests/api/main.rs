@@ -2,6 +2,7 @@
 //! ports with a fresh data directory (see `helpers`) and talks HTTPS to it.
 
 mod cli;
+mod commands;
 mod config;
 mod crash;
 mod devices;
@@ -10,8 +11,10 @@ mod hardening;
 mod helpers;
 mod input;
 mod license;
+mod messaging;
 mod mqtt;
 mod pairing;
+mod phone;
 mod qr;
 mod service;
 mod sms;

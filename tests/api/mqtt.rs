@@ -5,97 +5,10 @@
 //! blocks nobody; revoking a connected phone closes it at once for good.
 
 use crate::helpers::{send, spawn_app, spawn_with, Options, TestApp};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use crate::phone::{client, connected, dropped, phone, receive, tls_config, Phone, WAIT};
+use rumqttc::QoS;
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn tls_config(ca_pem: &str, cert_pem: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match cert_pem {
-        Some((cert, key)) => {
-            let chain = rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
-            let key = rustls_pemfile::private_key(&mut key.as_bytes()).unwrap().unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    })
-}
-
-/// A phone client for the accept answer `paired`, logging in as `client_id`.
-fn phone(app: &TestApp, paired: &Value, client_id: &str) -> (AsyncClient, EventLoop) {
-    let cert = (paired["mqtt_client_cert"].as_str().unwrap(), paired["mqtt_client_key"].as_str().unwrap());
-    let config = tls_config(paired["mqtt_ca_cert"].as_str().unwrap(), Some(cert));
-    client(app, config, client_id, paired["jwt_token"].as_str().unwrap())
-}
-
-fn client(
-    app: &TestApp,
-    config: Arc<rustls::ClientConfig>,
-    client_id: &str,
-    password: &str,
-) -> (AsyncClient, EventLoop) {
-    let mut options = MqttOptions::new(client_id, "127.0.0.1", app.mqtt_port);
-    options.set_keep_alive(Duration::from_secs(60));
-    options.set_credentials(client_id, password);
-    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
-    AsyncClient::new(options, 16)
-}
-
-/// Polls until CONNACK; Err when the connection fails first.
-async fn connected(events: &mut EventLoop) -> Result<(), String> {
-    let wait = async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == rumqttc::ConnectReturnCode::Success => {
-                    return Ok(())
-                }
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => return Err(format!("{:?}", ack.code)),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| Err("timed out".into()))
-}
-
-/// Polls until a publish arrives on `topic`, or the connection ends.
-async fn receive(events: &mut EventLoop, topic: &str) -> Result<Vec<u8>, String> {
-    let wait = async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topic => return Ok(p.payload.to_vec()),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| Err("timed out".into()))
-}
-
-/// Polls until the connection fails; how long that took.
-async fn dropped(events: &mut EventLoop) -> Duration {
-    let start = std::time::Instant::now();
-    let wait = async {
-        loop {
-            if events.poll().await.is_err() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(WAIT, wait).await.expect("the connection was not closed");
-    start.elapsed()
-}
 
 #[tokio::test]
 async fn a_paired_phone_connects_and_talks_within_its_own_topics() {
@@ -179,14 +92,17 @@ async fn a_silent_connection_does_not_block_other_phones() {
 }
 
 #[tokio::test]
-async fn revoking_a_connected_phone_closes_it_at_once_and_for_good() {
+async fn revoking_a_connected_phone_tells_it_then_closes_it_at_once_and_for_good() {
     let mut app = spawn_app().await;
     let paired = app.pair_full("erin", "phone-e").await;
-    let (_c, mut events) = phone(&app, &paired, "phone-e");
-    connected(&mut events).await.unwrap();
+    let mut live = Phone::connect(&app, &paired).await;
     let (status, _) = send(app.admin(reqwest::Method::DELETE, "/phone/devices/phone-e")).await;
     assert_eq!(status, 200);
-    let took = dropped(&mut events).await;
+    let started = std::time::Instant::now();
+    let control = live.next("control").await;
+    assert_eq!(control["action"], "revoked", "{control}");
+    live.dropped().await;
+    let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "closed after {took:?}");
     let (_c, mut again) = phone(&app, &paired, "phone-e");
     assert!(connected(&mut again).await.is_err(), "a revoked phone cannot reconnect");
@@ -196,10 +112,10 @@ async fn revoking_a_connected_phone_closes_it_at_once_and_for_good() {
 async fn suspending_closes_the_connection_and_reactivating_lets_it_back() {
     let mut app = spawn_app().await;
     let paired = app.pair_full("fay", "phone-f").await;
-    let (_c, mut events) = phone(&app, &paired, "phone-f");
-    connected(&mut events).await.unwrap();
+    let mut phone_f = Phone::connect(&app, &paired).await;
     send(app.admin(reqwest::Method::POST, "/phone/devices/phone-f/suspend")).await;
-    dropped(&mut events).await;
+    assert_eq!(phone_f.next("control").await["action"], "suspended");
+    phone_f.dropped().await;
     let (_c, mut refused) = phone(&app, &paired, "phone-f");
     assert!(connected(&mut refused).await.is_err());
     send(app.admin(reqwest::Method::POST, "/phone/devices/phone-f/reactivate")).await;
