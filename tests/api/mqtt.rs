@@ -75,6 +75,10 @@ async fn connections_without_the_right_certificate_or_identity_are_refused() {
     assert!(connected(&mut bad_token).await.is_err(), "bad password");
     let (_c, mut good) = phone(&app, &paired, "phone-c");
     connected(&mut good).await.expect("the real phone still gets in");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for reason in ["handshake", "connect"] {
+        assert!(metrics.contains(&format!("topdog_gateway_refused_total{{reason=\"{reason}\"}}")), "{reason}: {metrics}");
+    }
 }
 
 #[tokio::test]
@@ -187,4 +191,31 @@ async fn a_non_rust_client_works_too() {
     assert!(mosquitto_pub(&app, &paired, dir.path(), &own, true), "publish to its own topic is acknowledged");
     assert!(!mosquitto_pub(&app, &paired, dir.path(), &foreign, true), "publish into another phone's topics fails");
     assert!(!mosquitto_pub(&app, &paired, dir.path(), &own, false), "no client certificate, no connection");
+}
+
+#[tokio::test]
+async fn a_phone_that_sends_a_csr_keeps_its_key_and_connects_with_it() {
+    let app = spawn_app().await;
+    let (_, invite) = app.send_sms("+14155552671", "hope").await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "someone-else");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let mut body = crate::helpers::accept_body(invite["invite_code"].as_str().unwrap(), "phone-h", None);
+    body["mqtt_csr"] = serde_json::json!("-----BEGIN CERTIFICATE REQUEST-----\nnot one\n-----END CERTIFICATE REQUEST-----\n");
+    let (status, refused) = app.post("/phone/pairing/accept-invite", body.clone()).await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_csr")));
+    body["mqtt_csr"] = serde_json::json!(csr);
+    let (status, paired) = app.post("/phone/pairing/accept-invite", body).await;
+    assert_eq!(status, 200, "{paired}");
+    assert!(paired.get("mqtt_client_key").is_none(), "no key is made for a phone that sent a CSR");
+    let der = rustls_pemfile::certs(&mut paired["mqtt_client_cert"].as_str().unwrap().as_bytes()).next().unwrap().unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap();
+    assert_eq!(cn, "phone-h", "the appliance sets the names, not the CSR");
+    assert_eq!(cert.public_key().raw, rcgen::PublicKeyData::subject_public_key_info(&key).as_slice());
+    let chain = (paired["mqtt_client_cert"].as_str().unwrap(), key.serialize_pem());
+    let config = tls_config(paired["mqtt_ca_cert"].as_str().unwrap(), Some((chain.0, &chain.1)));
+    let (_c, mut events) = client(&app, config, "phone-h", paired["jwt_token"].as_str().unwrap());
+    connected(&mut events).await.expect("connects with its own key");
 }
