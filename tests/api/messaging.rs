@@ -246,3 +246,19 @@ async fn the_live_event_stream_carries_the_backlog_then_live_messages_until_revo
     assert_eq!(last.len(), 1, "the stream ends after the control message: {last:?}");
     assert_eq!((last[0].0.as_str(), last[0].1["action"].as_str()), ("control", Some("revoked")));
 }
+
+#[tokio::test]
+async fn presence_updates_last_seen_and_a_token_near_expiry_gets_a_refresh_hint() {
+    let mut app = crate::helpers::spawn_with(crate::helpers::Options::default().arg("--jwt-ttl").arg("2days")).await;
+    let paired = app.pair_full("ivy", "phone-i").await;
+    let (_, missed) = notify(&app, json!({"user_id": "ivy", "title": "missed"})).await;
+    let mut phone = Phone::connect(&app, &paired).await;
+    phone.online(None).await;
+    assert_eq!(phone.next("notification").await["id"], missed["id"], "the replay shows presence was handled");
+    let hint = phone.next("control").await;
+    assert_eq!(hint["action"], "token_refresh", "{hint}");
+    let (_, listed) = app.admin_get("/phone/devices?user_id=ivy").await;
+    let device = &listed["devices"][0];
+    let time = |field: &str| chrono::DateTime::parse_from_rfc3339(device[field].as_str().unwrap()).unwrap();
+    assert!(time("last_seen_at") > time("paired_at"), "presence moved last seen past the pairing: {device}");
+}

@@ -77,7 +77,10 @@ async fn connections_without_the_right_certificate_or_identity_are_refused() {
     connected(&mut good).await.expect("the real phone still gets in");
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for reason in ["handshake", "connect"] {
-        assert!(metrics.contains(&format!("topdog_gateway_refused_total{{reason=\"{reason}\"}}")), "{reason}: {metrics}");
+        assert!(
+            metrics.contains(&format!("topdog_gateway_refused_total{{reason=\"{reason}\"}}")),
+            "{reason}: {metrics}"
+        );
     }
 }
 
@@ -202,14 +205,16 @@ async fn a_phone_that_sends_a_csr_keeps_its_key_and_connects_with_it() {
     params.distinguished_name.push(rcgen::DnType::CommonName, "someone-else");
     let csr = params.serialize_request(&key).unwrap().pem().unwrap();
     let mut body = crate::helpers::accept_body(invite["invite_code"].as_str().unwrap(), "phone-h", None);
-    body["mqtt_csr"] = serde_json::json!("-----BEGIN CERTIFICATE REQUEST-----\nnot one\n-----END CERTIFICATE REQUEST-----\n");
+    body["mqtt_csr"] =
+        serde_json::json!("-----BEGIN CERTIFICATE REQUEST-----\nnot one\n-----END CERTIFICATE REQUEST-----\n");
     let (status, refused) = app.post("/phone/pairing/accept-invite", body.clone()).await;
     assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_csr")));
     body["mqtt_csr"] = serde_json::json!(csr);
     let (status, paired) = app.post("/phone/pairing/accept-invite", body).await;
     assert_eq!(status, 200, "{paired}");
     assert!(paired.get("mqtt_client_key").is_none(), "no key is made for a phone that sent a CSR");
-    let der = rustls_pemfile::certs(&mut paired["mqtt_client_cert"].as_str().unwrap().as_bytes()).next().unwrap().unwrap();
+    let der =
+        rustls_pemfile::certs(&mut paired["mqtt_client_cert"].as_str().unwrap().as_bytes()).next().unwrap().unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
     let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap();
     assert_eq!(cn, "phone-h", "the appliance sets the names, not the CSR");
