@@ -11,6 +11,7 @@ use crate::devices::Devices;
 use crate::messaging::wire::tenant_of;
 use crate::metrics::Metrics;
 use crate::pki::TlsPair;
+use crate::quickack::QuickAck;
 use crate::tls::{self, TlsError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PENDING_HANDSHAKES: usize = 1024;
 const MAX_CONNECT_BYTES: usize = 16 * 1024;
-const SPLICE_BUFFER: usize = 8 * 1024;
+const SPLICE_BUFFER: usize = 4 * 1024;
 
 /// Live connections by device id.
 #[derive(Default)]
@@ -260,6 +261,7 @@ impl Gateway {
         }
         self.registry.remove(&device, id);
         let _ = phone.shutdown().await;
+        let _ = broker.shutdown().await;
         tracing::info!(%peer, device = %device, "phone disconnected");
         Ok(())
     }
@@ -268,8 +270,8 @@ impl Gateway {
     async fn open(
         &self,
         stream: TcpStream,
-    ) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, String, Vec<u8>), Refused> {
-        let mut tls = self.acceptor.accept(stream).await.map_err(|e| Refused::Handshake(e.to_string()))?;
+    ) -> Result<(tokio_rustls::server::TlsStream<QuickAck>, String, Vec<u8>), Refused> {
+        let mut tls = self.acceptor.accept(QuickAck(stream)).await.map_err(|e| Refused::Handshake(e.to_string()))?;
         let cert = tls
             .get_ref()
             .1
@@ -294,13 +296,13 @@ impl Gateway {
         &self,
         tenant: &str,
         connect: &[u8],
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Refused> {
+    ) -> Result<tokio_rustls::client::TlsStream<QuickAck>, Refused> {
         let up = |e: &dyn std::fmt::Display| Refused::Upstream(e.to_string());
         let connector = self.connector(tenant)?;
         let tcp = TcpStream::connect(self.internal.addr).await.map_err(|e| up(&e))?;
         let _ = tcp.set_nodelay(true);
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| up(&e))?;
-        let mut tls = connector.connect(name, tcp).await.map_err(|e| up(&e))?;
+        let mut tls = connector.connect(name, QuickAck(tcp)).await.map_err(|e| up(&e))?;
         tls.write_all(connect).await.map_err(|e| up(&e))?;
         Ok(tls)
     }

@@ -30,6 +30,7 @@ pub mod pairing;
 pub mod phone;
 pub mod pki;
 pub mod qr;
+pub mod quickack;
 pub mod seats;
 pub mod sms;
 pub mod store;

@@ -20,8 +20,8 @@ apt_install() {
 
 # procps: `kill` for the tests; systemd: `systemd-analyze` for the unit's
 # security score; mosquitto-clients: a non-Rust MQTT client in the tests;
-# openssl and wrk: the benchmarks (cargo bench).
-apt_install procps systemd mosquitto-clients openssl wrk
+# openssl, wrk and mosquitto: the benchmarks (cargo bench).
+apt_install procps systemd mosquitto-clients openssl wrk mosquitto
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check

@@ -358,6 +358,17 @@ impl Approvals {
         Ok(expired)
     }
 
+    /// Removes decided approvals created before `cutoff`; how many.
+    pub fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
+        let approvals: Vec<Approval> = self.store.scan(Table::Approvals)?;
+        let old: Vec<&Approval> =
+            approvals.iter().filter(|a| a.status != Status::Pending && a.created_at < cutoff).collect();
+        self.store
+            .commit_unflushed(|tx| old.iter().try_for_each(|a| tx.remove::<MessagingError>(Table::Approvals, &a.id)))
+            .map_err(MessagingError::from)?;
+        Ok(old.len())
+    }
+
     /// After a decision: audit, wake waiters, call the webhook.
     async fn finish(&self, actor: &Actor, approval: &Approval) {
         let action = format!("approval.{}", approval.status.as_str());

@@ -333,6 +333,16 @@ impl Commands {
         self.delivery.send(device.user_id.as_str(), device.device_id.as_str(), &message).await;
     }
 
+    /// Removes commands received before `cutoff`; how many.
+    pub fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
+        let commands: Vec<(String, CommandRecord)> = self.store.scan_keyed(Table::Commands)?;
+        let old: Vec<&String> = commands.iter().filter(|(_, c)| c.received_at < cutoff).map(|(k, _)| k).collect();
+        self.store
+            .commit_unflushed(|tx| old.iter().try_for_each(|k| tx.remove::<MessagingError>(Table::Commands, k)))
+            .map_err(MessagingError::from)?;
+        Ok(old.len())
+    }
+
     /// The most recent commands, newest first.
     pub fn recent(&self, limit: usize) -> Result<Vec<CommandRecord>, MessagingError> {
         let mut all: Vec<CommandRecord> = self.store.scan(Table::Commands)?;

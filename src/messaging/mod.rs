@@ -191,12 +191,15 @@ impl Messaging {
     }
 
     /// Expires overdue approvals (telling waiting commands) and prunes
-    /// notifications older than `retention`.
+    /// notifications, decided approvals and commands older than `retention`.
     pub async fn sweep(&self, retention: std::time::Duration) -> Result<(), MessagingError> {
         for approval in self.approvals.expire_overdue().await? {
             self.after_decision(&approval).await;
         }
-        self.notifications.prune(clock::now() - clock::span(retention))?;
+        let cutoff = clock::now() - clock::span(retention);
+        self.notifications.prune(cutoff)?;
+        self.approvals.prune(cutoff)?;
+        self.commands.prune(cutoff)?;
         Ok(())
     }
 }

@@ -1,0 +1,463 @@
+//! Broker benchmark: the appliance's MQTT/TLS path (our gateway, then the
+//! embedded rumqttd) side by side with Debian's Mosquitto configured with
+//! TLS and required client certificates, driven by the same client
+//! (rumqttc over rustls) in the same run on the same machine:
+//!
+//! 1. QoS 1 throughput: `PHONES` clients each publish `PER_PHONE` messages
+//!    to their own topic and receive them back (a phone may only use its
+//!    own topics on the appliance, so every client is publisher and
+//!    subscriber of one topic).
+//! 2. Latency at a fixed rate: one client publishes `RATE` messages a
+//!    second for `LATENCY_S` seconds and receives them; p50/p99.
+//! 3. The appliance's own notify → phone latency (`POST /phone/notify`,
+//!    stored and flushed, then published) at `NOTIFY_RATE`/s.
+//! 4. Idle phones: `IDLE` TLS clients connected and subscribed; the
+//!    broker process's resident memory before and after, per connection.
+//!
+//! Run: `cargo bench --bench broker` (needs `mosquitto`, which the test
+//! script installs). Method and results: BENCHMARKS.md.
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PHONES: usize = 8;
+const PER_PHONE: usize = 5_000;
+const PAYLOAD: usize = 256;
+const WINDOW: usize = 200;
+const RATE: u64 = 1_000;
+const LATENCY_S: u64 = 10;
+const NOTIFY_RATE: u64 = 100;
+const IDLE: usize = 4_000;
+
+/// What a client needs to log in.
+#[derive(Clone)]
+struct Login {
+    id: String,
+    password: Option<String>,
+    cert: String,
+    key: String,
+    topic: String,
+}
+
+/// Where a broker listens and the CA its certificate chains to.
+#[derive(Clone)]
+struct Endpoint {
+    name: &'static str,
+    port: u16,
+    ca: String,
+}
+
+/// A broker under test: its process and the logins it accepts.
+struct Target {
+    at: Endpoint,
+    logins: Vec<Login>,
+    child: Child,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn tls(ca: &str, cert: &str, key: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain = rustls_pemfile::certs(&mut cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
+    let key = rustls_pemfile::private_key(&mut key.as_bytes()).unwrap().unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    Arc::new(config)
+}
+
+/// Connects `login` and subscribes to its topic at QoS 1.
+async fn connect(target: &Endpoint, login: &Login) -> (AsyncClient, EventLoop) {
+    let mut options = MqttOptions::new(&login.id, "127.0.0.1", target.port);
+    options.set_keep_alive(Duration::from_secs(60));
+    options.set_max_packet_size(64 * 1024, 64 * 1024);
+    options.set_inflight(100);
+    if let Some(password) = &login.password {
+        options.set_credentials(&login.id, password);
+    }
+    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls(
+        &target.ca,
+        &login.cert,
+        &login.key,
+    ))));
+    let (client, mut events) = AsyncClient::new(options, 1000);
+    client.subscribe(&login.topic, QoS::AtLeastOnce).await.unwrap();
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::SubAck(_))) => return (client, events),
+            Ok(_) => {}
+            Err(e) => panic!("{}: {} could not connect: {e}", target.name, login.id),
+        }
+    }
+}
+
+/// Publishes `n` QoS 1 messages to its own topic and waits for all of them,
+/// never more than `WINDOW` ahead of what came back: rumqttd keeps a
+/// subscriber's backlog in a bounded commit log and skips what falls out of
+/// it, so an unthrottled publisher would measure loss, not throughput.
+async fn echo(client: AsyncClient, mut events: EventLoop, topic: String, n: usize) {
+    let (received_tx, mut received_rx) = tokio::sync::watch::channel(0usize);
+    let publisher = tokio::spawn(async move {
+        for sent in 0..n {
+            let _ = received_rx.wait_for(|got| sent < got + WINDOW).await;
+            client.publish(&topic, QoS::AtLeastOnce, false, vec![b'x'; PAYLOAD]).await.unwrap();
+        }
+    });
+    let mut got = 0;
+    while got < n {
+        if let Event::Incoming(Packet::Publish(_)) = events.poll().await.expect("connection") {
+            got += 1;
+            received_tx.send_replace(got);
+        }
+    }
+    publisher.await.unwrap();
+}
+
+async fn throughput(target: &Target) -> f64 {
+    let mut clients = Vec::new();
+    for login in &target.logins[..PHONES] {
+        let (client, events) = connect(&target.at, login).await;
+        clients.push((client, events, login.topic.clone()));
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = clients.into_iter().map(|(c, e, t)| tokio::spawn(echo(c, e, t, PER_PHONE))).collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (PHONES * PER_PHONE) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+async fn latency(target: &Target) -> (Duration, Duration) {
+    let login = &target.logins[0];
+    let (client, mut events) = connect(&target.at, login).await;
+    let base = Instant::now();
+    let total = (RATE * LATENCY_S) as usize;
+    let topic = login.topic.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_nanos(1_000_000_000 / RATE));
+        for _ in 0..total {
+            ticks.tick().await;
+            let mut payload = (base.elapsed().as_nanos() as u64).to_be_bytes().to_vec();
+            payload.resize(PAYLOAD, b'x');
+            client.publish(&topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        }
+    });
+    let mut samples = Vec::with_capacity(total);
+    while samples.len() < total {
+        if let Event::Incoming(Packet::Publish(p)) = events.poll().await.expect("connection") {
+            let sent = u64::from_be_bytes(p.payload[..8].try_into().unwrap());
+            samples.push(base.elapsed() - Duration::from_nanos(sent));
+        }
+    }
+    samples.sort();
+    (percentile(&samples, 0.50), percentile(&samples, 0.99))
+}
+
+/// Connects `IDLE` subscribed clients; resident KiB per connection.
+async fn idle_memory(target: &Target) -> (f64, u64, u64) {
+    let before = rss_kib(target.child.id());
+    let mut pollers = tokio::task::JoinSet::new();
+    let logins: Vec<Login> = target
+        .logins
+        .iter()
+        .cycle()
+        .take(IDLE)
+        .cloned()
+        .enumerate()
+        .map(|(i, mut l)| {
+            if l.password.is_none() {
+                l.id = format!("idle-{i}");
+            }
+            l
+        })
+        .collect();
+    for batch in logins.chunks(64) {
+        let mut connecting = tokio::task::JoinSet::new();
+        for login in batch {
+            let (at, login) = (target.at.clone(), login.clone());
+            connecting.spawn(async move { connect(&at, &login).await });
+        }
+        while let Some(done) = connecting.join_next().await {
+            let (client, mut events) = done.unwrap();
+            pollers.spawn(async move {
+                let _client = client;
+                while events.poll().await.is_ok() {}
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(target.child.id());
+    pollers.abort_all();
+    ((after.saturating_sub(before)) as f64 / IDLE as f64, before, after)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Mosquitto with TLS and required client certificates, one certificate
+/// for every client (client ids differ).
+fn mosquitto(dir: &Path) -> Target {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "bench CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params.distinguished_name.push(rcgen::DnType::CommonName, "bench");
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    for (name, text) in
+        [("ca.pem", ca_cert.pem()), ("server.pem", server.pem()), ("server-key.pem", server_key.serialize_pem())]
+    {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let port = free_port();
+    let conf = format!(
+        "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server-key.pem\n\
+         require_certificate true\nallow_anonymous true\npersistence false\nmax_inflight_messages 100\n\
+         max_queued_messages 10000\nlog_dest none\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto is needed for the benchmark (apt-get install mosquitto)");
+    wait_for_port(port);
+    let logins = (0..PHONES)
+        .map(|i| Login {
+            id: format!("phone-{i}"),
+            password: None,
+            cert: client.pem(),
+            key: client_key.serialize_pem(),
+            topic: format!("bench/phone-{i}"),
+        })
+        .collect();
+    Target { at: Endpoint { name: "mosquitto", port, ca: ca_cert.pem() }, logins, child }
+}
+
+struct Appliance {
+    target: Target,
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+fn start_appliance(dir: &Path) -> (Child, String, u16, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_topdog"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--mqtt-max-per-ip", "100000"])
+        .args(["--rate-invites-per-minute", "100000000", "--rate-accepts-per-minute", "100000000", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start topdog");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut base, mut port, mut token) = (String::new(), 0, String::new());
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(url) = line.strip_prefix("Listening on ") {
+            base = url.trim().to_owned();
+        }
+        if line.trim_start().starts_with("MQTT/TLS") {
+            port = line.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("mqtt port");
+        }
+        if line.trim_start().starts_with("tdadm_") {
+            token = line.trim().to_owned();
+        }
+        if line.starts_with("Next:") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, base, port, token)
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: &Value) -> Value {
+    let mut request = client.post(url).json(body);
+    if let Some(token) = token {
+        request = request.header("x-admin-token", token);
+    }
+    request.send().await.expect("request").json().await.expect("json answer")
+}
+
+/// Pairs `n` phones of one user (one seat), 8 at a time.
+async fn pair_phones(client: &reqwest::Client, base: &str, token: &str, n: usize) -> Vec<Value> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..8 {
+        let (client, base, token) = (client.clone(), base.to_owned(), token.to_owned());
+        tasks.spawn(async move {
+            let mut paired = Vec::new();
+            for i in (t..n).step_by(8) {
+                let sms = json!({"phone_number": "+14155552671", "user_id": "bench", "user_name": "Bench"});
+                let invite = post(&client, &format!("{base}/phone/pairing/send-sms"), Some(&token), &sms).await;
+                let accept = json!({"invite_code": invite["invite_code"], "device_id": format!("phone-{i}"),
+                    "device_name": "B", "device_type": "android", "os_version": "1", "app_version": "1"});
+                paired.push((i, post(&client, &format!("{base}/phone/pairing/accept-invite"), None, &accept).await));
+            }
+            paired
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(part) = tasks.join_next().await {
+        all.extend(part.unwrap());
+    }
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, p)| p).collect()
+}
+
+async fn appliance(dir: &Path) -> Appliance {
+    let (child, base, port, token) = start_appliance(dir);
+    let pem = std::fs::read(dir.join("ca.pem")).expect("ca");
+    let client =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap();
+    let paired = pair_phones(&client, &base, &token, IDLE.max(PHONES)).await;
+    let logins = paired
+        .iter()
+        .map(|p| Login {
+            id: p["device_id"].as_str().unwrap().to_owned(),
+            password: Some(p["jwt_token"].as_str().unwrap().to_owned()),
+            cert: p["mqtt_client_cert"].as_str().unwrap().to_owned(),
+            key: p["mqtt_client_key"].as_str().unwrap().to_owned(),
+            topic: format!("{}/bench", p["mqtt_topic_prefix"].as_str().unwrap()),
+        })
+        .collect();
+    let ca = paired[0]["mqtt_ca_cert"].as_str().unwrap().to_owned();
+    Appliance { target: Target { at: Endpoint { name: "topdog", port, ca }, logins, child }, base, token, client }
+}
+
+/// `POST /phone/notify` at `NOTIFY_RATE`/s to phone-0; p50/p99 until the
+/// phone has it.
+async fn notify_latency(app: &Appliance) -> (Duration, Duration) {
+    let login = &app.target.logins[0];
+    let mut phone = login.clone();
+    let prefix = login.topic.rsplit_once('/').map_or("", |(p, _)| p);
+    phone.topic = format!("{prefix}/notification");
+    let (_client, mut events) = connect(&app.target.at, &phone).await;
+    let total = (NOTIFY_RATE * LATENCY_S) as usize;
+    let base = Instant::now();
+    let (url, token, client) = (format!("{}/phone/notify", app.base), app.token.clone(), app.client.clone());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_nanos(1_000_000_000 / NOTIFY_RATE));
+        for _ in 0..total {
+            ticks.tick().await;
+            let sent = base.elapsed().as_nanos().to_string();
+            let body = json!({"device_id": "phone-0", "title": sent});
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            tokio::spawn(async move { post(&client, &url, Some(&token), &body).await });
+        }
+    });
+    let mut samples = Vec::with_capacity(total);
+    while samples.len() < total {
+        if let Event::Incoming(Packet::Publish(p)) = events.poll().await.expect("connection") {
+            let message: Value = serde_json::from_slice(&p.payload).unwrap();
+            let sent: u64 = message["title"].as_str().unwrap().parse().unwrap();
+            samples.push(base.elapsed() - Duration::from_nanos(sent));
+        }
+    }
+    samples.sort();
+    (percentile(&samples, 0.50), percentile(&samples, 0.99))
+}
+
+struct Report {
+    throughput: f64,
+    p50: Duration,
+    p99: Duration,
+    per_conn_kib: f64,
+    rss: (u64, u64),
+}
+
+async fn measure(target: &Target) -> Report {
+    let throughput = throughput(target).await;
+    let (p50, p99) = latency(target).await;
+    let (per_conn_kib, before, after) = idle_memory(target).await;
+    Report { throughput, p50, p99, per_conn_kib, rss: (before, after) }
+}
+
+fn print(name: &str, r: &Report) {
+    println!(
+        "{name:10} QoS1 {:>8.0} msg/s | p50 {:>6.2} ms p99 {:>6.2} ms at {RATE}/s | {IDLE} idle: RSS {} -> {} KiB = {:.1} KiB/conn",
+        r.throughput,
+        r.p50.as_secs_f64() * 1e3,
+        r.p99.as_secs_f64() * 1e3,
+        r.rss.0,
+        r.rss.1,
+        r.per_conn_kib
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return; // built and run by `cargo test --all-targets`: only `cargo bench` measures
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let mosq_dir = scratch.path().join("mosquitto");
+    std::fs::create_dir_all(&mosq_dir).unwrap();
+    let app = appliance(&scratch.path().join("data")).await;
+    let (n50, n99) = notify_latency(&app).await;
+    let ours = measure(&app.target).await;
+    drop(app);
+    let mosq = mosquitto(&mosq_dir);
+    let theirs = measure(&mosq).await;
+    drop(mosq);
+    println!("{PHONES} clients x {PER_PHONE} QoS 1 messages of {PAYLOAD} B, each to its own topic and back");
+    print("topdog", &ours);
+    print("mosquitto", &theirs);
+    println!(
+        "ratios topdog/mosquitto: throughput {:.2} (goal >= 1.5), p99 {:.2} (goal <= 1), memory/conn {:.2}",
+        ours.throughput / theirs.throughput,
+        ours.p99.as_secs_f64() / theirs.p99.as_secs_f64(),
+        ours.per_conn_kib / theirs.per_conn_kib
+    );
+    println!(
+        "notify -> phone (POST /phone/notify, stored, flushed, published) at {NOTIFY_RATE}/s: p50 {:.2} ms p99 {:.2} ms",
+        n50.as_secs_f64() * 1e3,
+        n99.as_secs_f64() * 1e3
+    );
+}
