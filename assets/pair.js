@@ -1,5 +1,6 @@
 // The pairing page: Accept posts the code (and OTP when asked) to
-// accept-invite, then keeps the device token in this browser.
+// accept-invite, keeps the device token in this browser and opens the
+// phone app; Decline leaves the invite as it was.
 const params = new URLSearchParams(location.search);
 const code = params.get("code") ?? "";
 
@@ -46,14 +47,24 @@ async function accept(event) {
     }
     localStorage.setItem("topdog.token", answer.jwt_token);
     localStorage.setItem("topdog.user_id", answer.user_id);
+    localStorage.removeItem("topdog.since");
     document.getElementById("accept-form").hidden = true;
+    document.getElementById("open-app").hidden = false;
     document.querySelector("main").dataset.state = "accepted";
     say("Paired. This phone now gets your Top Dog notifications.", "ok");
+    setTimeout(() => location.assign("/app"), 800);
   } catch {
     say("The appliance could not be reached. Check your connection and try again.", "error");
     button.disabled = false;
   }
 }
 
+function decline() {
+  document.getElementById("accept-form").hidden = true;
+  document.querySelector("main").dataset.state = "declined";
+  say("Declined. Nothing was paired; you can close this page.", "");
+}
+
 document.getElementById("accept-form")?.addEventListener("submit", accept);
+document.getElementById("decline")?.addEventListener("click", decline);
 if (params.get("otp")) document.getElementById("otp-row").hidden = true;

@@ -18,6 +18,9 @@ pub enum AdminError {
     /// A credential that does not match.
     #[error("the admin token is not valid")]
     Invalid,
+    /// A console session that has ended, or a change without its CSRF token.
+    #[error(transparent)]
+    Session(#[from] crate::sessions::SessionError),
 }
 
 /// The stored hash of the admin token.

@@ -230,6 +230,7 @@ impl App {
             gateway: gateway.clone(),
             messaging,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            sessions: crate::sessions::Sessions::default(),
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };
@@ -310,6 +311,7 @@ async fn sweeper(state: Arc<State>, sweep: Sweep, mut stop: watch::Receiver<bool
             tracing::error!(error = %e, "messaging sweep failed");
         }
         state.limits.forget_idle();
+        state.sessions.forget_ended();
         if let Err(e) = state.licensing.observe_clock().await {
             tracing::error!(error = %e, "could not record the clock mark");
         }

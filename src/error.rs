@@ -46,6 +46,12 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<crate::sessions::SessionError> for Error {
+    fn from(e: crate::sessions::SessionError) -> Self {
+        Error::Admin(AdminError::Session(e))
+    }
+}
+
 impl From<TokenError> for Error {
     fn from(e: TokenError) -> Self {
         Error::Device(DeviceError::Token(e))

@@ -32,6 +32,7 @@ pub mod pki;
 pub mod qr;
 pub mod quickack;
 pub mod seats;
+pub mod sessions;
 pub mod sms;
 pub mod store;
 pub mod tls;

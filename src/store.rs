@@ -244,6 +244,11 @@ impl Store {
             .collect()
     }
 
+    /// The last `n` records of a table (highest keys first).
+    pub fn last<T: DeserializeOwned>(&self, table: Table, n: usize) -> Result<Vec<T>, StoreError> {
+        self.tree(table).iter().values().rev().take(n).map(|v| Ok(serde_json::from_slice(&v?)?)).collect()
+    }
+
     /// A new id, unique and increasing across restarts (gaps allowed).
     pub fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::limits::{self, Bucket};
 use crate::metrics::Metrics;
 use std::net::SocketAddr;
+use warp::http::Method;
 use warp::Filter;
 
 use super::State;
@@ -30,19 +31,29 @@ pub struct Ctx {
     admin_token: Option<String>,
     bearer: Option<String>,
     user_agent: Option<String>,
+    session: Option<String>,
+    csrf: Option<String>,
+    changes_state: bool,
 }
 
 /// Extracts the request context (rejects only unreadable headers).
 pub fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
-    warp::ext::optional::<ConnInfo>()
-        .and(warp::header::optional::<String>("x-admin-token"))
+    let credentials = warp::header::optional::<String>("x-admin-token")
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::cookie::optional::<String>(crate::sessions::COOKIE))
+        .and(warp::header::optional::<String>("x-csrf-token"));
+    warp::ext::optional::<ConnInfo>()
+        .and(credentials)
         .and(warp::header::optional::<String>("user-agent"))
-        .map(|conn, admin_token, authorization: Option<String>, user_agent| Ctx {
+        .and(warp::method())
+        .map(|conn, admin_token, authorization: Option<String>, session, csrf, user_agent, method: Method| Ctx {
             conn,
             admin_token,
             bearer: authorization.and_then(|a| a.strip_prefix("Bearer ").map(|t| t.trim().to_owned())),
             user_agent,
+            session,
+            csrf,
+            changes_state: !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS),
         })
 }
 
@@ -53,7 +64,31 @@ impl Ctx {
         if self.conn.is_some_and(|c| c.local_admin) {
             return Ok(Actor::AdminSocket);
         }
-        match state.admin.check(self.admin_token.as_deref()) {
+        if let (None, Some(session)) = (&self.admin_token, &self.session) {
+            state.sessions.check(session, self.csrf.as_deref(), self.changes_state)?;
+            return Ok(Actor::Admin);
+        }
+        self.check_token(state, self.admin_token.as_deref()).await
+    }
+
+    /// Checks an admin token given in the body (console sign-in) the same
+    /// way as one in the header.
+    pub async fn admin_with_token(&self, state: &State, token: &str) -> Result<Actor, Error> {
+        self.check_token(state, Some(token)).await
+    }
+
+    /// The console session id from the cookie.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// The client's user agent.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
+    async fn check_token(&self, state: &State, token: Option<&str>) -> Result<Actor, Error> {
+        match state.admin.check(token) {
             Ok(()) => Ok(Actor::Admin),
             Err(e) => {
                 if matches!(e, AdminError::Invalid) {
@@ -120,6 +155,12 @@ pub fn route_template(path: &str) -> &'static str {
         "/phone/approvals",
         "/phone/commands",
         "/phone/events",
+        "/admin/session",
+        "/admin/activity",
+        "/",
+        "/app",
+        "/sw.js",
+        "/manifest.webmanifest",
     ];
     if let Some(exact) = EXACT.iter().find(|e| **e == path) {
         return exact;

@@ -1,5 +1,5 @@
 //! Routes of `/phone/devices…` (admin: list, revoke, suspend, reactivate)
-//! and of the phone itself (`/phone/me`, `/phone/token/refresh`).
+//! and of the phone itself (`GET`/`DELETE /phone/me`, `/phone/token/refresh`).
 
 use super::context::{ctx, Ctx};
 use super::errors::respond;
@@ -61,9 +61,10 @@ pub fn routes(state: Arc<State>) -> Routes {
     let change = revoke.or(suspend).unify().or(reactivate).unify();
     let change = change.and(with_state(state.clone())).and(ctx()).then(change_device);
     let me = warp::path!("phone" / "me").and(warp::get()).and(with_state(state.clone())).and(ctx()).then(me);
+    let unpair = warp::path!("phone" / "me").and(warp::delete()).and(with_state(state.clone())).and(ctx()).then(unpair);
     let refresh =
         warp::path!("phone" / "token" / "refresh").and(warp::post()).and(with_state(state)).and(ctx()).then(refresh);
-    list.or(change).unify().or(me).unify().or(refresh).unify().boxed()
+    list.or(change).unify().or(me).unify().or(unpair).unify().or(refresh).unify().boxed()
 }
 
 async fn device_admin(state: &State, ctx: &Ctx) -> Result<crate::audit::Actor, Error> {
@@ -103,6 +104,18 @@ async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) 
 
 async fn me(state: Arc<State>, ctx: Ctx) -> Response {
     respond(StatusCode::OK, ctx.device(&state).map(|auth| auth.device))
+}
+
+/// A phone unpairs itself: its device is revoked (final) and its seat freed.
+async fn unpair(state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let auth = ctx.device(&state)?;
+        let actor = crate::audit::Actor::Device(auth.device.device_id.to_string());
+        let device = state.devices.change(&actor, auth.device.device_id.as_str(), Change::Revoke).await?;
+        state.messaging.control(&device, ControlAction::Revoked, "This phone unpaired itself.").await;
+        Ok::<_, Error>(StateChange { device_id: device.device_id.to_string(), status: device.status.as_str() })
+    };
+    respond(StatusCode::OK, result.await)
 }
 
 async fn refresh(state: Arc<State>, ctx: Ctx) -> Response {

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::licensing::LicensingError;
 use crate::messaging::MessagingError;
 use crate::pairing::{self, PairingError};
+use crate::sessions::SessionError;
 use crate::tokens::TokenError;
 use serde::Serialize;
 use std::convert::Infallible;
@@ -79,6 +80,8 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
         Error::Messaging(m) => messaging_code(m),
         Error::Admin(AdminError::Missing) => (StatusCode::UNAUTHORIZED, "admin_token_required"),
         Error::Admin(AdminError::Invalid) => (StatusCode::UNAUTHORIZED, "admin_token_invalid"),
+        Error::Admin(AdminError::Session(SessionError::Ended)) => (StatusCode::UNAUTHORIZED, "session_ended"),
+        Error::Admin(AdminError::Session(SessionError::Csrf)) => (StatusCode::FORBIDDEN, "csrf_token_invalid"),
         Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         Error::Licensing(LicensingError::License(l)) => (StatusCode::BAD_REQUEST, l.code()),
         Error::Licensing(LicensingError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

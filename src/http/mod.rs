@@ -13,6 +13,7 @@ mod ops;
 mod page;
 mod pairing;
 pub mod serve;
+mod session;
 
 pub use context::ConnInfo;
 
@@ -58,6 +59,8 @@ pub struct State {
     pub messaging: crate::messaging::Messaging,
     /// Cancelled when the appliance stops (ends long-lived streams).
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Admin console sessions.
+    pub sessions: crate::sessions::Sessions,
 }
 
 /// Largest JSON body accepted.
@@ -89,6 +92,8 @@ pub fn routes(
         .or(messaging::routes(state.clone()))
         .unify()
         .or(events::routes(state.clone()))
+        .unify()
+        .or(session::routes(state.clone()))
         .unify()
         .or(page::routes(state))
         .unify();

@@ -31,8 +31,11 @@ pub fn routes(state: Arc<State>) -> Routes {
         warp::path!("admin" / "status").and(warp::get()).and(with_state(state.clone())).and(ctx()).then(status);
     let audit = warp::path!("admin" / "audit").and(warp::get()).and(warp::query::<AuditQuery>());
     let audit = audit.and(with_state(state.clone())).and(ctx()).then(audit_log);
-    let backup = warp::path!("admin" / "backup").and(warp::get()).and(with_state(state)).and(ctx()).then(backup);
-    health.or(metrics).unify().or(jwks).unify().or(status).unify().or(audit).unify().or(backup).unify().boxed()
+    let backup =
+        warp::path!("admin" / "backup").and(warp::get()).and(with_state(state.clone())).and(ctx()).then(backup);
+    let activity = warp::path!("admin" / "activity").and(warp::get()).and(with_state(state)).and(ctx()).then(activity);
+    let ops = health.or(metrics).unify().or(jwks).unify().or(status).unify().or(audit).unify();
+    ops.or(backup).unify().or(activity).unify().boxed()
 }
 
 fn metrics(state: Arc<State>) -> Response {
@@ -71,6 +74,22 @@ async fn backup(state: Arc<State>, ctx: Ctx) -> Response {
         let outcome = if taken.is_ok() { "ok" } else { "internal" };
         state.audit.record(crate::audit::Event::new(&actor, "backup.take", "data directory", outcome)).await;
         taken
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+/// How many of each kind the activity view shows.
+const ACTIVITY: usize = 20;
+
+async fn activity(state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        ctx.admin(&state).await?;
+        let messaging = &state.messaging;
+        Ok::<_, Error>(serde_json::json!({
+            "notifications": messaging.notifications.recent(ACTIVITY)?,
+            "approvals": messaging.approvals.recent(ACTIVITY)?,
+            "commands": messaging.commands.recent(ACTIVITY)?,
+        }))
     };
     respond(StatusCode::OK, result.await)
 }

@@ -1,6 +1,8 @@
-//! The phone's pairing page (`GET /pair?code=…`) and its embedded assets.
-//! Opening the page only reads the invite — link scanners and message
-//! previews cannot use it up; only the Accept button (accept-invite) does.
+//! The web pages, embedded in the binary: the admin console (`/`), the
+//! phone's pairing page (`GET /pair?code=…`), the phone web app (`/app`,
+//! with its manifest and service worker) and their assets. Opening the
+//! pairing page only reads the invite — link scanners and message previews
+//! cannot use it up; only the Accept button (accept-invite) does.
 
 use super::context::{ctx, Ctx};
 use super::{with_state, Routes, State};
@@ -22,7 +24,7 @@ struct PairQuery {
     code: Option<String>,
 }
 
-const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; manifest-src 'self'; worker-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The page routes.
 pub fn routes(state: Arc<State>) -> Routes {
@@ -36,7 +38,56 @@ pub fn routes(state: Arc<State>) -> Routes {
         .and(warp::path::tail())
         .and(warp::get())
         .map(|tail: warp::path::Tail| asset(tail.as_str()));
-    pair.or(asset).unify().boxed()
+    let console = warp::path::end().and(warp::get()).map(|| page("admin.html"));
+    let app = warp::path!("app").and(warp::get()).map(|| page("app.html"));
+    let manifest = warp::path!("manifest.webmanifest").and(warp::get()).map(|| root_file("manifest.webmanifest"));
+    let worker = warp::path!("sw.js").and(warp::get()).map(|| root_file("sw.js"));
+    let pages = console.or(app).unify().or(manifest).unify().or(worker).unify();
+    pair.or(asset).unify().or(pages).unify().boxed()
+}
+
+/// A static page, with the pages' security policy.
+fn page(name: &str) -> Response {
+    match Assets::get(name) {
+        Some(file) => {
+            let html = warp::reply::html(file.data.into_owned());
+            warp::reply::with_header(html, "content-security-policy", PAGE_CSP).into_response()
+        }
+        None => super::errors::error_body(StatusCode::NOT_FOUND, "not_found", "no such page"),
+    }
+}
+
+/// A file served at the root (the service worker's scope is its path).
+fn root_file(name: &str) -> Response {
+    let mime = if name.ends_with(".js") { "text/javascript; charset=utf-8" } else { "application/manifest+json" };
+    match Assets::get(name) {
+        Some(file) => warp::reply::with_header(file.data.into_owned(), header::CONTENT_TYPE, mime).into_response(),
+        None => super::errors::error_body(StatusCode::NOT_FOUND, "not_found", "no such file"),
+    }
+}
+
+/// What the pairing page says about the device it was opened on.
+fn describe_device(user_agent: Option<&str>) -> String {
+    let ua = user_agent.unwrap_or("");
+    let device = [
+        ("iPhone", "an iPhone"),
+        ("iPad", "an iPad"),
+        ("Android", "an Android phone"),
+        ("Windows", "a Windows computer"),
+        ("Macintosh", "a Mac"),
+        ("Linux", "a Linux computer"),
+    ]
+    .iter()
+    .find(|(needle, _)| ua.contains(needle))
+    .map_or("this device", |(_, name)| name);
+    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+        .iter()
+        .find(|(needle, _)| ua.contains(needle))
+        .map(|(_, name)| *name);
+    match browser {
+        Some(browser) => format!("{browser} on {device}"),
+        None => device.to_owned(),
+    }
 }
 
 fn asset(name: &str) -> Response {
@@ -123,6 +174,7 @@ async fn pair_page(query: PairQuery, state: Arc<State>, ctx: Ctx) -> Response {
         .replace("{{state}}", view.state)
         .replace("{{needs_otp}}", if view.needs_otp { "true" } else { "false" })
         .replace("{{user_name}}", &escape(&view.user_name))
+        .replace("{{device}}", &escape(&describe_device(ctx.user_agent())))
         .replace("{{message}}", view.message)
         .replace("{{form_hidden}}", hidden(!view.can_accept))
         .replace("{{otp_hidden}}", hidden(!view.needs_otp));
@@ -132,6 +184,13 @@ async fn pair_page(query: PairQuery, state: Arc<State>, ctx: Ctx) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_the_device_from_its_user_agent() {
+        let pixel = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36";
+        assert_eq!(super::describe_device(Some(pixel)), "Chrome on an Android phone");
+        assert_eq!(super::describe_device(None), "this device");
+    }
+
     #[test]
     fn escapes_markup() {
         assert_eq!(super::escape("<b>\"A&B'</b>"), "&lt;b&gt;&quot;A&amp;B&#39;&lt;/b&gt;");

@@ -280,6 +280,14 @@ impl Approvals {
         }
     }
 
+    /// The newest `n` approvals, newest first.
+    pub fn recent(&self, n: usize) -> Result<Vec<Approval>, MessagingError> {
+        let now = clock::now();
+        let mut approvals: Vec<Approval> = self.store.last(Table::Approvals, n)?;
+        approvals.iter_mut().for_each(|a| a.status = a.effective_status(now));
+        Ok(approvals)
+    }
+
     /// Pending approvals `device` may answer.
     pub fn pending_for(&self, device: &Device) -> Result<Vec<Approval>, MessagingError> {
         let now = clock::now();

@@ -85,6 +85,18 @@ pub struct Listed {
 
 const KINDS: [&str; 6] = ["build_started", "build_success", "build_failure", "test_results", "deploy", "info"];
 
+/// A notification as the admin's activity view shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recent {
+    /// The message.
+    #[serde(flatten)]
+    pub message: wire::Notification,
+    /// The user.
+    pub user_id: String,
+    /// The devices it was stored for.
+    pub recipients: Vec<String>,
+}
+
 /// Most notifications one listing returns.
 pub const PAGE: usize = 500;
 
@@ -224,6 +236,15 @@ impl Notifications {
             listed.push(Listed { message: stored.message, delivery });
         }
         Ok(listed)
+    }
+
+    /// The newest `n` notifications, newest first.
+    pub fn recent(&self, n: usize) -> Result<Vec<Recent>, MessagingError> {
+        let stored: Vec<Stored> = self.store.last(Table::Notifications, n)?;
+        Ok(stored
+            .into_iter()
+            .map(|s| Recent { message: s.message, user_id: s.user_id, recipients: s.recipients })
+            .collect())
     }
 
     /// Records that the device has everything up to `id` (never moves back).

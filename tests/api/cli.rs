@@ -24,7 +24,8 @@ async fn admin_commands_over_the_local_socket() {
     assert_eq!(code_in(&app.console_sms(1).await), code);
 
     let status = topdog(&["invite", "status", &code, "--data-dir", dir]);
-    assert!(stdout(&status).contains("\"pending\""));
+    let shown = format!("{} | {}", stdout(&status), String::from_utf8_lossy(&status.stderr));
+    assert!(stdout(&status).contains("\"pending\""), "{shown}");
     assert_eq!(app.accept(&code, "cli-phone").await.0, 200);
     let list = topdog(&["devices", "list", "--data-dir", dir]);
     assert!(stdout(&list).lines().any(|l| l.starts_with("cli-phone") && l.contains("active")), "{}", stdout(&list));

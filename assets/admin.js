@@ -1,0 +1,310 @@
+// The admin console: signs in with the admin token (session cookie + CSRF
+// token), pairs phones by SMS link or QR code, manages devices, activates
+// licenses and shows recent activity. Plain module, no build step.
+const $ = (id) => document.getElementById(id);
+let csrf = null;
+let invite = null;
+let timers = [];
+
+function notice(text, kind = "error") {
+  const el = $("notice");
+  el.textContent = text;
+  el.className = `notice ${kind}`;
+  el.hidden = !text;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.detail ?? `The appliance answered ${status}.`);
+    this.status = status;
+    this.code = body?.error;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (method !== "GET" && csrf) headers["x-csrf-token"] = csrf;
+  const response = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+  const answer = await response.json().catch(() => null);
+  if (response.status === 401 && path !== "/admin/session") showSignIn("Your session has ended. Sign in again.");
+  if (!response.ok) throw new ApiError(response.status, answer);
+  return answer;
+}
+
+function explain(error) {
+  if (error.code === "seat_limit") return `No seat left: ${error.message} Activate a license with more seats under License.`;
+  if (error.code === "rate_limited") return "Too many attempts. Wait a minute and try again.";
+  return error.message || "Something went wrong.";
+}
+
+function when(text) {
+  return text ? new Date(text).toLocaleString() : "—";
+}
+
+function showSignIn(message) {
+  csrf = null;
+  timers.forEach(clearInterval);
+  timers = [];
+  document.querySelectorAll(".panel").forEach((p) => (p.hidden = true));
+  $("tabs").hidden = true;
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = false;
+  notice(message ?? "", "error");
+  $("admin-token").focus();
+}
+
+function showConsole() {
+  $("sign-in").hidden = true;
+  $("tabs").hidden = false;
+  $("sign-out").hidden = false;
+  notice("");
+  openTab("pair");
+  timers.push(setInterval(refreshDevices, 2000));
+}
+
+function openTab(name) {
+  document.querySelectorAll(".panel").forEach((p) => (p.hidden = p.id !== name));
+  document.querySelectorAll(".tab").forEach((t) => t.toggleAttribute("aria-current", t.dataset.tab === name));
+  if (name === "devices") refreshDevices();
+  if (name === "license") refreshLicense();
+  if (name === "activity") refreshActivity();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  try {
+    const answer = await api("POST", "/admin/session", { admin_token: $("admin-token").value });
+    csrf = answer.csrf_token;
+    $("admin-token").value = "";
+    showConsole();
+  } catch (error) {
+    notice(error.status === 401 ? "That admin token is not right." : explain(error));
+  }
+}
+
+async function signOut() {
+  try { await api("DELETE", "/admin/session"); } catch { /* signed out either way */ }
+  showSignIn("Signed out.");
+}
+
+// Pairing ---------------------------------------------------------------
+function chooseMode(qr) {
+  $("by-sms").setAttribute("aria-selected", String(!qr));
+  $("by-qr").setAttribute("aria-selected", String(qr));
+  $("sms-form").hidden = qr;
+  $("qr-form").hidden = !qr;
+}
+
+function showInvite(answer, kind) {
+  invite = { code: answer.invite_code, kind, expires: new Date(answer.expires_at) };
+  $("invite").hidden = false;
+  $("resend").hidden = kind !== "sms";
+  $("invite-to").textContent = kind === "sms" ? `Sent to ${answer.phone_number}.` : "Scan this with the phone's camera.";
+  $("qr-image").hidden = kind !== "qr";
+  if (kind === "qr") $("qr-image").src = `data:image/png;base64,${answer.qr_png_base64}`;
+  $("qr-otp").hidden = !answer.otp;
+  $("qr-otp-value").textContent = answer.otp ?? "";
+  setStatus("pending");
+}
+
+function setStatus(status) {
+  const pill = $("invite-status");
+  pill.textContent = status;
+  pill.dataset.status = status;
+  const open = status === "pending";
+  $("resend").disabled = !open;
+  $("cancel").disabled = !open;
+}
+
+async function pollInvite() {
+  if (!invite || $("invite-status").textContent !== "pending") return;
+  const left = Math.max(0, Math.round((invite.expires - Date.now()) / 1000));
+  $("invite-countdown").textContent = `expires in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+  try {
+    const view = await api("GET", `/phone/pairing/invite/${encodeURIComponent(invite.code)}`);
+    setStatus(view.status);
+    if (view.status !== "pending") $("invite-countdown").textContent = "";
+  } catch { /* shown on the next action */ }
+}
+
+async function sendSms(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  try {
+    showInvite(await api("POST", "/phone/pairing/send-sms", Object.fromEntries(form)), "sms");
+    notice("Pairing link sent.", "ok");
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+async function showQr(event) {
+  event.preventDefault();
+  const form = Object.fromEntries(new FormData(event.target));
+  if (!form.user_name) delete form.user_name;
+  try {
+    showInvite(await api("POST", "/phone/pairing/generate-qr", form), "qr");
+    notice("");
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+async function resend() {
+  try {
+    showInvite(await api("POST", `/phone/pairing/resend-sms/${encodeURIComponent(invite.code)}`), "sms");
+    notice("Sent again.", "ok");
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+async function cancelInvite() {
+  try {
+    await api("DELETE", `/phone/pairing/invite/${encodeURIComponent(invite.code)}`);
+    setStatus("cancelled");
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+// Devices ---------------------------------------------------------------
+function cell(text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  return td;
+}
+
+function actionButton(label, kind, run) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.className = kind;
+  b.addEventListener("click", run);
+  return b;
+}
+
+async function change(device, what) {
+  const id = encodeURIComponent(device.device_id);
+  if (what === "revoke" && !confirm(`Revoke ${device.device_name} (${device.device_id})? It will have to pair again.`)) return;
+  try {
+    if (what === "revoke") await api("DELETE", `/phone/devices/${id}`);
+    else await api("POST", `/phone/devices/${id}/${what}`);
+    notice(`${device.device_id}: ${what} done.`, "ok");
+    refreshDevices();
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+async function refreshDevices() {
+  if ($("devices").hidden && $("pair").hidden) return;
+  const user = $("user-filter").value.trim();
+  let list;
+  try {
+    list = await api("GET", `/phone/devices${user ? `?user_id=${encodeURIComponent(user)}` : ""}`);
+  } catch (error) {
+    if (error.status !== 401) notice(explain(error));
+    return;
+  }
+  const rows = list.devices.map((d) => {
+    const tr = document.createElement("tr");
+    tr.dataset.device = d.device_id;
+    tr.append(cell(d.user_id), cell(`${d.device_name} (${d.device_id})`), cell(d.device_type), cell(d.os_version),
+      cell(when(d.paired_at)), cell(when(d.last_seen_at)));
+    const state = cell(d.status);
+    state.className = `state ${d.status}`;
+    tr.append(state);
+    const actions = document.createElement("td");
+    if (d.status === "active") actions.append(actionButton("Suspend", "quiet", () => change(d, "suspend")));
+    if (d.status === "suspended") actions.append(actionButton("Reactivate", "quiet", () => change(d, "reactivate")));
+    if (d.status !== "revoked") actions.append(actionButton("Revoke", "danger", () => change(d, "revoke")));
+    else actions.textContent = "Revoked is final";
+    tr.append(actions);
+    return tr;
+  });
+  $("device-rows").replaceChildren(...rows);
+  $("no-devices").hidden = rows.length > 0;
+}
+
+// License and activity --------------------------------------------------
+function fact(name, value) {
+  const dt = document.createElement("dt");
+  dt.textContent = name;
+  const dd = document.createElement("dd");
+  dd.textContent = value;
+  return [dt, dd];
+}
+
+async function refreshLicense() {
+  try {
+    const l = await api("GET", "/admin/license");
+    $("license-status").replaceChildren(
+      ...fact("Status", l.reason ? `${l.state}: ${l.reason}` : l.state),
+      ...fact("Customer", l.customer ?? "—"),
+      ...fact("Seats used", `${l.seats_used} of ${l.seats}`),
+      ...fact("Expires", l.expires_at ? when(l.expires_at) : "never"),
+    );
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+async function activate(event) {
+  event.preventDefault();
+  try {
+    await api("POST", "/admin/license", { license_key: $("license-key").value.trim() });
+    $("license-key").value = "";
+    notice("License activated.", "ok");
+    refreshLicense();
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+function items(list, render) {
+  return list.map((x) => {
+    const li = document.createElement("li");
+    li.textContent = render(x);
+    return li;
+  });
+}
+
+async function refreshActivity() {
+  try {
+    const a = await api("GET", "/admin/activity");
+    $("recent-notifications").replaceChildren(...items(a.notifications, (n) => `${when(n.time)} · ${n.title} (priority ${n.priority}, to ${n.recipients.join(", ")})`));
+    $("recent-approvals").replaceChildren(...items(a.approvals, (x) => `${when(x.created_at)} · ${x.title}: ${x.status}${x.decided_by ? ` by ${x.decided_by}` : ""}`));
+    $("recent-commands").replaceChildren(...items(a.commands, (c) => `${when(c.received_at)} · ${c.device_id}: "${c.text}" → ${c.result.status}`));
+    const audit = await api("GET", "/admin/audit?limit=50");
+    $("audit").replaceChildren(...items(audit.events ?? audit, (e) => `${when(e.time)} ${e.actor} ${e.action} ${e.target} → ${e.result}`));
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+// Start -----------------------------------------------------------------
+$("sign-in-form").addEventListener("submit", signIn);
+$("sign-out").addEventListener("click", signOut);
+document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => openTab(t.dataset.tab)));
+$("by-sms").addEventListener("click", () => chooseMode(false));
+$("by-qr").addEventListener("click", () => chooseMode(true));
+$("sms-form").addEventListener("submit", sendSms);
+$("qr-form").addEventListener("submit", showQr);
+$("resend").addEventListener("click", resend);
+$("cancel").addEventListener("click", cancelInvite);
+$("user-filter").addEventListener("input", refreshDevices);
+$("license-form").addEventListener("submit", activate);
+setInterval(pollInvite, 1000);
+
+fetch("/admin/session", { credentials: "same-origin" })
+  .then((r) => (r.ok ? r.json() : null))
+  .then((s) => {
+    if (s) {
+      csrf = s.csrf_token;
+      showConsole();
+    } else {
+      showSignIn();
+    }
+  });

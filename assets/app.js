@@ -1,0 +1,224 @@
+// The phone web app: live notifications, approvals and command results over
+// the appliance's event stream (Server-Sent Events read with fetch, so the
+// device token travels in a header), missed ones fetched on reconnect with
+// `since`, approvals answered by number matching, voice or text commands,
+// and unpairing. Plain module, no build step.
+const $ = (id) => document.getElementById(id);
+const token = localStorage.getItem("topdog.token");
+let since = localStorage.getItem("topdog.since");
+let ended = false;
+
+function banner(text, kind = "error") {
+  const el = $("banner");
+  el.textContent = text;
+  el.className = `notice ${kind}`;
+  el.hidden = !text;
+}
+
+function connection(text, state) {
+  $("connection").textContent = text;
+  $("connection").dataset.state = state;
+}
+
+function unpaired(text) {
+  ended = true;
+  localStorage.removeItem("topdog.token");
+  localStorage.removeItem("topdog.since");
+  $("app").hidden = true;
+  connection("unpaired", "off");
+  banner(text);
+  document.body.dataset.state = "unpaired";
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const answer = await response.json().catch(() => null);
+  if (response.status === 401) unpaired("This phone is no longer paired. Ask your admin for a new pairing link.");
+  if (!response.ok) throw new Error(answer?.detail ?? `The appliance answered ${response.status}.`);
+  return answer;
+}
+
+function card(title, text, extra) {
+  const li = document.createElement("li");
+  li.className = "card";
+  const h = document.createElement("h3");
+  h.textContent = title;
+  const p = document.createElement("p");
+  p.textContent = text;
+  li.append(h, p);
+  if (extra) li.append(extra);
+  return li;
+}
+
+function showNotification(n) {
+  const item = card(n.title, n.body || "", null);
+  item.dataset.priority = n.priority;
+  item.dataset.id = n.id;
+  if (n.link) {
+    const a = document.createElement("a");
+    a.href = n.link;
+    a.rel = "noreferrer noopener";
+    a.textContent = "Open";
+    item.append(a);
+  }
+  const small = document.createElement("small");
+  small.textContent = `${n.kind} · ${new Date(n.time).toLocaleString()}`;
+  item.append(small);
+  $("notifications").prepend(item);
+  $("no-notifications").hidden = true;
+  if (!since || n.id > since) {
+    since = n.id;
+    localStorage.setItem("topdog.since", since);
+  }
+}
+
+function showApproval(a) {
+  if (document.querySelector(`[data-approval="${CSS.escape(a.id)}"]`)) return;
+  const form = document.createElement("form");
+  form.className = "approval";
+  const legend = document.createElement("p");
+  legend.textContent = "Pick the number shown to the requester:";
+  form.append(legend);
+  a.choices.forEach((choice, i) => {
+    const label = document.createElement("label");
+    label.className = "choice";
+    const input = document.createElement("input");
+    Object.assign(input, { type: "radio", name: "code", value: choice, required: true, id: `${a.id}-${i}` });
+    label.append(input, choice);
+    form.append(label);
+  });
+  const buttons = document.createElement("div");
+  buttons.className = "actions";
+  for (const [decision, label, kind] of [["approve", "Approve", ""], ["reject", "Reject", "danger"]]) {
+    const b = document.createElement("button");
+    Object.assign(b, { type: "submit", value: decision, textContent: label, className: kind });
+    buttons.append(b);
+  }
+  form.append(buttons);
+  const status = document.createElement("p");
+  status.setAttribute("role", "status");
+  form.append(status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const code = new FormData(form).get("code");
+    try {
+      const decided = await api("POST", `/phone/approvals/${encodeURIComponent(a.id)}/respond`, { decision: event.submitter.value, code });
+      status.textContent = `Done: ${decided.status}.`;
+      form.querySelectorAll("button, input").forEach((el) => (el.disabled = true));
+      form.closest("li").dataset.state = decided.status;
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  });
+  const item = card(a.title, a.detail, form);
+  item.dataset.approval = a.id;
+  $("approvals").prepend(item);
+  $("no-approvals").hidden = true;
+}
+
+function showResult(r) {
+  const li = document.createElement("li");
+  li.dataset.status = r.status;
+  li.textContent = r.message + (r.output_tail ? `\n${r.output_tail.trim().split("\n").slice(-3).join("\n")}` : "");
+  $("results").prepend(li);
+}
+
+function handle(type, message) {
+  if (type === "notification") showNotification(message);
+  if (type === "approval_request") showApproval(message);
+  if (type === "command_result") showResult(message);
+  if (type === "control" && message.action === "revoked") unpaired("This phone was unpaired by an admin.");
+  if (type === "control" && message.action === "suspended") unpaired("An admin suspended this phone. Ask them to reactivate it.");
+  if (type === "control" && message.action === "token_refresh") refreshToken();
+}
+
+async function refreshToken() {
+  try {
+    const fresh = await api("POST", "/phone/token/refresh");
+    localStorage.setItem("topdog.token", fresh.jwt_token);
+    location.reload();
+  } catch { /* the next start tries again */ }
+}
+
+async function listen() {
+  while (!ended) {
+    try {
+      const query = since ? `?since=${encodeURIComponent(since)}` : "";
+      const response = await fetch(`/phone/events${query}`, { headers: { authorization: `Bearer ${localStorage.getItem("topdog.token")}` } });
+      if (response.status === 401 || response.status === 403) {
+        const answer = await response.json().catch(() => null);
+        unpaired(answer?.detail ?? "This phone is no longer paired.");
+        return;
+      }
+      connection("live", "on");
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const field = (name) => block.split("\n").find((l) => l.startsWith(`${name}:`))?.slice(name.length + 1);
+          const data = field("data");
+          if (data) handle(field("event"), JSON.parse(data));
+        }
+      }
+    } catch { /* reconnect below */ }
+    if (!ended) {
+      connection("reconnecting…", "off");
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
+async function sendCommand(event) {
+  event.preventDefault();
+  const text = $("command-text").value.trim();
+  if (!text) return;
+  try {
+    showResult(await api("POST", "/phone/commands", { text }));
+    $("command-text").value = "";
+  } catch (error) {
+    banner(error.message);
+  }
+}
+
+function setUpSpeech() {
+  const Recognition = window.SpeechRecognition ?? window.webkitSpeechRecognition;
+  if (!Recognition) return;
+  $("speak").hidden = false;
+  $("speak").addEventListener("click", () => {
+    const recognition = new Recognition();
+    recognition.lang = navigator.language;
+    recognition.onresult = (e) => {
+      $("command-text").value = e.results[0][0].transcript;
+      $("command-form").requestSubmit();
+    };
+    recognition.start();
+  });
+}
+
+async function unpair() {
+  if (!confirm("Unpair this phone? You will need a new pairing link to use it again.")) return;
+  try {
+    await api("DELETE", "/phone/me");
+  } catch { /* unpaired locally either way */ }
+  unpaired("This phone is unpaired.");
+}
+
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+if (!token) {
+  unpaired("This browser is not paired yet. Open the pairing link from your text message.");
+} else {
+  $("command-form").addEventListener("submit", sendCommand);
+  $("unpair").addEventListener("click", unpair);
+  setUpSpeech();
+  listen();
+}
