@@ -20,8 +20,12 @@ apt_install() {
 
 # procps: `kill` for the tests; systemd: `systemd-analyze` for the unit's
 # security score; mosquitto-clients: a non-Rust MQTT client in the tests;
-# openssl, wrk and mosquitto: the benchmarks (cargo bench).
-apt_install procps systemd mosquitto-clients openssl wrk mosquitto
+# openssl, wrk and mosquitto: the benchmarks (cargo bench); chromium and
+# Node.js: the browser tests (tests/e2e, playwright-core).
+apt_install procps systemd mosquitto-clients openssl wrk mosquitto chromium
+command -v node >/dev/null || apt_install nodejs
+command -v npm >/dev/null || apt_install npm
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check

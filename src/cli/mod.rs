@@ -222,6 +222,7 @@ async fn shutdown_signal() {
 fn print_start(info: &StartInfo) {
     println!("Top Dog appliance {} is running.", env!("CARGO_PKG_VERSION"));
     println!("Listening on {}", info.api_url);
+    println!("  Admin console   {}/  (sign in with the admin token)", info.api_url);
     println!("  MQTT/TLS        {}", info.mqtt_url);
     println!("  Pairing links   {}/pair?code=…", info.base_url);
     println!("  CA certificate  {}  (trust it in the IDE and on phones)", info.ca_file.display());
@@ -237,7 +238,7 @@ fn print_start(info: &StartInfo) {
         None => println!("  Admin token     unchanged (set ADMIN_TOKEN to replace it)"),
     }
     println!();
-    println!("Next: pair a phone");
+    println!("Next: pair a phone in the admin console, or");
     println!("  cargo run --release -- invite send +14155552671 --user alice --name \"Alice\"");
     println!("  cargo run --release -- invite qr --user alice");
     println!("or over HTTPS:");

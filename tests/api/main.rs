@@ -20,3 +20,4 @@ mod qr;
 mod service;
 mod sms;
 mod tokens;
+mod ui;
