@@ -154,6 +154,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let dir =
             DataDir::open(&config.data_dir).with_context(|| format!("data directory {}", config.data_dir.display()))?;
+        crate::upgrade::prepare(&dir)?;
         let ca = Arc::new(Ca::load_or_create(&dir).context("appliance CA")?);
         let tokens = Arc::new(Tokens::load_or_create(&dir, config.jwt_ttl).context("JWT signing key")?);
         let admin = AdminToken::load_or_create(&dir, config.admin_token.as_ref().map(|s| s.0.as_str()))

@@ -37,6 +37,7 @@ pub mod sms;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod upgrade;
 
 pub use app::App;
 pub use config::Config;

@@ -59,7 +59,8 @@ impl CaKind {
 }
 const SERVER_CERT: &str = "server-cert.pem";
 const SERVER_KEY: &str = "server-key.pem";
-const SERVER_NAMES: &str = "server-names.txt";
+/// The names the stored server certificate was issued for.
+pub const SERVER_NAMES: &str = "server-names.txt";
 
 impl Ca {
     /// Loads the appliance CA, creating it on first start.
@@ -130,12 +131,14 @@ impl Ca {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
         params.not_after = OffsetDateTime::now_utc() + Duration::days(SERVER_CERT_DAYS);
+        params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(TlsPair { chain_pem: format!("{}{}", cert.pem(), self.cert_pem), key_pem: key.serialize_pem() })
     }
 }
 
-const SERVER_CERT_DAYS: i64 = 397;
+/// Certificate lifetime: under Mozilla's 366-day limit for leaf certificates.
+const SERVER_CERT_DAYS: i64 = 365;
 
 /// A phone's client certificate: CN = device, O = tenant, client auth only.
 fn client_params(common_name: &str, organization: &str) -> CertificateParams {
@@ -148,6 +151,7 @@ fn client_params(common_name: &str, organization: &str) -> CertificateParams {
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
     params.not_after = OffsetDateTime::now_utc() + Duration::days(SERVER_CERT_DAYS);
+    params.use_authority_key_identifier_extension = true;
     params
 }
 

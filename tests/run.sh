@@ -18,14 +18,19 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# procps: `kill` for the tests; systemd: `systemd-analyze` for the unit's
-# security score; mosquitto-clients: a non-Rust MQTT client in the tests;
-# openssl, wrk and mosquitto: the benchmarks (cargo bench); chromium and
-# Node.js: the browser tests (tests/e2e, playwright-core).
-apt_install procps systemd mosquitto-clients openssl wrk mosquitto chromium
+# procps: `kill` for the tests; iproute2: loopback in the offline test's
+# network namespace; systemd: `systemd-analyze` for the unit's security
+# score; mosquitto-clients: a non-Rust MQTT client in the tests; openssl,
+# wrk and mosquitto: the benchmarks (cargo bench); chromium and Node.js: the
+# browser tests (tests/e2e, playwright-core).
+apt_install procps systemd iproute2 mosquitto-clients openssl wrk mosquitto chromium
 command -v node >/dev/null || apt_install nodejs
 command -v npm >/dev/null || apt_install npm
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+# sslyze for the TLS scan test, in a virtualenv under target/.
+apt_install python3 python3-venv
+[ -x target/pyenv/bin/python ] || python3 -m venv target/pyenv
+target/pyenv/bin/python -m pip show sslyze >/dev/null 2>&1 || target/pyenv/bin/python -m pip install -q sslyze==6.3.1
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 /// Creates the data directory's keys, CA and admin token (idempotent).
 pub fn init(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir).with_context(|| format!("data directory {}", data_dir.display()))?;
+    crate::upgrade::prepare(&dir)?;
     Ca::load_or_create(&dir).context("appliance CA")?;
     Tokens::load_or_create(&dir, std::time::Duration::from_secs(1)).context("JWT signing key")?;
     let admin_token = std::env::var("ADMIN_TOKEN").ok();
@@ -51,6 +52,7 @@ pub async fn restore(file: &Path, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let backup: crate::backup::Backup = serde_json::from_str(&text).context("this file is not a Top Dog backup")?;
     crate::backup::restore(&backup, &dir).await?;
+    crate::upgrade::prepare(&dir)?;
     println!("Restored {} into {}.", file.display(), dir.root().display());
     Ok(ExitCode::SUCCESS)
 }

@@ -133,64 +133,10 @@ impl Ctx {
     }
 }
 
-/// The route template of a path, for metrics.
-pub fn route_template(path: &str) -> &'static str {
-    const EXACT: &[&str] = &[
-        "/phone/pairing/send-sms",
-        "/phone/pairing/accept-invite",
-        "/phone/pairing/generate-qr",
-        "/phone/devices",
-        "/phone/me",
-        "/phone/token/refresh",
-        "/.well-known/jwks.json",
-        "/healthz",
-        "/metrics",
-        "/pair",
-        "/admin/status",
-        "/admin/audit",
-        "/admin/license",
-        "/admin/backup",
-        "/phone/notify",
-        "/phone/notifications",
-        "/phone/approvals",
-        "/phone/commands",
-        "/phone/events",
-        "/admin/session",
-        "/admin/activity",
-        "/",
-        "/app",
-        "/sw.js",
-        "/manifest.webmanifest",
-    ];
-    if let Some(exact) = EXACT.iter().find(|e| **e == path) {
-        return exact;
-    }
-    const PREFIXES: [(&str, &str); 4] = [
-        ("/phone/approvals/", "/phone/approvals/{id}"),
-        ("/phone/pairing/invite/", "/phone/pairing/invite/{code}"),
-        ("/phone/pairing/resend-sms/", "/phone/pairing/resend-sms/{code}"),
-        ("/phone/devices/", "/phone/devices/{id}"),
-    ];
-    PREFIXES.iter().find(|(p, _)| path.starts_with(p)).map(|(_, t)| *t).unwrap_or("other")
-}
-
 /// Logs and counts one answered request.
 pub fn log_request(metrics: &Metrics, info: &warp::log::Info<'_>) {
-    let route = route_template(info.path());
+    let route = super::routes_table::route_template(info.path());
     let status = info.status().as_u16();
     metrics.http_request(route, info.method().as_str(), status);
     tracing::debug!(method = %info.method(), route, status, elapsed_ms = info.elapsed().as_millis() as u64, "request");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates_hide_codes_and_ids() {
-        assert_eq!(route_template("/phone/pairing/invite/SECRET"), "/phone/pairing/invite/{code}");
-        assert_eq!(route_template("/phone/devices/pixel/suspend"), "/phone/devices/{id}");
-        assert_eq!(route_template("/phone/devices"), "/phone/devices");
-        assert_eq!(route_template("/nope"), "other");
-    }
 }

@@ -135,6 +135,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Erro
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, code, detail) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "not_found", "no such route".to_owned())
+    } else if rejection.find::<super::HeadersTooLarge>().is_some() {
+        let detail = format!("the request's headers may be at most {} bytes", super::MAX_HEADERS);
+        (StatusCode::from_u16(431).unwrap_or(StatusCode::BAD_REQUEST), "headers_too_large", detail)
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,

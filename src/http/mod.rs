@@ -12,10 +12,12 @@ mod messaging;
 mod ops;
 mod page;
 mod pairing;
+mod routes_table;
 pub mod serve;
 mod session;
 
 pub use context::ConnInfo;
+pub use routes_table::ROUTES;
 
 use crate::admin::AdminToken;
 use crate::audit::AuditLog;
@@ -66,6 +68,30 @@ pub struct State {
 /// Largest JSON body accepted.
 pub const MAX_BODY: u64 = 16 * 1024;
 
+/// Largest total size of a request's headers (names and values).
+pub const MAX_HEADERS: usize = 32 * 1024;
+
+/// A request whose headers are larger than [`MAX_HEADERS`].
+#[derive(Debug)]
+pub struct HeadersTooLarge;
+
+impl warp::reject::Reject for HeadersTooLarge {}
+
+/// Refuses requests with oversized headers (hyper's own limit applies only
+/// while a head is still arriving, not to one read in a single piece).
+fn header_limit() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and_then(|headers: warp::http::HeaderMap| async move {
+            let size: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+            if size > MAX_HEADERS {
+                Err(warp::reject::custom(HeadersTooLarge))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
+}
+
 /// A module's routes, boxed.
 type Routes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
 
@@ -82,21 +108,23 @@ pub fn routes(
     state: Arc<State>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
     let metrics = state.metrics.clone();
-    let api = pairing::routes(state.clone())
-        .or(devices::routes(state.clone()))
-        .unify()
-        .or(ops::routes(state.clone()))
-        .unify()
-        .or(license::routes(state.clone()))
-        .unify()
-        .or(messaging::routes(state.clone()))
-        .unify()
-        .or(events::routes(state.clone()))
-        .unify()
-        .or(session::routes(state.clone()))
-        .unify()
-        .or(page::routes(state))
-        .unify();
+    let api = header_limit().and(
+        pairing::routes(state.clone())
+            .or(devices::routes(state.clone()))
+            .unify()
+            .or(ops::routes(state.clone()))
+            .unify()
+            .or(license::routes(state.clone()))
+            .unify()
+            .or(messaging::routes(state.clone()))
+            .unify()
+            .or(events::routes(state.clone()))
+            .unify()
+            .or(session::routes(state.clone()))
+            .unify()
+            .or(page::routes(state))
+            .unify(),
+    );
     api.recover(errors::recover)
         .unify()
         .map(errors::secure_headers)

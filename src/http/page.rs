@@ -1,6 +1,7 @@
 //! The web pages, embedded in the binary: the admin console (`/`), the
 //! phone's pairing page (`GET /pair?code=…`), the phone web app (`/app`,
-//! with its manifest and service worker) and their assets. Opening the
+//! with its manifest and service worker), the API description
+//! (`/openapi.json`, readable at `/docs`) and their assets. Opening the
 //! pairing page only reads the invite — link scanners and message previews
 //! cannot use it up; only the Accept button (accept-invite) does.
 
@@ -42,7 +43,9 @@ pub fn routes(state: Arc<State>) -> Routes {
     let app = warp::path!("app").and(warp::get()).map(|| page("app.html"));
     let manifest = warp::path!("manifest.webmanifest").and(warp::get()).map(|| root_file("manifest.webmanifest"));
     let worker = warp::path!("sw.js").and(warp::get()).map(|| root_file("sw.js"));
-    let pages = console.or(app).unify().or(manifest).unify().or(worker).unify();
+    let openapi = warp::path!("openapi.json").and(warp::get()).map(|| root_file("openapi.json"));
+    let docs = warp::path!("docs").and(warp::get()).map(|| page("docs.html"));
+    let pages = console.or(app).unify().or(manifest).unify().or(worker).unify().or(openapi).unify().or(docs).unify();
     pair.or(asset).unify().or(pages).unify().boxed()
 }
 
@@ -59,7 +62,11 @@ fn page(name: &str) -> Response {
 
 /// A file served at the root (the service worker's scope is its path).
 fn root_file(name: &str) -> Response {
-    let mime = if name.ends_with(".js") { "text/javascript; charset=utf-8" } else { "application/manifest+json" };
+    let mime = match name.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("json") => "application/json",
+        _ => "application/manifest+json",
+    };
     match Assets::get(name) {
         Some(file) => warp::reply::with_header(file.data.into_owned(), header::CONTENT_TYPE, mime).into_response(),
         None => super::errors::error_body(StatusCode::NOT_FOUND, "not_found", "no such file"),
