@@ -1,7 +1,10 @@
 //! The audit log: `audit.jsonl` in the data directory, one JSON event per
 //! line (time, actor, action, target, result; never a secret or a whole phone
 //! number), each carrying the SHA-256 of the line before it, so that editing
-//! or removing a line breaks the chain. `verify` walks the chain.
+//! or removing a line breaks the chain. `verify` walks the chain. A last
+//! line torn by a crash is not dropped: on the next start it is closed off
+//! and followed by an `audit.torn_line` entry naming it, which continues the
+//! chain from the last whole line; `verify` reports such lines.
 
 use crate::clock::{self, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -106,9 +109,17 @@ impl AuditLog {
     /// Opens the log for appending, continuing its chain.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let report = verify(path)?;
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        if report.torn_tail.is_some() {
+            file.write_all(b"\n")?;
+        }
         let tail = Tail { file, seq: report.lines, last_hash: report.last_hash };
-        Ok(AuditLog { path: path.to_owned(), tail: Arc::new(Mutex::new(tail)) })
+        let log = AuditLog { path: path.to_owned(), tail: Arc::new(Mutex::new(tail)) };
+        if let Some(line) = report.torn_tail {
+            tracing::warn!(line, "the audit log's last line was torn by a crash; it is kept and marked");
+            log.append(Event::new(&Actor::System, TORN, torn_target(line), "kept"))?;
+        }
+        Ok(log)
     }
 
     /// The log's path.
@@ -142,38 +153,69 @@ impl AuditLog {
 /// What a successful verification found.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Report {
-    /// Number of lines checked.
+    /// Number of whole entries checked (the last sequence number).
     pub lines: u64,
-    /// Hash of the last line (the next line's `prev`).
+    /// Hash of the last whole entry (the next entry's `prev`).
     pub last_hash: String,
+    /// Lines (1-based) torn by a crash and marked by an `audit.torn_line`.
+    pub torn: Vec<u64>,
+    /// A torn last line not marked yet (the appliance marks it when it opens
+    /// the log).
+    pub torn_tail: Option<u64>,
+}
+
+const TORN: &str = "audit.torn_line";
+
+fn torn_target(line: u64) -> String {
+    format!("line {line}")
 }
 
 /// Checks every line's `prev` and sequence number; a missing file is an
 /// empty, valid log.
 pub fn verify(path: &Path) -> Result<Report, AuditError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Report { lines: 0, last_hash: GENESIS.into() });
-        }
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let mut expected_prev = GENESIS.to_owned();
-    let mut count = 0u64;
-    for text in BufReader::new(file).lines() {
-        let text = text?;
-        count += 1;
-        let broken = |reason: &str| AuditError::Broken { line: count, reason: reason.to_owned() };
-        let line: Line = serde_json::from_str(&text).map_err(|_| broken("not a valid audit entry"))?;
-        if line.seq != count {
+    let ends_whole = bytes.last().is_none_or(|b| *b == b'\n');
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut report = Report { lines: 0, last_hash: GENESIS.to_owned(), torn: Vec::new(), torn_tail: None };
+    let mut pending_torn: Option<u64> = None;
+    for (i, text) in lines.iter().enumerate() {
+        let number = i as u64 + 1;
+        let broken = |reason: &str| AuditError::Broken { line: number, reason: reason.to_owned() };
+        let Ok(line) = serde_json::from_str::<Line>(text) else {
+            if number == lines.len() as u64 && !ends_whole {
+                report.torn_tail = Some(number);
+                break;
+            }
+            if pending_torn.is_some() {
+                return Err(broken("not a valid audit entry"));
+            }
+            pending_torn = Some(number);
+            continue;
+        };
+        if let Some(torn) = pending_torn.take() {
+            if line.event.action != TORN || line.event.target != torn_target(torn) {
+                return Err(AuditError::Broken { line: torn, reason: "not a valid audit entry".into() });
+            }
+            report.torn.push(torn);
+        }
+        if line.seq != report.lines + 1 {
             return Err(broken("sequence number out of order"));
         }
-        if line.prev != expected_prev {
+        if line.prev != report.last_hash {
             return Err(broken("does not follow the line before it (edited, removed or reordered)"));
         }
-        expected_prev = hash_line(&text);
+        report.lines += 1;
+        report.last_hash = hash_line(text);
     }
-    Ok(Report { lines: count, last_hash: expected_prev })
+    if let Some(torn) = pending_torn {
+        return Err(AuditError::Broken { line: torn, reason: "not a valid audit entry".into() });
+    }
+    Ok(report)
 }
 
 /// The newest `limit` events, newest first.
@@ -212,5 +254,26 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
         assert!(matches!(verify(&path), Err(AuditError::Broken { line: 2, .. })));
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_kept_marked_and_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.record(Event::new(&Actor::Admin, "invite.create", "+1******2671", "ok")).await;
+        drop(log);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"seq":2,"time":"2026-11-2"#).unwrap();
+        assert_eq!(verify(&path).unwrap().torn_tail, Some(2));
+        let log = AuditLog::open(&path).unwrap();
+        log.record(Event::new(&Actor::Admin, "device.revoke", "p1", "ok")).await;
+        let report = verify(&path).unwrap();
+        assert_eq!((report.lines, report.torn.clone(), report.torn_tail), (3, vec![2], None));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#"{"seq":2,"time":"2026-11-2"#), "the torn line is kept");
+        let unmarked = text.replace(r#""action":"audit.torn_line""#, r#""action":"invite.cancel""#);
+        std::fs::write(&path, unmarked).unwrap();
+        assert!(matches!(verify(&path), Err(AuditError::Broken { line: 2, .. })), "an unmarked bad line is an error");
     }
 }

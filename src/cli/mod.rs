@@ -350,6 +350,12 @@ fn audit_verify(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     match crate::audit::verify(&data_dir.join("audit.jsonl")) {
         Ok(report) => {
             println!("audit log OK: {} entries, chain intact", report.lines);
+            for line in &report.torn {
+                println!("  line {line} was torn by a crash; kept, and marked by the entry after it");
+            }
+            if let Some(line) = report.torn_tail {
+                println!("  line {line} (the last) was torn by a crash; the appliance marks it when it next starts");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
