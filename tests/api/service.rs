@@ -1,5 +1,6 @@
 //! Running as a service: systemd readiness (sd_notify once the listeners
-//! are up), a clean exit on SIGTERM, and backup and restore.
+//! are up), a clean exit on SIGTERM (also under load, with a phone that
+//! misses nothing across the restart), and backup and restore.
 
 use crate::helpers::{binary, send, spawn_app, spawn_with, Options};
 use reqwest::Method;
@@ -62,4 +63,77 @@ async fn backup_of_a_running_appliance_restores_devices_and_revocations() {
     let (_, list) = restored.admin_get("/phone/devices").await;
     assert_eq!(list["count"], 2);
     assert!(restored.audit().iter().any(|e| e["action"] == "device.revoke"), "the audit history came along");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_requests_and_phones_miss_nothing() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("alice", "phone-a").await;
+    let mut phone = crate::phone::Phone::connect(&app, &paired).await;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let server_errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u16>::new()));
+    let (tick, mut ticks) = tokio::sync::watch::channel(0usize);
+    let mut load = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let request = app.admin(Method::POST, "/phone/notify");
+        let (acked, server_errors, tick) = (acked.clone(), server_errors.clone(), tick.clone());
+        load.spawn(async move {
+            for i in 0.. {
+                let body = serde_json::json!({"user_id": "alice", "title": format!("{w}-{i}")});
+                match request.try_clone().unwrap().json(&body).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+                        let n = {
+                            let mut a = acked.lock().unwrap();
+                            a.push(id);
+                            a.len()
+                        };
+                        tick.send_replace(n);
+                    }
+                    Ok(r) => server_errors.lock().unwrap().push(r.status().as_u16()),
+                    Err(_) => return, // the listener has closed
+                }
+            }
+        });
+    }
+    ticks.wait_for(|n| *n >= 20).await.unwrap();
+    let started = std::time::Instant::now();
+    let stop = tokio::task::spawn_blocking(move || {
+        let status = app.stop();
+        (app, status)
+    });
+    let mut received: Vec<String> = Vec::new();
+    let drain = async {
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(15), phone.events.poll()).await {
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) => {
+                    let m: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+                    received.push(m["id"].as_str().unwrap().to_owned());
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
+        }
+    };
+    assert!(drain.await, "the phone's connection was closed at shutdown");
+    let (app, status) = stop.await.unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(took < std::time::Duration::from_secs(10), "shutdown took {took:?}");
+    while load.join_next().await.is_some() {}
+    assert!(server_errors.lock().unwrap().iter().all(|s| *s < 500), "{:?}", server_errors.lock().unwrap());
+
+    let app = app.start_again(|o| o).await;
+    let mut phone = crate::phone::Phone::connect(&app, &paired).await;
+    let last = received.iter().max().cloned();
+    phone.online(last.as_deref()).await;
+    let acked = acked.lock().unwrap().clone();
+    let mut all: std::collections::BTreeSet<String> = received.into_iter().collect();
+    // Each acknowledged notification arrives (Phone::next fails the test
+    // after its timeout if one never does).
+    while acked.iter().any(|id| !all.contains(id)) {
+        let got = phone.next("notification").await;
+        all.insert(got["id"].as_str().unwrap().to_owned());
+    }
 }
