@@ -232,6 +232,7 @@ impl App {
             messaging,
             shutdown: tokio_util::sync::CancellationToken::new(),
             sessions: crate::sessions::Sessions::default(),
+            long_poll_max: config.long_poll_max,
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };

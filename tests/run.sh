@@ -27,10 +27,12 @@ apt_install procps systemd iproute2 mosquitto-clients openssl wrk mosquitto chro
 command -v node >/dev/null || apt_install nodejs
 command -v npm >/dev/null || apt_install npm
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
-# sslyze for the TLS scan test, in a virtualenv under target/.
+# sslyze (TLS scan) and schemathesis (API fuzzing), in a virtualenv under target/.
 apt_install python3 python3-venv
 [ -x target/pyenv/bin/python ] || python3 -m venv target/pyenv
-target/pyenv/bin/python -m pip show sslyze >/dev/null 2>&1 || target/pyenv/bin/python -m pip install -q sslyze==6.3.1
+for tool in sslyze==6.3.1 schemathesis==4.32.5; do
+  target/pyenv/bin/python -m pip show "${tool%%=*}" >/dev/null 2>&1 || target/pyenv/bin/python -m pip install -q "$tool"
+done
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check

@@ -118,6 +118,8 @@ pub struct Config {
     pub notification_retention: Duration,
     /// The LLM command matcher, when an API key is set.
     pub llm: Option<crate::actions::llm::LlmConfig>,
+    /// Longest long poll.
+    pub long_poll_max: Duration,
 }
 
 pub(crate) const MINUTE: u64 = 60;
@@ -177,6 +179,7 @@ impl Config {
                 s.notification_retention.map(|d| d.0).unwrap_or(Duration::from_secs(30 * 24 * 3600)),
             )?,
             llm: llm_config(&s)?,
+            long_poll_max: s.long_poll_max.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
         };
         Ok(config)
     }

@@ -169,6 +169,10 @@ pub struct Settings {
     /// The model the LLM command matcher asks.
     #[arg(long, env = "TOPDOG_LLM_MODEL")]
     pub llm_model: Option<String>,
+    /// Longest long poll (`GET /phone/approvals/{id}?wait=`); lower it
+    /// behind a proxy with a shorter read timeout.
+    #[arg(long, env = "TOPDOG_LONG_POLL_MAX")]
+    pub long_poll_max: Option<Dur>,
 }
 
 macro_rules! fill_from {
@@ -197,7 +201,7 @@ impl Settings {
             twilio_phone_number, twilio_api_base, aws_region, aws_endpoint_url_sns,
             aws_access_key_id, aws_secret_access_key, aws_session_token, sms_webhook_url,
             sms_command, rate_invites_per_minute, rate_accepts_per_minute, sweep_interval,
-            notification_retention, anthropic_api_key, anthropic_base_url, llm_model);
+            notification_retention, anthropic_api_key, anthropic_base_url, llm_model, long_poll_max);
         this
     }
 

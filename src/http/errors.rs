@@ -161,6 +161,19 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(error_body(status, code, &detail))
 }
 
+/// A 405 answer names the methods the path does take (`Allow`, RFC 9110).
+pub fn allow_header(path: &str, mut response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let template = super::routes_table::route_template(path);
+    let methods: Vec<&str> = super::ROUTES.iter().filter(|(_, t)| *t == template).map(|(m, _)| *m).collect();
+    if let Ok(value) = HeaderValue::from_str(&methods.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
 /// Headers every answer carries: no caching of API data, no framing, no
 /// referrer (pairing links carry a code).
 pub fn secure_headers(mut response: Response) -> Response {

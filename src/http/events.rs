@@ -45,7 +45,10 @@ fn event(kind: Kind, id: &str, json: &str) -> Event {
 /// What the phone missed, as events.
 fn backlog(state: &State, device: &crate::devices::Device, since: Option<&str>) -> Result<Vec<Event>, Error> {
     let messaging = &state.messaging;
-    let since = since.filter(|s| !s.is_empty() && s.len() <= 64);
+    if let Some(since) = since {
+        super::messaging::check_since(since)?;
+    }
+    let since = since.filter(|s| *s != "all");
     if let Some(since) = since {
         messaging.notifications.acknowledge(device.device_id.as_str(), since)?;
     }

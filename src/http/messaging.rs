@@ -77,19 +77,26 @@ struct CommandBody {
     id: Option<String>,
 }
 
-/// Longest long poll.
-const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// `?wait=30s` (or plain seconds), at most [`MAX_WAIT`].
+/// `?wait=30`, `30s` or `500ms` (the caller clamps it to the configured
+/// longest long poll).
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
-    let wait = match text.parse::<u64>() {
-        Ok(secs) => std::time::Duration::from_secs(secs),
-        Err(_) => humantime::parse_duration(text).map_err(|e| format!("wait: {e}"))?,
+    let (digits, millis) = match text.strip_suffix("ms") {
+        Some(d) => (d, true),
+        None => (text.strip_suffix('s').unwrap_or(text), false),
     };
-    if wait > MAX_WAIT {
-        return Err(format!("wait: at most {} s", MAX_WAIT.as_secs()));
+    let n: u64 = match digits.parse() {
+        Ok(n) if !digits.is_empty() && digits.len() <= 9 && digits.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => return Err("wait: a number of seconds (30 or 30s) or milliseconds (500ms)".into()),
+    };
+    Ok(if millis { std::time::Duration::from_millis(n) } else { std::time::Duration::from_secs(n) })
+}
+
+/// A `since` cursor: `all`, or a notification id (letters and digits).
+pub(super) fn check_since(since: &str) -> Result<(), Error> {
+    if since.is_empty() || since.len() > 64 || !since.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(MessagingError::invalid("since", "a notification id (letters and digits) or `all`").into());
     }
-    Ok(wait)
+    Ok(())
 }
 
 /// The messaging routes.
@@ -136,11 +143,11 @@ async fn notifications(query: SinceQuery, state: Arc<State>, ctx: Ctx) -> Respon
     let result = async {
         let auth = ctx.device(&state)?;
         let device = auth.device.device_id.as_str();
+        if let Some(since) = query.since.as_deref() {
+            check_since(since)?;
+        }
         let since = query.since.as_deref().filter(|s| *s != "all");
         if let Some(since) = since {
-            if since.len() > 64 {
-                return Err(MessagingError::invalid("since", "not a notification id").into());
-            }
             state.messaging.notifications.acknowledge(device, since)?;
         }
         let notifications = match query.since.as_deref() {
@@ -165,7 +172,9 @@ async fn get_approval(id: String, query: WaitQuery, state: Arc<State>, ctx: Ctx)
     let result = async {
         ctx.admin(&state).await?;
         let wait = match query.wait.as_deref() {
-            Some(text) => parse_wait(text).map_err(|detail| Error::BadRequest { code: "invalid_query", detail })?,
+            Some(text) => parse_wait(text)
+                .map_err(|detail| Error::BadRequest { code: "invalid_query", detail })?
+                .min(state.long_poll_max),
             None => std::time::Duration::ZERO,
         };
         Ok::<_, Error>(state.messaging.approvals.wait(&id, wait).await?)

@@ -63,6 +63,8 @@ pub struct State {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Admin console sessions.
     pub sessions: crate::sessions::Sessions,
+    /// Longest long poll (`?wait=` is clamped to it).
+    pub long_poll_max: std::time::Duration,
 }
 
 /// Largest JSON body accepted.
@@ -125,8 +127,9 @@ pub fn routes(
             .or(page::routes(state))
             .unify(),
     );
-    api.recover(errors::recover)
-        .unify()
+    warp::path::full()
+        .and(api.recover(errors::recover).unify())
+        .map(|path: warp::path::FullPath, response| errors::allow_header(path.as_str(), response))
         .map(errors::secure_headers)
         .with(warp::log::custom(move |info| context::log_request(&metrics, &info)))
         .map(Reply::into_response)

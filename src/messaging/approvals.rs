@@ -30,7 +30,7 @@ pub struct ApprovalRequest {
     #[serde(default)]
     pub detail: String,
     /// Seconds until it expires (10 to 86,400; default 300).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::wire::whole_number")]
     pub timeout_s: Option<u64>,
     /// Only these devices may answer (default: any active phone of the user).
     #[serde(default)]

@@ -27,8 +27,8 @@ pub struct NotifyRequest {
     #[serde(default)]
     pub body: String,
     /// 1–5 (default 3).
-    #[serde(default)]
-    pub priority: Option<u8>,
+    #[serde(default, deserialize_with = "wire::whole_number")]
+    pub priority: Option<u64>,
     /// `build_started`, `build_success`, `build_failure`, `test_results`, …
     #[serde(default)]
     pub kind: Option<String>,
@@ -135,10 +135,10 @@ fn check_link(link: Option<&str>) -> Result<Option<String>, MessagingError> {
 impl NotifyRequest {
     /// The message this request describes (id and time to be filled).
     fn message(&self) -> Result<wire::Notification, MessagingError> {
-        let priority = self.priority.unwrap_or(3);
-        if !(1..=5).contains(&priority) {
-            return Err(MessagingError::invalid("priority", "must be 1 to 5"));
-        }
+        let priority = match self.priority.unwrap_or(3) {
+            p @ 1..=5 => p as u8,
+            _ => return Err(MessagingError::invalid("priority", "must be 1 to 5")),
+        };
         Ok(wire::Notification {
             id: String::new(),
             time: clock::now(),

@@ -341,6 +341,19 @@ pub struct BadMessage {
     pub reason: String,
 }
 
+/// Reads an optional whole number that JSON may write as `2` or `2.0` (both
+/// are integers to JSON Schema); a fraction or a negative is refused.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(n) = number.as_u64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(Some(f as u64)),
+        _ => Err(serde::de::Error::custom(format!("{number} is not a whole number"))),
+    }
+}
+
 /// Largest phone message the appliance reads.
 pub const MAX_INBOUND: usize = 16 * 1024;
 

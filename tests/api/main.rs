@@ -8,6 +8,7 @@ mod console;
 mod crash;
 mod devices;
 mod fakes;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod input;
