@@ -40,6 +40,9 @@ pub enum Table {
 
 const TABLE_COUNT: usize = 9;
 
+/// sled's page cache (its default is 1 GiB, which a busy appliance fills).
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Invites, "invites"),
     (Table::Devices, "devices"),
@@ -172,7 +175,7 @@ fn run_flusher(db: sled::Db, requests: std::sync::mpsc::Receiver<FlushWaiter>) {
 impl Store {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open()?;
         let trees = TABLES.iter().map(|(_, name)| db.open_tree(name)).collect::<Result<Arc<[_]>, _>>()?;
         let (sender, requests) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()

@@ -113,7 +113,7 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir(dir.path()))
-        .args(["--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0"])
+        .args(default_addrs(&options.args))
         .args(generous_limits(&options.args))
         .args(&options.args)
         .env_clear()
@@ -163,6 +163,17 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
     app
 }
 
+/// Ephemeral loopback ports, unless a test names its own.
+fn default_addrs(args: &[String]) -> Vec<&'static str> {
+    let mut addrs = Vec::new();
+    for flag in ["--http-addr", "--mqtt-addr"] {
+        if !args.iter().any(|a| a == flag) {
+            addrs.extend([flag, "127.0.0.1:0"]);
+        }
+    }
+    addrs
+}
+
 /// Rate limits high enough for tests, unless a test sets its own.
 fn generous_limits(args: &[String]) -> Vec<&'static str> {
     let mut extra = Vec::new();
@@ -185,6 +196,12 @@ pub fn client_trusting(ca_file: &Path) -> reqwest::Client {
 }
 
 impl TestApp {
+    /// The appliance's process id (the soak test reads its memory).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         data_dir(self.dir.path())
