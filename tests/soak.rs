@@ -185,12 +185,15 @@ async fn all_delivered(inboxes: &Inboxes, paired: &[Value], acked: &[(String, St
     }
 }
 
-// Not yet in the test command: it fails its memory check. The appliance's
-// RSS grew 137 → 360 → 664 MiB (start, middle, end) over 60,000 delivered
-// notifications, ~5–10 KiB per delivery, while the same notifications with
-// no phones connected grow it ~14 MiB (the store): the growth is on the
-// MQTT path. Run it with `cargo test --features dev-license-key --test soak
-// -- --ignored --nocapture`.
+// Not yet in the test command: it fails its memory check. First run: the
+// appliance's RSS grew 137 → 360 → 664 MiB (start, middle, end) over 60,000
+// delivered notifications. Writing each delivery's "published" state to
+// sled (60,000 small transactions) was most of it; that state is now kept
+// in memory and the end RSS is ~375 MiB, but it still grows after warm-up
+// (229 → 374 MiB), cause not yet found. With the growth set aside the rest
+// passes: all 1,000 phones reconnected 4.4 s after the restart began, with
+// nothing missed and nothing twice. Run it with `cargo test --features
+// dev-license-key --test soak -- --ignored --nocapture`.
 #[ignore = "fails: memory grows on the MQTT delivery path under sustained load (see the comment above)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_phones_under_load_then_a_restart_under_them() {

@@ -1,7 +1,9 @@
 //! Notifications: validated, stored durably (with a delivery record per
 //! recipient device) before they are published, listed per device after a
 //! `since` id, replayed to a phone that comes back, acknowledged by the
-//! phone's `since` cursor, and pruned after the retention period.
+//! phone's `since` cursor (on disk), and pruned after the retention period.
+//! Delivery state: stored (on disk) → published (to a live connection; kept
+//! in memory) → acknowledged.
 
 use super::delivery::Delivery;
 use super::error::MessagingError;
@@ -10,6 +12,8 @@ use crate::clock::{self, Timestamp};
 use crate::devices::{Device, DeviceState};
 use crate::store::{Store, Table};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// `POST /phone/notify`.
 #[derive(Debug, Clone, Deserialize)]
@@ -164,12 +168,16 @@ fn ack_key(device: &str) -> String {
 pub struct Notifications {
     store: Store,
     delivery: Delivery,
+    /// Per device, the newest notification published to a live connection.
+    /// Kept in memory: writing it per delivery made the store grow under
+    /// sustained load, and after a restart the replay covers it anyway.
+    published: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Notifications {
     /// A service over `store`.
     pub fn new(store: Store, delivery: Delivery) -> Notifications {
-        Notifications { store, delivery }
+        Notifications { store, delivery, published: Arc::default() }
     }
 
     /// Stores a notification for `recipients` (on disk when this returns),
@@ -201,13 +209,11 @@ impl Notifications {
     async fn publish(&self, device: &Device, outbound: &Outbound, id: &str) {
         let (user, dev) = (device.user_id.as_str(), device.device_id.as_str());
         if self.delivery.send(user, dev, outbound).await {
-            let key = inbox_key(dev, id);
-            let _ = self.store.commit_unflushed(|tx| match tx.get::<Delivered, ()>(Table::Inbox, &key)? {
-                Some(d) if d.state == DeliveryState::Stored => {
-                    tx.put(Table::Inbox, &key, &Delivered { state: DeliveryState::Published, at: clock::now() })
-                }
-                _ => Ok(()),
-            });
+            let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+            let cursor = published.entry(dev.to_owned()).or_default();
+            if cursor.as_str() < id {
+                *cursor = id.to_owned();
+            }
         }
     }
 
@@ -225,12 +231,14 @@ impl Notifications {
         let after_key = after.as_deref().map(|id| inbox_key(device, id));
         let records: Vec<(String, Delivered)> =
             self.store.scan_prefix(Table::Inbox, &prefix, after_key.as_deref(), PAGE)?;
+        let published = self.published.lock().unwrap_or_else(|p| p.into_inner()).get(device).cloned();
         let mut listed = Vec::with_capacity(records.len());
         for (key, record) in records {
             let id = &key[prefix.len()..];
             let Some(stored) = self.store.get::<Stored>(Table::Notifications, id)? else { continue };
-            let delivery = match &acked {
-                Some(cursor) if id <= cursor.as_str() => DeliveryState::Acknowledged,
+            let delivery = match (&acked, &published) {
+                (Some(cursor), _) if id <= cursor.as_str() => DeliveryState::Acknowledged,
+                (_, Some(cursor)) if id <= cursor.as_str() => DeliveryState::Published,
                 _ => record.state,
             };
             listed.push(Listed { message: stored.message, delivery });
