@@ -172,20 +172,27 @@ pub struct Notifications {
     /// Kept in memory: writing it per delivery made the store grow under
     /// sustained load, and after a restart the replay covers it anyway.
     published: Arc<Mutex<HashMap<String, String>>>,
+    /// One lock per user: a user's notifications get their ids, are stored
+    /// and are published in one order, so a phone that has id N has every
+    /// earlier one that was published, and `since` = the newest it has is
+    /// safe.
+    order: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Notifications {
     /// A service over `store`.
     pub fn new(store: Store, delivery: Delivery) -> Notifications {
-        Notifications { store, delivery, published: Arc::default() }
+        Notifications { store, delivery, published: Arc::default(), order: Arc::default() }
     }
 
     /// Stores a notification for `recipients` (on disk when this returns),
     /// then publishes it to each.
     pub async fn notify(&self, request: &NotifyRequest, recipients: &[Device]) -> Result<Notified, MessagingError> {
         let mut message = request.message()?;
-        message.id = format!("n{:016x}", self.store.next_id()?);
         let user_id = recipients.first().map(|d| d.user_id.to_string()).unwrap_or_default();
+        let lock = self.order.lock().unwrap_or_else(|p| p.into_inner()).entry(user_id.clone()).or_default().clone();
+        let _in_order = lock.lock().await;
+        message.id = format!("n{:016x}", self.store.next_id()?);
         let recipients_ids = recipients.iter().map(|d| d.device_id.to_string()).collect();
         let stored = Stored { user_id, recipients: recipients_ids, message: message.clone() };
         let now = clock::now();
