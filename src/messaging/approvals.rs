@@ -1,178 +1,22 @@
-//! Approval requests: created with a 2-digit number-matching code shown to
-//! the requester, sent to the user's phones (or the named approvers),
-//! answered exactly once (MQTT or HTTP, whichever commits first, in one
-//! store transaction), refused on a wrong code (three wrong codes reject
-//! it), expired by time. Waiters (long polls) are woken on a decision; a
+//! The approval service: approvals created (stored, then sent to the user's
+//! phones or the named approvers), answered exactly once (MQTT or HTTP,
+//! whichever commits first; the rule is `approval::apply`), expired by
+//! time, listed and pruned. Waiters (long polls) are woken on a decision; a
 //! requester's webhook is called with the outcome; every outcome is audited.
 
+pub use super::approval::{Answer, Approval, ApprovalRequest, Planned, Status};
+
+use super::approval::{apply, check, code_and_choices, load, save, Applied};
 use super::delivery::Delivery;
 use super::error::MessagingError;
-use super::wire::{self, Outbound};
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
 use crate::devices::Device;
 use crate::store::{Store, Table, TxAbort};
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// `POST /phone/approvals`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalRequest {
-    /// Whose phones are asked.
-    pub user_id: String,
-    /// Headline (1–200 characters).
-    pub title: String,
-    /// What is to be approved (up to 4,000 characters).
-    #[serde(default)]
-    pub detail: String,
-    /// Seconds until it expires (10 to 86,400; default 300).
-    #[serde(default, deserialize_with = "super::wire::whole_number")]
-    pub timeout_s: Option<u64>,
-    /// Only these devices may answer (default: any active phone of the user).
-    #[serde(default)]
-    pub approvers: Vec<String>,
-    /// Called with the outcome (POST, JSON).
-    #[serde(default)]
-    pub webhook_url: Option<String>,
-}
-
-/// An approval's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Waiting for an answer.
-    Pending,
-    /// Approved.
-    Approved,
-    /// Rejected (or too many wrong codes).
-    Rejected,
-    /// Nobody answered in time.
-    Expired,
-}
-
-impl Status {
-    /// The state's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Approved => "approved",
-            Status::Rejected => "rejected",
-            Status::Expired => "expired",
-        }
-    }
-}
-
-/// An action a phone asked for that waits for this approval.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Planned {
-    /// The command (voice_command id) that asked for it.
-    pub command_id: String,
-    /// The action.
-    pub action: String,
-    /// Its parameters.
-    pub params: BTreeMap<String, String>,
-}
-
-/// A stored approval.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Approval {
-    /// Its id.
-    pub id: String,
-    /// Whose phones are asked.
-    pub user_id: String,
-    /// Headline.
-    pub title: String,
-    /// Detail.
-    pub detail: String,
-    /// The number shown to the requester.
-    pub code: String,
-    /// The numbers the phone may pick from.
-    pub choices: Vec<String>,
-    /// Its state.
-    pub status: Status,
-    /// When it was asked.
-    pub created_at: Timestamp,
-    /// When it expires.
-    pub expires_at: Timestamp,
-    /// Who may answer (empty: any active phone of the user).
-    pub approvers: Vec<String>,
-    /// The device that decided.
-    pub decided_by: Option<String>,
-    /// When.
-    pub decided_at: Option<Timestamp>,
-    /// Wrong codes so far.
-    #[serde(default)]
-    pub wrong_codes: u8,
-    /// Called with the outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_url: Option<String>,
-    /// The action run when approved.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub planned: Option<Planned>,
-}
-
-/// A phone's answer.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Answer {
-    /// `approve` or `reject`.
-    pub decision: String,
-    /// The number the requester showed.
-    pub code: String,
-}
-
-const MAX_WRONG_CODES: u8 = 3;
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn code_and_choices() -> (String, Vec<String>) {
-    let mut rng = rand::thread_rng();
-    let mut choices: Vec<String> = Vec::new();
-    while choices.len() < 3 {
-        let n = format!("{:02}", rng.gen_range(10..100));
-        if !choices.contains(&n) {
-            choices.push(n);
-        }
-    }
-    (choices[rng.gen_range(0..3)].clone(), choices)
-}
-
-impl Approval {
-    /// The state, counting a pending approval past its time as expired.
-    pub fn effective_status(&self, now: Timestamp) -> Status {
-        if self.status == Status::Pending && now >= self.expires_at {
-            Status::Expired
-        } else {
-            self.status
-        }
-    }
-
-    /// Whether `device` may answer.
-    fn may_answer(&self, device: &Device) -> bool {
-        device.user_id.as_str() == self.user_id
-            && (self.approvers.is_empty() || self.approvers.iter().any(|a| a == device.device_id.as_str()))
-    }
-
-    fn message(&self) -> Outbound {
-        Outbound::ApprovalRequest(wire::ApprovalRequest {
-            id: self.id.clone(),
-            time: self.created_at,
-            title: self.title.clone(),
-            detail: self.detail.clone(),
-            choices: self.choices.clone(),
-            expires_at: self.expires_at,
-        })
-    }
-}
-
-/// What an answer did.
-enum Applied {
-    Decided(Approval),
-    Wrong(Approval),
-}
 
 /// The approval service (cheap to clone).
 #[derive(Clone)]
@@ -182,34 +26,6 @@ pub struct Approvals {
     audit: AuditLog,
     decided: broadcast::Sender<String>,
     http: reqwest::Client,
-}
-
-fn load(tx: &crate::store::Tx<'_>, id: &str) -> Result<Approval, TxAbort<MessagingError>> {
-    tx.get(Table::Approvals, id)?.ok_or(TxAbort::Domain(MessagingError::ApprovalNotFound))
-}
-
-fn save(tx: &crate::store::Tx<'_>, approval: &Approval) -> Result<(), TxAbort<MessagingError>> {
-    tx.put(Table::Approvals, &approval.id, approval)
-}
-
-/// Checks a request's fields; the timeout.
-fn check(request: &ApprovalRequest) -> Result<Duration, MessagingError> {
-    let timeout = request.timeout_s.unwrap_or(300);
-    if !(10..=86_400).contains(&timeout) {
-        return Err(MessagingError::invalid("timeout_s", "must be 10 to 86400 seconds"));
-    }
-    if request.title.trim().is_empty() || request.title.chars().count() > 200 {
-        return Err(MessagingError::invalid("title", "must be 1 to 200 characters"));
-    }
-    if request.detail.chars().count() > 4000 {
-        return Err(MessagingError::invalid("detail", "must be at most 4000 characters"));
-    }
-    if let Some(url) = &request.webhook_url {
-        if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
-            return Err(MessagingError::invalid("webhook_url", "must be an http or https URL"));
-        }
-    }
-    Ok(Duration::from_secs(timeout))
 }
 
 impl Approvals {
@@ -400,39 +216,4 @@ impl Approvals {
             });
         }
     }
-}
-
-fn apply(
-    tx: &crate::store::Tx<'_>,
-    id: &str,
-    device: &Device,
-    approve: bool,
-    code: &str,
-    now: Timestamp,
-) -> Result<Applied, TxAbort<MessagingError>> {
-    let mut approval = load(tx, id)?;
-    if approval.user_id != device.user_id.as_str() {
-        return Err(TxAbort::Domain(MessagingError::ApprovalNotFound));
-    }
-    if !approval.may_answer(device) {
-        return Err(TxAbort::Domain(MessagingError::NotApprover));
-    }
-    match approval.effective_status(now) {
-        Status::Pending => {}
-        Status::Expired => return Err(TxAbort::Domain(MessagingError::ApprovalExpired)),
-        decided => return Err(TxAbort::Domain(MessagingError::AlreadyDecided(decided.as_str()))),
-    }
-    let by = Some(device.device_id.to_string());
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(code.as_bytes(), approval.code.as_bytes())) {
-        approval.wrong_codes += 1;
-        if approval.wrong_codes >= MAX_WRONG_CODES {
-            (approval.status, approval.decided_by, approval.decided_at) = (Status::Rejected, by, Some(now));
-        }
-        save(tx, &approval)?;
-        return Ok(Applied::Wrong(approval));
-    }
-    approval.status = if approve { Status::Approved } else { Status::Rejected };
-    (approval.decided_by, approval.decided_at) = (by, Some(now));
-    save(tx, &approval)?;
-    Ok(Applied::Decided(approval))
 }
