@@ -81,7 +81,9 @@ function showApproval(a) {
   const form = document.createElement("form");
   form.className = "approval";
   const legend = document.createElement("p");
-  legend.textContent = "Pick the number shown to the requester:";
+  // A phone's own command asks for a plain confirm (no numbers): the
+  // requester is this phone.
+  legend.textContent = a.choices.length ? "Pick the number shown to the requester:" : "Confirm on this phone:";
   form.append(legend);
   a.choices.forEach((choice, i) => {
     const label = document.createElement("label");
@@ -95,7 +97,8 @@ function showApproval(a) {
   buttons.className = "actions";
   for (const [decision, label, kind] of [["approve", "Approve", ""], ["reject", "Reject", "danger"]]) {
     const b = document.createElement("button");
-    Object.assign(b, { type: "submit", value: decision, textContent: label, className: kind });
+    // Rejecting needs no number.
+    Object.assign(b, { type: "submit", value: decision, textContent: label, className: kind, formNoValidate: decision === "reject" });
     buttons.append(b);
   }
   form.append(buttons);
@@ -104,7 +107,7 @@ function showApproval(a) {
   form.append(status);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const code = new FormData(form).get("code");
+    const code = new FormData(form).get("code") ?? "";
     try {
       const decided = await api("POST", `/phone/approvals/${encodeURIComponent(a.id)}/respond`, { decision: event.submitter.value, code });
       status.textContent = `Done: ${decided.status}.`;

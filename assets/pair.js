@@ -4,13 +4,10 @@
 const params = new URLSearchParams(location.search);
 const code = params.get("code") ?? "";
 
-function deviceId() {
-  let id = localStorage.getItem("topdog.device_id");
-  if (!id) {
-    id = "web-" + crypto.randomUUID().replaceAll("-", "").slice(0, 20);
-    localStorage.setItem("topdog.device_id", id);
-  }
-  return id;
+// A new id for every pairing: a shared browser never repeats an earlier
+// pairing's id.
+function newDeviceId() {
+  return "web-" + crypto.randomUUID().replaceAll("-", "").slice(0, 20);
 }
 
 function say(text, kind) {
@@ -26,7 +23,7 @@ async function accept(event) {
   const otp = params.get("otp") ?? document.getElementById("otp").value.trim();
   const body = {
     invite_code: code,
-    device_id: deviceId(),
+    device_id: newDeviceId(),
     device_name: navigator.userAgentData?.platform ? `${navigator.userAgentData.platform} browser` : "Phone browser",
     device_type: "web",
     os_version: (navigator.userAgentData?.platform ?? navigator.platform) || "unknown",
@@ -46,6 +43,7 @@ async function accept(event) {
       return;
     }
     localStorage.setItem("topdog.token", answer.jwt_token);
+    localStorage.setItem("topdog.device_id", answer.device_id);
     localStorage.setItem("topdog.user_id", answer.user_id);
     localStorage.removeItem("topdog.since");
     document.getElementById("accept-form").hidden = true;

@@ -22,6 +22,7 @@ use crate::messaging::commands::{CommandParts, Commands};
 use crate::messaging::delivery::Delivery;
 use crate::messaging::notifications::Notifications;
 use crate::messaging::Messaging;
+use crate::conn_limits::{ConnLimits, Shares};
 use crate::metrics::Metrics;
 use crate::pairing::{MqttIdentity, Pairing, Parts};
 use crate::pki::{self, Ca, TlsPair};
@@ -54,6 +55,7 @@ pub struct App {
     gateway: Gateway,
     inbox: crate::broker::Inbox,
     _broker: Broker,
+    http_limits: ConnLimits,
 }
 
 /// The periodic housekeeping's settings.
@@ -128,6 +130,7 @@ fn messaging(
     broker: &Broker,
     gateway: &Gateway,
     metrics: &Metrics,
+    limits: &RateLimits,
 ) -> anyhow::Result<Messaging> {
     let delivery = Delivery::new(broker.link.clone(), gateway.clone(), metrics.clone());
     let notifications = Notifications::new(store.clone(), delivery.clone());
@@ -145,6 +148,8 @@ fn messaging(
         actions,
         llm,
         workdir: dir.root().to_owned(),
+        devices: devices.clone(),
+        limits: limits.clone(),
     });
     Ok(Messaging::new(notifications, approvals, commands, delivery, devices.clone()))
 }
@@ -214,13 +219,14 @@ impl App {
             config.mqtt_max_per_ip,
             metrics.clone(),
         )?;
-        let messaging = messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics)?;
+        let limits = RateLimits::new(config.limits.invites_per_minute, config.limits.accepts_per_minute);
+        let messaging = messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits)?;
         let state = Arc::new(State {
             pairing,
             devices,
             licensing,
             admin: admin.admin,
-            limits: RateLimits::new(config.limits.invites_per_minute, config.limits.accepts_per_minute),
+            limits,
             metrics,
             tokens,
             audit,
@@ -233,6 +239,7 @@ impl App {
             shutdown: tokio_util::sync::CancellationToken::new(),
             sessions: crate::sessions::Sessions::default(),
             long_poll_max: config.long_poll_max,
+            metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };
@@ -247,7 +254,26 @@ impl App {
             new_admin_token: admin.generated,
         };
         let sweep = Sweep { every: config.sweep_interval, retention: config.notification_retention };
-        Ok(App { http, http_addr, unix, tls, state, store, info, sweep, mqtt, gateway, inbox, _broker: broker })
+        let http_limits = ConnLimits::new(Shares {
+            open_per_address: config.http_max_per_ip,
+            handshakes_per_address: serve::MAX_PENDING_PER_ADDRESS,
+            handshakes_total: serve::MAX_PENDING_HANDSHAKES,
+        });
+        Ok(App {
+            http,
+            http_addr,
+            unix,
+            tls,
+            state,
+            store,
+            info,
+            sweep,
+            mqtt,
+            gateway,
+            inbox,
+            _broker: broker,
+            http_limits,
+        })
     }
 
     /// The HTTP listener's address.
@@ -265,7 +291,7 @@ impl App {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
-        let life = Lifecycle { stop: stop.clone(), graceful: graceful.clone() };
+        let life = Lifecycle { stop: stop.clone(), graceful: graceful.clone(), limits: self.http_limits.clone() };
         let routes = http::routes(self.state.clone());
         let mut tasks = tokio::task::JoinSet::new();
         match self.tls {
@@ -311,6 +337,9 @@ async fn sweeper(state: Arc<State>, sweep: Sweep, mut stop: watch::Receiver<bool
         }
         if let Err(e) = state.messaging.sweep(sweep.retention).await {
             tracing::error!(error = %e, "messaging sweep failed");
+        }
+        if let Err(e) = state.devices.prune_revoked_tokens() {
+            tracing::error!(error = %e, "could not prune revoked token ids");
         }
         state.limits.forget_idle();
         state.sessions.forget_ended();

@@ -66,6 +66,10 @@ pub struct Device {
     pub token_jti: String,
     /// The current token's expiry.
     pub token_expires_at: Timestamp,
+    /// Notification ids up to this one belong to earlier pairings of this
+    /// device id and are never shown to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox_floor: Option<String>,
 }
 
 /// Why a device operation was refused.
@@ -164,14 +168,9 @@ impl Devices {
         matches!(self.store.get::<Device>(Table::Devices, id), Ok(Some(d)) if d.status == DeviceState::Active)
     }
 
-    /// Device counts by state.
+    /// Device counts by state (kept by the store; no scan).
     pub fn count_by_state(&self) -> Result<Vec<(&'static str, i64)>, DeviceError> {
-        let devices: Vec<Device> = self.store.scan(Table::Devices)?;
-        let count = |s: DeviceState| devices.iter().filter(|d| d.status == s).count() as i64;
-        Ok([DeviceState::Active, DeviceState::Suspended, DeviceState::Revoked]
-            .into_iter()
-            .map(|s| (s.as_str(), count(s)))
-            .collect())
+        Ok(crate::device_counts::read(&self.store)?)
     }
 
     /// Applies an admin's lifecycle change; repeating a change is harmless.
@@ -220,6 +219,17 @@ impl Devices {
         });
     }
 
+    /// Forgets revoked token ids whose tokens have expired anyway (a token
+    /// past its expiry is refused by its signature check); how many.
+    pub fn prune_revoked_tokens(&self) -> Result<usize, DeviceError> {
+        let now = clock::now().timestamp();
+        let revoked: Vec<(String, i64)> = self.store.scan_keyed(Table::RevokedTokens)?;
+        let old: Vec<&String> = revoked.iter().filter(|(_, exp)| *exp < now).map(|(jti, _)| jti).collect();
+        self.store
+            .commit_unflushed(|tx| old.iter().try_for_each(|jti| tx.remove::<DeviceError>(Table::RevokedTokens, jti)))?;
+        Ok(old.len())
+    }
+
     /// Issues a fresh token for an authenticated device and revokes the one
     /// it presented.
     pub async fn refresh(&self, auth: &Authenticated) -> Result<IssuedToken, DeviceError> {
@@ -253,6 +263,7 @@ fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<D
     let mut device: Device =
         tx.get(Table::Devices, id)?.ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
     let now = clock::now();
+    let before = device.status;
     match (change, device.status) {
         (_, DeviceState::Revoked) if change != Change::Revoke => {
             return Err(TxAbort::Domain(DeviceError::AlreadyRevoked))
@@ -271,6 +282,7 @@ fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<D
         }
         _ => return Ok(device),
     }
+    crate::device_counts::adjust(tx, Some(before), device.status)?;
     tx.put(Table::Devices, id, &device)?;
     Ok(device)
 }
@@ -283,5 +295,25 @@ fn error_code(e: &DeviceError) -> &'static str {
         DeviceError::Suspended => "device_suspended",
         DeviceError::Token(_) => "token_invalid",
         DeviceError::Store(_) => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn revoked_token_ids_are_forgotten_once_their_tokens_expire() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = crate::datadir::DataDir::open(tmp.path()).unwrap();
+        let store = Store::open(&dir.database()).unwrap();
+        let tokens = Arc::new(Tokens::load_or_create(&dir, std::time::Duration::from_secs(3600)).unwrap());
+        let devices = Devices::new(store.clone(), tokens, AuditLog::open(&dir.audit_log()).unwrap());
+        let now = clock::now().timestamp();
+        store.insert(Table::RevokedTokens, "expired", &(now - 10)).await.unwrap();
+        store.insert(Table::RevokedTokens, "still-valid", &(now + 3600)).await.unwrap();
+        assert_eq!(devices.prune_revoked_tokens().unwrap(), 1);
+        assert!(!store.contains(Table::RevokedTokens, "expired").unwrap());
+        assert!(store.contains(Table::RevokedTokens, "still-valid").unwrap(), "a live token stays revoked");
     }
 }

@@ -30,17 +30,33 @@ fn check_id(field: &'static str, value: &str) -> Result<(), InvalidId> {
     Ok(())
 }
 
+/// The rule for ids that are also MQTT client ids (device ids): no '.', which
+/// the broker uses to join a tenant and a client id.
+fn check_client_id(field: &'static str, value: &str) -> Result<(), InvalidId> {
+    check_id(field, value)?;
+    if value.contains('.') {
+        return Err(InvalidId { field, reason: "may contain only letters, digits, '_' and '-'" });
+    }
+    Ok(())
+}
+
+/// Checks a message or command id sent by a phone: `[A-Za-z0-9._-]{1,64}`.
+pub fn check_message_id(field: &'static str, value: &str) -> Result<(), InvalidId> {
+    check_id(field, value)
+}
+
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $rule:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            /// Checks `value` against `[A-Za-z0-9._-]{1,64}`.
+            /// Checks a new id against its rule (`[A-Za-z0-9._-]{1,64}`; no
+            /// '.' for device ids).
             pub fn parse(value: &str) -> Result<Self, InvalidId> {
-                check_id($field, value).map(|()| Self(value.to_owned()))
+                $rule($field, value).map(|()| Self(value.to_owned()))
             }
             /// The id as text.
             pub fn as_str(&self) -> &str {
@@ -49,6 +65,7 @@ macro_rules! id_type {
         }
         impl TryFrom<String> for $name {
             type Error = InvalidId;
+            /// Stored records: the older, wider rule, so earlier data loads.
             fn try_from(value: String) -> Result<Self, InvalidId> {
                 check_id($field, &value).map(|()| Self(value))
             }
@@ -69,12 +86,14 @@ macro_rules! id_type {
 id_type!(
     /// The IDE user a phone is paired for.
     UserId,
-    "user_id"
+    "user_id",
+    check_id
 );
 id_type!(
     /// The phone's own id, chosen by the phone at pairing.
     DeviceId,
-    "device_id"
+    "device_id",
+    check_client_id
 );
 
 /// A human-readable name (user or device): 1 to 100 characters, no control
@@ -188,9 +207,11 @@ mod tests {
     #[test]
     fn ids_accept_the_documented_alphabet_only() {
         assert!(UserId::parse("alice.smith_1-2").is_ok());
-        for bad in ["", "a/b", "a b", "a+b", "#", "$SYS", &"x".repeat(65)] {
+        for bad in ["", "a/b", "a b", "a+b", "#", "$SYS", "pixel.8", &"x".repeat(65)] {
             assert!(DeviceId::parse(bad).is_err(), "{bad:?} accepted");
         }
+        let stored: DeviceId = serde_json::from_str("\"old.phone\"").unwrap();
+        assert_eq!(stored.as_str(), "old.phone", "records from before the rule still load");
     }
 
     #[test]

@@ -1,11 +1,17 @@
-//! Abuse limits (`governor`): separate per-client budgets for creating
-//! invites and for accepting or looking them up, keyed on the client's IP
-//! address plus its user agent.
+//! Abuse limits (`governor`): per-client budgets for creating invites and
+//! for accepting or looking them up, keyed on the client's address alone (an
+//! IPv6 client by its /64, since one host holds a whole /64) and never on
+//! headers the client chooses; one appliance-wide budget for wrong admin
+//! tokens; per-device budgets for token refreshes and commands. Every keyed
+//! limiter's memory is bounded.
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// A request over its budget.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -15,20 +21,111 @@ pub struct RateLimited {
     pub retry_after_s: u64,
 }
 
-/// Which budget a request draws on.
+/// Which per-client budget a request draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
-    /// Creating or resending invites and QR tokens.
+    /// Creating or resending invites and QR tokens, and wrong admin tokens.
     Invites,
     /// Accepting invites and looking them up (phones, pairing page).
     Accepts,
 }
 
+/// Which per-device budget a phone's request draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceBucket {
+    /// `POST /phone/token/refresh`.
+    TokenRefresh,
+    /// Voice and text commands.
+    Commands,
+}
+
+/// Wrong admin tokens accepted per minute from all clients together.
+const ADMIN_FAILURES_PER_MINUTE: u32 = 120;
+/// Token refreshes per device per hour.
+const REFRESHES_PER_HOUR: u32 = 12;
+/// Commands per device per minute.
+const COMMANDS_PER_MINUTE: u32 = 30;
+/// Clients (or devices) one limiter remembers before it forgets idle ones.
+const MAX_KEYS: usize = 100_000;
+
+/// The key a client is counted under: its address, an IPv6 address cut to
+/// its /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    /// The key of a client at `ip` (the local socket has none).
+    pub fn of(ip: Option<IpAddr>) -> ClientKey {
+        match ip {
+            Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => ClientKey(v6.to_canonical()),
+            Some(IpAddr::V6(v6)) => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                ClientKey(IpAddr::V6(Ipv6Addr::from(network)))
+            }
+            Some(v4) => ClientKey(v4),
+            None => ClientKey(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        }
+    }
+}
+
+impl ClientKey {
+    /// Whether the client is on this machine (an IPv4-mapped loopback too).
+    pub fn is_loopback(&self) -> bool {
+        self.0.is_loopback()
+    }
+}
+
+/// A keyed limiter that never remembers more than [`MAX_KEYS`] keys: past
+/// that it forgets the idle ones, and if all are busy (a flood from many
+/// addresses) it starts afresh.
+struct Bounded<K: Hash + Eq + Clone> {
+    quota: Quota,
+    limiter: RwLock<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Bounded<K> {
+    fn new(quota: Quota) -> Self {
+        Bounded { quota, limiter: RwLock::new(RateLimiter::keyed(quota)) }
+    }
+
+    fn check(&self, key: &K, clock: &DefaultClock) -> Result<(), RateLimited> {
+        if self.len() >= MAX_KEYS {
+            self.forget_idle();
+            if self.len() >= MAX_KEYS {
+                *self.limiter.write().unwrap_or_else(|p| p.into_inner()) = RateLimiter::keyed(self.quota);
+            }
+        }
+        let limiter = self.limiter.read().unwrap_or_else(|p| p.into_inner());
+        limiter.check_key(key).map_err(|not_until| retry_after(not_until.wait_time_from(clock.now())))
+    }
+
+    fn len(&self) -> usize {
+        self.limiter.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn forget_idle(&self) {
+        let limiter = self.limiter.read().unwrap_or_else(|p| p.into_inner());
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
+}
+
+fn retry_after(wait: Duration) -> RateLimited {
+    RateLimited { retry_after_s: wait.as_secs() + 1 }
+}
+
 /// The appliance's rate limiters (cheap to clone).
 #[derive(Clone)]
 pub struct RateLimits {
-    invites: Arc<DefaultKeyedRateLimiter<String>>,
-    accepts: Arc<DefaultKeyedRateLimiter<String>>,
+    inner: Arc<Limiters>,
+}
+
+struct Limiters {
+    invites: Bounded<ClientKey>,
+    accepts: Bounded<ClientKey>,
+    refreshes: Bounded<String>,
+    commands: Bounded<String>,
+    admin_failures: DefaultDirectRateLimiter,
     clock: DefaultClock,
 }
 
@@ -39,36 +136,54 @@ fn per_minute(n: u32) -> Quota {
 impl RateLimits {
     /// Budgets of `invites` and `accepts` requests per client per minute.
     pub fn new(invites: u32, accepts: u32) -> RateLimits {
+        let hourly = Quota::per_hour(NonZeroU32::new(REFRESHES_PER_HOUR).unwrap_or(NonZeroU32::MIN));
         RateLimits {
-            invites: Arc::new(RateLimiter::keyed(per_minute(invites))),
-            accepts: Arc::new(RateLimiter::keyed(per_minute(accepts))),
-            clock: DefaultClock::default(),
+            inner: Arc::new(Limiters {
+                invites: Bounded::new(per_minute(invites)),
+                accepts: Bounded::new(per_minute(accepts)),
+                refreshes: Bounded::new(hourly),
+                commands: Bounded::new(per_minute(COMMANDS_PER_MINUTE)),
+                admin_failures: RateLimiter::direct(per_minute(ADMIN_FAILURES_PER_MINUTE)),
+                clock: DefaultClock::default(),
+            }),
         }
     }
 
     /// Takes one request from `client`'s budget in `bucket`.
-    pub fn check(&self, bucket: Bucket, client: &str) -> Result<(), RateLimited> {
+    pub fn check(&self, bucket: Bucket, client: ClientKey) -> Result<(), RateLimited> {
         let limiter = match bucket {
-            Bucket::Invites => &self.invites,
-            Bucket::Accepts => &self.accepts,
+            Bucket::Invites => &self.inner.invites,
+            Bucket::Accepts => &self.inner.accepts,
         };
-        limiter.check_key(&client.to_owned()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            RateLimited { retry_after_s: wait.as_secs() + 1 }
-        })
+        limiter.check(&client, &self.inner.clock)
+    }
+
+    /// Counts a wrong admin token: against the client's invite budget and
+    /// the appliance-wide budget, so neither one address nor many can guess
+    /// (or grow the audit log) quickly.
+    pub fn admin_failure(&self, client: ClientKey) -> Result<(), RateLimited> {
+        self.check(Bucket::Invites, client)?;
+        let inner = &self.inner;
+        inner.admin_failures.check().map_err(|not_until| retry_after(not_until.wait_time_from(inner.clock.now())))
+    }
+
+    /// Takes one request from a device's budget.
+    pub fn check_device(&self, bucket: DeviceBucket, device: &str) -> Result<(), RateLimited> {
+        let limiter = match bucket {
+            DeviceBucket::TokenRefresh => &self.inner.refreshes,
+            DeviceBucket::Commands => &self.inner.commands,
+        };
+        limiter.check(&device.to_owned(), &self.inner.clock)
     }
 
     /// Forgets clients whose budgets are full again (bounds memory).
     pub fn forget_idle(&self) {
-        self.invites.retain_recent();
-        self.accepts.retain_recent();
+        let inner = &self.inner;
+        inner.invites.forget_idle();
+        inner.accepts.forget_idle();
+        inner.refreshes.forget_idle();
+        inner.commands.forget_idle();
     }
-}
-
-/// The key a client is counted under: its address and user agent.
-pub fn client_key(ip: Option<std::net::IpAddr>, user_agent: Option<&str>) -> String {
-    let ip = ip.map(|ip| ip.to_string()).unwrap_or_else(|| "local".into());
-    format!("{ip}|{}", user_agent.unwrap_or(""))
 }
 
 #[cfg(test)]
@@ -78,13 +193,43 @@ mod tests {
     #[test]
     fn each_client_and_bucket_has_its_own_budget() {
         let limits = RateLimits::new(2, 5);
-        let a = client_key(Some([10, 0, 0, 1].into()), Some("curl"));
-        let b = client_key(Some([10, 0, 0, 1].into()), Some("phone"));
-        assert!(limits.check(Bucket::Invites, &a).is_ok());
-        assert!(limits.check(Bucket::Invites, &a).is_ok());
-        let refused = limits.check(Bucket::Invites, &a).unwrap_err();
+        let a = ClientKey::of(Some([10, 0, 0, 1].into()));
+        let b = ClientKey::of(Some([10, 0, 0, 2].into()));
+        assert!(limits.check(Bucket::Invites, a).is_ok());
+        assert!(limits.check(Bucket::Invites, a).is_ok());
+        let refused = limits.check(Bucket::Invites, a).unwrap_err();
         assert!(refused.retry_after_s >= 1 && refused.retry_after_s <= 31, "{refused:?}");
-        assert!(limits.check(Bucket::Invites, &b).is_ok());
-        assert!(limits.check(Bucket::Accepts, &a).is_ok());
+        assert!(limits.check(Bucket::Invites, b).is_ok());
+        assert!(limits.check(Bucket::Accepts, a).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64() {
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ClientKey::of(Some(one)), ClientKey::of(Some(same)));
+        assert_ne!(ClientKey::of(Some(one)), ClientKey::of(Some(other)));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(ClientKey::of(Some(mapped)), ClientKey::of(Some([10, 0, 0, 1].into())));
+    }
+
+    #[test]
+    fn wrong_admin_tokens_share_one_budget_across_addresses() {
+        let limits = RateLimits::new(10_000, 10_000);
+        let refused = (0..=ADMIN_FAILURES_PER_MINUTE)
+            .map(|i| limits.admin_failure(ClientKey::of(Some([10, 0, (i / 250) as u8, (i % 250) as u8].into()))))
+            .filter(Result::is_err)
+            .count();
+        assert_eq!(refused, 1, "the global budget stops the 121st wrong token from the 121st address");
+    }
+
+    #[test]
+    fn a_limiter_forgets_idle_clients_when_it_grows() {
+        let limits = RateLimits::new(10, 10);
+        for i in 0..(MAX_KEYS as u32 + 10) {
+            let _ = limits.check(Bucket::Accepts, ClientKey::of(Some(std::net::Ipv4Addr::from(i).into())));
+        }
+        assert!(limits.inner.accepts.len() <= MAX_KEYS, "{}", limits.inner.accepts.len());
     }
 }

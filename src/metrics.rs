@@ -24,8 +24,16 @@ struct StateLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+/// The methods counted by name; any other is counted as `other`, so a
+/// client cannot add labels.
+const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
+
+fn method_label(method: &str) -> &'static str {
+    METHODS.iter().find(|m| **m == method).copied().unwrap_or("other")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,6 +78,7 @@ struct Inner {
     replayed: Counter,
     handshake_failures: Family<ReasonLabel, Counter>,
     phones_connected: Gauge,
+    accepts_refused: Family<ReasonLabel, Counter>,
 }
 
 /// Values read at scrape time.
@@ -126,6 +135,12 @@ impl Metrics {
         );
         let phones_connected = Gauge::default();
         registry.register("phones_connected", "Phones connected to the MQTT gateway", phones_connected.clone());
+        let accepts_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "pairing_accepts_refused",
+            "Accept-invite requests refused before reaching an invite (unknown or malformed code), by reason",
+            accepts_refused.clone(),
+        );
         let inner = Inner {
             registry,
             invites,
@@ -138,6 +153,7 @@ impl Metrics {
             replayed,
             handshake_failures,
             phones_connected,
+            accepts_refused,
         };
         Metrics { inner: Arc::new(inner) }
     }
@@ -149,7 +165,7 @@ impl Metrics {
 
     /// Counts one answered HTTP request.
     pub fn http_request(&self, route: &'static str, method: &str, status: u16) {
-        let labels = RequestLabels { route, method: method.to_owned(), status };
+        let labels = RequestLabels { route, method: method_label(method), status };
         self.inner.requests.get_or_create(&labels).inc();
     }
 
@@ -162,6 +178,11 @@ impl Metrics {
     /// Counts notifications replayed to a phone.
     pub fn replayed(&self, n: usize) {
         self.inner.replayed.inc_by(n as u64);
+    }
+
+    /// Counts an accept-invite that named no invite (audited in aggregate).
+    pub fn accept_refused(&self, reason: &'static str) {
+        self.inner.accepts_refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Counts a connection the gateway refused.
@@ -201,5 +222,16 @@ mod tests {
         assert!(text.contains(r#"topdog_invites_accepted_total{kind="qr"} 1"#), "{text}");
         assert!(text.contains(r#"topdog_devices{state="active"} 3"#), "{text}");
         assert!(text.contains(r#"topdog_http_requests_total{route="/healthz",method="GET",status="200"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let m = Metrics::new();
+        for i in 0..200 {
+            m.http_request("unmatched", &format!("JUNK{i}{}", "X".repeat(1000)), 405);
+        }
+        let text = m.render(&Snapshot::default());
+        assert!(text.contains(r#"topdog_http_requests_total{route="unmatched",method="other",status="405"} 200"#), "{text}");
+        assert!(text.len() < 10_000, "{} bytes", text.len());
     }
 }

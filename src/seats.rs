@@ -76,14 +76,19 @@ pub enum CheckError {
     Store(#[from] StoreError),
 }
 
-/// Recounts every seat from the devices (at start-up, so the counts always
-/// match the devices, whatever version wrote them).
+/// Recounts every seat (and the devices by state) from the devices (at
+/// start-up, so the counts always match the devices, whatever version wrote
+/// them).
 pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
     let devices: Vec<Device> = store.scan(Table::Devices)?;
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     for device in devices.iter().filter(|d| d.status != DeviceState::Revoked) {
         *counts.entry(device.user_id.to_string()).or_default() += 1;
     }
+    let by_state: Vec<(DeviceState, i64)> = [DeviceState::Active, DeviceState::Suspended, DeviceState::Revoked]
+        .into_iter()
+        .map(|s| (s, devices.iter().filter(|d| d.status == s).count() as i64))
+        .collect();
     let stale: Vec<String> = store.scan_keyed::<u32>(Table::Seats)?.into_iter().map(|(k, _)| k).collect();
     let outcome = store
         .commit(|tx| {
@@ -93,6 +98,7 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
             for (user, count) in &counts {
                 tx.put::<_, Infallible>(Table::Seats, user, count)?;
             }
+            crate::device_counts::set::<Infallible>(tx, &by_state)?;
             tx.put::<_, Infallible>(Table::Meta, USED, &(counts.len() as u32))
         })
         .await;

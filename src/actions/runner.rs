@@ -1,7 +1,9 @@
 //! Runs an allow-listed action: its argv directly (no shell), in its working
 //! directory, with a clean environment (no appliance secrets), stdin closed,
-//! and a timeout after which the process is killed. Keeps the end of the
-//! combined output for the phone.
+//! and a timeout. Each run is its own process group, and the whole group is
+//! killed when the run ends (its timeout, or its main process exiting), so
+//! nothing an action started in the background outlives it. Keeps the end
+//! of the combined output for the phone.
 
 use super::Action;
 use std::collections::BTreeMap;
@@ -60,11 +62,22 @@ fn command(action: &Action, params: &BTreeMap<String, String>, default_dir: &Pat
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     for (name, value) in params {
         cmd.env(format!("TOPDOG_PARAM_{}", name.to_uppercase().replace(['-', '.'], "_")), value);
     }
     cmd
+}
+
+/// Kills every process left in the run's process group (its id is the
+/// leader's pid).
+fn kill_group(leader: Option<u32>) {
+    let pid = leader.and_then(|id| i32::try_from(id).ok()).and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        // ESRCH (nothing left) is the usual answer.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
 }
 
 /// Runs `action` with `params` (already checked against its allowed values).
@@ -78,16 +91,22 @@ pub async fn run(action: &Action, params: &BTreeMap<String, String>, default_dir
         child.stdout.take().map(|r| tokio::spawn(collect(r, tail.clone()))),
         child.stderr.take().map(|r| tokio::spawn(collect(r, tail.clone()))),
     ];
+    let group = child.id();
     let outcome = match tokio::time::timeout(action.timeout(), child.wait()).await {
         Ok(Ok(status)) => status.code().map_or(Outcome::Killed, Outcome::Exited),
         Ok(Err(e)) => Outcome::NotStarted(e.to_string()),
         Err(_) => {
+            kill_group(group);
             let _ = child.kill().await;
             Outcome::TimedOut
         }
     };
+    kill_group(group);
     for reader in readers.into_iter().flatten() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
+        let abort = reader.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_secs(1), reader).await.is_err() {
+            abort.abort();
+        }
     }
     let bytes = tail.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Finished { outcome, output_tail: String::from_utf8_lossy(&bytes).into_owned() }
@@ -130,5 +149,30 @@ mod tests {
         assert_eq!(slow.outcome, Outcome::TimedOut);
         let missing = run(&action(&["/nonexistent/program"], 1), &BTreeMap::new(), dir.path()).await;
         assert!(matches!(missing.outcome, Outcome::NotStarted(_)));
+    }
+
+    /// The processes whose command line contains `marker`.
+    fn running_with(marker: &str) -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(marker))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_action_takes_its_whole_process_group_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = format!("999.{}", std::process::id());
+        let script = format!("sleep {marker} & sleep {marker}");
+        let started = std::time::Instant::now();
+        let slow = run(&action(&["/bin/sh", "-c", &script], 1), &BTreeMap::new(), dir.path()).await;
+        assert_eq!(slow.outcome, Outcome::TimedOut);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "the output readers were stopped");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while running_with(&marker) > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(running_with(&marker), 0, "both sleeps are gone");
     }
 }

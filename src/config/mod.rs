@@ -37,8 +37,10 @@ pub enum TlsSource {
 /// The SMS provider and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmsConfig {
-    /// Print each message on the console (the default).
-    Console,
+    /// Print each message on the console (the default). Pairing links are
+    /// printed whole only when the operator chose this provider by name
+    /// (`show_links`) or standard output is a terminal.
+    Console { show_links: bool },
     /// Twilio's REST API.
     Twilio { account_sid: String, auth_token: Secret, from: String, api_base: String },
     /// AWS SNS `Publish`, signed with SigV4.
@@ -120,9 +122,27 @@ pub struct Config {
     pub llm: Option<crate::actions::llm::LlmConfig>,
     /// Longest long poll.
     pub long_poll_max: Duration,
+    /// The token `/metrics` needs (None: loopback and admins only).
+    pub metrics_token: Option<Secret>,
+    /// Most HTTPS connections (open or opening) from one client address.
+    pub http_max_per_ip: usize,
 }
 
 pub(crate) const MINUTE: u64 = 60;
+
+/// Shortest admin token an operator may choose (the generated one has 43
+/// characters of randomness).
+pub const MIN_ADMIN_TOKEN: usize = 32;
+
+fn admin_token(s: &Settings) -> Result<Option<Secret>, ConfigError> {
+    match &s.admin_token {
+        Some(token) if token.0.trim().chars().count() < MIN_ADMIN_TOKEN => Err(invalid(
+            "admin_token",
+            format!("must be at least {MIN_ADMIN_TOKEN} characters (e.g. `openssl rand -base64 32`)"),
+        )),
+        other => Ok(other.clone()),
+    }
+}
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { setting, reason: reason.into() }
@@ -166,7 +186,7 @@ impl Config {
             base_url,
             pairing: pairing_config(&s)?,
             devices_require_admin: s.devices_require_admin.unwrap_or(true),
-            admin_token: s.admin_token.clone(),
+            admin_token: admin_token(&s)?,
             jwt_ttl: nonzero("jwt_ttl", s.jwt_ttl.map(|d| d.0).unwrap_or(Duration::from_secs(30 * 24 * 3600)))?,
             sms: sms_config(&s)?,
             limits,
@@ -180,6 +200,8 @@ impl Config {
             )?,
             llm: llm_config(&s)?,
             long_poll_max: s.long_poll_max.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
+            metrics_token: s.metrics_token.clone().filter(|t| !t.0.is_empty()),
+            http_max_per_ip: s.http_max_per_ip.unwrap_or(256).max(1),
         };
         Ok(config)
     }
@@ -231,7 +253,7 @@ fn required<T: Clone>(value: &Option<T>, setting: &'static str) -> Result<T, Con
 fn sms_config(s: &Settings) -> Result<SmsConfig, ConfigError> {
     let default = if s.twilio_account_sid.is_some() { "twilio" } else { "console" };
     match s.sms_provider.as_deref().unwrap_or(default) {
-        "console" => Ok(SmsConfig::Console),
+        "console" => Ok(SmsConfig::Console { show_links: s.sms_provider.is_some() }),
         "twilio" => Ok(SmsConfig::Twilio {
             account_sid: required(&s.twilio_account_sid, "twilio_account_sid")?,
             auth_token: required(&s.twilio_auth_token, "twilio_auth_token")?,
@@ -282,7 +304,7 @@ mod tests {
         assert_eq!(c.pairing.qr_expiry, Duration::from_secs(120));
         assert_eq!(c.base_url.unwrap().as_str(), "https://td.example.com/");
         assert!(c.devices_require_admin);
-        assert_eq!(c.sms, SmsConfig::Console);
+        assert_eq!(c.sms, SmsConfig::Console { show_links: false });
     }
 
     #[test]
@@ -323,7 +345,14 @@ mod tests {
 
     #[test]
     fn secrets_do_not_show_in_debug() {
+        let token = "hunter2-hunter2-hunter2-hunter2-hunter2";
+        let s = Settings { admin_token: Some(Secret(token.into())), ..Default::default() };
+        assert!(!format!("{:?}", Config::resolve(s).unwrap()).contains(token));
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused() {
         let s = Settings { admin_token: Some(Secret("hunter2".into())), ..Default::default() };
-        assert!(!format!("{:?}", Config::resolve(s).unwrap()).contains("hunter2"));
+        assert!(matches!(Config::resolve(s), Err(ConfigError::Invalid { setting: "admin_token", .. })));
     }
 }

@@ -173,6 +173,13 @@ pub struct Settings {
     /// behind a proxy with a shorter read timeout.
     #[arg(long, env = "TOPDOG_LONG_POLL_MAX")]
     pub long_poll_max: Option<Dur>,
+    /// Bearer token `GET /metrics` needs; without it, only loopback
+    /// clients (and admins) may scrape.
+    #[arg(long, env = "TOPDOG_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+    /// Most HTTPS connections (open or opening) from one client address.
+    #[arg(long, env = "TOPDOG_HTTP_MAX_PER_IP")]
+    pub http_max_per_ip: Option<usize>,
 }
 
 macro_rules! fill_from {
@@ -201,7 +208,8 @@ impl Settings {
             twilio_phone_number, twilio_api_base, aws_region, aws_endpoint_url_sns,
             aws_access_key_id, aws_secret_access_key, aws_session_token, sms_webhook_url,
             sms_command, rate_invites_per_minute, rate_accepts_per_minute, sweep_interval,
-            notification_retention, anthropic_api_key, anthropic_base_url, llm_model, long_poll_max);
+            notification_retention, anthropic_api_key, anthropic_base_url, llm_model, long_poll_max,
+            metrics_token, http_max_per_ip);
         this
     }
 

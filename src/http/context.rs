@@ -7,7 +7,7 @@ use crate::admin::AdminError;
 use crate::audit::Actor;
 use crate::devices::Authenticated;
 use crate::error::Error;
-use crate::limits::{self, Bucket};
+use crate::limits::{Bucket, ClientKey};
 use crate::metrics::Metrics;
 use std::net::SocketAddr;
 use warp::http::Method;
@@ -92,9 +92,12 @@ impl Ctx {
             Ok(()) => Ok(Actor::Admin),
             Err(e) => {
                 if matches!(e, AdminError::Invalid) {
-                    // Wrong tokens draw on the invite budget, which bounds
-                    // both guessing and the audit lines it writes.
-                    self.limit(state, Bucket::Invites)?;
+                    // Wrong tokens draw on the client's invite budget and on
+                    // one appliance-wide budget, which bounds both guessing
+                    // and the audit lines it writes.
+                    if !self.is_local_admin() {
+                        state.limits.admin_failure(self.client())?;
+                    }
                     let event = crate::audit::Event::new(
                         &Actor::Client(self.peer_ip()),
                         "admin.auth",
@@ -118,11 +121,33 @@ impl Ctx {
 
     /// Takes one request from this client's budget.
     pub fn limit(&self, state: &State, bucket: Bucket) -> Result<(), Error> {
-        if self.conn.is_some_and(|c| c.local_admin) {
+        if self.is_local_admin() {
             return Ok(());
         }
-        let ip = self.conn.and_then(|c| c.peer).map(|p| p.ip());
-        Ok(state.limits.check(bucket, &limits::client_key(ip, self.user_agent.as_deref()))?)
+        Ok(state.limits.check(bucket, self.client())?)
+    }
+
+    /// The bearer token, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        self.bearer.as_deref()
+    }
+
+    /// Whether the client is on this machine (loopback or the admin socket).
+    pub fn is_loopback(&self) -> bool {
+        match self.conn {
+            Some(ConnInfo { peer: Some(p), .. }) => p.ip().is_loopback() || ClientKey::of(Some(p.ip())).is_loopback(),
+            Some(ConnInfo { local_admin, .. }) => local_admin,
+            None => false,
+        }
+    }
+
+    fn is_local_admin(&self) -> bool {
+        self.conn.is_some_and(|c| c.local_admin)
+    }
+
+    /// The key this client's budgets are counted under: its address only.
+    fn client(&self) -> ClientKey {
+        ClientKey::of(self.conn.and_then(|c| c.peer).map(|p| p.ip()))
     }
 
     fn peer_ip(&self) -> String {

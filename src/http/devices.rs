@@ -10,6 +10,7 @@ use crate::ids::UserId;
 use crate::messaging::wire::ControlAction;
 use crate::pairing::PairingError;
 use serde::{Deserialize, Serialize};
+use crate::limits::DeviceBucket;
 use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -121,6 +122,7 @@ async fn unpair(state: Arc<State>, ctx: Ctx) -> Response {
 async fn refresh(state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
         let auth = ctx.device(&state)?;
+        state.limits.check_device(DeviceBucket::TokenRefresh, auth.device.device_id.as_str())?;
         let issued = state.devices.refresh(&auth).await?;
         Ok::<_, Error>(Refreshed {
             device_id: auth.device.device_id.to_string(),

@@ -67,6 +67,9 @@ fn messaging_code(e: &MessagingError) -> (StatusCode, &'static str) {
         MessagingError::NotApprover | MessagingError::WrongCode => StatusCode::FORBIDDEN,
         MessagingError::AlreadyDecided(_) => StatusCode::CONFLICT,
         MessagingError::ApprovalExpired => StatusCode::GONE,
+        MessagingError::RateLimited(_) | MessagingError::QueueFull(_) | MessagingError::TooManyStreams(_) => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         MessagingError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, e.code())
@@ -90,6 +93,9 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
     }
 }
 
+/// What a phone is told to wait when the command queue is full.
+const QUEUE_RETRY_S: u64 = 10;
+
 /// A JSON error answer.
 pub fn error_body(status: StatusCode, code: &str, detail: &str) -> Response {
     let body = warp::reply::json(&serde_json::json!({ "error": code, "detail": detail }));
@@ -108,10 +114,15 @@ pub fn reply_error(e: &Error) -> Response {
         return warp::reply::with_status(warp::reply::json(&body), status).into_response();
     }
     let mut response = error_body(status, code, &e.to_string());
-    if let Error::RateLimited(limited) = e {
-        if let Ok(v) = HeaderValue::from_str(&limited.retry_after_s.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
+    let retry_after = match e {
+        Error::RateLimited(limited) | Error::Messaging(MessagingError::RateLimited(limited)) => {
+            Some(limited.retry_after_s)
         }
+        Error::Messaging(MessagingError::QueueFull(_)) => Some(QUEUE_RETRY_S),
+        _ => None,
+    };
+    if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
     }
     response
 }
@@ -144,6 +155,8 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "payload_too_large",
             format!("the body may be at most {} bytes", super::MAX_BODY),
         )
+    } else if let Some(refused) = rejection.find::<super::BodyRefused>() {
+        body_refused(*refused)
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         (StatusCode::LENGTH_REQUIRED, "length_required", "send a Content-Length header".to_owned())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
@@ -159,6 +172,19 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         (StatusCode::BAD_REQUEST, "bad_request", "the request could not be understood".to_owned())
     };
     Ok(error_body(status, code, &detail))
+}
+
+fn body_refused(refused: super::BodyRefused) -> (StatusCode, &'static str, String) {
+    match refused {
+        super::BodyRefused::TimedOut => {
+            let detail = format!("the request body did not arrive within {} s", super::BODY_TIMEOUT.as_secs());
+            (StatusCode::REQUEST_TIMEOUT, "request_timeout", detail)
+        }
+        super::BodyRefused::TooLarge => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body may be at most {} bytes", super::MAX_BODY))
+        }
+        super::BodyRefused::Broken => (StatusCode::BAD_REQUEST, "body_incomplete", "the body broke off".to_owned()),
+    }
 }
 
 /// A 405 answer names the methods the path does take (`Allow`, RFC 9110).

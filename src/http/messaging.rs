@@ -151,8 +151,8 @@ async fn notifications(query: SinceQuery, state: Arc<State>, ctx: Ctx) -> Respon
             state.messaging.notifications.acknowledge(device, since)?;
         }
         let notifications = match query.since.as_deref() {
-            Some("all") => state.messaging.notifications.list(device, Some(""))?,
-            _ => state.messaging.notifications.list(device, since)?,
+            Some("all") => state.messaging.notifications.list(&auth.device, Some(""))?,
+            _ => state.messaging.notifications.list(&auth.device, since)?,
         };
         Ok::<_, Error>(NotificationList { count: notifications.len(), notifications })
     };

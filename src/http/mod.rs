@@ -65,6 +65,8 @@ pub struct State {
     pub sessions: crate::sessions::Sessions,
     /// Longest long poll (`?wait=` is clamped to it).
     pub long_poll_max: std::time::Duration,
+    /// The token `/metrics` needs (None: loopback clients and admins).
+    pub metrics_token: Option<String>,
 }
 
 /// Largest JSON body accepted.
@@ -101,8 +103,52 @@ fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error =
     warp::any().map(move || state.clone())
 }
 
+/// How long a client has to send a request's body, once its headers are in.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a request's body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRefused {
+    /// It did not arrive within [`BODY_TIMEOUT`].
+    TimedOut,
+    /// It grew past [`MAX_BODY`] (whatever its Content-Length said).
+    TooLarge,
+    /// The connection broke off in the middle of it.
+    Broken,
+}
+
+impl warp::reject::Reject for BodyRefused {}
+
+/// A JSON body: declared with a Content-Length of at most [`MAX_BODY`] and
+/// arriving whole within [`BODY_TIMEOUT`] (a trickled body cannot hold a
+/// connection).
 fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
-    warp::body::content_length_limit(MAX_BODY).and(warp::body::bytes())
+    warp::body::content_length_limit(MAX_BODY).and(warp::body::stream()).and_then(|body| async move {
+        match tokio::time::timeout(BODY_TIMEOUT, collect_body(body)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(refused)) => Err(warp::reject::custom(refused)),
+            Err(_) => Err(warp::reject::custom(BodyRefused::TimedOut)),
+        }
+    })
+}
+
+/// Reads a body whole.
+async fn collect_body<S, B>(body: S) -> Result<bytes::Bytes, BodyRefused>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use bytes::BufMut;
+    use futures_util::StreamExt;
+    let mut all = bytes::BytesMut::new();
+    futures_util::pin_mut!(body);
+    while let Some(chunk) = body.next().await {
+        all.put(chunk.map_err(|_| BodyRefused::Broken)?);
+        if all.len() as u64 > MAX_BODY {
+            return Err(BodyRefused::TooLarge);
+        }
+    }
+    Ok(all.freeze())
 }
 
 /// All routes, with request metrics, security headers and one `recover`.

@@ -22,7 +22,7 @@ pub fn routes(state: Arc<State>) -> Routes {
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
-    let metrics = warp::path!("metrics").and(warp::get()).and(with_state(state.clone())).map(metrics);
+    let metrics = warp::path!("metrics").and(warp::get()).and(with_state(state.clone())).and(ctx()).then(metrics);
     let jwks = warp::path!(".well-known" / "jwks.json")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -38,7 +38,24 @@ pub fn routes(state: Arc<State>) -> Routes {
     ops.or(backup).unify().or(activity).unify().boxed()
 }
 
-fn metrics(state: Arc<State>) -> Response {
+/// Who may scrape: the holder of `--metrics-token`, an admin, or (without a
+/// metrics token) any loopback client such as a local Prometheus agent.
+async fn may_scrape(state: &State, ctx: &Ctx) -> Result<(), Error> {
+    if let Some(expected) = &state.metrics_token {
+        let given = ctx.bearer().unwrap_or_default();
+        if bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes())) {
+            return Ok(());
+        }
+    } else if ctx.is_loopback() {
+        return Ok(());
+    }
+    ctx.admin(state).await.map(|_| ())
+}
+
+async fn metrics(state: Arc<State>, ctx: Ctx) -> Response {
+    if let Err(e) = may_scrape(&state, &ctx).await {
+        return super::errors::reply_error(&e);
+    }
     let license = state.licensing.status().ok();
     let snapshot = crate::metrics::Snapshot {
         devices_by_state: state.devices.count_by_state().unwrap_or_default(),

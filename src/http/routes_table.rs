@@ -61,7 +61,7 @@ fn fits(template: &str, path: &str) -> bool {
 
 /// The route template of a path (for metrics: no code or id in a label).
 pub fn route_template(path: &str) -> &'static str {
-    ROUTES.iter().map(|(_, t)| *t).find(|t| fits(t, path)).unwrap_or("other")
+    ROUTES.iter().map(|(_, t)| *t).find(|t| fits(t, path)).unwrap_or("unmatched")
 }
 
 #[cfg(test)]
@@ -74,8 +74,8 @@ mod tests {
         assert_eq!(route_template("/phone/devices/pixel/suspend"), "/phone/devices/{id}/suspend");
         assert_eq!(route_template("/phone/devices"), "/phone/devices");
         assert_eq!(route_template("/"), "/");
-        assert_eq!(route_template("/nope"), "other");
-        assert_eq!(route_template("/phone/devices/"), "other");
+        assert_eq!(route_template("/nope"), "unmatched");
+        assert_eq!(route_template("/phone/devices/"), "unmatched");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Running the routes: an accept loop per listener (TLS over TCP, plain TCP
 //! when asked for, or the local admin Unix socket). Each connection is
 //! handled in its own task — the TLS handshake too, with a timeout — by
-//! hyper-util, with header-read timeouts and graceful shutdown.
+//! hyper-util, with header-read timeouts and graceful shutdown. TCP clients
+//! are held to their address's share of connections and handshakes
+//! (`conn_limits`).
 
 use super::ConnInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -15,7 +17,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Semaphore};
+use crate::conn_limits::{Admitted, ConnLimits};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
@@ -23,8 +26,10 @@ use tower_service::Service;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to send a request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once.
-const MAX_PENDING_HANDSHAKES: usize = 512;
+/// Handshakes in progress at once, in all.
+pub const MAX_PENDING_HANDSHAKES: usize = 512;
+/// Handshakes in progress at once from one address.
+pub const MAX_PENDING_PER_ADDRESS: usize = 16;
 
 /// Puts `ConnInfo` on every request of a connection.
 #[derive(Clone)]
@@ -73,6 +78,8 @@ pub struct Lifecycle {
     pub stop: watch::Receiver<bool>,
     /// Tracks open connections for a graceful drain.
     pub graceful: Arc<GracefulShutdown>,
+    /// Per-address shares of the TCP listener's connections.
+    pub limits: ConnLimits,
 }
 
 fn serve_connection<I, R>(
@@ -140,23 +147,42 @@ async fn accept_loop<L: Accept>(
     }
 }
 
+/// Counts a TCP connection against its address, or turns it away.
+fn admit(limits: &ConnLimits, peer: Option<SocketAddr>) -> Option<Admitted> {
+    let ip = peer.map_or(std::net::IpAddr::from([0u8; 4]), |p| p.ip());
+    match limits.admit(ip) {
+        Ok(admitted) => Some(admitted),
+        Err(turned) => {
+            tracing::debug!(?peer, reason = %turned, "connection dropped");
+            None
+        }
+    }
+}
+
+/// The handshake, after the address's turn, within the handshake timeout.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    admitted: &Admitted,
+) -> Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, String> {
+    let accepted = async {
+        let _turn = admitted.handshake_turn().await.map_err(|e| e.to_string())?;
+        acceptor.accept(stream).await.map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, accepted).await.map_err(|_| "timed out".to_owned())?
+}
+
 /// Serves HTTPS on `listener` until shutdown.
 pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, routes: R, life: Lifecycle) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     accept_loop(listener, life.stop.clone(), |stream, peer| {
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::warn!(?peer, "too many TLS handshakes in progress; connection dropped");
-            return;
-        };
+        let Some(admitted) = admit(&life.limits, peer) else { return };
         let (acceptor, routes, watcher) = (acceptor.clone(), routes.clone(), life.graceful.watcher());
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-            drop(permit);
-            match handshake {
-                Ok(Ok(tls)) => serve_connection(tls, ConnInfo { peer, local_admin: false }, routes, watcher).await,
-                Ok(Err(e)) => tracing::debug!(?peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
+            match handshake(&acceptor, stream, &admitted).await {
+                Ok(tls) => serve_connection(tls, ConnInfo { peer, local_admin: false }, routes, watcher).await,
+                Err(e) => tracing::debug!(?peer, error = %e, "TLS handshake failed"),
             }
+            drop(admitted);
         });
     })
     .await;
@@ -165,12 +191,12 @@ pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, 
 /// Serves plain HTTP on `listener` (only with `--insecure-http`).
 pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
-        tokio::spawn(serve_connection(
-            stream,
-            ConnInfo { peer, local_admin: false },
-            routes.clone(),
-            life.graceful.watcher(),
-        ));
+        let Some(admitted) = admit(&life.limits, peer) else { return };
+        let served = serve_connection(stream, ConnInfo { peer, local_admin: false }, routes.clone(), life.graceful.watcher());
+        tokio::spawn(async move {
+            served.await;
+            drop(admitted);
+        });
     })
     .await;
 }

@@ -1,7 +1,11 @@
 //! One approval: the request that asks for it, its states, the action it
 //! may carry, its 2-digit number-matching code among three choices, and the
 //! rule of answering it inside a store transaction (`apply`): the right
-//! phone, still pending, the right code — three wrong codes reject it.
+//! phone, still pending, the right code. The first wrong number rejects it
+//! (reason `wrong_number`), so trying the choices in turn never approves.
+//! An approval asked for by a phone's own command is a plain confirm (no
+//! code, no choices): the requester is the approving phone, so there is no
+//! number to carry from one to the other.
 
 use super::error::MessagingError;
 use super::wire::{self, Outbound};
@@ -98,9 +102,12 @@ pub struct Approval {
     pub decided_by: Option<String>,
     /// When.
     pub decided_at: Option<Timestamp>,
-    /// Wrong codes so far.
+    /// Wrong codes so far (the first one rejects).
     #[serde(default)]
     pub wrong_codes: u8,
+    /// Why it was rejected: `declined` (a phone said no) or `wrong_number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Called with the outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
@@ -115,11 +122,11 @@ pub struct Approval {
 pub struct Answer {
     /// `approve` or `reject`.
     pub decision: String,
-    /// The number the requester showed.
+    /// The number the requester showed (not needed to reject, nor for a
+    /// plain confirm).
+    #[serde(default)]
     pub code: String,
 }
-
-const MAX_WRONG_CODES: u8 = 3;
 
 pub(super) fn code_and_choices() -> (String, Vec<String>) {
     let mut rng = rand::thread_rng();
@@ -141,6 +148,11 @@ impl Approval {
         } else {
             self.status
         }
+    }
+
+    /// Whether the phone must match a number (false: a plain confirm).
+    pub fn matches_number(&self) -> bool {
+        !self.code.is_empty()
     }
 
     /// Whether `device` may answer.
@@ -218,16 +230,20 @@ pub(super) fn apply(
         decided => return Err(TxAbort::Domain(MessagingError::AlreadyDecided(decided.as_str()))),
     }
     let by = Some(device.device_id.to_string());
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(code.as_bytes(), approval.code.as_bytes())) {
-        approval.wrong_codes += 1;
-        if approval.wrong_codes >= MAX_WRONG_CODES {
-            (approval.status, approval.decided_by, approval.decided_at) = (Status::Rejected, by, Some(now));
-        }
+    (approval.decided_by, approval.decided_at) = (by, Some(now));
+    if !approve {
+        (approval.status, approval.reason) = (Status::Rejected, Some("declined".into()));
+        save(tx, &approval)?;
+        return Ok(Applied::Decided(approval));
+    }
+    let matched = bool::from(subtle::ConstantTimeEq::ct_eq(code.as_bytes(), approval.code.as_bytes()));
+    if approval.matches_number() && !matched {
+        approval.wrong_codes = approval.wrong_codes.saturating_add(1);
+        (approval.status, approval.reason) = (Status::Rejected, Some("wrong_number".into()));
         save(tx, &approval)?;
         return Ok(Applied::Wrong(approval));
     }
-    approval.status = if approve { Status::Approved } else { Status::Rejected };
-    (approval.decided_by, approval.decided_at) = (by, Some(now));
+    approval.status = Status::Approved;
     save(tx, &approval)?;
     Ok(Applied::Decided(approval))
 }

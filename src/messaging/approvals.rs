@@ -44,7 +44,8 @@ impl Approvals {
         planned: Option<Planned>,
     ) -> Result<Approval, MessagingError> {
         let timeout = check(request)?;
-        let (code, choices) = code_and_choices();
+        // A phone's own command asks that phone: a plain confirm.
+        let (code, choices) = if planned.is_some() { (String::new(), Vec::new()) } else { code_and_choices() };
         let now = clock::now();
         let approval = Approval {
             id: format!("a{:016x}", self.store.next_id()?),
@@ -60,6 +61,7 @@ impl Approvals {
             decided_by: None,
             decided_at: None,
             wrong_codes: 0,
+            reason: None,
             webhook_url: request.webhook_url.clone(),
             planned,
         };
@@ -139,9 +141,7 @@ impl Approvals {
             }
             Ok(Applied::Wrong(approval)) => {
                 self.audit.record(Event::new(&actor, "approval.answer", id, "approval_code_mismatch")).await;
-                if approval.status == Status::Rejected {
-                    self.finish(&crate::audit::Actor::System, &approval).await;
-                }
+                self.finish(&actor, &approval).await;
                 Err(MessagingError::WrongCode)
             }
             Err(e) => {
@@ -196,7 +196,8 @@ impl Approvals {
     /// After a decision: audit, wake waiters, call the webhook.
     async fn finish(&self, actor: &Actor, approval: &Approval) {
         let action = format!("approval.{}", approval.status.as_str());
-        self.audit.record(Event::new(actor, &action, &approval.id, "ok")).await;
+        let outcome = approval.reason.as_deref().unwrap_or("ok");
+        self.audit.record(Event::new(actor, &action, &approval.id, outcome)).await;
         let _ = self.decided.send(approval.id.clone());
         if let Some(url) = approval.webhook_url.clone() {
             let body = serde_json::json!({
@@ -204,6 +205,7 @@ impl Approvals {
                 "status": approval.status,
                 "decided_by": approval.decided_by,
                 "decided_at": approval.decided_at,
+                "reason": approval.reason,
                 "title": approval.title,
             });
             let http = self.http.clone();

@@ -14,11 +14,13 @@ use crate::actions::runner::{self, Outcome};
 use crate::actions::{Action, Actions};
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
-use crate::devices::Device;
+use crate::devices::{Device, Devices};
+use crate::limits::{DeviceBucket, RateLimits};
 use crate::store::{Store, Table, TxAbort};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -41,6 +43,8 @@ pub struct CommandRecord {
 
 /// Commands that may run at once.
 const MAX_RUNNING: usize = 4;
+/// Commands that may wait for a free slot; more are refused (429).
+pub const MAX_QUEUED: usize = 16;
 const MAX_TEXT: usize = 500;
 
 /// The command service (cheap to clone).
@@ -54,6 +58,10 @@ pub struct Commands {
     llm: Option<LlmMatcher>,
     workdir: PathBuf,
     running: Arc<Semaphore>,
+    /// Started runs not yet finished (running or waiting for a slot).
+    queued: Arc<AtomicUsize>,
+    devices: Devices,
+    limits: RateLimits,
 }
 
 /// What the service needs.
@@ -72,6 +80,10 @@ pub struct CommandParts {
     pub llm: Option<LlmMatcher>,
     /// Where actions without a `workdir` run.
     pub workdir: PathBuf,
+    /// To check the device again when its run starts.
+    pub devices: Devices,
+    /// Per-device command budgets.
+    pub limits: RateLimits,
 }
 
 fn key(device: &str, id: &str) -> String {
@@ -95,7 +107,7 @@ fn result(command_id: &str, status: CommandStatus, message: String) -> wire::Com
 
 /// Checks a phone's command id and text.
 fn check(id: &str, text: &str) -> Result<String, MessagingError> {
-    if crate::ids::DeviceId::parse(id).is_err() {
+    if crate::ids::check_message_id("id", id).is_err() {
         return Err(MessagingError::invalid("id", "must be 1 to 64 letters, digits, '.', '_' or '-'"));
     }
     let text = text.trim();
@@ -108,7 +120,7 @@ fn check(id: &str, text: &str) -> Result<String, MessagingError> {
 impl Commands {
     /// A service from its parts.
     pub fn new(parts: CommandParts) -> Commands {
-        let CommandParts { store, delivery, approvals, audit, actions, llm, workdir } = parts;
+        let CommandParts { store, delivery, approvals, audit, actions, llm, workdir, devices, limits } = parts;
         Commands {
             store,
             delivery,
@@ -118,6 +130,9 @@ impl Commands {
             llm,
             workdir,
             running: Arc::new(Semaphore::new(MAX_RUNNING)),
+            queued: Arc::default(),
+            devices,
+            limits,
         }
     }
 
@@ -127,7 +142,14 @@ impl Commands {
         let text = check(id, text)?;
         let k = key(device.device_id.as_str(), id);
         if let Some(existing) = self.store.get::<CommandRecord>(Table::Commands, &k)? {
-            return Ok(existing.result);
+            if existing.received_at >= device.paired_at {
+                return Ok(existing.result);
+            }
+        }
+        self.limits.check_device(DeviceBucket::Commands, device.device_id.as_str())?;
+        let waiting = self.queued.load(Ordering::Relaxed);
+        if waiting >= MAX_RUNNING + MAX_QUEUED {
+            return Err(MessagingError::QueueFull(waiting));
         }
         let (answer, run) = self.decide(device, id, &text).await?;
         let record = CommandRecord {
@@ -138,11 +160,12 @@ impl Commands {
             received_at: clock::now(),
             result: answer.clone(),
         };
+        let paired_at = device.paired_at;
         let fresh = self
             .store
             .commit(|tx| match tx.get::<CommandRecord, MessagingError>(Table::Commands, &k)? {
-                Some(existing) => Ok(Some(existing.result)),
-                None => tx.put(Table::Commands, &k, &record).map(|()| None),
+                Some(existing) if existing.received_at >= paired_at => Ok(Some(existing.result)),
+                _ => tx.put(Table::Commands, &k, &record).map(|()| None),
             })
             .await?;
         if let Some(earlier) = fresh {
@@ -202,7 +225,7 @@ impl Commands {
             let mut answer = result(
                 id,
                 CommandStatus::AwaitingApproval,
-                format!("{shown} needs your approval: pick {} to confirm.", approval.code),
+                format!("{shown} needs your confirmation: approve it on this phone."),
             );
             (answer.action, answer.params, answer.approval_id) = (Some(name), params, Some(approval.id));
             return Ok((answer, None));
@@ -231,6 +254,13 @@ impl Commands {
         let planned = Planned { command_id: id.to_owned(), action: action.name.clone(), params: params.clone() };
         let actor = Actor::Device(device.device_id.to_string());
         self.approvals.create(&actor, &request, std::slice::from_ref(device), Some(planned)).await
+    }
+
+    /// Tells the phone a command was refused before it was handled (over
+    /// its budget, or the queue is full); nothing is stored.
+    pub async fn refuse(&self, device: &Device, id: &str, why: &MessagingError) {
+        let answer = result(id, CommandStatus::Rejected, format!("Not run: {why}."));
+        self.send(device, Outbound::CommandResult(answer)).await;
     }
 
     /// After an approval with a planned action was decided: run it, or say
@@ -262,8 +292,16 @@ impl Commands {
 
     fn spawn_run(&self, device: Device, id: String, action: Action, params: BTreeMap<String, String>) {
         let this = self.clone();
+        self.queued.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            let _counted = Queued(this.queued.clone());
             let Ok(_permit) = this.running.clone().acquire_owned().await else { return };
+            if !this.still_paired(&device) {
+                let answer = result(&id, CommandStatus::Rejected, "Not run: this phone was revoked or suspended.".into());
+                this.update(&device, &id, answer).await;
+                tracing::info!(device = %device.device_id, "a queued command was dropped: its device is no longer active");
+                return;
+            }
             this.build_status(&device, &action, &params, CommandStatus::Started, None).await;
             let finished = runner::run(&action, &params, &this.workdir).await;
             let (status, exit_code, message) = match &finished.outcome {
@@ -289,6 +327,13 @@ impl Commands {
             let actor = Actor::Device(device.device_id.to_string());
             this.audit.record(Event::new(&actor, "command.run", &action.name, status_name(status))).await;
         });
+    }
+
+    /// Whether the device that asked is still the same active pairing.
+    fn still_paired(&self, device: &Device) -> bool {
+        self.devices.get(device.device_id.as_str()).is_ok_and(|now| {
+            now.status == crate::devices::DeviceState::Active && now.paired_at == device.paired_at
+        })
     }
 
     async fn build_status(
@@ -349,6 +394,15 @@ impl Commands {
         all.sort_by_key(|c| std::cmp::Reverse(c.received_at));
         all.truncate(limit);
         Ok(all)
+    }
+}
+
+/// One started run, counted until it ends.
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -7,7 +7,8 @@ use super::wire::{self, Outbound};
 use crate::broker::Link;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -24,6 +25,27 @@ pub struct LiveEvent {
     pub json: Arc<str>,
 }
 
+/// Live event streams one device may hold at once.
+pub const MAX_STREAMS: usize = 4;
+
+/// One open event stream of a device, counted until dropped.
+pub struct StreamSlot {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    device: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = streams.get_mut(&self.device) {
+            *n -= 1;
+            if *n == 0 {
+                streams.remove(&self.device);
+            }
+        }
+    }
+}
+
 /// How long a device being cut off has to receive its `control` message.
 const CONTROL_GRACE: Duration = Duration::from_millis(250);
 
@@ -34,12 +56,13 @@ pub struct Delivery {
     gateway: Gateway,
     live: broadcast::Sender<LiveEvent>,
     metrics: Metrics,
+    streams: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Delivery {
     /// A sender over the broker `link`.
     pub fn new(link: Link, gateway: Gateway, metrics: Metrics) -> Delivery {
-        Delivery { link, gateway, live: broadcast::channel(4096).0, metrics }
+        Delivery { link, gateway, live: broadcast::channel(4096).0, metrics, streams: Arc::default() }
     }
 
     /// Sends `message` to a device; whether the device had a live MQTT
@@ -61,6 +84,18 @@ impl Delivery {
         let _ = self.live.send(event);
         self.metrics.message(false, kind.as_str());
         self.gateway.is_connected(device_id)
+    }
+
+    /// Counts a new live event stream of `device`; None when it holds
+    /// [`MAX_STREAMS`] already.
+    pub fn open_stream(&self, device: &str) -> Option<StreamSlot> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let open = streams.entry(device.to_owned()).or_default();
+        if *open >= MAX_STREAMS {
+            return None;
+        }
+        *open += 1;
+        Some(StreamSlot { streams: self.streams.clone(), device: device.to_owned() })
     }
 
     /// A receiver of every live event (filter by device).

@@ -35,6 +35,15 @@ pub enum MessagingError {
     /// The number does not match the requester's.
     #[error("the number does not match the one shown to the requester")]
     WrongCode,
+    /// The phone sent commands faster than its budget.
+    #[error(transparent)]
+    RateLimited(#[from] crate::limits::RateLimited),
+    /// The device holds its whole share of live event streams.
+    #[error("this phone already has {0} live event streams open; close one first")]
+    TooManyStreams(usize),
+    /// Too many commands are already waiting to run.
+    #[error("{0} commands are already waiting to run; try again when one has finished")]
+    QueueFull(usize),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -66,6 +75,9 @@ impl MessagingError {
             MessagingError::AlreadyDecided(_) => "approval_already_decided",
             MessagingError::ApprovalExpired => "approval_expired",
             MessagingError::WrongCode => "approval_code_mismatch",
+            MessagingError::RateLimited(_) => "rate_limited",
+            MessagingError::QueueFull(_) => "command_queue_full",
+            MessagingError::TooManyStreams(_) => "too_many_streams",
             MessagingError::Store(_) => "internal",
         }
     }

@@ -180,7 +180,13 @@ impl Messaging {
                 let answer = Answer { decision: r.decision, code: r.code };
                 self.answer(&device, &r.approval_id, &answer).await.map(|_| ())
             }
-            Ok(Inbound::VoiceCommand(c)) => self.commands.handle(&device, &c.id, &c.text).await.map(|_| ()),
+            Ok(Inbound::VoiceCommand(c)) => match self.commands.handle(&device, &c.id, &c.text).await {
+                Err(e @ (MessagingError::RateLimited(_) | MessagingError::QueueFull(_))) => {
+                    self.commands.refuse(&device, &c.id, &e).await;
+                    Err(e)
+                }
+                other => other.map(|_| ()),
+            },
             Err(e) => {
                 tracing::info!(device = %device.device_id, error = %e, "a phone's message was not understood");
                 Ok(())

@@ -155,6 +155,12 @@ impl NotifyRequest {
     }
 }
 
+/// A notification id: `n` and 16 hex digits of a store id, so ids sort in
+/// the order they were made.
+pub fn id_of(store_id: u64) -> String {
+    format!("n{store_id:016x}")
+}
+
 fn inbox_key(device: &str, id: &str) -> String {
     format!("{device}/{id}")
 }
@@ -192,7 +198,7 @@ impl Notifications {
         let user_id = recipients.first().map(|d| d.user_id.to_string()).unwrap_or_default();
         let lock = self.order.lock().unwrap_or_else(|p| p.into_inner()).entry(user_id.clone()).or_default().clone();
         let _in_order = lock.lock().await;
-        message.id = format!("n{:016x}", self.store.next_id()?);
+        message.id = id_of(self.store.next_id()?);
         let recipients_ids = recipients.iter().map(|d| d.device_id.to_string()).collect();
         let stored = Stored { user_id, recipients: recipients_ids, message: message.clone() };
         let now = clock::now();
@@ -230,10 +236,16 @@ impl Notifications {
     }
 
     /// The device's notifications after `since` (after its acknowledged
-    /// cursor when `None`), oldest first, at most [`PAGE`].
-    pub fn list(&self, device: &str, since: Option<&str>) -> Result<Vec<Listed>, MessagingError> {
+    /// cursor when `None`), oldest first, at most [`PAGE`]. Never anything
+    /// from before this pairing of the device id (its inbox floor).
+    pub fn list(&self, paired: &Device, since: Option<&str>) -> Result<Vec<Listed>, MessagingError> {
+        let device = paired.device_id.as_str();
         let acked = self.acked(device)?;
         let after = since.map(str::to_owned).or_else(|| acked.clone());
+        let after = match (after, paired.inbox_floor.clone()) {
+            (Some(after), Some(floor)) => Some(after.max(floor)),
+            (after, floor) => after.or(floor),
+        };
         let prefix = format!("{device}/");
         let after_key = after.as_deref().map(|id| inbox_key(device, id));
         let records: Vec<(String, Delivered)> =
@@ -282,7 +294,7 @@ impl Notifications {
         if let Some(since) = since {
             self.acknowledge(device.device_id.as_str(), since)?;
         }
-        let missed = self.list(device.device_id.as_str(), since)?;
+        let missed = self.list(device, since)?;
         for listed in &missed {
             let id = listed.message.id.clone();
             self.publish(device, &Outbound::Notification(listed.message.clone()), &id).await;

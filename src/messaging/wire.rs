@@ -160,7 +160,9 @@ pub struct ApprovalResponse {
     pub approval_id: String,
     /// `approve` or `reject`.
     pub decision: String,
-    /// The number the requester showed.
+    /// The number the requester showed (not needed to reject, nor for a
+    /// plain confirm).
+    #[serde(default)]
     pub code: String,
 }
 

@@ -18,6 +18,7 @@ use crate::sms::{self, Sms};
 use crate::store::{Store, Table, TxAbort};
 use crate::tokens::{Subject, Tokens};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,9 @@ pub struct Pairing {
     base_url: String,
     mqtt: MqttIdentity,
     licensing: Licensing,
+    /// Accepts that named no invite since the last sweep (audited as one
+    /// line, so anonymous junk cannot grow the audit log).
+    unknown_accepts: Arc<AtomicU64>,
 }
 
 /// The parts the pairing service works with.
@@ -83,7 +87,18 @@ impl Pairing {
     pub fn new(parts: Parts) -> Pairing {
         let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt, licensing } = parts;
         let base_url = base_url.trim_end_matches('/').to_owned();
-        Pairing { store, tokens, sms, audit, metrics, config, base_url, mqtt, licensing }
+        Pairing {
+            store,
+            tokens,
+            sms,
+            audit,
+            metrics,
+            config,
+            base_url,
+            mqtt,
+            licensing,
+            unknown_accepts: Arc::default(),
+        }
     }
 
     /// The configured SMS provider's name.
@@ -251,13 +266,32 @@ impl Pairing {
     }
 
     /// Accepts an invite: exactly one accept of a code succeeds. Every
-    /// attempt is audited (`invite.accept` or `invite.reject`).
+    /// attempt on a real invite is audited (`invite.accept` or
+    /// `invite.reject`); attempts that name no invite (malformed fields, an
+    /// unknown code) are counted in the metrics and audited in aggregate by
+    /// the sweep.
     pub async fn accept(&self, req: AcceptRequest) -> Result<AcceptResponse, PairingError> {
         let result = self.accept_inner(&req).await;
+        if let Err(e @ (PairingError::Invalid(_) | PairingError::NotFound)) = &result {
+            self.metrics.accept_refused(error_code(e));
+            self.unknown_accepts.fetch_add(1, Ordering::Relaxed);
+            return result;
+        }
         let device: String = req.device_id.chars().take(64).collect();
         let target = format!("{device} via {}", hint_of(&req.invite_code));
         self.audit.record(Event::new(&Actor::Pairing, accept_action(&result), target, outcome(&result))).await;
         result
+    }
+
+    /// Writes one audit line for the accepts that named no invite since the
+    /// last call; how many there were.
+    pub async fn audit_unknown_accepts(&self) -> u64 {
+        let n = self.unknown_accepts.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            let target = format!("{n} accept(s) with a malformed request or an unknown code");
+            self.audit.record(Event::new(&Actor::Pairing, "invite.reject_aggregate", target, "invite_not_found")).await;
+        }
+        n
     }
 
     async fn accept_inner(&self, req: &AcceptRequest) -> Result<AcceptResponse, PairingError> {
@@ -276,6 +310,9 @@ impl Pairing {
         })?;
         device.token_jti = issued.claims.jti.clone();
         device.token_expires_at = issued.expires_at;
+        // Every notification id made from now on is above this floor; what an
+        // earlier pairing of the same id received stays below it.
+        device.inbox_floor = Some(crate::messaging::notifications::id_of(self.store.next_id()?));
         let (now, otp) = (clock::now(), req.otp.as_deref());
         let invite = self.store.commit(|tx| accept_in(tx, &code, otp, &device, now, limit)).await??;
         self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
@@ -331,12 +368,14 @@ impl Pairing {
             fingerprint: String::new(),
             token_jti: String::new(),
             token_expires_at: now,
+            inbox_floor: None,
         })
     }
 
     /// Marks every pending invite past its expiry as expired; returns how
     /// many it marked.
     pub async fn sweep(&self) -> Result<usize, PairingError> {
+        self.audit_unknown_accepts().await;
         let now = clock::now();
         let invites: Vec<(String, Invite)> = self.store.scan_keyed(Table::Invites)?;
         let mut swept = 0;

@@ -78,11 +78,11 @@ pub(super) fn accept_in(
             return Ok(Err(PairingError::OtpInvalid));
         }
     }
-    if let Some(existing) = tx.get::<Device, _>(Table::Devices, device.device_id.as_str())? {
-        if existing.status != DeviceState::Revoked {
-            return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
-        }
+    let existing = tx.get::<Device, _>(Table::Devices, device.device_id.as_str())?;
+    if existing.as_ref().is_some_and(|e| e.status != DeviceState::Revoked) {
+        return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
     }
+    crate::device_counts::adjust(tx, existing.map(|e| e.status), DeviceState::Active)?;
     seats::take(tx, &invite.user_id, seat_limit)?;
     invite.status = InviteStatus::Accepted;
     invite.accepted_at = Some(now);

@@ -1,11 +1,16 @@
 //! Command: runs a local program (no shell) for each message, with the
-//! message on stdin and the number in `TOPDOG_SMS_TO`; exit status 0 means
-//! sent. The program is killed after the send timeout.
+//! message on stdin and the number in `TOPDOG_SMS_TO` and nothing else of
+//! the appliance's environment; exit status 0 means sent. The program is
+//! killed after the send timeout.
 
 use super::{Sms, SmsError, SEND_TIMEOUT};
 use crate::phone::PhoneNumber;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
+
+/// The program's `PATH`: it gets a clean environment, never the
+/// appliance's own (which holds the admin token and provider secrets).
+const CLEAN_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Hands messages to a local program.
 pub struct Command {
@@ -22,6 +27,9 @@ impl Command {
         let (program, args) = self.argv.split_first().ok_or_else(|| std::io::Error::other("empty command"))?;
         let mut child = tokio::process::Command::new(program)
             .args(args)
+            .env_clear()
+            .env("PATH", CLEAN_PATH)
+            .env("LANG", "C.UTF-8")
             .env("TOPDOG_SMS_TO", to.e164())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

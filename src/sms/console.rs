@@ -1,13 +1,40 @@
 //! The default SMS provider: prints each message on standard output in the
-//! "MOCK SMS" block, so a pairing works with no provider set up. The log line
-//! carries only the masked number; the block itself is the delivery.
+//! "MOCK SMS" block, so a pairing works with no provider set up. The number
+//! is always masked. A pairing link is a credential, so the text is printed
+//! whole only when the operator chose the console provider by name or reads
+//! standard output in a terminal; otherwise (a journal, a log file) only its
+//! length is shown.
 
 use super::{Sms, SmsError};
 use crate::phone::PhoneNumber;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 /// Prints messages instead of sending them.
-pub struct Console;
+pub struct Console {
+    show_text: bool,
+}
+
+impl Console {
+    /// A console provider; `chosen` when the operator named it explicitly.
+    pub fn new(chosen: bool) -> Console {
+        Console { show_text: chosen || std::io::stdout().is_terminal() }
+    }
+}
+
+/// The "MOCK SMS" block for one message.
+fn block(to: &PhoneNumber, body: &str, show_text: bool) -> String {
+    let rule = "=".repeat(60);
+    let message = if show_text {
+        body.to_owned()
+    } else {
+        format!(
+            "({} characters, not shown: it holds a live pairing link; start with \
+             --sms-provider console to print messages on the console)",
+            body.chars().count()
+        )
+    };
+    format!("\n{rule}\nMOCK SMS (console provider)\nTo:      {}\nMessage: {message}\n{rule}\n", to.masked())
+}
 
 #[async_trait::async_trait]
 impl Sms for Console {
@@ -16,13 +43,27 @@ impl Sms for Console {
     }
 
     async fn send(&self, to: &PhoneNumber, body: &str) -> Result<(), SmsError> {
-        let rule = "=".repeat(60);
-        let block = format!("\n{rule}\nMOCK SMS (console provider)\nTo:      {}\nMessage: {body}\n{rule}\n", to.e164());
         let mut out = std::io::stdout().lock();
-        out.write_all(block.as_bytes())
+        out.write_all(block(to, body, self.show_text).as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| SmsError::Provider { provider: "console", message: e.to_string() })?;
         tracing::info!(to = %to, "SMS printed on the console");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_number_is_masked_and_the_link_shown_only_when_asked() {
+        let to = PhoneNumber::parse("+14155552671").unwrap();
+        let text = "tap https://box/pair?code=SECRETCODE";
+        let hidden = block(&to, text, false);
+        assert!(!hidden.contains("SECRETCODE") && !hidden.contains("4155552671"), "{hidden}");
+        assert!(hidden.contains(&to.masked()));
+        let shown = block(&to, text, true);
+        assert!(shown.contains("SECRETCODE") && !shown.contains("4155552671"), "{shown}");
     }
 }

@@ -40,7 +40,7 @@ pub trait Sms: Send + Sync {
 /// Builds the configured provider.
 pub fn from_config(config: &SmsConfig) -> Arc<dyn Sms> {
     match config {
-        SmsConfig::Console => Arc::new(console::Console),
+        SmsConfig::Console { show_links } => Arc::new(console::Console::new(*show_links)),
         SmsConfig::Twilio { account_sid, auth_token, from, api_base } => {
             Arc::new(twilio::Twilio::new(account_sid.clone(), auth_token.0.clone(), from.clone(), api_base.clone()))
         }

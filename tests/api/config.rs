@@ -44,9 +44,19 @@ async fn first_start_makes_private_secrets_and_a_second_start_reuses_them() {
 
 #[tokio::test]
 async fn admin_token_from_the_environment() {
-    let app = spawn_with(Options::default().env("ADMIN_TOKEN", "operator-chosen-token")).await;
+    let app = spawn_with(Options::default().env("ADMIN_TOKEN", "operator-chosen-token-of-32-characters")).await;
     assert!(!app.output().iter().any(|l| l.contains("Admin token (shown only")));
     assert_eq!(app.admin_get("/admin/status").await.0, 200);
+    let scratch = tempfile::tempdir().unwrap();
+    let refused = std::process::Command::new(crate::helpers::binary())
+        .args(["serve", "--data-dir"])
+        .arg(scratch.path().join("data"))
+        .args(["--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0"])
+        .env("ADMIN_TOKEN", "short-token")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "a short operator token must stop the start");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 32 characters"));
 }
 
 #[tokio::test]

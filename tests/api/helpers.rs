@@ -24,12 +24,20 @@ pub struct Options {
     /// Start without a license (one seat); by default a 1,000-seat
     /// development license is activated so tests can pair many users.
     pub unlicensed: bool,
+    /// Leave the SMS provider to the appliance's default (otherwise the
+    /// console provider is named, so it prints pairing links).
+    pub default_sms: bool,
 }
 
 impl Options {
     /// Adds a flag (and value).
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.to_owned());
+        self
+    }
+    /// Leaves the SMS provider to the appliance's default.
+    pub fn default_sms(mut self) -> Self {
+        self.default_sms = true;
         self
     }
     /// Starts without a license.
@@ -115,6 +123,7 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
         .arg(data_dir(dir.path()))
         .args(default_addrs(&options.args))
         .args(generous_limits(&options.args))
+        .args(console_sms(&options))
         .args(&options.args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -172,6 +181,16 @@ fn default_addrs(args: &[String]) -> Vec<&'static str> {
         }
     }
     addrs
+}
+
+/// The console SMS provider chosen by name (so it prints pairing links),
+/// unless a test picks a provider itself.
+fn console_sms(options: &Options) -> Vec<&'static str> {
+    let env_picks = options.env.iter().any(|(k, _)| k == "TOPDOG_SMS_PROVIDER" || k == "TWILIO_ACCOUNT_SID");
+    if options.default_sms || env_picks || options.args.iter().any(|a| a == "--sms-provider") {
+        return Vec::new();
+    }
+    vec!["--sms-provider", "console"]
 }
 
 /// Rate limits high enough for tests, unless a test sets its own.

@@ -20,6 +20,7 @@ mod openapi;
 mod pairing;
 mod phone;
 mod qr;
+mod review;
 mod security;
 mod service;
 mod sms;

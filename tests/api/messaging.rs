@@ -159,21 +159,17 @@ async fn wrong_codes_are_refused_and_requests_expire_on_time() {
     let mut app = spawn_app().await;
     let paired = app.pair_full("eve", "phone-e").await;
     let token = paired["jwt_token"].as_str().unwrap().to_owned();
-    let approval = ask(&app, "eve", 300, None).await;
-    let (id, code) = (approval["id"].as_str().unwrap(), approval["code"].as_str().unwrap());
-    let wrong = if code == "10" { "11" } else { "10" };
-    let path = format!("/phone/approvals/{id}/respond");
-    let answer = |decision: &str, code: &str| {
+    let answer = |id: &str, decision: &str, code: &str| {
+        let path = format!("/phone/approvals/{id}/respond");
         send(app.client.post(app.url(&path)).bearer_auth(&token).json(&json!({"decision": decision, "code": code})))
     };
-    let (status, refused) = answer("approve", wrong).await;
-    assert_eq!((status, refused["error"].as_str()), (403, Some("approval_code_mismatch")));
-    let (_, still) = app.admin_get(&format!("/phone/approvals/{id}")).await;
-    assert_eq!(still["status"], "pending", "a wrong code decides nothing");
-    let (status, _) = answer("maybe", code).await;
-    assert_eq!(status, 400);
-    let (status, rejected) = answer("reject", code).await;
-    assert_eq!((status, rejected["status"].as_str()), (200, Some("rejected")), "{rejected}");
+    let approval = ask(&app, "eve", 300, None).await;
+    let (id, code) = (approval["id"].as_str().unwrap(), approval["code"].as_str().unwrap());
+    let (status, _) = answer(id, "maybe", code).await;
+    assert_eq!(status, 400, "an unknown decision changes nothing");
+    let (status, rejected) = answer(id, "reject", "").await;
+    assert_eq!((status, rejected["status"].as_str()), (200, Some("rejected")), "rejecting needs no number");
+    assert_eq!(rejected["reason"], "declined");
 
     let short = ask(&app, "eve", 10, None).await;
     let short_id = short["id"].as_str().unwrap();
@@ -187,6 +183,41 @@ async fn wrong_codes_are_refused_and_requests_expire_on_time() {
     assert_eq!((status, late["error"].as_str()), (410, Some("approval_expired")));
     let (status, _) = app.admin_get("/phone/approvals/a-missing").await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn trying_each_number_in_turn_never_approves() {
+    let mut app = spawn_app().await;
+    let mut hook = fakes::approval_hook().await;
+    let paired = app.pair_full("ivan", "phone-i").await;
+    let token = paired["jwt_token"].as_str().unwrap().to_owned();
+    let approval = ask(&app, "ivan", 300, Some(format!("{}/approvals", hook.url()))).await;
+    let (id, code) = (approval["id"].as_str().unwrap(), approval["code"].as_str().unwrap());
+    let mut choices: Vec<String> =
+        approval["choices"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    choices.sort_by_key(|c| c == code); // the right number last
+    let path = format!("/phone/approvals/{id}/respond");
+    let mut answers = Vec::new();
+    for choice in &choices {
+        let body = json!({"decision": "approve", "code": choice});
+        let (status, answer) = send(app.client.post(app.url(&path)).bearer_auth(&token).json(&body)).await;
+        answers.push((status, answer["error"].as_str().unwrap_or_default().to_owned()));
+    }
+    assert_eq!(
+        answers,
+        vec![
+            (403, "approval_code_mismatch".to_owned()),
+            (409, "approval_already_decided".to_owned()),
+            (409, "approval_already_decided".to_owned())
+        ]
+    );
+    let (_, decided) = app.admin_get(&format!("/phone/approvals/{id}")).await;
+    assert_eq!((decided["status"].as_str(), decided["reason"].as_str()), (Some("rejected"), Some("wrong_number")));
+    let audit = app.audit();
+    let line = audit.iter().find(|e| e["action"] == "approval.rejected").expect("audited");
+    assert_eq!((line["target"].as_str(), line["result"].as_str()), (Some(id), Some("wrong_number")), "{line}");
+    let outcome = hook.wait_for(1).await;
+    assert_eq!((outcome[0].to.as_str(), outcome[0].body.as_str()), (id, "rejected"));
 }
 
 #[tokio::test]

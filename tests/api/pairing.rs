@@ -15,7 +15,8 @@ async fn sms_pairing_end_to_end_in_console_mode() {
     assert_eq!(code.len(), 43);
 
     let sms = app.console_sms(1).await;
-    assert!(app.output().iter().any(|l| l == "To:      +14155552671"), "console block shows the whole number");
+    assert!(app.output().iter().any(|l| l == "To:      +1******2671"), "console block masks the number");
+    assert!(!app.output().iter().any(|l| l.contains("4155552671")), "the whole number is never printed");
     assert!(sms.contains(&format!("/pair?code={code}")) && sms.contains("Test User"), "{sms}");
 
     let (status, accepted) = app.accept(&code_in(&sms), "pixel-8").await;

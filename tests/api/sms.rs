@@ -109,10 +109,20 @@ async fn command_gets_the_message_on_stdin() {
     let scratch = tempfile::tempdir().unwrap();
     let script = scratch.path().join("send.sh");
     let out = scratch.path().join("out.txt");
-    std::fs::write(&script, format!("#!/bin/sh\n{{ echo \"$TOPDOG_SMS_TO\"; cat; }} > {}\n", out.display())).unwrap();
+    let env_out = scratch.path().join("env.txt");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nenv > {}\n{{ echo \"$TOPDOG_SMS_TO\"; cat; }} > {}\n", env_out.display(), out.display()),
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let secret = "a-secret-admin-token-of-32-characters-or-more";
     let app = spawn_with(
-        Options::default().env("TOPDOG_SMS_PROVIDER", "command").env("TOPDOG_SMS_COMMAND", script.to_str().unwrap()),
+        Options::default()
+            .env("TOPDOG_SMS_PROVIDER", "command")
+            .env("TOPDOG_SMS_COMMAND", script.to_str().unwrap())
+            .env("ADMIN_TOKEN", secret)
+            .env("ANTHROPIC_API_KEY", "sk-not-for-the-sms-program"),
     )
     .await;
     let (status, invite) = app.send_sms("+14155552671", "erin").await;
@@ -122,11 +132,27 @@ async fn command_gets_the_message_on_stdin() {
         written.starts_with("+14155552671\n") && written.contains(invite["invite_code"].as_str().unwrap()),
         "{written}"
     );
+    let env = std::fs::read_to_string(&env_out).unwrap();
+    assert!(!env.contains(secret) && !env.contains("sk-not-for") && !env.contains("ADMIN_TOKEN"), "{env}");
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+    assert!(names.iter().all(|n| ["PATH", "LANG", "TOPDOG_SMS_TO", "PWD", "SHLVL", "_"].contains(n)), "{names:?}");
 
     std::fs::write(&script, "#!/bin/sh\necho 'modem offline' >&2\nexit 3\n").unwrap();
     let (status, failed) = app.send_sms("+14155552671", "erin").await;
     assert_eq!(status, 502);
     assert!(failed["detail"].as_str().unwrap().contains("modem offline"), "{failed}");
+}
+
+#[tokio::test]
+async fn console_by_default_masks_the_number_and_hides_the_link_off_a_terminal() {
+    let app = spawn_with(Options::default().default_sms()).await;
+    let (status, invite) = app.send_sms("+14155552671", "gina").await;
+    assert_eq!(status, 200, "{invite}");
+    let code = invite["invite_code"].as_str().unwrap();
+    let output = app.output().join("\n");
+    assert!(output.contains("MOCK SMS") && output.contains("To:      +1******2671"), "{output}");
+    assert!(!output.contains(code) && !output.contains("4155552671"), "{output}");
+    assert!(!app.log().contains(code), "the code must not reach the log either");
 }
 
 #[tokio::test]

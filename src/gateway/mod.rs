@@ -1,13 +1,23 @@
 //! The phones' MQTT/TLS front door (`--mqtt-addr`). Each connection gets its
-//! own task: a TLS handshake with a timeout that requires a client
-//! certificate from the appliance CA; the certificate's tenant and device
-//! (O and CN) must match this appliance and an active device, and the
-//! CONNECT's client id must equal the CN. The connection is then spliced to
-//! the broker's internal listener with a per-tenant internal certificate.
+//! own task: a TLS handshake with a timeout (within its address's share of
+//! connections and handshakes) that requires a client certificate from the
+//! appliance CA; the certificate's tenant and device (O and CN) must match
+//! this appliance and an active device, and its public key the one recorded
+//! when that device was paired (so a certificate of an earlier pairing of
+//! the same id is refused). The CONNECT's client id must equal the CN. The
+//! connection is then passed to the broker's internal listener with a
+//! per-tenant internal certificate: the broker's packets straight through,
+//! the phone's packets checked one by one against its rules (`inspect`).
 //! Every live connection is registered, so `kick` closes a device at once.
 
+mod inspect;
+
 use crate::broker::{valid_client_id, Internal};
-use crate::devices::Devices;
+use crate::conn_limits::{Admitted, ConnLimits, Shares, Turned};
+use crate::devices::{DeviceState, Devices};
+use bytes::{Bytes, BytesMut};
+use inspect::{next_frame, Rules, Violation};
+use sha2::Digest;
 use crate::messaging::wire::tenant_of;
 use crate::metrics::Metrics;
 use crate::pki::TlsPair;
@@ -20,14 +30,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 
 /// How long a phone has for the TLS handshake and its CONNECT.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PENDING_HANDSHAKES: usize = 1024;
-const MAX_CONNECT_BYTES: usize = 16 * 1024;
+const MAX_PENDING_PER_ADDRESS: usize = 64;
 const SPLICE_BUFFER: usize = 4 * 1024;
 
 /// Live connections by device id.
@@ -67,42 +77,6 @@ impl Registry {
     }
 }
 
-/// Open connections per IP address, with a cap.
-struct PerIp {
-    max: usize,
-    open: Mutex<HashMap<std::net::IpAddr, usize>>,
-}
-
-/// One counted connection; uncounted when dropped.
-struct IpSlot {
-    owner: Arc<PerIp>,
-    ip: std::net::IpAddr,
-}
-
-impl PerIp {
-    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<IpSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(ip).or_default();
-        if *count >= self.max {
-            return None;
-        }
-        *count += 1;
-        Some(IpSlot { owner: self.clone(), ip })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut open = self.owner.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// The gateway's shared state (cheap to clone).
 #[derive(Clone)]
 pub struct Gateway {
@@ -112,7 +86,7 @@ pub struct Gateway {
     /// Upstream connectors by tenant, each with its own internal certificate.
     upstream: Arc<Mutex<HashMap<String, TlsConnector>>>,
     devices: Devices,
-    per_ip: Arc<PerIp>,
+    limits: ConnLimits,
     metrics: Metrics,
 }
 
@@ -129,6 +103,10 @@ enum Refused {
     Connect(String),
     #[error("broker: {0}")]
     Upstream(String),
+    #[error(transparent)]
+    Rule(#[from] Violation),
+    #[error(transparent)]
+    Turned(#[from] Turned),
 }
 
 impl Refused {
@@ -140,6 +118,8 @@ impl Refused {
             Refused::Inactive(_) => "inactive_device",
             Refused::Connect(_) => "connect",
             Refused::Upstream(_) => "broker",
+            Refused::Rule(v) => v.reason(),
+            Refused::Turned(t) => t.reason(),
         }
     }
 }
@@ -157,16 +137,12 @@ impl Gateway {
         metrics: Metrics,
     ) -> Result<Gateway, TlsError> {
         let acceptor = TlsAcceptor::from(Arc::new(tls::mqtt_server(server, appliance_ca_pem)?));
-        let per_ip = Arc::new(PerIp { max: max_per_ip, open: Mutex::default() });
-        Ok(Gateway {
-            registry: Arc::default(),
-            acceptor,
-            internal: internal.clone(),
-            upstream: Arc::default(),
-            devices,
-            per_ip,
-            metrics,
-        })
+        let limits = ConnLimits::new(Shares {
+            open_per_address: max_per_ip,
+            handshakes_per_address: MAX_PENDING_PER_ADDRESS,
+            handshakes_total: MAX_PENDING_HANDSHAKES,
+        });
+        Ok(Gateway { registry: Arc::default(), acceptor, internal: internal.clone(), upstream: Arc::default(), devices, limits, metrics })
     }
 
     /// The connector presenting an internal certificate for `tenant`
@@ -205,7 +181,6 @@ impl Gateway {
 
     /// Accepts phones on `listener` until `stop` turns true.
     pub async fn serve(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-        let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -214,23 +189,21 @@ impl Gateway {
                 },
                 _ = stop.changed() => break,
             };
-            let Some(slot) = self.per_ip.take(peer.ip()) else {
-                tracing::warn!(%peer, "too many MQTT connections from this address; connection dropped");
-                self.metrics.gateway_refused("per_ip_limit");
-                continue;
-            };
-            let Ok(permit) = pending.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "too many MQTT handshakes in progress; connection dropped");
-                self.metrics.gateway_refused("pending_limit");
-                continue;
+            let admitted = match self.limits.admit(peer.ip()) {
+                Ok(admitted) => admitted,
+                Err(turned) => {
+                    tracing::warn!(%peer, reason = %turned, "MQTT connection dropped");
+                    self.metrics.gateway_refused(turned.reason());
+                    continue;
+                }
             };
             let gateway = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = gateway.handle(stream, peer, permit).await {
+                if let Err(e) = gateway.handle(stream, peer, &admitted).await {
                     gateway.metrics.gateway_refused(e.reason());
                     tracing::info!(%peer, error = %e, "MQTT connection refused");
                 }
-                drop(slot);
+                drop(admitted);
             });
         }
         self.registry
@@ -242,61 +215,52 @@ impl Gateway {
             .for_each(|(_, t)| t.cancel());
     }
 
-    async fn handle(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> Result<(), Refused> {
+    async fn handle(&self, stream: TcpStream, peer: SocketAddr, admitted: &Admitted) -> Result<(), Refused> {
         let _ = stream.set_nodelay(true);
-        let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.open(stream)).await;
-        drop(permit);
-        let (mut phone, device, connect) = opened.map_err(|_| Refused::Handshake("timed out".into()))??;
-        let mut broker = self.upstream(&tenant_of(&device), &connect).await?;
+        let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.open(stream, admitted)).await;
+        let Opened { phone, device, rules, connect } = opened.map_err(|_| Refused::Handshake("timed out".into()))??;
+        let broker = self.upstream(&tenant_of(&device), &connect).await?;
         let (id, token) = self.registry.add(&device);
         tracing::info!(%peer, device = %device, "phone connected over MQTT");
-        tokio::select! {
-            _ = tokio::io::copy_bidirectional_with_sizes(&mut phone, &mut broker, SPLICE_BUFFER, SPLICE_BUFFER) => {}
-            _ = token.cancelled() => {}
-        }
+        let outcome = tokio::select! {
+            outcome = relay(phone, broker, &rules) => outcome,
+            _ = token.cancelled() => Ok(()),
+        };
         self.registry.remove(&device, id);
-        let _ = phone.shutdown().await;
-        let _ = broker.shutdown().await;
         tracing::info!(%peer, device = %device, "phone disconnected");
-        Ok(())
+        outcome.map_err(Refused::from)
     }
 
-    /// Handshake, certificate and device checks, CONNECT read.
-    async fn open(
-        &self,
-        stream: TcpStream,
-    ) -> Result<(tokio_rustls::server::TlsStream<QuickAck>, String, Vec<u8>), Refused> {
+    /// Handshake (in the address's turn), certificate and device checks,
+    /// CONNECT read and checked.
+    async fn open(&self, stream: TcpStream, admitted: &Admitted) -> Result<Opened, Refused> {
+        let turn = admitted.handshake_turn().await?;
         let mut tls = self.acceptor.accept(QuickAck(stream)).await.map_err(|e| Refused::Handshake(e.to_string()))?;
+        drop(turn);
         let cert = tls
             .get_ref()
             .1
             .peer_certificates()
             .and_then(|c| c.first())
             .ok_or_else(|| Refused::Certificate("none".into()))?;
-        let (device, tenant) = identity(cert.as_ref())?;
+        let (device, tenant, key_fingerprint) = identity(cert.as_ref())?;
         if !valid_client_id(&device) || tenant != tenant_of(&device) {
             return Err(Refused::Certificate(format!("not a phone of this appliance ({tenant})")));
         }
-        if !self.devices.is_active(&device) {
-            return Err(Refused::Inactive(device));
+        let record = match self.devices.get(&device) {
+            Ok(d) if d.status == DeviceState::Active => d,
+            _ => return Err(Refused::Inactive(device)),
+        };
+        if record.fingerprint != key_fingerprint {
+            return Err(Refused::Certificate(format!("not the certificate of {device}'s current pairing")));
         }
-        let (connect, client_id) = read_connect(&mut tls).await?;
-        if client_id != device {
-            return Err(Refused::Connect(format!("client id {client_id:?} does not match the certificate ({device})")));
-        }
-        Ok((tls, device, connect))
+        let rules = Rules::new(record.user_id.as_str(), &device);
+        let connect = read_connect(&mut tls).await?;
+        rules.connect(&connect)?;
+        Ok(Opened { phone: tls, device, rules, connect })
     }
 
-    async fn upstream(
-        &self,
-        tenant: &str,
-        connect: &[u8],
-    ) -> Result<tokio_rustls::client::TlsStream<QuickAck>, Refused> {
+    async fn upstream(&self, tenant: &str, connect: &[u8]) -> Result<Upstream, Refused> {
         let up = |e: &dyn std::fmt::Display| Refused::Upstream(e.to_string());
         let connector = self.connector(tenant)?;
         let tcp = TcpStream::connect(self.internal.addr).await.map_err(|e| up(&e))?;
@@ -308,62 +272,98 @@ impl Gateway {
     }
 }
 
-/// The device id (CN) and tenant (O) of a certificate.
-fn identity(der: &[u8]) -> Result<(String, String), Refused> {
+type Phone = tokio_rustls::server::TlsStream<QuickAck>;
+type Upstream = tokio_rustls::client::TlsStream<QuickAck>;
+
+/// A phone let in: its stream, device, rules and CONNECT frame.
+struct Opened {
+    phone: Phone,
+    device: String,
+    rules: Rules,
+    connect: Bytes,
+}
+
+/// Passes the broker's bytes to the phone as they come and the phone's
+/// packets to the broker once each has passed the rules; ends when either
+/// side closes or a packet breaks a rule.
+async fn relay(phone: Phone, broker: Upstream, rules: &Rules) -> Result<(), Violation> {
+    let (mut phone_in, mut phone_out) = tokio::io::split(phone);
+    let (mut broker_in, mut broker_out) = tokio::io::split(broker);
+    let down = async {
+        let mut reader = tokio::io::BufReader::with_capacity(SPLICE_BUFFER, &mut broker_in);
+        let _ = tokio::io::copy_buf(&mut reader, &mut phone_out).await;
+        let _ = phone_out.shutdown().await;
+        Ok(())
+    };
+    let up = async {
+        let mut buf = BytesMut::with_capacity(SPLICE_BUFFER);
+        let outcome = loop {
+            match phone_in.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break Ok(()),
+                Ok(_) => {}
+            }
+            if let Err(v) = forward_frames(&mut buf, rules, &mut broker_out).await {
+                break Err(v);
+            }
+        };
+        let _ = broker_out.shutdown().await;
+        outcome
+    };
+    let (down, up): (Result<(), Violation>, Result<(), Violation>) = tokio::select! {
+        d = down => (d, Ok(())),
+        u = up => (Ok(()), u),
+    };
+    down.and(up)
+}
+
+/// Checks and forwards every whole packet in `buf`.
+async fn forward_frames<W: tokio::io::AsyncWrite + Unpin>(
+    buf: &mut BytesMut,
+    rules: &Rules,
+    broker: &mut W,
+) -> Result<(), Violation> {
+    while let Some(frame) = next_frame(buf)? {
+        rules.check(&frame)?;
+        if broker.write_all(&frame).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The device id (CN), tenant (O) and public-key fingerprint (SHA-256 of
+/// the SubjectPublicKeyInfo, as recorded at pairing) of a certificate.
+fn identity(der: &[u8]) -> Result<(String, String, String), Refused> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| Refused::Certificate(e.to_string()))?;
+    let fingerprint = hex::encode(sha2::Sha256::digest(cert.public_key().raw));
     let subject = cert.subject();
     let field =
         |it: Option<&x509_parser::x509::AttributeTypeAndValue<'_>>| it.and_then(|a| a.as_str().ok()).map(str::to_owned);
     let cn = field(subject.iter_common_name().next()).ok_or_else(|| Refused::Certificate("no CN".into()))?;
     let o = field(subject.iter_organization().next()).ok_or_else(|| Refused::Certificate("no O".into()))?;
-    Ok((cn, o))
+    Ok((cn, o, fingerprint))
 }
 
-/// Reads the first MQTT packet, which must be a 3.1.1 CONNECT; its bytes
-/// and client id.
-async fn read_connect<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Result<(Vec<u8>, String), Refused> {
-    let bad = |why: &str| Refused::Connect(why.to_owned());
-    let first = stream.read_u8().await.map_err(|_| bad("closed before CONNECT"))?;
-    if first != 0x10 {
-        return Err(bad("the first packet is not CONNECT"));
-    }
-    let mut packet = vec![first];
-    let (mut length, mut shift) = (0usize, 0);
+/// Reads the phone's first packet, which must be a whole MQTT 3.1.1 CONNECT.
+async fn read_connect<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Result<Bytes, Refused> {
+    let mut buf = BytesMut::with_capacity(256);
     loop {
-        let byte = stream.read_u8().await.map_err(|_| bad("truncated length"))?;
-        packet.push(byte);
-        length |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
+        if let Some(frame) = next_frame(&mut buf)? {
+            inspect::client_id(&frame)?;
+            return Ok(frame);
         }
-        shift += 7;
-        if shift > 21 {
-            return Err(bad("bad remaining length"));
+        if buf.len() >= MAX_CONNECT_BYTES {
+            return Err(Refused::Connect("CONNECT too large".into()));
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return Err(Refused::Connect("closed before CONNECT".into())),
+            Ok(_) => {}
         }
     }
-    if length > MAX_CONNECT_BYTES {
-        return Err(bad("CONNECT too large"));
-    }
-    let start = packet.len();
-    packet.resize(start + length, 0);
-    stream.read_exact(&mut packet[start..]).await.map_err(|_| bad("truncated CONNECT"))?;
-    let client_id = parse_client_id(&packet[start..]).ok_or_else(|| bad("malformed CONNECT (MQTT 3.1.1 expected)"))?;
-    Ok((packet, client_id))
 }
 
-/// The client id in a CONNECT's variable header and payload.
-fn parse_client_id(body: &[u8]) -> Option<String> {
-    let name_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
-    let name = body.get(2..2 + name_len)?;
-    let level = *body.get(2 + name_len)?;
-    if name != b"MQTT" || level != 4 {
-        return None;
-    }
-    let at = 2 + name_len + 4; // level, flags, keep-alive
-    let id_len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
-    let id = body.get(at + 2..at + 2 + id_len)?;
-    String::from_utf8(id.to_vec()).ok()
-}
+/// Largest CONNECT read before it must be whole.
+const MAX_CONNECT_BYTES: usize = 16 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -371,18 +371,21 @@ mod tests {
 
     fn connect(id: &str) -> Vec<u8> {
         let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60];
-        body.extend_from_slice(&(id.len() as u16).to_be_bytes());
-        body.extend_from_slice(id.as_bytes());
+        for field in [id, id, "token"] {
+            body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+            body.extend_from_slice(field.as_bytes());
+        }
         let mut packet = vec![0x10, body.len() as u8];
         packet.extend(body);
         packet
     }
 
     #[tokio::test]
-    async fn reads_the_client_id_of_a_connect() {
+    async fn reads_a_whole_connect() {
         let packet = connect("pixel-8");
-        let (raw, id) = read_connect(&mut packet.as_slice()).await.unwrap();
-        assert_eq!((raw, id.as_str()), (packet.clone(), "pixel-8"));
+        let raw = read_connect(&mut packet.as_slice()).await.unwrap();
+        assert_eq!(&raw[..], &packet[..]);
+        assert_eq!(inspect::client_id(&raw).unwrap(), "pixel-8");
     }
 
     #[tokio::test]

@@ -1,0 +1,261 @@
+//! The rules a phone's MQTT packets must keep before the gateway passes them
+//! to the broker, read with rumqttd's own MQTT 3.1.1 codec: the CONNECT's
+//! client id is the certificate's device and its will stays on the phone's
+//! `presence` topic; every PUBLISH goes to one of the phone's own
+//! phone → appliance topics, never retained, within the size and rate
+//! bounds; every SUBSCRIBE stays inside the phone's own prefix. Anything
+//! else closes the connection. This bounds what one phone can make the
+//! broker keep (topics, retained messages, filters) to a fixed handful.
+
+use crate::messaging::wire::{topic_prefix, Kind, KINDS};
+use bytes::{Bytes, BytesMut};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rumqttd::protocol::v4::{self, V4};
+use rumqttd::protocol::{Packet, Protocol};
+use std::num::NonZeroU32;
+
+/// Largest packet a phone may send (a 64 KiB payload and its topic).
+pub const MAX_PACKET: usize = 64 * 1024 + 1024;
+/// Publishes per second a phone may send, sustained.
+const PUBLISHES_PER_SECOND: u32 = 20;
+/// Publishes a phone may send in one burst.
+const PUBLISH_BURST: u32 = 100;
+
+/// Why a phone's packet was refused (the connection is closed).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Violation {
+    /// Not an MQTT 3.1.1 packet, or over [`MAX_PACKET`].
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    /// A packet a client may not send here (a second CONNECT, a CONNACK…).
+    #[error("unexpected {0} packet")]
+    Unexpected(&'static str),
+    /// The CONNECT's client id is not the certificate's device.
+    #[error("client id {0:?} does not match the certificate")]
+    ClientId(String),
+    /// A publish or will outside the phone's own phone → appliance topics.
+    #[error("publish to {0:?} is outside this phone's topics")]
+    Topic(String),
+    /// A subscription outside the phone's own prefix.
+    #[error("subscription to {0:?} is outside this phone's prefix")]
+    Filter(String),
+    /// Phones may not leave retained messages.
+    #[error("retained messages are not accepted from phones")]
+    Retained,
+    /// More publishes than the phone's budget.
+    #[error("publish flood")]
+    Flood,
+}
+
+impl Violation {
+    /// The metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Violation::Malformed(_) | Violation::Unexpected(_) => "malformed",
+            Violation::ClientId(_) => "connect",
+            Violation::Topic(_) | Violation::Filter(_) => "topic_rule",
+            Violation::Retained => "retained",
+            Violation::Flood => "flood",
+        }
+    }
+}
+
+/// Takes the next whole packet off `buf` (None: more bytes are needed).
+pub fn next_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, Violation> {
+    match v4::check(buf.iter(), MAX_PACKET) {
+        Ok(header) => Ok(Some(buf.split_to(header.frame_length()).freeze())),
+        Err(rumqttd::protocol::Error::InsufficientBytes(_)) => Ok(None),
+        Err(e) => Err(Violation::Malformed(format!("{e:?}"))),
+    }
+}
+
+fn decode(frame: &Bytes) -> Result<Packet, Violation> {
+    let mut copy = BytesMut::from(&frame[..]);
+    V4.read_mut(&mut copy, MAX_PACKET).map_err(|e| Violation::Malformed(format!("{e:?}")))
+}
+
+/// The client id of a CONNECT frame (checked against the certificate by
+/// [`Rules::connect`]).
+pub fn client_id(frame: &Bytes) -> Result<String, Violation> {
+    match decode(frame)? {
+        Packet::Connect(connect, ..) => Ok(connect.client_id),
+        _ => Err(Violation::Unexpected("non-CONNECT first")),
+    }
+}
+
+/// One phone connection's rules.
+pub struct Rules {
+    device: String,
+    prefix: String,
+    publishes: DefaultDirectRateLimiter,
+}
+
+impl Rules {
+    /// The rules for `device` of `user`.
+    pub fn new(user: &str, device: &str) -> Rules {
+        let rate = NonZeroU32::new(PUBLISHES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(PUBLISH_BURST).unwrap_or(NonZeroU32::MIN);
+        Rules {
+            device: device.to_owned(),
+            prefix: topic_prefix(user, device),
+            publishes: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+        }
+    }
+
+    /// Checks the CONNECT frame: client id and will.
+    pub fn connect(&self, frame: &Bytes) -> Result<(), Violation> {
+        let Packet::Connect(connect, _, will, ..) = decode(frame)? else {
+            return Err(Violation::Unexpected("non-CONNECT first"));
+        };
+        if connect.client_id != self.device {
+            return Err(Violation::ClientId(connect.client_id));
+        }
+        match will {
+            Some(will) if will.retain => Err(Violation::Retained),
+            Some(will) => self.own_topic(&String::from_utf8_lossy(&will.topic), &[Kind::Presence]),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks one packet after the CONNECT.
+    pub fn check(&self, frame: &Bytes) -> Result<(), Violation> {
+        match decode(frame)? {
+            Packet::Publish(publish, _) => {
+                if publish.retain {
+                    return Err(Violation::Retained);
+                }
+                let inbound: Vec<Kind> = KINDS.into_iter().filter(|k| k.from_phone()).collect();
+                self.own_topic(&String::from_utf8_lossy(&publish.topic), &inbound)?;
+                self.publishes.check().map_err(|_| Violation::Flood)
+            }
+            Packet::Subscribe(subscribe, _) => {
+                subscribe.filters.iter().try_for_each(|f| self.own_filter(&f.path))
+            }
+            Packet::Unsubscribe(..)
+            | Packet::PingReq(_)
+            | Packet::PubAck(..)
+            | Packet::PubRec(..)
+            | Packet::PubRel(..)
+            | Packet::PubComp(..)
+            | Packet::Disconnect(..) => Ok(()),
+            Packet::Connect(..) => Err(Violation::Unexpected("second CONNECT")),
+            _ => Err(Violation::Unexpected("server-only")),
+        }
+    }
+
+    fn own_topic(&self, topic: &str, kinds: &[Kind]) -> Result<(), Violation> {
+        let kind = topic.strip_prefix(self.prefix.as_str()).and_then(|rest| rest.strip_prefix('/'));
+        if kind.is_some_and(|k| kinds.iter().any(|allowed| allowed.as_str() == k)) {
+            Ok(())
+        } else {
+            Err(Violation::Topic(topic.chars().take(200).collect()))
+        }
+    }
+
+    fn own_filter(&self, filter: &str) -> Result<(), Violation> {
+        let rest = filter.strip_prefix(self.prefix.as_str()).and_then(|rest| rest.strip_prefix('/'));
+        let known = |r: &str| r == "#" || r == "+" || KINDS.iter().any(|k| k.as_str() == r);
+        if rest.is_some_and(known) {
+            Ok(())
+        } else {
+            Err(Violation::Filter(filter.chars().take(200).collect()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttd::protocol::{Filter, LastWill, Login, Publish, QoS, RetainForwardRule, Subscribe};
+
+    fn frame(packet: Packet) -> Bytes {
+        let mut out = BytesMut::new();
+        V4.write(packet, &mut out).unwrap();
+        out.freeze()
+    }
+
+    fn publish(topic: &str, retain: bool) -> Bytes {
+        frame(Packet::Publish(Publish::new(topic.to_owned(), "{}".to_owned(), retain), None))
+    }
+
+    fn subscribe(path: &str) -> Bytes {
+        let filter = Filter {
+            path: path.into(),
+            qos: QoS::AtLeastOnce,
+            nolocal: false,
+            preserve_retain: false,
+            retain_forward_rule: RetainForwardRule::Never,
+        };
+        frame(Packet::Subscribe(Subscribe { pkid: 1, filters: vec![filter] }, None))
+    }
+
+    #[test]
+    fn a_phone_publishes_only_its_own_inbound_types_and_never_retains() {
+        let rules = Rules::new("alice", "pixel-8");
+        let own = topic_prefix("alice", "pixel-8");
+        assert_eq!(rules.check(&publish(&format!("{own}/presence"), false)), Ok(()));
+        assert_eq!(rules.check(&publish(&format!("{own}/voice_command"), false)), Ok(()));
+        assert_eq!(rules.check(&publish(&format!("{own}/presence"), true)), Err(Violation::Retained));
+        for bad in [format!("{own}/notification"), format!("{own}/x1"), format!("{own}x/presence"), "#".into()] {
+            assert!(matches!(rules.check(&publish(&bad, false)), Err(Violation::Topic(_))), "{bad}");
+        }
+        let other = topic_prefix("bob", "pixel-9");
+        assert!(rules.check(&publish(&format!("{other}/presence"), false)).is_err());
+    }
+
+    #[test]
+    fn a_phone_subscribes_only_inside_its_prefix() {
+        let rules = Rules::new("alice", "pixel-8");
+        let own = topic_prefix("alice", "pixel-8");
+        for good in [format!("{own}/#"), format!("{own}/+"), format!("{own}/notification")] {
+            assert_eq!(rules.check(&subscribe(&good)), Ok(()), "{good}");
+        }
+        let other = topic_prefix("bob", "pixel-9");
+        for bad in ["#".to_owned(), "+/#".into(), "$SYS/#".into(), format!("{other}/#"), format!("{own}/x/#")] {
+            assert!(matches!(rules.check(&subscribe(&bad)), Err(Violation::Filter(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_publish_flood_is_cut() {
+        let rules = Rules::new("alice", "pixel-8");
+        let topic = format!("{}/presence", topic_prefix("alice", "pixel-8"));
+        let refused = (0..PUBLISH_BURST + 10).filter(|_| rules.check(&publish(&topic, false)).is_err()).count();
+        assert!(refused >= 10, "{refused}");
+    }
+
+    #[test]
+    fn the_connect_names_the_device_and_wills_only_presence() {
+        let rules = Rules::new("alice", "pixel-8");
+        let connect = |id: &str, will_topic: Option<&str>, retain: bool| {
+            let connect = rumqttd::protocol::Connect { keep_alive: 60, client_id: id.into(), clean_session: true };
+            let will = will_topic.map(|t| LastWill {
+                topic: Bytes::copy_from_slice(t.as_bytes()),
+                message: Bytes::from_static(b"{}"),
+                qos: QoS::AtMostOnce,
+                retain,
+            });
+            let login = Some(Login { username: id.into(), password: "t".into() });
+            frame(Packet::Connect(connect, None, will, None, login))
+        };
+        let presence = format!("{}/presence", topic_prefix("alice", "pixel-8"));
+        assert_eq!(rules.connect(&connect("pixel-8", Some(&presence), false)), Ok(()));
+        assert_eq!(rules.connect(&connect("pixel-8", None, false)), Ok(()));
+        assert_eq!(rules.connect(&connect("pixel-8", Some(&presence), true)), Err(Violation::Retained));
+        assert!(matches!(rules.connect(&connect("pixel-8", Some("/elsewhere"), false)), Err(Violation::Topic(_))));
+        assert!(matches!(rules.connect(&connect("pixel-9", None, false)), Err(Violation::ClientId(_))));
+    }
+
+    #[test]
+    fn frames_are_cut_from_a_stream_and_oversized_ones_refused() {
+        let one = publish("/t/a", false);
+        let mut buf = BytesMut::from(&one[..one.len() - 1]);
+        assert_eq!(next_frame(&mut buf), Ok(None));
+        buf.extend_from_slice(&one[one.len() - 1..]);
+        buf.extend_from_slice(&one[..2]);
+        assert_eq!(next_frame(&mut buf), Ok(Some(one.clone())));
+        assert_eq!(buf.len(), 2);
+        let mut huge = BytesMut::from(&[0x30u8, 0xff, 0xff, 0x7f][..]);
+        assert!(matches!(next_frame(&mut huge), Err(Violation::Malformed(_))));
+    }
+}
