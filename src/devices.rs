@@ -225,8 +225,9 @@ impl Devices {
         let now = clock::now().timestamp();
         let revoked: Vec<(String, i64)> = self.store.scan_keyed(Table::RevokedTokens)?;
         let old: Vec<&String> = revoked.iter().filter(|(_, exp)| *exp < now).map(|(jti, _)| jti).collect();
-        self.store
-            .commit_unflushed(|tx| old.iter().try_for_each(|jti| tx.remove::<DeviceError>(Table::RevokedTokens, jti)))?;
+        self.store.commit_unflushed(|tx| {
+            old.iter().try_for_each(|jti| tx.remove::<DeviceError>(Table::RevokedTokens, jti))
+        })?;
         Ok(old.len())
     }
 

@@ -231,7 +231,10 @@ mod tests {
             m.http_request("unmatched", &format!("JUNK{i}{}", "X".repeat(1000)), 405);
         }
         let text = m.render(&Snapshot::default());
-        assert!(text.contains(r#"topdog_http_requests_total{route="unmatched",method="other",status="405"} 200"#), "{text}");
+        assert!(
+            text.contains(r#"topdog_http_requests_total{route="unmatched",method="other",status="405"} 200"#),
+            "{text}"
+        );
         assert!(text.len() < 10_000, "{} bytes", text.len());
     }
 }

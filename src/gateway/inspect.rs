@@ -128,9 +128,7 @@ impl Rules {
                 self.own_topic(&String::from_utf8_lossy(&publish.topic), &inbound)?;
                 self.publishes.check().map_err(|_| Violation::Flood)
             }
-            Packet::Subscribe(subscribe, _) => {
-                subscribe.filters.iter().try_for_each(|f| self.own_filter(&f.path))
-            }
+            Packet::Subscribe(subscribe, _) => subscribe.filters.iter().try_for_each(|f| self.own_filter(&f.path)),
             Packet::Unsubscribe(..)
             | Packet::PingReq(_)
             | Packet::PubAck(..)

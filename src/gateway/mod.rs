@@ -15,14 +15,14 @@ mod inspect;
 use crate::broker::{valid_client_id, Internal};
 use crate::conn_limits::{Admitted, ConnLimits, Shares, Turned};
 use crate::devices::{DeviceState, Devices};
-use bytes::{Bytes, BytesMut};
-use inspect::{next_frame, Rules, Violation};
-use sha2::Digest;
 use crate::messaging::wire::tenant_of;
 use crate::metrics::Metrics;
 use crate::pki::TlsPair;
 use crate::quickack::QuickAck;
 use crate::tls::{self, TlsError};
+use bytes::{Bytes, BytesMut};
+use inspect::{next_frame, Rules, Violation};
+use sha2::Digest;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,7 +142,15 @@ impl Gateway {
             handshakes_per_address: MAX_PENDING_PER_ADDRESS,
             handshakes_total: MAX_PENDING_HANDSHAKES,
         });
-        Ok(Gateway { registry: Arc::default(), acceptor, internal: internal.clone(), upstream: Arc::default(), devices, limits, metrics })
+        Ok(Gateway {
+            registry: Arc::default(),
+            acceptor,
+            internal: internal.clone(),
+            upstream: Arc::default(),
+            devices,
+            limits,
+            metrics,
+        })
     }
 
     /// The connector presenting an internal certificate for `tenant`

@@ -180,9 +180,11 @@ fn body_refused(refused: super::BodyRefused) -> (StatusCode, &'static str, Strin
             let detail = format!("the request body did not arrive within {} s", super::BODY_TIMEOUT.as_secs());
             (StatusCode::REQUEST_TIMEOUT, "request_timeout", detail)
         }
-        super::BodyRefused::TooLarge => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body may be at most {} bytes", super::MAX_BODY))
-        }
+        super::BodyRefused::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body may be at most {} bytes", super::MAX_BODY),
+        ),
         super::BodyRefused::Broken => (StatusCode::BAD_REQUEST, "body_incomplete", "the body broke off".to_owned()),
     }
 }

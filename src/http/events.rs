@@ -12,13 +12,13 @@
 use super::context::{ctx, Ctx};
 use super::errors::reply_error;
 use super::{with_state, Routes, State};
-use crate::error::Error;
 use crate::devices::{Device, DeviceState};
+use crate::error::Error;
 use crate::messaging::delivery::{LiveEvent, StreamSlot};
 use crate::messaging::wire::{self, Kind, Outbound};
 use futures_util::stream;
-use std::collections::VecDeque;
 use serde::Deserialize;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,7 +112,10 @@ impl Stream {
     /// The device as stored now, if it is still this active pairing.
     fn still_paired(&self) -> bool {
         let id = self.device.device_id.as_str();
-        self.state.devices.get(id).is_ok_and(|d| d.status == DeviceState::Active && d.paired_at == self.device.paired_at)
+        self.state
+            .devices
+            .get(id)
+            .is_ok_and(|d| d.status == DeviceState::Active && d.paired_at == self.device.paired_at)
     }
 
     /// After falling behind: end if cut off, else queue what was missed.

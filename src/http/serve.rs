@@ -6,6 +6,7 @@
 //! (`conn_limits`).
 
 use super::ConnInfo;
+use crate::conn_limits::{Admitted, ConnLimits};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -17,7 +18,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use crate::conn_limits::{Admitted, ConnLimits};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
@@ -192,7 +192,8 @@ pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, 
 pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Some(admitted) = admit(&life.limits, peer) else { return };
-        let served = serve_connection(stream, ConnInfo { peer, local_admin: false }, routes.clone(), life.graceful.watcher());
+        let served =
+            serve_connection(stream, ConnInfo { peer, local_admin: false }, routes.clone(), life.graceful.watcher());
         tokio::spawn(async move {
             served.await;
             drop(admitted);

@@ -297,7 +297,8 @@ impl Commands {
             let _counted = Queued(this.queued.clone());
             let Ok(_permit) = this.running.clone().acquire_owned().await else { return };
             if !this.still_paired(&device) {
-                let answer = result(&id, CommandStatus::Rejected, "Not run: this phone was revoked or suspended.".into());
+                let answer =
+                    result(&id, CommandStatus::Rejected, "Not run: this phone was revoked or suspended.".into());
                 this.update(&device, &id, answer).await;
                 tracing::info!(device = %device.device_id, "a queued command was dropped: its device is no longer active");
                 return;
@@ -331,9 +332,9 @@ impl Commands {
 
     /// Whether the device that asked is still the same active pairing.
     fn still_paired(&self, device: &Device) -> bool {
-        self.devices.get(device.device_id.as_str()).is_ok_and(|now| {
-            now.status == crate::devices::DeviceState::Active && now.paired_at == device.paired_at
-        })
+        self.devices
+            .get(device.device_id.as_str())
+            .is_ok_and(|now| now.status == crate::devices::DeviceState::Active && now.paired_at == device.paired_at)
     }
 
     async fn build_status(

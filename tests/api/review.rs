@@ -97,7 +97,16 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
 fn connect_packet(id: &str, password: &str) -> Vec<u8> {
     let field = |s: &str| [&(s.len() as u16).to_be_bytes()[..], s.as_bytes()].concat();
     let body = [&[0, 4][..], b"MQTT", &[4, 0xC2, 0, 60], &field(id), &field(id), &field(password)].concat();
-    [&[0x10, body.len() as u8][..], &body].concat()
+    let (mut length, mut packet) = (body.len(), vec![0x10]);
+    loop {
+        let byte = (length % 128) as u8;
+        length /= 128;
+        packet.push(if length > 0 { byte | 0x80 } else { byte });
+        if length == 0 {
+            break;
+        }
+    }
+    [packet, body].concat()
 }
 
 /// Connects to the broker from `local` with the phone's certificate; the
@@ -186,7 +195,10 @@ async fn a_phone_is_held_to_its_topics_and_cannot_leave_retained_messages() {
         phone::connected(&mut events).await.unwrap();
         match what {
             "subscribe" => client.subscribe(&topic, rumqttc::QoS::AtLeastOnce).await.unwrap(),
-            _ => client.publish(&topic, rumqttc::QoS::AtLeastOnce, retain, b"{\"state\":\"online\"}".to_vec()).await.unwrap(),
+            _ => client
+                .publish(&topic, rumqttc::QoS::AtLeastOnce, retain, b"{\"state\":\"online\"}".to_vec())
+                .await
+                .unwrap(),
         }
         phone::dropped(&mut events).await;
     }
@@ -216,13 +228,19 @@ async fn a_phone_is_held_to_its_topics_and_cannot_leave_retained_messages() {
     let (client, mut events) = phone::phone(&app, &late, "late-phone");
     phone::connected(&mut events).await.unwrap();
     client.subscribe(format!("{prefix}/#"), rumqttc::QoS::AtLeastOnce).await.unwrap();
-    let nothing = tokio::time::timeout(Duration::from_millis(500), phone::receive(&mut events, &format!("{prefix}/presence"))).await;
+    let nothing =
+        tokio::time::timeout(Duration::from_millis(500), phone::receive(&mut events, &format!("{prefix}/presence")))
+            .await;
     assert!(nothing.is_err() || nothing.unwrap().is_err(), "no retained presence was kept");
 }
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
 }
 
 /// Opens the event stream; the response.
@@ -247,9 +265,7 @@ async fn event_streams_are_capped_per_device_and_end_on_revoke() {
     let (status, _) = send(app.admin(reqwest::Method::DELETE, "/phone/devices/phone-f")).await;
     assert_eq!(status, 200);
     for mut stream in open {
-        let ended = async {
-            while let Ok(Some(_)) = stream.chunk().await {}
-        };
+        let ended = async { while let Ok(Some(_)) = stream.chunk().await {} };
         tokio::time::timeout(Duration::from_secs(5), ended).await.expect("the stream ends on revoke");
     }
 }
