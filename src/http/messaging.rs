@@ -52,6 +52,8 @@ struct PhoneView {
     expires_at: crate::clock::Timestamp,
     decided_by: Option<String>,
     decided_at: Option<crate::clock::Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 impl From<Approval> for PhoneView {
@@ -65,6 +67,7 @@ impl From<Approval> for PhoneView {
             expires_at: a.expires_at,
             decided_by: a.decided_by,
             decided_at: a.decided_at,
+            reason: a.reason,
         }
     }
 }

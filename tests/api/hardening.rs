@@ -21,7 +21,7 @@ async fn over_the_limit_is_429_with_retry_after() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "rate_limited");
     let other_agent = app.client.get(app.url(&path)).header("user-agent", "another-phone").send().await.unwrap();
-    assert_eq!(other_agent.status(), 200, "budgets are per IP and user agent");
+    assert_eq!(other_agent.status(), 429, "budgets are per address: a new user agent does not reset them");
     let (status, _) = app.send_sms("+14155552671", "alice").await;
     assert_eq!(status, 200, "invite creation has its own budget");
 }
