@@ -200,6 +200,8 @@ async fn a_thousand_phones_under_load_then_a_restart_under_them() {
         .arg(&format!("127.0.0.1:{mqtt}"))
         .arg("--mqtt-max-per-ip")
         .arg("5000")
+        .arg("--http-max-per-ip")
+        .arg("5000")
         .env("RUST_LOG", "warn")
         .env("MALLOC_ARENA_MAX", "2"); // as systemd/topdog.service sets it
     let mut app = spawn_with(options).await;
