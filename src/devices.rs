@@ -150,10 +150,18 @@ impl Devices {
         Devices { store, tokens, audit }
     }
 
-    /// Every device, optionally only one user's, newest pairing first.
+    /// Every device, optionally only one user's (read through the index of
+    /// devices by user), newest pairing first.
     pub fn list(&self, user: Option<&UserId>) -> Result<Vec<Device>, DeviceError> {
-        let mut devices: Vec<Device> = self.store.scan(Table::Devices)?;
-        devices.retain(|d| user.is_none_or(|u| &d.user_id == u));
+        let mut devices: Vec<Device> = match user {
+            None => self.store.scan(Table::Devices)?,
+            Some(user) => {
+                let ids = crate::device_index::of(&self.store, user)?;
+                let found: Vec<Option<Device>> =
+                    ids.iter().map(|id| self.store.get(Table::Devices, id)).collect::<Result<_, _>>()?;
+                found.into_iter().flatten().filter(|d| &d.user_id == user).collect()
+            }
+        };
         devices.sort_by_key(|d| std::cmp::Reverse(d.paired_at));
         Ok(devices)
     }
@@ -161,11 +169,6 @@ impl Devices {
     /// One device.
     pub fn get(&self, id: &str) -> Result<Device, DeviceError> {
         self.store.get(Table::Devices, id)?.ok_or_else(|| DeviceError::NotFound(id.to_owned()))
-    }
-
-    /// Whether `id` is a paired device that is neither suspended nor revoked.
-    pub fn is_active(&self, id: &str) -> bool {
-        matches!(self.store.get::<Device>(Table::Devices, id), Ok(Some(d)) if d.status == DeviceState::Active)
     }
 
     /// Device counts by state (kept by the store; no scan).

@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn_limits;
 pub mod datadir;
 pub mod device_counts;
+pub mod device_index;
 pub mod devices;
 pub mod error;
 pub mod gateway;

@@ -76,9 +76,9 @@ pub enum CheckError {
     Store(#[from] StoreError),
 }
 
-/// Recounts every seat (and the devices by state) from the devices (at
-/// start-up, so the counts always match the devices, whatever version wrote
-/// them).
+/// Recounts every seat (and the devices by state, and files each device
+/// under its user) from the devices (at start-up, so these always match the
+/// devices, whatever version wrote them).
 pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
     let devices: Vec<Device> = store.scan(Table::Devices)?;
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
@@ -90,6 +90,7 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
         .map(|s| (s, devices.iter().filter(|d| d.status == s).count() as i64))
         .collect();
     let stale: Vec<String> = store.scan_keyed::<u32>(Table::Seats)?.into_iter().map(|(k, _)| k).collect();
+    let stale_index = crate::device_index::all_keys(store)?;
     let outcome = store
         .commit(|tx| {
             for user in &stale {
@@ -99,6 +100,7 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
                 tx.put::<_, Infallible>(Table::Seats, user, count)?;
             }
             crate::device_counts::set::<Infallible>(tx, &by_state)?;
+            crate::device_index::rebuild::<Infallible>(tx, &stale_index, &devices)?;
             tx.put::<_, Infallible>(Table::Meta, USED, &(counts.len() as u32))
         })
         .await;

@@ -36,9 +36,11 @@ pub enum Table {
     Approvals,
     /// Commands phones sent, keyed `{device}/{message id}`.
     Commands,
+    /// Devices by user, keyed `{user}/{device}` (an index).
+    UserDevices,
 }
 
-const TABLE_COUNT: usize = 9;
+const TABLE_COUNT: usize = 10;
 
 /// sled's page cache (its default is 1 GiB, which a busy appliance fills).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -53,6 +55,7 @@ const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Inbox, "inbox"),
     (Table::Approvals, "approvals"),
     (Table::Commands, "commands"),
+    (Table::UserDevices, "user_devices"),
 ];
 
 /// A storage failure (always an internal error).

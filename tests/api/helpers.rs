@@ -204,11 +204,15 @@ fn generous_limits(args: &[String]) -> Vec<&'static str> {
     extra
 }
 
-/// A reqwest client that trusts the CA in `ca_file`.
+/// A reqwest client that trusts the CA in `ca_file`. Its idle connections
+/// are let go well before the appliance closes an idle keep-alive
+/// connection (its header timeout, 10 s), so a request is never sent on a
+/// connection the appliance is closing at that moment.
 pub fn client_trusting(ca_file: &Path) -> reqwest::Client {
     let pem = std::fs::read(ca_file).expect("ca.pem");
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA"))
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
