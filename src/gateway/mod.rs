@@ -11,6 +11,7 @@
 //! Every live connection is registered, so `kick` closes a device at once.
 
 mod inspect;
+mod registry;
 
 use crate::broker::{valid_client_id, Internal};
 use crate::conn_limits::{Admitted, ConnLimits, Shares, Turned};
@@ -22,60 +23,22 @@ use crate::quickack::QuickAck;
 use crate::tls::{self, TlsError};
 use bytes::{Bytes, BytesMut};
 use inspect::{next_frame, Rules, Violation};
+use registry::Registry;
 use sha2::Digest;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tokio_util::sync::CancellationToken;
 
 /// How long a phone has for the TLS handshake and its CONNECT.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PENDING_HANDSHAKES: usize = 1024;
 const MAX_PENDING_PER_ADDRESS: usize = 64;
 const SPLICE_BUFFER: usize = 4 * 1024;
-
-/// Live connections by device id.
-#[derive(Default)]
-struct Registry {
-    next: AtomicU64,
-    live: Mutex<HashMap<String, Vec<(u64, CancellationToken)>>>,
-}
-
-impl Registry {
-    fn add(&self, device: &str) -> (u64, CancellationToken) {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let token = CancellationToken::new();
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.entry(device.to_owned()).or_default().push((id, token.clone()));
-        (id, token)
-    }
-
-    fn remove(&self, device: &str, id: u64) {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(conns) = live.get_mut(device) {
-            conns.retain(|(i, _)| *i != id);
-            if conns.is_empty() {
-                live.remove(device);
-            }
-        }
-    }
-
-    fn kick(&self, device: &str) -> usize {
-        let conns = self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(device).unwrap_or_default();
-        conns.iter().for_each(|(_, token)| token.cancel());
-        conns.len()
-    }
-
-    fn count(&self) -> usize {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).values().map(Vec::len).sum()
-    }
-}
 
 /// The gateway's shared state (cheap to clone).
 #[derive(Clone)]
@@ -184,7 +147,7 @@ impl Gateway {
 
     /// Whether `device` has a live connection.
     pub fn is_connected(&self, device: &str) -> bool {
-        self.registry.live.lock().unwrap_or_else(|p| p.into_inner()).contains_key(device)
+        self.registry.contains(device)
     }
 
     /// Accepts phones on `listener` until `stop` turns true.
@@ -214,13 +177,7 @@ impl Gateway {
                 drop(admitted);
             });
         }
-        self.registry
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .flat_map(|(_, c)| c)
-            .for_each(|(_, t)| t.cancel());
+        self.registry.close_all();
     }
 
     async fn handle(&self, stream: TcpStream, peer: SocketAddr, admitted: &Admitted) -> Result<(), Refused> {
@@ -404,17 +361,5 @@ mod tests {
         assert!(read_connect(&mut [0x30u8, 0].as_slice()).await.is_err());
         assert!(read_connect(&mut [0x10u8, 0xff, 0xff, 0xff, 0xff, 0x01].as_slice()).await.is_err());
         assert!(read_connect(&mut [0x10u8, 5, 0, 4].as_slice()).await.is_err());
-    }
-
-    #[test]
-    fn kick_closes_every_connection_of_a_device() {
-        let registry = Registry::default();
-        let (_, a) = registry.add("p1");
-        let (_, b) = registry.add("p1");
-        let (id, c) = registry.add("p2");
-        assert_eq!(registry.kick("p1"), 2);
-        assert!(a.is_cancelled() && b.is_cancelled() && !c.is_cancelled());
-        registry.remove("p2", id);
-        assert_eq!(registry.count(), 0);
     }
 }

@@ -5,6 +5,8 @@
 //! runs in the background and reports `build_status` and `command_result`.
 
 use super::approvals::{ApprovalRequest, Approvals, Planned, Status};
+pub use super::command::CommandRecord;
+use super::command::{check, describe, key, result, status_name, Queued};
 use super::delivery::Delivery;
 use super::error::MessagingError;
 use super::wire::{self, CommandStatus, Outbound};
@@ -17,35 +19,16 @@ use crate::clock::{self, Timestamp};
 use crate::devices::{Device, Devices};
 use crate::limits::{DeviceBucket, RateLimits};
 use crate::store::{Store, Table, TxAbort};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-/// A command as stored (and listed for the activity view).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommandRecord {
-    /// The phone's message id.
-    pub id: String,
-    /// The phone.
-    pub device_id: String,
-    /// Its user.
-    pub user_id: String,
-    /// What it said (at most 500 characters kept).
-    pub text: String,
-    /// When it arrived.
-    pub received_at: Timestamp,
-    /// The latest answer.
-    pub result: wire::CommandResult,
-}
-
 /// Commands that may run at once.
 const MAX_RUNNING: usize = 4;
 /// Commands that may wait for a free slot; more are refused (429).
 pub const MAX_QUEUED: usize = 16;
-const MAX_TEXT: usize = 500;
 
 /// The command service (cheap to clone).
 #[derive(Clone)]
@@ -84,37 +67,6 @@ pub struct CommandParts {
     pub devices: Devices,
     /// Per-device command budgets.
     pub limits: RateLimits,
-}
-
-fn key(device: &str, id: &str) -> String {
-    format!("{device}/{id}")
-}
-
-fn result(command_id: &str, status: CommandStatus, message: String) -> wire::CommandResult {
-    wire::CommandResult {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        time: clock::now(),
-        command_id: command_id.to_owned(),
-        status,
-        action: None,
-        params: BTreeMap::new(),
-        approval_id: None,
-        exit_code: None,
-        output_tail: None,
-        message,
-    }
-}
-
-/// Checks a phone's command id and text.
-fn check(id: &str, text: &str) -> Result<String, MessagingError> {
-    if crate::ids::check_message_id("id", id).is_err() {
-        return Err(MessagingError::invalid("id", "must be 1 to 64 letters, digits, '.', '_' or '-'"));
-    }
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_TEXT {
-        return Err(MessagingError::invalid("text", format!("must be 1 to {MAX_TEXT} characters")));
-    }
-    Ok(text.to_owned())
 }
 
 impl Commands {
@@ -395,35 +347,5 @@ impl Commands {
         all.sort_by_key(|c| std::cmp::Reverse(c.received_at));
         all.truncate(limit);
         Ok(all)
-    }
-}
-
-/// One started run, counted until it ends.
-struct Queued(Arc<AtomicUsize>);
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-fn describe(action: &Action, params: &BTreeMap<String, String>) -> String {
-    if params.is_empty() {
-        return action.name.clone();
-    }
-    let list: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{} ({})", action.name, list.join(", "))
-}
-
-fn status_name(status: CommandStatus) -> &'static str {
-    match status {
-        CommandStatus::Unknown => "unknown",
-        CommandStatus::NeedsParameter => "needs_parameter",
-        CommandStatus::AwaitingApproval => "awaiting_approval",
-        CommandStatus::Rejected => "rejected",
-        CommandStatus::Started => "started",
-        CommandStatus::Succeeded => "succeeded",
-        CommandStatus::Failed => "failed",
-        CommandStatus::TimedOut => "timed_out",
     }
 }

@@ -7,6 +7,7 @@
 
 mod approval;
 pub mod approvals;
+mod command;
 pub mod commands;
 pub mod delivery;
 pub mod error;

@@ -7,8 +7,8 @@
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
 use crate::config::PairingConfig;
-use crate::devices::{Device, DeviceState};
-use crate::ids::{self, DeviceId, DisplayName, InviteCode, UserId};
+
+use crate::ids::{DisplayName, InviteCode, UserId};
 use crate::licensing::Licensing;
 use crate::metrics::{InviteEvent, Metrics};
 use crate::phone::PhoneNumber;
@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod device;
 mod error;
 mod invite;
 mod tx;
@@ -296,12 +297,13 @@ impl Pairing {
 
     async fn accept_inner(&self, req: &AcceptRequest) -> Result<AcceptResponse, PairingError> {
         let code = InviteCode::parse(&req.invite_code)?;
-        let mut device = self.check_device_fields(req)?;
+        let mut device = device::from_request(req)?;
         let pre = self.load(&code)?;
         pre.acceptable(clock::now())?;
         let limit = self.check_seat(&pre.user_id)?;
         let tenant = crate::messaging::wire::tenant_of(device.device_id.as_str());
-        let (cert_pem, key_pem, cert_fingerprint) = self.client_cert(req, device.device_id.as_str(), &tenant)?;
+        let (cert_pem, key_pem, cert_fingerprint) =
+            device::client_cert(&self.mqtt.ca, req, device.device_id.as_str(), &tenant)?;
         device.fingerprint = cert_fingerprint;
         let issued = self.tokens.issue(&Subject {
             user_id: pre.user_id.as_str(),
@@ -327,48 +329,6 @@ impl Pairing {
             mqtt_client_cert: cert_pem,
             mqtt_client_key: key_pem,
             mqtt_ca_cert: self.mqtt.ca.cert_pem().to_owned(),
-        })
-    }
-
-    /// The phone's MQTT certificate: its CSR signed, or a new key pair.
-    fn client_cert(
-        &self,
-        req: &AcceptRequest,
-        device: &str,
-        tenant: &str,
-    ) -> Result<(String, Option<String>, String), PairingError> {
-        match &req.mqtt_csr {
-            Some(csr) if csr.len() > 16 * 1024 => Err(PairingError::BadCsr),
-            Some(csr) => {
-                let (cert, fp) = self.mqtt.ca.sign_client_csr(csr, device, tenant)?.ok_or(PairingError::BadCsr)?;
-                Ok((cert, None, fp))
-            }
-            None => {
-                let (pair, fp) = self.mqtt.ca.issue_client(device, tenant)?;
-                Ok((pair.chain_pem, Some(pair.key_pem), fp))
-            }
-        }
-    }
-
-    fn check_device_fields(&self, req: &AcceptRequest) -> Result<Device, PairingError> {
-        let now = clock::now();
-        Ok(Device {
-            device_id: DeviceId::parse(&req.device_id)?,
-            user_id: UserId::parse("pending")?,
-            user_name: DisplayName::parse("user_name", "pending")?,
-            device_name: DisplayName::parse("device_name", &req.device_name)?,
-            device_type: ids::short_text("device_type", &req.device_type)?,
-            os_version: ids::short_text("os_version", &req.os_version)?,
-            app_version: ids::short_text("app_version", &req.app_version)?,
-            status: DeviceState::Active,
-            paired_at: now,
-            last_seen_at: Some(now),
-            suspended_at: None,
-            revoked_at: None,
-            fingerprint: String::new(),
-            token_jti: String::new(),
-            token_expires_at: now,
-            inbox_floor: None,
         })
     }
 
