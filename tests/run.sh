@@ -22,8 +22,8 @@ apt_install() {
 # network namespace; systemd: `systemd-analyze` for the unit's security
 # score; mosquitto-clients: a non-Rust MQTT client in the tests; openssl,
 # wrk and mosquitto: the benchmarks (cargo bench); chromium and Node.js: the
-# browser tests (tests/e2e, playwright-core).
-apt_install procps systemd iproute2 mosquitto-clients openssl wrk mosquitto chromium
+# browser tests (tests/e2e, playwright-core); curl: HTTP/2 requests in the tests.
+apt_install procps systemd iproute2 mosquitto-clients openssl wrk mosquitto chromium curl
 command -v node >/dev/null || apt_install nodejs
 command -v npm >/dev/null || apt_install npm
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)

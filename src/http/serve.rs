@@ -56,6 +56,66 @@ where
     }
 }
 
+/// Most of an oversized HTTP/2 body read (and thrown away) before its 413.
+const DRAIN_MAX: u64 = 8 * 1024 * 1024;
+
+/// Answers an HTTP/2 request whose declared body is over [`super::MAX_BODY`]
+/// with the same 413 as HTTP/1.1. The body is read and thrown away first
+/// (up to [`DRAIN_MAX`], within the body timeout): answering while the
+/// client is still sending makes HTTP/2 reset the stream, and clients such
+/// as curl then drop the answer and report no reply at all.
+#[derive(Clone)]
+struct Http2TooLarge<S> {
+    inner: S,
+}
+
+fn declared_too_large<B>(req: &http::Request<B>) -> bool {
+    let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    req.version() == http::Version::HTTP_2 && length.is_some_and(|n| n > super::MAX_BODY)
+}
+
+/// Reads a body to its end (or [`DRAIN_MAX`]), keeping none of it.
+async fn drain(mut body: hyper::body::Incoming) {
+    use http_body_util::BodyExt;
+    let mut read = 0u64;
+    let to_end = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read > DRAIN_MAX {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(super::BODY_TIMEOUT, to_end).await;
+}
+
+impl<S> Service<http::Request<hyper::body::Incoming>> for Http2TooLarge<S>
+where
+    S: Service<http::Request<hyper::body::Incoming>, Response = warp::reply::Response>,
+    S::Future: Send + 'static,
+{
+    type Response = warp::reply::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if declared_too_large(&req) {
+            return Box::pin(async move {
+                drain(req.into_body()).await;
+                let detail = format!("the body may be at most {} bytes", super::MAX_BODY);
+                let answer =
+                    super::errors::error_body(http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &detail);
+                Ok(super::errors::secure_headers(answer))
+            });
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
 /// The filter every connection serves.
 pub trait Routes:
     warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static
@@ -92,7 +152,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     R: Routes,
 {
-    let service = TowerToHyperService::new(WithConn { inner: warp::service(routes), info });
+    let service = TowerToHyperService::new(Http2TooLarge { inner: WithConn { inner: warp::service(routes), info } });
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new()).max_header_list_size(64 * 1024);

@@ -394,3 +394,29 @@ async fn a_phone_has_a_command_budget() {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 30, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5, "{statuses:?}");
 }
+
+#[tokio::test]
+async fn an_oversized_body_gets_the_same_413_over_http2_and_http1() {
+    let app = spawn_app().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let body = scratch.path().join("body.json");
+    std::fs::write(&body, vec![b'a'; 1_200_000]).unwrap();
+    for version in ["--http2", "--http1.1"] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", version, "--cacert"])
+            .arg(app.ca_file())
+            .args(["-H", "content-type: application/json", "--data-binary"])
+            .arg(format!("@{}", body.display()))
+            .args(["-w", "\n%{http_code} %{http_version}"])
+            .arg(app.url("/phone/pairing/accept-invite"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{version}: curl exit {:?}: {text}", out.status.code());
+        let (json, status) = text.rsplit_once('\n').unwrap();
+        let answer: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(answer["error"], "payload_too_large", "{version}");
+        let expected = if version == "--http2" { "413 2" } else { "413 1.1" };
+        assert_eq!(status, expected, "{version}");
+    }
+}
