@@ -11,7 +11,7 @@ use crate::messaging::wire::{topic_prefix, Kind, KINDS};
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rumqttd::protocol::v4::{self, V4};
-use rumqttd::protocol::{Packet, Protocol};
+use rumqttd::protocol::{Packet, Protocol, SubscribeReasonCode};
 use std::num::NonZeroU32;
 
 /// Largest packet a phone may send (a 64 KiB payload and its topic).
@@ -74,6 +74,21 @@ fn decode(frame: &Bytes) -> Result<Packet, Violation> {
     V4.read_mut(&mut copy, MAX_PACKET).map_err(|e| Violation::Malformed(format!("{e:?}")))
 }
 
+/// Whether `frame` (from the broker) is the SUBACK of SUBSCRIBE `pkid`
+/// granting its filter number `index`.
+pub fn grants(frame: &[u8], pkid: u16, index: usize) -> bool {
+    if frame.first().map(|b| b >> 4) != Some(9) {
+        return false;
+    }
+    let mut copy = BytesMut::from(frame);
+    match V4.read_mut(&mut copy, frame.len()) {
+        Ok(Packet::SubAck(ack, _)) => {
+            ack.pkid == pkid && ack.return_codes.get(index).is_some_and(|c| !matches!(c, SubscribeReasonCode::Failure))
+        }
+        _ => false,
+    }
+}
+
 /// The client id of a CONNECT frame (checked against the certificate by
 /// [`Rules::connect`]).
 pub fn client_id(frame: &Bytes) -> Result<String, Violation> {
@@ -81,6 +96,24 @@ pub fn client_id(frame: &Bytes) -> Result<String, Violation> {
         Packet::Connect(connect, ..) => Ok(connect.client_id),
         _ => Err(Violation::Unexpected("non-CONNECT first")),
     }
+}
+
+/// What a packet the phone sent does to its subscription to its own
+/// notifications (so the gateway can tell when that subscription is in
+/// force: see `subscribed`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Subscription {
+    /// Nothing.
+    Unchanged,
+    /// A SUBSCRIBE whose filter number `index` covers the notifications.
+    Requested {
+        /// The SUBSCRIBE's packet id (its SUBACK carries the same).
+        pkid: u16,
+        /// Which of its filters.
+        index: usize,
+    },
+    /// An UNSUBSCRIBE that may drop it.
+    Dropped,
 }
 
 /// One phone connection's rules.
@@ -118,7 +151,7 @@ impl Rules {
     }
 
     /// Checks one packet after the CONNECT.
-    pub fn check(&self, frame: &Bytes) -> Result<(), Violation> {
+    pub fn check(&self, frame: &Bytes) -> Result<Subscription, Violation> {
         match decode(frame)? {
             Packet::Publish(publish, _) => {
                 if publish.retain {
@@ -126,19 +159,33 @@ impl Rules {
                 }
                 let inbound: Vec<Kind> = KINDS.into_iter().filter(|k| k.from_phone()).collect();
                 self.own_topic(&String::from_utf8_lossy(&publish.topic), &inbound)?;
-                self.publishes.check().map_err(|_| Violation::Flood)
+                self.publishes.check().map_err(|_| Violation::Flood)?;
+                Ok(Subscription::Unchanged)
             }
-            Packet::Subscribe(subscribe, _) => subscribe.filters.iter().try_for_each(|f| self.own_filter(&f.path)),
-            Packet::Unsubscribe(..)
-            | Packet::PingReq(_)
+            Packet::Subscribe(subscribe, _) => {
+                subscribe.filters.iter().try_for_each(|f| self.own_filter(&f.path))?;
+                Ok(match subscribe.filters.iter().position(|f| self.covers_notifications(&f.path)) {
+                    Some(index) => Subscription::Requested { pkid: subscribe.pkid, index },
+                    None => Subscription::Unchanged,
+                })
+            }
+            Packet::Unsubscribe(..) => Ok(Subscription::Dropped),
+            Packet::PingReq(_)
             | Packet::PubAck(..)
             | Packet::PubRec(..)
             | Packet::PubRel(..)
             | Packet::PubComp(..)
-            | Packet::Disconnect(..) => Ok(()),
+            | Packet::Disconnect(..) => Ok(Subscription::Unchanged),
             Packet::Connect(..) => Err(Violation::Unexpected("second CONNECT")),
             _ => Err(Violation::Unexpected("server-only")),
         }
+    }
+
+    /// Whether `filter` (already inside the prefix) matches the phone's
+    /// notification topic.
+    fn covers_notifications(&self, filter: &str) -> bool {
+        let rest = filter.strip_prefix(self.prefix.as_str()).and_then(|rest| rest.strip_prefix('/'));
+        matches!(rest, Some("#" | "+")) || rest == Some(Kind::Notification.as_str())
     }
 
     fn own_topic(&self, topic: &str, kinds: &[Kind]) -> Result<(), Violation> {
@@ -191,8 +238,8 @@ mod tests {
     fn a_phone_publishes_only_its_own_inbound_types_and_never_retains() {
         let rules = Rules::new("alice", "pixel-8");
         let own = topic_prefix("alice", "pixel-8");
-        assert_eq!(rules.check(&publish(&format!("{own}/presence"), false)), Ok(()));
-        assert_eq!(rules.check(&publish(&format!("{own}/voice_command"), false)), Ok(()));
+        assert_eq!(rules.check(&publish(&format!("{own}/presence"), false)), Ok(Subscription::Unchanged));
+        assert_eq!(rules.check(&publish(&format!("{own}/voice_command"), false)), Ok(Subscription::Unchanged));
         assert_eq!(rules.check(&publish(&format!("{own}/presence"), true)), Err(Violation::Retained));
         for bad in [format!("{own}/notification"), format!("{own}/x1"), format!("{own}x/presence"), "#".into()] {
             assert!(matches!(rules.check(&publish(&bad, false)), Err(Violation::Topic(_))), "{bad}");
@@ -206,12 +253,28 @@ mod tests {
         let rules = Rules::new("alice", "pixel-8");
         let own = topic_prefix("alice", "pixel-8");
         for good in [format!("{own}/#"), format!("{own}/+"), format!("{own}/notification")] {
-            assert_eq!(rules.check(&subscribe(&good)), Ok(()), "{good}");
+            assert_eq!(rules.check(&subscribe(&good)), Ok(Subscription::Requested { pkid: 1, index: 0 }), "{good}");
         }
+        assert_eq!(rules.check(&subscribe(&format!("{own}/control"))), Ok(Subscription::Unchanged));
         let other = topic_prefix("bob", "pixel-9");
         for bad in ["#".to_owned(), "+/#".into(), "$SYS/#".into(), format!("{other}/#"), format!("{own}/x/#")] {
             assert!(matches!(rules.check(&subscribe(&bad)), Err(Violation::Filter(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_the_suback_of_the_awaited_subscribe_grants_it() {
+        let ack = |pkid: u16, code: SubscribeReasonCode| {
+            frame(Packet::SubAck(
+                rumqttd::protocol::SubAck { pkid, return_codes: vec![SubscribeReasonCode::QoS1, code] },
+                None,
+            ))
+        };
+        assert!(grants(&ack(7, SubscribeReasonCode::QoS1), 7, 1));
+        assert!(!grants(&ack(7, SubscribeReasonCode::Failure), 7, 1));
+        assert!(!grants(&ack(8, SubscribeReasonCode::QoS1), 7, 1));
+        assert!(!grants(&ack(7, SubscribeReasonCode::QoS1), 7, 2));
+        assert!(!grants(&publish("/t/a", false), 7, 0));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 mod inspect;
 mod registry;
+mod subscribed;
 
 use crate::broker::{valid_client_id, Internal};
 use crate::conn_limits::{Admitted, ConnLimits, Shares, Turned};
@@ -29,6 +30,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use subscribed::Tracker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -145,9 +147,11 @@ impl Gateway {
         self.registry.count()
     }
 
-    /// Whether `device` has a live connection.
-    pub fn is_connected(&self, device: &str) -> bool {
-        self.registry.contains(device)
+    /// The newest live connection of `device` whose subscription to its
+    /// notifications is in force: a notification published from now on
+    /// reaches it.
+    pub fn subscribed_connection(&self, device: &str) -> Option<u64> {
+        self.registry.subscribed(device)
     }
 
     /// Accepts phones on `listener` until `stop` turns true.
@@ -187,8 +191,9 @@ impl Gateway {
         let broker = self.upstream(&tenant_of(&device), &connect).await?;
         let (id, token) = self.registry.add(&device);
         tracing::info!(%peer, device = %device, "phone connected over MQTT");
+        let tracker = Tracker::new(self.registry.clone(), &device, id);
         let outcome = tokio::select! {
-            outcome = relay(phone, broker, &rules) => outcome,
+            outcome = relay(phone, broker, &rules, &tracker) => outcome,
             _ = token.cancelled() => Ok(()),
         };
         self.registry.remove(&device, id);
@@ -248,17 +253,34 @@ struct Opened {
     connect: Bytes,
 }
 
-/// Passes the broker's bytes to the phone as they come and the phone's
+/// Passes the broker's packets to the phone as they come (noting the SUBACK
+/// that puts its notification subscription in force) and the phone's
 /// packets to the broker once each has passed the rules; ends when either
 /// side closes or a packet breaks a rule.
-async fn relay(phone: Phone, broker: Upstream, rules: &Rules) -> Result<(), Violation> {
+async fn relay(phone: Phone, broker: Upstream, rules: &Rules, tracker: &Tracker) -> Result<(), Violation> {
     let (mut phone_in, mut phone_out) = tokio::io::split(phone);
     let (mut broker_in, mut broker_out) = tokio::io::split(broker);
     let down = async {
-        let mut reader = tokio::io::BufReader::with_capacity(SPLICE_BUFFER, &mut broker_in);
-        let _ = tokio::io::copy_buf(&mut reader, &mut phone_out).await;
+        let mut buf = BytesMut::with_capacity(SPLICE_BUFFER);
+        let outcome = loop {
+            match broker_in.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break Ok(()),
+                Ok(_) => {}
+            }
+            let whole = match tracker.broker_sent(&buf) {
+                Ok(whole) => whole,
+                Err(v) => break Err(v),
+            };
+            if whole == 0 {
+                continue;
+            }
+            let packets = buf.split_to(whole);
+            if phone_out.write_all(&packets).await.is_err() || phone_out.flush().await.is_err() {
+                break Ok(());
+            }
+        };
         let _ = phone_out.shutdown().await;
-        Ok(())
+        outcome
     };
     let up = async {
         let mut buf = BytesMut::with_capacity(SPLICE_BUFFER);
@@ -267,7 +289,7 @@ async fn relay(phone: Phone, broker: Upstream, rules: &Rules) -> Result<(), Viol
                 Ok(0) | Err(_) => break Ok(()),
                 Ok(_) => {}
             }
-            if let Err(v) = forward_frames(&mut buf, rules, &mut broker_out).await {
+            if let Err(v) = forward_frames(&mut buf, rules, tracker, &mut broker_out).await {
                 break Err(v);
             }
         };
@@ -285,10 +307,11 @@ async fn relay(phone: Phone, broker: Upstream, rules: &Rules) -> Result<(), Viol
 async fn forward_frames<W: tokio::io::AsyncWrite + Unpin>(
     buf: &mut BytesMut,
     rules: &Rules,
+    tracker: &Tracker,
     broker: &mut W,
 ) -> Result<(), Violation> {
     while let Some(frame) = next_frame(buf)? {
-        rules.check(&frame)?;
+        tracker.phone_sent(rules.check(&frame)?);
         if broker.write_all(&frame).await.is_err() {
             return Ok(());
         }

@@ -1,5 +1,7 @@
 //! The gateway's live connections by device id, so that revoking or
-//! suspending a device closes every connection it has at once.
+//! suspending a device closes every connection it has at once, and whether
+//! each one's subscription to the device's notifications is in force (its
+//! SUBACK has passed), so a replay can leave out what it already got.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +12,16 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 pub(super) struct Registry {
     next: AtomicU64,
-    /// The live connections' cancel tokens, by device.
-    live: Mutex<HashMap<String, Vec<(u64, CancellationToken)>>>,
+    /// The live connections, by device.
+    live: Mutex<HashMap<String, Vec<Live>>>,
+}
+
+/// One live connection.
+struct Live {
+    id: u64,
+    token: CancellationToken,
+    /// Its notification subscription is in force.
+    subscribed: bool,
 }
 
 impl Registry {
@@ -19,14 +29,28 @@ impl Registry {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let token = CancellationToken::new();
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.entry(device.to_owned()).or_default().push((id, token.clone()));
+        live.entry(device.to_owned()).or_default().push(Live { id, token: token.clone(), subscribed: false });
         (id, token)
+    }
+
+    /// Marks whether connection `id`'s notification subscription is in force.
+    pub(super) fn set_subscribed(&self, device: &str, id: u64, subscribed: bool) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = live.get_mut(device).into_iter().flatten();
+        conns.filter(|c| c.id == id).for_each(|c| c.subscribed = subscribed);
+    }
+
+    /// The newest connection of `device` whose notification subscription is
+    /// in force.
+    pub(super) fn subscribed(&self, device: &str) -> Option<u64> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(device)?.iter().rev().find(|c| c.subscribed).map(|c| c.id)
     }
 
     pub(super) fn remove(&self, device: &str, id: u64) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(conns) = live.get_mut(device) {
-            conns.retain(|(i, _)| *i != id);
+            conns.retain(|c| c.id != id);
             if conns.is_empty() {
                 live.remove(device);
             }
@@ -35,19 +59,14 @@ impl Registry {
 
     pub(super) fn kick(&self, device: &str) -> usize {
         let conns = self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(device).unwrap_or_default();
-        conns.iter().for_each(|(_, token)| token.cancel());
+        conns.iter().for_each(|c| c.token.cancel());
         conns.len()
-    }
-
-    /// Whether `device` has a live connection.
-    pub(super) fn contains(&self, device: &str) -> bool {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).contains_key(device)
     }
 
     /// Closes every connection (at shutdown).
     pub(super) fn close_all(&self) {
         let all = std::mem::take(&mut *self.live.lock().unwrap_or_else(|p| p.into_inner()));
-        all.into_values().flatten().for_each(|(_, token)| token.cancel());
+        all.into_values().flatten().for_each(|c| c.token.cancel());
     }
 
     pub(super) fn count(&self) -> usize {
@@ -69,5 +88,20 @@ mod tests {
         assert!(a.is_cancelled() && b.is_cancelled() && !c.is_cancelled());
         registry.remove("p2", id);
         assert_eq!(registry.count(), 0);
+    }
+
+    #[test]
+    fn the_newest_subscribed_connection_is_named() {
+        let registry = Registry::default();
+        let (a, _) = registry.add("p1");
+        let (b, _) = registry.add("p1");
+        assert_eq!(registry.subscribed("p1"), None);
+        registry.set_subscribed("p1", a, true);
+        assert_eq!(registry.subscribed("p1"), Some(a));
+        registry.set_subscribed("p1", b, true);
+        assert_eq!(registry.subscribed("p1"), Some(b));
+        registry.set_subscribed("p1", b, false);
+        registry.remove("p1", a);
+        assert_eq!(registry.subscribed("p1"), None);
     }
 }

@@ -65,15 +65,17 @@ impl Delivery {
         Delivery { link, gateway, live: broadcast::channel(4096).0, metrics, streams: Arc::default() }
     }
 
-    /// Sends `message` to a device; whether the device had a live MQTT
-    /// connection when it was published.
-    pub async fn send(&self, user_id: &str, device_id: &str, message: &Outbound) -> bool {
+    /// Sends `message` to a device; the device's live MQTT connection that
+    /// was subscribed to its notifications before the message was published
+    /// (and so gets it), if any.
+    pub async fn send(&self, user_id: &str, device_id: &str, message: &Outbound) -> Option<u64> {
+        let subscribed = self.gateway.subscribed_connection(device_id);
         let kind = message.kind();
         let json = match serde_json::to_string(message) {
             Ok(json) => json,
             Err(e) => {
                 tracing::error!(error = %e, "could not encode a message");
-                return false;
+                return None;
             }
         };
         let topic = wire::topic(user_id, device_id, kind);
@@ -83,7 +85,12 @@ impl Delivery {
         let event = LiveEvent { device_id: device_id.to_owned(), kind, id: message.id().to_owned(), json: json.into() };
         let _ = self.live.send(event);
         self.metrics.message(false, kind.as_str());
-        self.gateway.is_connected(device_id)
+        subscribed
+    }
+
+    /// The device's live connection subscribed to its notifications.
+    pub fn subscribed_connection(&self, device_id: &str) -> Option<u64> {
+        self.gateway.subscribed_connection(device_id)
     }
 
     /// Counts a new live event stream of `device`; None when it holds

@@ -169,6 +169,22 @@ fn ack_key(device: &str) -> String {
     format!("ack/{device}")
 }
 
+/// Notifications `from..=to` all reached one subscribed connection: each
+/// was published to it, in order, while it was subscribed (a publish to
+/// the device without one ends the run; a replay of older ones leaves it).
+#[derive(Clone)]
+struct Run {
+    connection: u64,
+    from: String,
+    to: String,
+}
+
+impl Run {
+    fn covers(&self, connection: Option<u64>, id: &str) -> bool {
+        connection == Some(self.connection) && self.from.as_str() <= id && id <= self.to.as_str()
+    }
+}
+
 /// The notification service (cheap to clone).
 #[derive(Clone)]
 pub struct Notifications {
@@ -178,6 +194,9 @@ pub struct Notifications {
     /// Kept in memory: writing it per delivery made the store grow under
     /// sustained load, and after a restart the replay covers it anyway.
     published: Arc<Mutex<HashMap<String, String>>>,
+    /// Per device, the unbroken run of notifications published to one
+    /// subscribed connection: a replay to that connection leaves them out.
+    runs: Arc<Mutex<HashMap<String, Run>>>,
     /// One lock per user: a user's notifications get their ids, are stored
     /// and are published in one order, so a phone that has id N has every
     /// earlier one that was published, and `since` = the newest it has is
@@ -188,7 +207,7 @@ pub struct Notifications {
 impl Notifications {
     /// A service over `store`.
     pub fn new(store: Store, delivery: Delivery) -> Notifications {
-        Notifications { store, delivery, published: Arc::default(), order: Arc::default() }
+        Notifications { store, delivery, published: Arc::default(), runs: Arc::default(), order: Arc::default() }
     }
 
     /// Stores a notification for `recipients` (on disk when this returns),
@@ -196,7 +215,7 @@ impl Notifications {
     pub async fn notify(&self, request: &NotifyRequest, recipients: &[Device]) -> Result<Notified, MessagingError> {
         let mut message = request.message()?;
         let user_id = recipients.first().map(|d| d.user_id.to_string()).unwrap_or_default();
-        let lock = self.order.lock().unwrap_or_else(|p| p.into_inner()).entry(user_id.clone()).or_default().clone();
+        let lock = self.order_of(&user_id);
         let _in_order = lock.lock().await;
         message.id = id_of(self.store.next_id()?);
         let recipients_ids = recipients.iter().map(|d| d.device_id.to_string()).collect();
@@ -219,13 +238,33 @@ impl Notifications {
         Ok(Notified { id: message.id, delivered_to: stored.recipients })
     }
 
+    /// The lock that keeps `user`'s notifications in one order.
+    fn order_of(&self, user: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.order.lock().unwrap_or_else(|p| p.into_inner()).entry(user.to_owned()).or_default().clone()
+    }
+
+    /// Publishes one notification to one device (the user's order lock
+    /// held), keeping its published cursor and run.
     async fn publish(&self, device: &Device, outbound: &Outbound, id: &str) {
         let (user, dev) = (device.user_id.as_str(), device.device_id.as_str());
-        if self.delivery.send(user, dev, outbound).await {
-            let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
-            let cursor = published.entry(dev.to_owned()).or_default();
-            if cursor.as_str() < id {
-                *cursor = id.to_owned();
+        let Some(connection) = self.delivery.send(user, dev, outbound).await else {
+            self.runs.lock().unwrap_or_else(|p| p.into_inner()).remove(dev);
+            return;
+        };
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        let cursor = published.entry(dev.to_owned()).or_default();
+        if cursor.as_str() < id {
+            *cursor = id.to_owned();
+        }
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        match runs.get_mut(dev) {
+            Some(run) if run.connection == connection => {
+                if run.to.as_str() < id {
+                    run.to = id.to_owned();
+                }
+            }
+            _ => {
+                runs.insert(dev.to_owned(), Run { connection, from: id.to_owned(), to: id.to_owned() });
             }
         }
     }
@@ -286,7 +325,9 @@ impl Notifications {
     }
 
     /// Sends the device what it missed: everything after `since` (after its
-    /// acknowledged cursor when `None`). How many were sent.
+    /// acknowledged cursor when `None`), except what its subscribed
+    /// connection got live while this presence was on its way. How many
+    /// were sent.
     pub async fn replay(&self, device: &Device, since: Option<&str>) -> Result<usize, MessagingError> {
         if device.status != DeviceState::Active {
             return Ok(0);
@@ -294,13 +335,21 @@ impl Notifications {
         if let Some(since) = since {
             self.acknowledge(device.device_id.as_str(), since)?;
         }
-        let missed = self.list(device, since)?;
-        for listed in &missed {
+        let lock = self.order_of(device.user_id.as_str());
+        let _in_order = lock.lock().await;
+        let connection = self.delivery.subscribed_connection(device.device_id.as_str());
+        let run = self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(device.device_id.as_str()).cloned();
+        let mut sent = 0;
+        for listed in self.list(device, since)? {
             let id = listed.message.id.clone();
-            self.publish(device, &Outbound::Notification(listed.message.clone()), &id).await;
+            if run.as_ref().is_some_and(|r| r.covers(connection, &id)) {
+                continue;
+            }
+            self.publish(device, &Outbound::Notification(listed.message), &id).await;
+            sent += 1;
         }
-        self.delivery.metrics().replayed(missed.len());
-        Ok(missed.len())
+        self.delivery.metrics().replayed(sent);
+        Ok(sent)
     }
 
     /// Removes notifications older than `cutoff` with their delivery

@@ -1,7 +1,8 @@
 //! Notifications and approvals end to end, with a real phone on MQTT/TLS
 //! (rumqttc), the HTTP routes and the live event stream: a notification
 //! reaches the connected phone and is listed; a phone offline for 20
-//! notifications and an appliance restart gets all 20 on reconnect;
+//! notifications and an appliance restart gets all 20 on reconnect, and
+//! nothing twice that arrived live before its presence;
 //! approvals are answered exactly once under a double answer over MQTT and
 //! HTTP, refuse a wrong code, expire on time and call the webhook.
 
@@ -103,6 +104,22 @@ async fn a_phone_offline_during_20_notifications_and_a_restart_gets_all_20() {
     let replayed = metrics.lines().find_map(|l| l.strip_prefix("topdog_notifications_replayed_total "));
     // 20, or 21 when the live one was stored before the phone's presence arrived.
     assert!(replayed.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 20), "{metrics}");
+}
+
+#[tokio::test]
+async fn what_a_phone_got_live_before_its_presence_is_not_replayed_again() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("dora", "phone-d").await;
+    let (_, missed) = notify(&app, json!({"user_id": "dora", "title": "while offline"})).await;
+    let mut phone = Phone::connect(&app, &paired).await;
+    let (_, live) = notify(&app, json!({"user_id": "dora", "title": "live, before the presence"})).await;
+    assert_eq!(phone.next("notification").await["id"], live["id"]);
+    phone.online(None).await;
+    assert_eq!(phone.next("notification").await["id"], missed["id"], "the replay sends what was missed");
+    let (_, after) = notify(&app, json!({"user_id": "dora", "title": "after"})).await;
+    assert_eq!(phone.next("notification").await["id"], after["id"], "and not the live one a second time");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("topdog_notifications_replayed_total 1\n"), "{metrics}");
 }
 
 async fn ask(app: &TestApp, user: &str, timeout_s: u64, webhook: Option<String>) -> Value {
