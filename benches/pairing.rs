@@ -1,19 +1,36 @@
 //! Pairing benchmark: accept-invite throughput (one RS256 signature and one
 //! flushed transaction each) and authenticated `GET /phone/me` (one RS256
-//! verification), driven by `wrk` over HTTPS on loopback against the release
-//! binary, reported beside `openssl speed rsa2048` from the same run.
+//! verification), driven by `wrk` over HTTPS on loopback against the
+//! appliance binary, reported beside `openssl speed rsa2048` from the same
+//! run. Invites go to eight users (a 100-seat development licence).
 //!
-//! Run: `cargo bench --bench pairing` (needs `wrk` and `openssl`; the test
-//! script installs them). Method and results: BENCHMARKS.md.
+//! Run: `cargo bench --features dev-license-key --bench pairing` (needs
+//! `wrk` and `openssl`; the test script installs them). Without `--bench`
+//! (as `cargo test --all-targets` runs it) a quick pass of a second or two
+//! only checks that every step works. Method and results: BENCHMARKS.md.
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+#[path = "../tests/support/appliance.rs"]
+#[allow(dead_code)]
+mod appliance;
 
-const DURATION_S: u64 = 10;
-const INVITES: usize = 24_000;
+use appliance::Appliance;
+use serde_json::json;
+use std::process::{Command, Stdio};
+
+/// How much to do.
+struct Scale {
+    /// Each `wrk` run, seconds.
+    seconds: u64,
+    /// Invites made before the accept run.
+    invites: usize,
+    /// Whether to measure `openssl speed` beside it.
+    openssl: bool,
+}
+
+const FULL: Scale = Scale { seconds: 10, invites: 24_000, openssl: true };
+const QUICK: Scale = Scale { seconds: 1, invites: 1_000, openssl: false };
+/// Users the invites are for (each takes a seat).
+const USERS: usize = 8;
 
 fn openssl_speed(multi: usize) -> (f64, f64) {
     let out = Command::new("openssl")
@@ -28,75 +45,19 @@ fn openssl_speed(multi: usize) -> (f64, f64) {
     (fields[fields.len() - 2], fields[fields.len() - 1])
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_topdog"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--mqtt-addr",
-            "127.0.0.1:0",
-            "--rate-invites-per-minute",
-            "100000000",
-        ])
-        .args(["--rate-accepts-per-minute", "100000000", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start topdog");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut base, mut token) = (String::new(), String::new());
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(url) = line.strip_prefix("Listening on ") {
-            base = url.trim().to_owned();
-        }
-        if line.trim_start().starts_with("tdadm_") {
-            token = line.trim().to_owned();
-        }
-        if line.starts_with("Next:") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base, token }
-}
-
-/// POSTs JSON (with the admin token when given) and returns the JSON answer.
-async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: &Value) -> Value {
-    let mut request = client.post(url).json(body);
-    if let Some(token) = token {
-        request = request.header("x-admin-token", token);
-    }
-    request.send().await.expect("request").json().await.expect("json answer")
-}
-
-async fn make_invites(server: &Server, client: &reqwest::Client, n: usize) -> Vec<String> {
+/// `n` invites, spread over [`USERS`] users, eight requests at a time.
+async fn make_invites(app: &std::sync::Arc<Appliance>, n: usize) -> Vec<String> {
     let mut tasks = tokio::task::JoinSet::new();
-    let per_task = n / 8;
-    for t in 0..8 {
-        let (client, url, token) =
-            (client.clone(), format!("{}/phone/pairing/send-sms", server.base), server.token.clone());
+    let per_task = n / USERS;
+    for t in 0..USERS {
+        let app = app.clone();
         tasks.spawn(async move {
             let mut codes = Vec::with_capacity(per_task);
-            for i in 0..per_task {
-                let body =
-                    json!({"phone_number": "+14155552671", "user_id": format!("bench-{t}-{i}"), "user_name": "Bench"});
-                let answer = post(&client, &url, Some(&token), &body).await;
-                codes.push(answer["invite_code"].as_str().unwrap().to_owned());
+            let body = json!({"phone_number": "+14155552671", "user_id": format!("bench-{t}"), "user_name": "Bench"});
+            for _ in 0..per_task {
+                let (status, answer) = app.request("/phone/pairing/send-sms", Some(&body), true).await;
+                assert_eq!(status, 200, "invite: {answer}");
+                codes.push(answer["invite_code"].as_str().expect("a code").to_owned());
             }
             codes
         });
@@ -144,60 +105,65 @@ fn non_2xx(report: &str) -> u64 {
     report.lines().find(|l| l.contains("Non-2xx")).and_then(|l| l.split_whitespace().last()?.parse().ok()).unwrap_or(0)
 }
 
+/// How many requests the run made ("N requests in …").
+fn requests(report: &str) -> u64 {
+    let line = report.lines().find(|l| l.contains(" requests in ")).expect("wrk request count");
+    line.split_whitespace().next().and_then(|n| n.parse().ok()).expect("a count")
+}
+
+/// Checks a `wrk` report: something was answered, no socket errors, and
+/// refusals only for codes used a second time (when the run outlasted the
+/// invites).
+fn check(name: &str, report: &str, fresh: u64) {
+    let (made, refused) = (requests(report), non_2xx(report));
+    assert!(made > 0 && made > refused, "{name}: nothing succeeded\n{report}");
+    assert!(!report.contains("Socket errors"), "{name}: socket errors\n{report}");
+    assert!(refused <= made.saturating_sub(fresh), "{name}: {refused} refused of {made}\n{report}");
+}
+
 #[tokio::main]
 async fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return; // built and run by `cargo test --all-targets`: only `cargo bench` measures
-    }
-    let (sign1, verify1) = openssl_speed(1);
-    let (sign2, verify2) = openssl_speed(2);
+    let scale = if std::env::args().any(|a| a == "--bench") { FULL } else { QUICK };
+    let speed = scale.openssl.then(|| (openssl_speed(1), openssl_speed(2)));
     let scratch = tempfile::tempdir().expect("temp dir");
-    let server = start(&scratch.path().join("data"));
-    let pem = std::fs::read(scratch.path().join("data/ca.pem")).expect("ca");
-    let client =
-        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap();
+    let limits = ["--rate-invites-per-minute", "100000000", "--rate-accepts-per-minute", "100000000"];
+    let app = std::sync::Arc::new(Appliance::start(scratch.path(), &limits, 100).await);
 
-    let codes = make_invites(&server, &client, INVITES).await;
+    let codes = make_invites(&app, scale.invites).await;
     let codes_file = scratch.path().join("codes.txt");
-    std::fs::write(&codes_file, codes.join("\n")).unwrap();
+    std::fs::write(&codes_file, codes.join("\n")).expect("codes file");
     let script = scratch.path().join("accept.lua");
-    std::fs::write(&script, ACCEPT_LUA).unwrap();
-    let duration = format!("{DURATION_S}s");
-    let accept_url = server.base.clone();
-    let accept = wrk(&[
-        "-t2",
-        "-c32",
-        "-d",
-        &duration,
-        "-s",
-        script.to_str().unwrap(),
-        &accept_url,
-        "--",
-        codes_file.to_str().unwrap(),
-    ]);
-    let accepts = requests_per_sec(&accept);
-    let accept_errors = non_2xx(&accept);
+    std::fs::write(&script, ACCEPT_LUA).expect("script");
+    let duration = format!("{}s", scale.seconds);
+    let (script, codes_file) = (script.to_string_lossy(), codes_file.to_string_lossy());
+    let accept = wrk(&["-t2", "-c32", "-d", &duration, "-s", &script, &app.ready.api_url, "--", &codes_file]);
+    check("accept-invite", &accept, codes.len() as u64);
 
-    let qr_url = format!("{}/phone/pairing/generate-qr", server.base);
-    let qr = post(&client, &qr_url, Some(&server.token), &json!({"user_id": "me"})).await;
+    let (status, qr) = app.request("/phone/pairing/generate-qr", Some(&json!({"user_id": "me"})), true).await;
+    assert_eq!(status, 200, "QR: {qr}");
     let body = json!({"invite_code": qr["invite_code"], "device_id": "bench-me", "device_name": "B", "device_type": "android", "os_version": "1", "app_version": "1"});
-    let paired = post(&client, &format!("{}/phone/pairing/accept-invite", server.base), None, &body).await;
-    let bearer = format!("Authorization: Bearer {}", paired["jwt_token"].as_str().unwrap());
-    let me_url = format!("{}/phone/me", server.base);
-    let me = wrk(&["-t2", "-c64", "-d", &duration, "-H", &bearer, &me_url]);
-    let me_rate = requests_per_sec(&me);
-    let me_errors = non_2xx(&me);
-    drop(server);
-    std::thread::sleep(Duration::from_millis(100));
+    let (status, paired) = app.request("/phone/pairing/accept-invite", Some(&body), false).await;
+    assert_eq!(status, 200, "pairing by QR: {paired}");
+    let bearer = format!("Authorization: Bearer {}", paired["jwt_token"].as_str().expect("a token"));
+    let me = wrk(&["-t2", "-c64", "-d", &duration, "-H", &bearer, &app.url("/phone/me")]);
+    check("GET /phone/me", &me, u64::MAX);
+    drop(app);
 
-    println!("openssl speed rsa2048, 1 core:  sign {sign1:.0}/s  verify {verify1:.0}/s");
-    println!("openssl speed rsa2048, 2 cores: sign {sign2:.0}/s  verify {verify2:.0}/s");
-    println!("accept-invite (wrk -t2 -c32, {DURATION_S}s): {accepts:.0}/s, non-2xx {accept_errors}");
-    println!("  = {:.2} of 1-core sign/s, {:.2} of 2-core sign/s (goal >= 0.5)", accepts / sign1, accepts / sign2);
-    println!("GET /phone/me (wrk -t2 -c64, {DURATION_S}s): {me_rate:.0}/s, non-2xx {me_errors}");
-    println!(
-        "  = {:.2} of 1-core verify/s, {:.2} of 2-core verify/s (goal >= 0.33)",
-        me_rate / verify1,
-        me_rate / verify2
-    );
+    let (accepts, me_rate) = (requests_per_sec(&accept), requests_per_sec(&me));
+    println!("accept-invite (wrk -t2 -c32, {duration}): {accepts:.0}/s, non-2xx {}", non_2xx(&accept));
+    println!("GET /phone/me (wrk -t2 -c64, {duration}): {me_rate:.0}/s, non-2xx {}", non_2xx(&me));
+    if let Some(((sign1, verify1), (sign2, verify2))) = speed {
+        println!("openssl speed rsa2048, 1 core:  sign {sign1:.0}/s  verify {verify1:.0}/s");
+        println!("openssl speed rsa2048, 2 cores: sign {sign2:.0}/s  verify {verify2:.0}/s");
+        println!(
+            "accept = {:.2} of 1-core sign/s, {:.2} of 2-core sign/s (goal >= 0.5)",
+            accepts / sign1,
+            accepts / sign2
+        );
+        println!(
+            "me = {:.2} of 1-core verify/s, {:.2} of 2-core verify/s (goal >= 0.33)",
+            me_rate / verify1,
+            me_rate / verify2
+        );
+    }
 }

@@ -12,7 +12,7 @@ use crate::config::{Config, TlsSource};
 use crate::conn_limits::{ConnLimits, Shares};
 use crate::datadir::DataDir;
 use crate::devices::Devices;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, GatewayLimits};
 use crate::http::serve::{self, Lifecycle};
 use crate::http::{self, State};
 use crate::license::VendorKeys;
@@ -216,7 +216,7 @@ impl App {
             ca.cert_pem(),
             &broker.internal,
             devices.clone(),
-            config.mqtt_max_per_ip,
+            GatewayLimits { max_per_ip: config.mqtt_max_per_ip, publish_rate: config.mqtt_publish_rate },
             metrics.clone(),
         )?;
         let limits = RateLimits::new(config.limits.invites_per_minute, config.limits.accepts_per_minute);

@@ -49,6 +49,11 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         settings: Box<Settings>,
+        /// Once listening, write the addresses (JSON: api_url, base_url,
+        /// mqtt_url, ca_file, admin_socket, data_dir, pid; never a secret)
+        /// to this file, for scripts and tests that start the appliance.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
     },
     /// Pairing invites.
     Invite {
@@ -180,15 +185,26 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr at `RUST_LOG` (default info). Lines an operator cannot act
+/// on stay out unless `RUST_LOG` names their crate: rustls warns for every
+/// client that sends an IP address as its TLS server name, which curl and
+/// wrk do on every connection to `https://127.0.0.1`.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sled=warn,rustls=error,rumqttd=warn".into());
+    let asked = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    for (krate, quiet) in [("sled", "sled=warn"), ("rustls", "rustls=error"), ("rumqttd", "rumqttd=warn")] {
+        if !asked.contains(krate) {
+            if let Ok(directive) = quiet.parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config, settings } => serve(*settings, config).await,
+        Command::Serve { config, settings, ready_file } => serve(*settings, config, ready_file).await,
         Command::Invite { action, remote } => invite(action, &remote).await,
         Command::Devices { action, remote } => devices(action, &remote).await,
         Command::Status { remote } => show(remote.transport()?.send("GET", "/admin/status", None).await?),
@@ -200,10 +216,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(settings: Settings, config_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn serve(settings: Settings, config_file: Option<PathBuf>, ready: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let config = Config::load(settings, config_file.as_deref())?;
     let app = App::build(config).await?;
     print_start(app.start_info());
+    if let Some(path) = ready {
+        write_ready_file(&path, app.start_info())?;
+    }
     app.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -217,6 +236,25 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Writes the ready file whole (a temporary file renamed into place), so a
+/// reader never sees half of it.
+fn write_ready_file(path: &std::path::Path, info: &StartInfo) -> anyhow::Result<()> {
+    let ready = serde_json::json!({
+        "api_url": info.api_url,
+        "base_url": info.base_url,
+        "mqtt_url": info.mqtt_url,
+        "ca_file": info.ca_file,
+        "admin_socket": info.admin_socket,
+        "data_dir": info.data_dir,
+        "pid": std::process::id(),
+    });
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut file, format!("{ready:#}\n").as_bytes())?;
+    file.persist(path).map_err(|e| anyhow::anyhow!("writing the ready file {}: {}", path.display(), e.error))?;
+    Ok(())
 }
 
 fn print_start(info: &StartInfo) {

@@ -92,6 +92,8 @@ pub struct Config {
     pub mqtt_addr: SocketAddr,
     /// Most MQTT connections from one IP address.
     pub mqtt_max_per_ip: usize,
+    /// Publishes a second one phone may send.
+    pub mqtt_publish_rate: u32,
     /// Host phones use to reach the broker (None: the base URL's host).
     pub mqtt_public_host: Option<String>,
     /// Server certificate source.
@@ -179,6 +181,7 @@ impl Config {
             http_addr: s.http_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
             mqtt_addr: s.mqtt_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8883))),
             mqtt_max_per_ip: s.mqtt_max_per_ip.unwrap_or(1000).max(1),
+            mqtt_publish_rate: positive("mqtt_publish_rate", s.mqtt_publish_rate.unwrap_or(20))?,
             mqtt_public_host: s.mqtt_public_host.clone(),
             tls,
             tls_sans: s.tls_san.clone().unwrap_or_default(),
@@ -305,6 +308,61 @@ mod tests {
         assert_eq!(c.base_url.unwrap().as_str(), "https://td.example.com/");
         assert!(c.devices_require_admin);
         assert_eq!(c.sms, SmsConfig::Console { show_links: false });
+    }
+
+    #[test]
+    fn every_field_keeps_its_value_through_the_layers() {
+        let all = file(
+            r#"
+            data_dir = "/d"
+            http_addr = "127.0.0.1:1"
+            mqtt_addr = "127.0.0.1:2"
+            mqtt_max_per_ip = 3
+            mqtt_publish_rate = 7
+            mqtt_public_host = "m.example.com"
+            tls_cert = "/c.pem"
+            tls_key = "/k.pem"
+            tls_san = ["a.example.com"]
+            insecure_http = true
+            base_url = "https://td.example.com"
+            invite_expiry = "9m"
+            qr_expiry = "2m"
+            qr_require_otp = true
+            qr_embed_otp = true
+            devices_require_admin = false
+            admin_token = "0123456789abcdef0123456789abcdef"
+            jwt_ttl = "1day"
+            sms_provider = "webhook"
+            sms_allowed_countries = ["US"]
+            twilio_account_sid = "AC1"
+            twilio_auth_token = "t"
+            twilio_phone_number = "+14155550000"
+            twilio_api_base = "https://twilio.example.com"
+            aws_region = "eu-west-1"
+            aws_endpoint_url_sns = "https://sns.example.com"
+            aws_access_key_id = "AKIA"
+            aws_secret_access_key = "s"
+            aws_session_token = "st"
+            sms_webhook_url = "https://hook.example.com"
+            sms_command = "/bin/true"
+            rate_invites_per_minute = 4
+            rate_accepts_per_minute = 5
+            sweep_interval = "1m"
+            notification_retention = "2days"
+            anthropic_api_key = "ak"
+            anthropic_base_url = "https://llm.example.com"
+            llm_model = "m"
+            long_poll_max = "20s"
+            metrics_token = "mt"
+            http_max_per_ip = 6
+            "#,
+        );
+        let fields = |s: &Settings| serde_json::to_value(s).unwrap().as_object().unwrap().clone();
+        let unset: Vec<_> = fields(&all).into_iter().filter(|(_, v)| v.is_null()).map(|(k, _)| k).collect();
+        let minutes = ["invite_expiry_minutes", "qr_expiry_minutes"]; // folded into the durations
+        assert!(unset.iter().all(|k| minutes.contains(&k.as_str())), "set these in the test: {unset:?}");
+        assert_eq!(fields(&Settings::default().or(all.clone())), fields(&all), "the lower layer's values");
+        assert_eq!(fields(&all.clone().or(Settings::default())), fields(&all), "the higher layer's values");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::{ConfigError, MINUTE};
 use clap::builder::BoolishValueParser;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,12 @@ impl FromStr for Dur {
     }
 }
 
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -29,7 +35,7 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 /// A secret setting: never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(pub String);
 
@@ -49,7 +55,7 @@ impl FromStr for Secret {
 /// One layer of settings. Every field is optional so that layers can be
 /// stacked; the same struct is parsed from flags (with clap, which also reads
 /// the environment) and from the TOML file.
-#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Data directory (database, keys, certificates, audit log).
@@ -64,6 +70,10 @@ pub struct Settings {
     /// Most MQTT connections (open or opening) from one IP address.
     #[arg(long, env = "TOPDOG_MQTT_MAX_PER_IP")]
     pub mqtt_max_per_ip: Option<usize>,
+    /// Publishes a second one phone may send, sustained (bursts of five
+    /// seconds' worth); beyond it its connection is closed.
+    #[arg(long, env = "TOPDOG_MQTT_PUBLISH_RATE")]
+    pub mqtt_publish_rate: Option<u32>,
     /// Host name (or host:port) phones use to reach the broker.
     #[arg(long, env = "TOPDOG_MQTT_PUBLIC_HOST")]
     pub mqtt_public_host: Option<String>,
@@ -182,12 +192,6 @@ pub struct Settings {
     pub http_max_per_ip: Option<usize>,
 }
 
-macro_rules! fill_from {
-    ($hi:ident, $lo:ident; $($field:ident),* $(,)?) => {
-        $( if $hi.$field.is_none() { $hi.$field = $lo.$field; } )*
-    };
-}
-
 impl Settings {
     /// Folds the original design's minute variables into the duration
     /// settings of the same layer, so that a layer sets one value either way.
@@ -198,19 +202,23 @@ impl Settings {
         self
     }
 
-    /// Fills every field this layer leaves unset from `lower`.
+    /// Fills every field this layer leaves unset from `lower`. Field by
+    /// field through serde, so a new setting needs no line here to keep its
+    /// value from a lower layer.
     pub fn or(self, lower: Settings) -> Settings {
-        let (mut this, lower) = (self.normalised(), lower.normalised());
-        fill_from!(this, lower; data_dir, http_addr, mqtt_addr, mqtt_max_per_ip, mqtt_public_host, tls_cert, tls_key,
-            tls_san, insecure_http, base_url, invite_expiry, invite_expiry_minutes, qr_expiry,
-            qr_expiry_minutes, qr_require_otp, qr_embed_otp, devices_require_admin, admin_token,
-            jwt_ttl, sms_provider, sms_allowed_countries, twilio_account_sid, twilio_auth_token,
-            twilio_phone_number, twilio_api_base, aws_region, aws_endpoint_url_sns,
-            aws_access_key_id, aws_secret_access_key, aws_session_token, sms_webhook_url,
-            sms_command, rate_invites_per_minute, rate_accepts_per_minute, sweep_interval,
-            notification_retention, anthropic_api_key, anthropic_base_url, llm_model, long_poll_max,
-            metrics_token, http_max_per_ip);
-        this
+        let (this, lower) = (self.normalised(), lower.normalised());
+        let (Ok(serde_json::Value::Object(mut high)), Ok(serde_json::Value::Object(low))) =
+            (serde_json::to_value(&this), serde_json::to_value(&lower))
+        else {
+            return this;
+        };
+        for (field, value) in low {
+            let unset = high.get(&field).is_none_or(serde_json::Value::is_null);
+            if unset {
+                high.insert(field, value);
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(high)).unwrap_or(this)
     }
 
     /// Reads a TOML settings file.

@@ -16,10 +16,8 @@ use std::num::NonZeroU32;
 
 /// Largest packet a phone may send (a 64 KiB payload and its topic).
 pub const MAX_PACKET: usize = 64 * 1024 + 1024;
-/// Publishes per second a phone may send, sustained.
-const PUBLISHES_PER_SECOND: u32 = 20;
-/// Publishes a phone may send in one burst.
-const PUBLISH_BURST: u32 = 100;
+/// A phone's publish burst, in seconds of its sustained rate.
+const BURST_SECONDS: u32 = 5;
 
 /// Why a phone's packet was refused (the connection is closed).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -124,10 +122,11 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// The rules for `device` of `user`.
-    pub fn new(user: &str, device: &str) -> Rules {
-        let rate = NonZeroU32::new(PUBLISHES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(PUBLISH_BURST).unwrap_or(NonZeroU32::MIN);
+    /// The rules for `device` of `user`, who may publish `rate` times a
+    /// second.
+    pub fn new(user: &str, device: &str, rate: u32) -> Rules {
+        let burst = NonZeroU32::new(rate.saturating_mul(BURST_SECONDS)).unwrap_or(NonZeroU32::MIN);
+        let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
         Rules {
             device: device.to_owned(),
             prefix: topic_prefix(user, device),
@@ -236,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_phone_publishes_only_its_own_inbound_types_and_never_retains() {
-        let rules = Rules::new("alice", "pixel-8");
+        let rules = Rules::new("alice", "pixel-8", 20);
         let own = topic_prefix("alice", "pixel-8");
         assert_eq!(rules.check(&publish(&format!("{own}/presence"), false)), Ok(Subscription::Unchanged));
         assert_eq!(rules.check(&publish(&format!("{own}/voice_command"), false)), Ok(Subscription::Unchanged));
@@ -250,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_phone_subscribes_only_inside_its_prefix() {
-        let rules = Rules::new("alice", "pixel-8");
+        let rules = Rules::new("alice", "pixel-8", 20);
         let own = topic_prefix("alice", "pixel-8");
         for good in [format!("{own}/#"), format!("{own}/+"), format!("{own}/notification")] {
             assert_eq!(rules.check(&subscribe(&good)), Ok(Subscription::Requested { pkid: 1, index: 0 }), "{good}");
@@ -279,15 +278,15 @@ mod tests {
 
     #[test]
     fn a_publish_flood_is_cut() {
-        let rules = Rules::new("alice", "pixel-8");
+        let rules = Rules::new("alice", "pixel-8", 20);
         let topic = format!("{}/presence", topic_prefix("alice", "pixel-8"));
-        let refused = (0..PUBLISH_BURST + 10).filter(|_| rules.check(&publish(&topic, false)).is_err()).count();
+        let refused = (0..20 * BURST_SECONDS + 10).filter(|_| rules.check(&publish(&topic, false)).is_err()).count();
         assert!(refused >= 10, "{refused}");
     }
 
     #[test]
     fn the_connect_names_the_device_and_wills_only_presence() {
-        let rules = Rules::new("alice", "pixel-8");
+        let rules = Rules::new("alice", "pixel-8", 20);
         let connect = |id: &str, will_topic: Option<&str>, retain: bool| {
             let connect = rumqttd::protocol::Connect { keep_alive: 60, client_id: id.into(), clean_session: true };
             let will = will_topic.map(|t| LastWill {

@@ -42,6 +42,15 @@ const MAX_PENDING_HANDSHAKES: usize = 1024;
 const MAX_PENDING_PER_ADDRESS: usize = 64;
 const SPLICE_BUFFER: usize = 4 * 1024;
 
+/// What one phone may take of the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayLimits {
+    /// Connections open (or opening) from one address.
+    pub max_per_ip: usize,
+    /// Publishes a second, sustained.
+    pub publish_rate: u32,
+}
+
 /// The gateway's shared state (cheap to clone).
 #[derive(Clone)]
 pub struct Gateway {
@@ -52,6 +61,7 @@ pub struct Gateway {
     upstream: Arc<Mutex<HashMap<String, TlsConnector>>>,
     devices: Devices,
     limits: ConnLimits,
+    publish_rate: u32,
     metrics: Metrics,
 }
 
@@ -91,19 +101,18 @@ impl Refused {
 
 impl Gateway {
     /// A gateway serving `server` (the appliance's certificate) and trusting
-    /// phone certificates from `appliance_ca_pem`; at most `max_per_ip`
-    /// connections are open from one address.
+    /// phone certificates from `appliance_ca_pem`, within `limits`.
     pub fn new(
         server: &TlsPair,
         appliance_ca_pem: &str,
         internal: &Internal,
         devices: Devices,
-        max_per_ip: usize,
+        limits: GatewayLimits,
         metrics: Metrics,
     ) -> Result<Gateway, TlsError> {
         let acceptor = TlsAcceptor::from(Arc::new(tls::mqtt_server(server, appliance_ca_pem)?));
-        let limits = ConnLimits::new(Shares {
-            open_per_address: max_per_ip,
+        let conn_limits = ConnLimits::new(Shares {
+            open_per_address: limits.max_per_ip,
             handshakes_per_address: MAX_PENDING_PER_ADDRESS,
             handshakes_total: MAX_PENDING_HANDSHAKES,
         });
@@ -113,7 +122,8 @@ impl Gateway {
             internal: internal.clone(),
             upstream: Arc::default(),
             devices,
-            limits,
+            limits: conn_limits,
+            publish_rate: limits.publish_rate,
             metrics,
         })
     }
@@ -224,7 +234,7 @@ impl Gateway {
         if record.fingerprint != key_fingerprint {
             return Err(Refused::Certificate(format!("not the certificate of {device}'s current pairing")));
         }
-        let rules = Rules::new(record.user_id.as_str(), &device);
+        let rules = Rules::new(record.user_id.as_str(), &device, self.publish_rate);
         let connect = read_connect(&mut tls).await?;
         rules.connect(&connect)?;
         Ok(Opened { phone: tls, device, rules, connect })

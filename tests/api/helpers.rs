@@ -1,7 +1,11 @@
 //! The one helper every test uses: `spawn_app` starts the real binary with a
-//! fresh data directory on an ephemeral port, waits for its "Listening on"
-//! line, and hands back an HTTPS client that trusts the appliance CA, the
-//! admin token and everything the process prints.
+//! fresh data directory on an ephemeral port, waits for its ready file, and
+//! hands back an HTTPS client that trusts the appliance CA, the admin token
+//! and everything the process prints.
+
+#[path = "../support/ready.rs"]
+#[allow(dead_code)]
+mod ready;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -116,9 +120,13 @@ pub fn binary() -> &'static str {
 async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<String>) -> TestApp {
     let stderr =
         std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("stderr.log")).expect("log");
+    let ready_file = dir.path().join("ready.json");
+    let _ = std::fs::remove_file(&ready_file);
     let mut command = Command::new(binary());
     command
         .arg("serve")
+        .arg("--ready-file")
+        .arg(&ready_file)
         .arg("--data-dir")
         .arg(data_dir(dir.path()))
         .args(default_addrs(&options.args))
@@ -156,12 +164,9 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
         lines,
         seen,
     };
+    let ready = ready::wait_ready(&ready_file, &mut app.child, Duration::from_secs(60));
+    (app.base, app.port, app.mqtt_port) = (ready.api_url.clone(), ready.api_port(), ready.mqtt_port());
     app.wait_line(|l| l.starts_with("Next: pair a phone")).await;
-    let listening = app.wait_line(|l| l.starts_with("Listening on ")).await;
-    app.base = listening.trim_start_matches("Listening on ").trim().to_owned();
-    app.port = app.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-    let mqtt = app.wait_line(|l| l.trim_start().starts_with("MQTT/TLS")).await;
-    app.mqtt_port = mqtt.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("mqtt port");
     if let Some(i) = app.output().iter().position(|l| l.starts_with("Admin token (shown only")) {
         app.admin_token = app.output()[i + 1].trim().to_owned();
     }

@@ -11,6 +11,7 @@
 // Usage: node ui.mjs <topdog binary> <scratch dir>   (run by tests/api/ui.rs)
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import { once } from "node:events";
 import fs from "node:fs";
 import https from "node:https";
@@ -27,10 +28,23 @@ function fail(message) {
 }
 
 /** Starts the appliance; resolves with its URL, admin token and output lines. */
+/** Waits for the appliance's ready file (written whole once it listens). */
+async function waitReady(file, child) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, "utf8"));
+    if (child.exitCode !== null) fail(`topdog exited before it was ready (${child.exitCode})`);
+    if (Date.now() > deadline) fail("topdog was not ready within 60 s");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function startAppliance() {
   const dataDir = path.join(scratch, "data");
-  const child = spawn(binary, ["serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--sms-provider", "console"], {
-    env: { PATH: process.env.PATH, RUST_LOG: "info" },
+  const readyFile = path.join(scratch, "ready.json");
+  const token = `e2e-admin-${crypto.randomBytes(16).toString("hex")}`;
+  const child = spawn(binary, ["serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--sms-provider", "console", "--ready-file", readyFile], {
+    env: { PATH: process.env.PATH, RUST_LOG: "info", ADMIN_TOKEN: token },
     stdio: ["ignore", "pipe", fs.openSync(path.join(scratch, "appliance.log"), "a")],
   });
   const lines = [];
@@ -48,11 +62,9 @@ async function startAppliance() {
       await new Promise((resolve) => { waiters.push(resolve); setTimeout(resolve, 1000); });
     }
   };
-  await waitLine((l) => l.startsWith("Next: pair a phone"));
-  const base = (await waitLine((l) => l.startsWith("Listening on "))).slice("Listening on ".length).trim();
-  const tokenAt = lines.findIndex((l) => l.startsWith("Admin token (shown only"));
-  const token = lines[tokenAt + 1].trim();
-  const ca = fs.readFileSync(path.join(dataDir, "ca.pem"));
+  const ready = await waitReady(readyFile, child);
+  const base = ready.api_url;
+  const ca = fs.readFileSync(ready.ca_file);
   return { child, base, token, ca, waitLine, lines };
 }
 
