@@ -18,6 +18,9 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text, or as one JSON object per line (for log shippers).
+    #[arg(long, env = "TOPDOG_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
 }
 
 /// How admin subcommands reach the appliance.
@@ -165,10 +168,19 @@ enum AuditAction {
     },
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// For people: time, level, span fields, message.
+    Text,
+    /// One JSON object a line, with the span (request id) fields.
+    Json,
+}
+
 /// Runs the command line; the process exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -189,7 +201,7 @@ pub fn main() -> ExitCode {
 /// on stay out unless `RUST_LOG` names their crate: rustls warns for every
 /// client that sends an IP address as its TLS server name, which curl and
 /// wrk do on every connection to `https://127.0.0.1`.
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let asked = std::env::var("RUST_LOG").unwrap_or_default();
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     for (krate, quiet) in [("sled", "sled=warn"), ("rustls", "rustls=error"), ("rumqttd", "rumqttd=warn")] {
@@ -199,7 +211,11 @@ fn init_logging() {
             }
         }
     }
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+    };
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {

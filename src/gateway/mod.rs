@@ -27,7 +27,6 @@ use inspect::{next_frame, Rules, Violation};
 use registry::Registry;
 use sha2::Digest;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subscribed::Tracker;
@@ -183,31 +182,34 @@ impl Gateway {
                 }
             };
             let gateway = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = gateway.handle(stream, peer, &admitted).await {
+            let span = tracing::info_span!("mqtt", %peer, device = tracing::field::Empty);
+            let connection = async move {
+                if let Err(e) = gateway.handle(stream, &admitted).await {
                     gateway.metrics.gateway_refused(e.reason());
-                    tracing::info!(%peer, error = %e, "MQTT connection refused");
+                    tracing::info!(error = %e, "MQTT connection refused");
                 }
                 drop(admitted);
-            });
+            };
+            tokio::spawn(tracing::Instrument::instrument(connection, span));
         }
         self.registry.close_all();
     }
 
-    async fn handle(&self, stream: TcpStream, peer: SocketAddr, admitted: &Admitted) -> Result<(), Refused> {
+    async fn handle(&self, stream: TcpStream, admitted: &Admitted) -> Result<(), Refused> {
         let _ = stream.set_nodelay(true);
         let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.open(stream, admitted)).await;
         let Opened { phone, device, rules, connect } = opened.map_err(|_| Refused::Handshake("timed out".into()))??;
         let broker = self.upstream(&tenant_of(&device), &connect).await?;
         let (id, token) = self.registry.add(&device);
-        tracing::info!(%peer, device = %device, "phone connected over MQTT");
+        tracing::Span::current().record("device", device.as_str());
+        tracing::info!("phone connected over MQTT");
         let tracker = Tracker::new(self.registry.clone(), &device, id);
         let outcome = tokio::select! {
             outcome = relay(phone, broker, &rules, &tracker) => outcome,
             _ = token.cancelled() => Ok(()),
         };
         self.registry.remove(&device, id);
-        tracing::info!(%peer, device = %device, "phone disconnected");
+        tracing::info!("phone disconnected");
         outcome.map_err(Refused::from)
     }
 

@@ -12,6 +12,7 @@ mod messaging;
 mod ops;
 mod page;
 mod pairing;
+mod request_id;
 mod routes_table;
 pub mod serve;
 mod session;

@@ -5,6 +5,7 @@
 //! are held to their address's share of connections and handshakes
 //! (`conn_limits`).
 
+use super::request_id::WithRequestId;
 use super::ConnInfo;
 use crate::conn_limits::{Admitted, ConnLimits};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -152,7 +153,8 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     R: Routes,
 {
-    let service = TowerToHyperService::new(Http2TooLarge { inner: WithConn { inner: warp::service(routes), info } });
+    let routes = Http2TooLarge { inner: WithConn { inner: warp::service(routes), info } };
+    let service = TowerToHyperService::new(WithRequestId { inner: routes });
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new()).max_header_list_size(64 * 1024);

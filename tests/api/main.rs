@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod input;
 mod license;
+mod logs;
 mod messaging;
 mod mqtt;
 mod offline;
