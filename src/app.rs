@@ -5,18 +5,17 @@
 
 use crate::actions::llm::LlmMatcher;
 use crate::actions::Actions;
-use crate::admin::AdminToken;
 use crate::audit::AuditLog;
-use crate::broker::Broker;
+use crate::auth::admin::AdminToken;
+use crate::auth::tokens::Tokens;
 use crate::config::{Config, TlsSource};
-use crate::conn_limits::{ConnLimits, Shares};
-use crate::datadir::DataDir;
 use crate::devices::Devices;
-use crate::gateway::{Gateway, GatewayLimits};
 use crate::http::serve::{self, Lifecycle};
 use crate::http::{self, State};
-use crate::license::VendorKeys;
+use crate::licensing::key::VendorKeys;
+use crate::licensing::seats;
 use crate::licensing::Licensing;
+use crate::limits::connections::{ConnLimits, Shares};
 use crate::limits::RateLimits;
 use crate::messaging::approvals::Approvals;
 use crate::messaging::commands::{CommandParts, Commands};
@@ -24,12 +23,14 @@ use crate::messaging::delivery::Delivery;
 use crate::messaging::notifications::Notifications;
 use crate::messaging::Messaging;
 use crate::metrics::Metrics;
+use crate::mqtt::broker::Broker;
+use crate::mqtt::gateway::{Gateway, GatewayLimits};
 use crate::pairing::{MqttIdentity, Pairing, Parts};
+use crate::pki::tls;
 use crate::pki::{self, Ca, TlsPair};
-use crate::seats;
+use crate::sms;
+use crate::store::datadir::DataDir;
 use crate::store::Store;
-use crate::tokens::Tokens;
-use crate::{sms, tls};
 use anyhow::Context as _;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -53,7 +54,7 @@ pub struct App {
     sweep: Sweep,
     mqtt: TcpListener,
     gateway: Gateway,
-    inbox: crate::broker::Inbox,
+    inbox: crate::mqtt::broker::Inbox,
     _broker: Broker,
     http_limits: ConnLimits,
 }
@@ -159,7 +160,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let dir =
             DataDir::open(&config.data_dir).with_context(|| format!("data directory {}", config.data_dir.display()))?;
-        crate::upgrade::prepare(&dir)?;
+        crate::store::upgrade::prepare(&dir)?;
         let ca = Arc::new(Ca::load_or_create(&dir).context("appliance CA")?);
         let tokens = Arc::new(Tokens::load_or_create(&dir, config.jwt_ttl).context("JWT signing key")?);
         let admin = AdminToken::load_or_create(&dir, config.admin_token.as_ref().map(|s| s.0.as_str()))
@@ -237,7 +238,7 @@ impl App {
             gateway: gateway.clone(),
             messaging,
             shutdown: tokio_util::sync::CancellationToken::new(),
-            sessions: crate::sessions::Sessions::default(),
+            sessions: crate::auth::sessions::Sessions::default(),
             long_poll_max: config.long_poll_max,
             metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
         });

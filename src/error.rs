@@ -2,12 +2,12 @@
 //! the http layer maps it to a status code and `{"error", "detail"}` in one
 //! place (`http::errors`).
 
-use crate::admin::AdminError;
+use crate::auth::admin::AdminError;
+use crate::auth::tokens::TokenError;
 use crate::devices::DeviceError;
 use crate::limits::RateLimited;
 use crate::pairing::PairingError;
 use crate::store::StoreError;
-use crate::tokens::TokenError;
 
 /// Any error an API request can end in.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +46,8 @@ pub enum Error {
     Internal(String),
 }
 
-impl From<crate::sessions::SessionError> for Error {
-    fn from(e: crate::sessions::SessionError) -> Self {
+impl From<crate::auth::sessions::SessionError> for Error {
+    fn from(e: crate::auth::sessions::SessionError) -> Self {
         Error::Admin(AdminError::Session(e))
     }
 }

@@ -7,21 +7,22 @@
 use proptest::prelude::*;
 use std::path::Path;
 use topdog::actions::{self, matcher};
-use topdog::license::{self, VendorKeys};
+use topdog::licensing::key::{self as license, VendorKeys};
 use topdog::messaging::wire::{self, Kind, KINDS};
-use topdog::phone::PhoneNumber;
+use topdog::sms::number::PhoneNumber;
 
 fn arbitrary_text() -> impl Strategy<Value = String> {
     prop_oneof![any::<String>(), "[ -~]{0,200}", "[A-Za-z0-9._~+/=-]{0,300}"]
 }
 
-fn tokens() -> &'static topdog::tokens::Tokens {
-    static TOKENS: std::sync::OnceLock<(tempfile::TempDir, topdog::tokens::Tokens)> = std::sync::OnceLock::new();
+fn tokens() -> &'static topdog::auth::tokens::Tokens {
+    static TOKENS: std::sync::OnceLock<(tempfile::TempDir, topdog::auth::tokens::Tokens)> = std::sync::OnceLock::new();
     &TOKENS
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
-            let data = topdog::datadir::DataDir::open(dir.path()).unwrap();
-            let tokens = topdog::tokens::Tokens::load_or_create(&data, std::time::Duration::from_secs(3600)).unwrap();
+            let data = topdog::store::datadir::DataDir::open(dir.path()).unwrap();
+            let tokens =
+                topdog::auth::tokens::Tokens::load_or_create(&data, std::time::Duration::from_secs(3600)).unwrap();
             (dir, tokens)
         })
         .1
@@ -63,7 +64,7 @@ proptest! {
     fn jwts_never_panic_and_tampering_is_refused(text in arbitrary_text(), flip in 0usize..2000) {
         let tokens = tokens();
         prop_assert!(tokens.verify(&text).is_err());
-        let issued = tokens.issue(&topdog::tokens::Subject { user_id: "u", device_id: "d", fingerprint: "f" }).unwrap();
+        let issued = tokens.issue(&topdog::auth::tokens::Subject { user_id: "u", device_id: "d", fingerprint: "f" }).unwrap();
         prop_assert!(tokens.verify(&issued.token).is_ok());
         let mut bytes = issued.token.clone().into_bytes();
         let at = flip % bytes.len();

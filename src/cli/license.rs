@@ -3,8 +3,8 @@
 //! offline tools (keygen, issue).
 
 use super::{show, Remote};
-use crate::datadir;
-use crate::license::{self, ExpiryKind, Payload};
+use crate::licensing::key::{self as license, ExpiryKind, Payload};
+use crate::store::datadir;
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};

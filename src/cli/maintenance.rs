@@ -3,10 +3,10 @@
 //! token), and backing one up and restoring it.
 
 use super::Remote;
-use crate::admin::AdminToken;
-use crate::datadir::{self, DataDir};
+use crate::auth::admin::AdminToken;
+use crate::auth::tokens::Tokens;
 use crate::pki::Ca;
-use crate::tokens::Tokens;
+use crate::store::datadir::{self, DataDir};
 use anyhow::Context as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ use std::process::ExitCode;
 /// Creates the data directory's keys, CA and admin token (idempotent).
 pub fn init(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir).with_context(|| format!("data directory {}", data_dir.display()))?;
-    crate::upgrade::prepare(&dir)?;
+    crate::store::upgrade::prepare(&dir)?;
     Ca::load_or_create(&dir).context("appliance CA")?;
     Tokens::load_or_create(&dir, std::time::Duration::from_secs(1)).context("JWT signing key")?;
     let admin_token = std::env::var("ADMIN_TOKEN").ok();
@@ -50,9 +50,10 @@ pub async fn restore(file: &Path, data_dir: &Path) -> anyhow::Result<ExitCode> {
         anyhow::bail!("an appliance is running on {}; stop it first", data_dir.display());
     }
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let backup: crate::backup::Backup = serde_json::from_str(&text).context("this file is not a Top Dog backup")?;
-    crate::backup::restore(&backup, &dir).await?;
-    crate::upgrade::prepare(&dir)?;
+    let backup: crate::store::backup::Backup =
+        serde_json::from_str(&text).context("this file is not a Top Dog backup")?;
+    crate::store::backup::restore(&backup, &dir).await?;
+    crate::store::upgrade::prepare(&dir)?;
     println!("Restored {} into {}.", file.display(), dir.root().display());
     Ok(ExitCode::SUCCESS)
 }

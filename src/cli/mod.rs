@@ -2,11 +2,12 @@
 //! talk to the running appliance through `client`; `audit verify` works on
 //! the files directly.
 
+pub mod client;
 mod license;
 mod maintenance;
 
 use crate::app::{App, StartInfo};
-use crate::client::{Answer, Transport};
+use crate::cli::client::{Answer, Transport};
 use crate::config::{Config, Settings};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -357,7 +358,7 @@ fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
         return show(answer);
     }
     let url = answer.body["pairing_url"].as_str().unwrap_or_default();
-    println!("{}", crate::qr::terminal(url)?);
+    println!("{}", crate::pairing::qr::terminal(url)?);
     println!("Scan with the phone's camera, or open: {url}");
     if let Some(otp) = answer.body["otp"].as_str() {
         println!("Code to type on the phone: {otp}");

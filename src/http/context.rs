@@ -3,8 +3,8 @@
 //! credentials and user agent; plus the per-request log line and metric,
 //! labelled by route template so no code or id lands in a label.
 
-use crate::admin::AdminError;
 use crate::audit::Actor;
+use crate::auth::admin::AdminError;
 use crate::devices::Authenticated;
 use crate::error::Error;
 use crate::limits::{Bucket, ClientKey};
@@ -40,7 +40,7 @@ pub struct Ctx {
 pub fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
     let credentials = warp::header::optional::<String>("x-admin-token")
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::cookie::optional::<String>(crate::sessions::COOKIE))
+        .and(warp::cookie::optional::<String>(crate::auth::sessions::COOKIE))
         .and(warp::header::optional::<String>("x-csrf-token"));
     warp::ext::optional::<ConnInfo>()
         .and(credentials)

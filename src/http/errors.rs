@@ -3,14 +3,14 @@
 //! internal failures are logged with their cause and answered with an opaque
 //! 500. Also the security headers every answer carries.
 
-use crate::admin::AdminError;
+use crate::auth::admin::AdminError;
+use crate::auth::sessions::SessionError;
+use crate::auth::tokens::TokenError;
 use crate::devices::DeviceError;
 use crate::error::Error;
 use crate::licensing::LicensingError;
 use crate::messaging::MessagingError;
 use crate::pairing::{self, PairingError};
-use crate::sessions::SessionError;
-use crate::tokens::TokenError;
 use serde::Serialize;
 use std::convert::Infallible;
 use warp::http::{header, HeaderValue, StatusCode};

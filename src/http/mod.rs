@@ -20,13 +20,13 @@ mod session;
 pub use context::ConnInfo;
 pub use routes_table::ROUTES;
 
-use crate::admin::AdminToken;
 use crate::audit::AuditLog;
+use crate::auth::admin::AdminToken;
+use crate::auth::tokens::Tokens;
 use crate::devices::Devices;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::pairing::Pairing;
-use crate::tokens::Tokens;
 use std::sync::Arc;
 use warp::{Filter, Reply};
 
@@ -55,15 +55,15 @@ pub struct State {
     /// The store (for backups).
     pub store: crate::store::Store,
     /// The data directory (for backups).
-    pub data_dir: crate::datadir::DataDir,
+    pub data_dir: crate::store::datadir::DataDir,
     /// The MQTT gateway (to close a blocked device's connections).
-    pub gateway: crate::gateway::Gateway,
+    pub gateway: crate::mqtt::gateway::Gateway,
     /// Notifications, approvals, commands, control messages.
     pub messaging: crate::messaging::Messaging,
     /// Cancelled when the appliance stops (ends long-lived streams).
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Admin console sessions.
-    pub sessions: crate::sessions::Sessions,
+    pub sessions: crate::auth::sessions::Sessions,
     /// Longest long poll (`?wait=` is clamped to it).
     pub long_poll_max: std::time::Duration,
     /// The token `/metrics` needs (None: loopback clients and admins).

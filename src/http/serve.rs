@@ -7,7 +7,7 @@
 
 use super::request_id::WithRequestId;
 use super::ConnInfo;
-use crate::conn_limits::{Admitted, ConnLimits};
+use crate::limits::connections::{Admitted, ConnLimits};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};

@@ -8,8 +8,8 @@ use super::context::{ctx, Ctx};
 use super::errors::{parse_json, reply_error, respond};
 use super::{json_body, with_state, Routes, State};
 use crate::audit::{Actor, Event};
+use crate::auth::sessions::{Started, COOKIE, TTL};
 use crate::error::Error;
-use crate::sessions::{Started, COOKIE, TTL};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
@@ -63,7 +63,8 @@ async fn sign_in(body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
 }
 
 async fn current(state: Arc<State>, ctx: Ctx) -> Response {
-    let result = ctx.session_id().ok_or(crate::sessions::SessionError::Ended).and_then(|id| state.sessions.get(id));
+    let result =
+        ctx.session_id().ok_or(crate::auth::sessions::SessionError::Ended).and_then(|id| state.sessions.get(id));
     respond(
         StatusCode::OK,
         result.map(|(csrf_token, expires_at)| SessionView { csrf_token, expires_at }).map_err(Error::from),

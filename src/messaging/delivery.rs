@@ -4,9 +4,9 @@
 //! connection after telling it why.
 
 use super::wire::{self, Outbound};
-use crate::broker::Link;
-use crate::gateway::Gateway;
 use crate::metrics::Metrics;
+use crate::mqtt::broker::Link;
+use crate::mqtt::gateway::Gateway;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -16,10 +16,10 @@ pub mod wire;
 
 pub use error::MessagingError;
 
-use crate::broker::Received;
 use crate::clock;
 use crate::devices::{Device, DeviceError, DeviceState, Devices};
 use crate::ids::{DeviceId, UserId};
+use crate::mqtt::broker::Received;
 use approvals::{Answer, Approval, ApprovalRequest, Approvals};
 use commands::Commands;
 use delivery::Delivery;

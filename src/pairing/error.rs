@@ -1,12 +1,12 @@
 //! Why a pairing request was refused, and the API code of each reason.
 
+use super::qr;
+use crate::auth::tokens::TokenError;
 use crate::ids::InvalidId;
-use crate::phone::PhoneError;
-use crate::qr;
-use crate::seats::SeatLimit;
+use crate::licensing::seats::SeatLimit;
+use crate::sms::number::PhoneError;
 use crate::sms::SmsError;
 use crate::store::{StoreError, TxError};
-use crate::tokens::TokenError;
 
 /// Why a pairing request was refused.
 #[derive(Debug, thiserror::Error)]

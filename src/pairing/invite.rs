@@ -4,7 +4,7 @@
 use super::PairingError;
 use crate::clock::Timestamp;
 use crate::ids::{DeviceId, DisplayName, UserId};
-use crate::phone::PhoneNumber;
+use crate::sms::number::PhoneNumber;
 use serde::{Deserialize, Serialize};
 
 /// How an invite reaches the phone.

@@ -8,15 +8,14 @@ use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
 use crate::config::PairingConfig;
 
+use crate::auth::tokens::{Subject, Tokens};
 use crate::ids::{DisplayName, InviteCode, UserId};
+use crate::licensing::seats;
 use crate::licensing::Licensing;
 use crate::metrics::{InviteEvent, Metrics};
-use crate::phone::PhoneNumber;
-use crate::qr;
-use crate::seats;
+use crate::sms::number::PhoneNumber;
 use crate::sms::{self, Sms};
 use crate::store::{Store, Table, TxAbort};
-use crate::tokens::{Subject, Tokens};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use std::time::Duration;
 mod device;
 mod error;
 mod invite;
+pub mod qr;
 mod tx;
 mod wire;
 

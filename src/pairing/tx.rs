@@ -5,7 +5,7 @@ use super::{Invite, InviteKind, InviteStatus, PairingError};
 use crate::clock::Timestamp;
 use crate::devices::{Device, DeviceState};
 use crate::ids::InviteCode;
-use crate::seats;
+use crate::licensing::seats;
 use crate::store::{Table, Tx, TxAbort};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -82,7 +82,7 @@ pub(super) fn accept_in(
     if existing.as_ref().is_some_and(|e| e.status != DeviceState::Revoked) {
         return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
     }
-    crate::device_counts::adjust(tx, existing.as_ref().map(|e| e.status), DeviceState::Active)?;
+    crate::devices::counts::adjust(tx, existing.as_ref().map(|e| e.status), DeviceState::Active)?;
     seats::take(tx, &invite.user_id, seat_limit)?;
     invite.status = InviteStatus::Accepted;
     invite.accepted_at = Some(now);
@@ -91,7 +91,7 @@ pub(super) fn accept_in(
     device.user_id = invite.user_id.clone();
     device.user_name = invite.user_name.clone();
     tx.put(Table::Invites, &key, &invite)?;
-    crate::device_index::file(tx, existing.as_ref(), &device)?;
+    crate::devices::index::file(tx, existing.as_ref(), &device)?;
     tx.put(Table::Devices, device.device_id.as_str(), &device)?;
     Ok(Ok(invite))
 }

@@ -4,7 +4,7 @@
 //! killed after the send timeout.
 
 use super::{Sms, SmsError, SEND_TIMEOUT};
-use crate::phone::PhoneNumber;
+use crate::sms::number::PhoneNumber;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 

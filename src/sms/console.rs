@@ -6,7 +6,7 @@
 //! length is shown.
 
 use super::{Sms, SmsError};
-use crate::phone::PhoneNumber;
+use crate::sms::number::PhoneNumber;
 use std::io::{IsTerminal, Write};
 
 /// Prints messages instead of sending them.

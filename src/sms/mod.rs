@@ -5,12 +5,13 @@
 
 mod command;
 mod console;
+pub mod number;
 mod sns;
 mod twilio;
 mod webhook;
 
 use crate::config::SmsConfig;
-use crate::phone::PhoneNumber;
+use crate::sms::number::PhoneNumber;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! `AWS_ENDPOINT_URL_SNS`.
 
 use super::{http_client, unreachable, Sms, SmsError};
-use crate::phone::PhoneNumber;
+use crate::sms::number::PhoneNumber;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;

@@ -2,7 +2,7 @@
 //! basic auth and a form body (`To`, `From`, `Body`).
 
 use super::{http_client, unreachable, Sms, SmsError};
-use crate::phone::PhoneNumber;
+use crate::sms::number::PhoneNumber;
 
 /// The Twilio REST API.
 pub struct Twilio {

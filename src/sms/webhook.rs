@@ -2,7 +2,7 @@
 //! operator runs (a gateway, a chat bridge); any 2xx counts as sent.
 
 use super::{http_client, unreachable, Sms, SmsError};
-use crate::phone::PhoneNumber;
+use crate::sms::number::PhoneNumber;
 
 /// POSTs messages to a URL.
 pub struct Webhook {

@@ -5,7 +5,9 @@
 //! All are reused on later starts; the server certificate is re-issued when
 //! its names change or it nears expiry.
 
-use crate::datadir::{self, DataDir};
+pub mod tls;
+
+use crate::store::datadir::{self, DataDir};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,

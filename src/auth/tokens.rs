@@ -4,7 +4,7 @@
 //! Revocation and device state are checked by `devices`, not here.
 
 use crate::clock::{self, Timestamp};
-use crate::datadir::{self, DataDir};
+use crate::store::datadir::{self, DataDir};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
@@ -100,7 +100,7 @@ const KEY_FILE: &str = "jwt-signing-key.pem";
 impl Tokens {
     /// Loads the signing key, generating it on first start.
     pub fn load_or_create(dir: &DataDir, ttl: Duration) -> Result<Tokens, TokenError> {
-        crate::jwt_crypto::install();
+        crate::auth::jwt::install();
         let path = dir.file(KEY_FILE);
         let key_err = |e: &dyn std::fmt::Display| TokenError::Key(e.to_string());
         let private = match datadir::read_optional(&path).map_err(|e| key_err(&e))? {

@@ -90,7 +90,7 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
         .map(|s| (s, devices.iter().filter(|d| d.status == s).count() as i64))
         .collect();
     let stale: Vec<String> = store.scan_keyed::<u32>(Table::Seats)?.into_iter().map(|(k, _)| k).collect();
-    let stale_index = crate::device_index::all_keys(store)?;
+    let stale_index = crate::devices::index::all_keys(store)?;
     let outcome = store
         .commit(|tx| {
             for user in &stale {
@@ -99,8 +99,8 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
             for (user, count) in &counts {
                 tx.put::<_, Infallible>(Table::Seats, user, count)?;
             }
-            crate::device_counts::set::<Infallible>(tx, &by_state)?;
-            crate::device_index::rebuild::<Infallible>(tx, &stale_index, &devices)?;
+            crate::devices::counts::set::<Infallible>(tx, &by_state)?;
+            crate::devices::index::rebuild::<Infallible>(tx, &stale_index, &devices)?;
             tx.put::<_, Infallible>(Table::Meta, USED, &(counts.len() as u32))
         })
         .await;

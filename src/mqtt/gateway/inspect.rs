@@ -7,7 +7,7 @@
 //! else closes the connection. This bounds what one phone can make the
 //! broker keep (topics, retained messages, filters) to a fixed handful.
 
-use crate::messaging::wire::{topic_prefix, Kind, KINDS};
+use crate::mqtt::topics::{topic_prefix, Kind, KINDS};
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rumqttd::protocol::v4::{self, V4};

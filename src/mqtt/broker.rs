@@ -5,10 +5,10 @@
 //! own in-process link: it publishes to phones and is subscribed to the
 //! phone → appliance types, whose messages it hands on as `Received`.
 
-use crate::datadir::{self, DataDir};
 use crate::devices::Devices;
-use crate::messaging::wire::{inbound_filter, KINDS};
+use crate::mqtt::topics::{inbound_filter, KINDS};
 use crate::pki::{Ca, CaKind, PkiError};
+use crate::store::datadir::{self, DataDir};
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::protocol::v4::V4;
 use rumqttd::Notification;

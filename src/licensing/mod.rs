@@ -3,11 +3,13 @@
 //! seat without a valid license), and the clock's high-water mark that
 //! catches a clock set back.
 
+pub mod key;
+pub mod seats;
+
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
-use crate::license::{self, Context, ExpiryKind, LicenseError, Payload, VendorKeys};
-use crate::seats;
 use crate::store::{Store, StoreError, Table};
+use key::{Context, ExpiryKind, LicenseError, Payload, VendorKeys};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -66,7 +68,7 @@ pub struct Licensing {
 impl Licensing {
     /// A service trusting `trusted`; `clock_offset` shifts the clock (tests).
     pub fn new(store: Store, trusted: VendorKeys, audit: AuditLog, clock_offset: chrono::Duration) -> Licensing {
-        Licensing { store, trusted: Arc::new(trusted), audit, machine: license::machine_fingerprint(), clock_offset }
+        Licensing { store, trusted: Arc::new(trusted), audit, machine: key::machine_fingerprint(), clock_offset }
     }
 
     fn now(&self) -> Timestamp {
@@ -77,7 +79,7 @@ impl Licensing {
         Ok(Context {
             now: self.now(),
             high_water: self.store.get(Table::Meta, HIGH_WATER)?,
-            build_date: license::build_date(),
+            build_date: key::build_date(),
             machine: self.machine.clone(),
         })
     }
@@ -95,7 +97,7 @@ impl Licensing {
     /// Checks and stores a license key.
     pub async fn activate(&self, actor: &Actor, key: &str) -> Result<LicenseStatus, LicensingError> {
         let ctx = self.context()?;
-        let checked = license::verify(key, &self.trusted).and_then(|p| license::check(&p, &ctx).map(|()| p));
+        let checked = key::verify(key, &self.trusted).and_then(|p| key::check(&p, &ctx).map(|()| p));
         let target = checked.as_ref().map(|p| p.license_id.clone()).unwrap_or_else(|_| "(refused key)".into());
         let result = checked.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code());
         self.audit.record(Event::new(actor, "license.activate", target, result)).await;
@@ -107,7 +109,7 @@ impl Licensing {
 
     fn stored(&self) -> Result<Option<Payload>, StoreError> {
         let key: Option<String> = self.store.get(Table::Meta, LICENSE)?;
-        Ok(key.and_then(|k| license::verify(&k, &self.trusted).ok()))
+        Ok(key.and_then(|k| key::verify(&k, &self.trusted).ok()))
     }
 
     /// The license's state and the seats in use.
@@ -128,7 +130,7 @@ impl Licensing {
             });
         };
         let ctx = self.context()?;
-        let verdict = license::check(&payload, &ctx);
+        let verdict = key::check(&payload, &ctx);
         let applies = verdict.is_ok();
         let days_left = payload.expires.map(|d| (d - ctx.now.date_naive()).num_days());
         Ok(LicenseStatus {

@@ -5,6 +5,8 @@
 //! tokens; per-device budgets for token refreshes and commands. Every keyed
 //! limiter's memory is bounded.
 
+pub mod connections;
+
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::hash::Hash;

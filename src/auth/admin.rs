@@ -2,7 +2,7 @@
 //! operator (`ADMIN_TOKEN`); only its SHA-256 is stored (mode 0600), and a
 //! presented token is checked in constant time.
 
-use crate::datadir::{self, DataDir};
+use crate::store::datadir::{self, DataDir};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -20,7 +20,7 @@ pub enum AdminError {
     Invalid,
     /// A console session that has ended, or a change without its CSRF token.
     #[error(transparent)]
-    Session(#[from] crate::sessions::SessionError),
+    Session(#[from] crate::auth::sessions::SessionError),
 }
 
 /// The stored hash of the admin token.

@@ -8,7 +8,7 @@
 //! server certificates carry an Authority Key Identifier (strict X.509
 //! validators require it), so format 1's certificate is re-issued.
 
-use crate::datadir::{self, DataDir};
+use crate::store::datadir::{self, DataDir};
 
 /// The format this build writes.
 pub const CURRENT: u32 = 2;

@@ -2,11 +2,14 @@
 //! active, any → revoked, which is final), authentication of a device token
 //! against the store (revoked token ids, device state) and token refresh.
 
+pub mod counts;
+pub mod index;
+
 use crate::audit::{Actor, AuditLog, Event};
+use crate::auth::tokens::{Claims, IssuedToken, Subject, TokenError, Tokens};
 use crate::clock::{self, Timestamp};
 use crate::ids::{DeviceId, DisplayName, UserId};
 use crate::store::{Store, StoreError, Table, TxAbort, TxError};
-use crate::tokens::{Claims, IssuedToken, Subject, TokenError, Tokens};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -156,7 +159,7 @@ impl Devices {
         let mut devices: Vec<Device> = match user {
             None => self.store.scan(Table::Devices)?,
             Some(user) => {
-                let ids = crate::device_index::of(&self.store, user)?;
+                let ids = crate::devices::index::of(&self.store, user)?;
                 let found: Vec<Option<Device>> =
                     ids.iter().map(|id| self.store.get(Table::Devices, id)).collect::<Result<_, _>>()?;
                 found.into_iter().flatten().filter(|d| &d.user_id == user).collect()
@@ -173,7 +176,7 @@ impl Devices {
 
     /// Device counts by state (kept by the store; no scan).
     pub fn count_by_state(&self) -> Result<Vec<(&'static str, i64)>, DeviceError> {
-        Ok(crate::device_counts::read(&self.store)?)
+        Ok(crate::devices::counts::read(&self.store)?)
     }
 
     /// Applies an admin's lifecycle change; repeating a change is harmless.
@@ -279,14 +282,14 @@ fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<D
         }
         (Change::Reactivate, DeviceState::Suspended) => device.status = DeviceState::Active,
         (Change::Revoke, _) => {
-            crate::seats::release(tx, &device.user_id)?;
+            crate::licensing::seats::release(tx, &device.user_id)?;
             device.status = DeviceState::Revoked;
             device.revoked_at = Some(now);
             tx.put(Table::RevokedTokens, &device.token_jti, &device.token_expires_at.timestamp())?;
         }
         _ => return Ok(device),
     }
-    crate::device_counts::adjust(tx, Some(before), device.status)?;
+    crate::devices::counts::adjust(tx, Some(before), device.status)?;
     tx.put(Table::Devices, id, &device)?;
     Ok(device)
 }
@@ -309,7 +312,7 @@ mod tests {
     #[tokio::test]
     async fn revoked_token_ids_are_forgotten_once_their_tokens_expire() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = crate::datadir::DataDir::open(tmp.path()).unwrap();
+        let dir = crate::store::datadir::DataDir::open(tmp.path()).unwrap();
         let store = Store::open(&dir.database()).unwrap();
         let tokens = Arc::new(Tokens::load_or_create(&dir, std::time::Duration::from_secs(3600)).unwrap());
         let devices = Devices::new(store.clone(), tokens, AuditLog::open(&dir.audit_log()).unwrap());

@@ -4,7 +4,7 @@
 //! into a new data directory while it is stopped.
 
 use crate::clock::{self, Timestamp};
-use crate::datadir::{self, DataDir};
+use crate::store::datadir::{self, DataDir};
 use crate::store::{Dump, Store, StoreError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

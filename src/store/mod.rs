@@ -6,6 +6,10 @@
 //! `flush_async` deadlocks its I/O pool under many concurrent callers).
 //! Nothing else touches sled.
 
+pub mod backup;
+pub mod datadir;
+pub mod upgrade;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{
