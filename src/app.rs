@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 /// A built appliance, listening but not yet serving.
 pub struct App {
@@ -57,6 +58,9 @@ pub struct App {
     inbox: crate::mqtt::broker::Inbox,
     _broker: Broker,
     http_limits: ConnLimits,
+    /// Background work (phones' messages, command runs, webhooks, kicks)
+    /// that shutdown waits for.
+    tasks: TaskTracker,
 }
 
 /// The periodic housekeeping's settings.
@@ -132,10 +136,11 @@ fn messaging(
     gateway: &Gateway,
     metrics: &Metrics,
     limits: &RateLimits,
+    tasks: &TaskTracker,
 ) -> anyhow::Result<Messaging> {
-    let delivery = Delivery::new(broker.link.clone(), gateway.clone(), metrics.clone());
+    let delivery = Delivery::new(broker.link.clone(), gateway.clone(), metrics.clone(), tasks.clone());
     let notifications = Notifications::new(store.clone(), delivery.clone());
-    let approvals = Approvals::new(store.clone(), delivery.clone(), audit.clone());
+    let approvals = Approvals::new(store.clone(), delivery.clone(), audit.clone(), tasks.clone());
     let actions = Actions::load(&dir.file("actions.toml")).context("actions.toml")?;
     let llm = config.llm.clone().map(LlmMatcher::new).transpose().context("LLM matcher")?;
     if let Some(llm) = &config.llm {
@@ -151,6 +156,7 @@ fn messaging(
         workdir: dir.root().to_owned(),
         devices: devices.clone(),
         limits: limits.clone(),
+        tasks: tasks.clone(),
     });
     Ok(Messaging::new(notifications, approvals, commands, delivery, devices.clone()))
 }
@@ -221,7 +227,9 @@ impl App {
             metrics.clone(),
         )?;
         let limits = RateLimits::new(config.limits.invites_per_minute, config.limits.accepts_per_minute);
-        let messaging = messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits)?;
+        let tasks = TaskTracker::new();
+        let messaging =
+            messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks)?;
         let state = Arc::new(State {
             pairing,
             devices,
@@ -272,6 +280,7 @@ impl App {
             mqtt,
             gateway,
             inbox,
+            tasks,
             _broker: broker,
             http_limits,
         })
@@ -302,7 +311,14 @@ impl App {
         tasks.spawn(serve::serve_unix(self.unix, routes, life));
         tasks.spawn(self.gateway.clone().serve(self.mqtt, stop.clone()));
         tasks.spawn(sweeper(self.state.clone(), self.sweep, stop));
-        tokio::spawn(crate::messaging::serve_inbound(self.state.messaging.clone(), self.inbox));
+        let stop_inbound = self.state.shutdown.clone();
+        let inbound = crate::messaging::inbound::serve(
+            self.state.messaging.clone(),
+            self.inbox,
+            self.tasks.clone(),
+            stop_inbound,
+        );
+        self.tasks.spawn(inbound);
         if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
             tracing::warn!(error = %e, "could not tell systemd the service is ready");
         }
@@ -316,6 +332,10 @@ impl App {
         let graceful = Arc::try_unwrap(graceful).map_err(|_| anyhow::anyhow!("connections still referenced"))?;
         if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
             tracing::warn!("some connections did not finish within 10 s");
+        }
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+            tracing::warn!(left = self.tasks.len(), "some background work did not finish within 10 s");
         }
         self.store.flush().await?;
         let _ = std::fs::remove_file(&self.info.admin_socket);

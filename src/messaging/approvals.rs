@@ -15,6 +15,7 @@ use crate::devices::Device;
 use crate::store::{Store, Table, TxAbort};
 use std::time::Duration;
 use tokio::sync::broadcast;
+use tokio_util::task::TaskTracker;
 
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -26,13 +27,15 @@ pub struct Approvals {
     audit: AuditLog,
     decided: broadcast::Sender<String>,
     http: reqwest::Client,
+    /// Webhook calls run here, so shutdown waits for them.
+    tasks: TaskTracker,
 }
 
 impl Approvals {
     /// A service over `store`.
-    pub fn new(store: Store, delivery: Delivery, audit: AuditLog) -> Approvals {
+    pub fn new(store: Store, delivery: Delivery, audit: AuditLog, tasks: TaskTracker) -> Approvals {
         let http = reqwest::Client::builder().timeout(WEBHOOK_TIMEOUT).build().unwrap_or_default();
-        Approvals { store, delivery, audit, decided: broadcast::channel(1024).0, http }
+        Approvals { store, delivery, audit, decided: broadcast::channel(1024).0, http, tasks }
     }
 
     /// Creates an approval for `recipients` (stored before it is sent).
@@ -209,7 +212,7 @@ impl Approvals {
                 "title": approval.title,
             });
             let http = self.http.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 match http.post(&url).json(&body).send().await {
                     Ok(r) if r.status().is_success() => {}
                     Ok(r) => tracing::warn!(status = r.status().as_u16(), "the approval webhook refused the outcome"),

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 /// Commands that may run at once.
 const MAX_RUNNING: usize = 4;
@@ -45,6 +46,8 @@ pub struct Commands {
     queued: Arc<AtomicUsize>,
     devices: Devices,
     limits: RateLimits,
+    /// Runs happen here, so shutdown waits for them.
+    tasks: TaskTracker,
 }
 
 /// What the service needs.
@@ -67,12 +70,14 @@ pub struct CommandParts {
     pub devices: Devices,
     /// Per-device command budgets.
     pub limits: RateLimits,
+    /// Background work the appliance's shutdown waits for.
+    pub tasks: TaskTracker,
 }
 
 impl Commands {
     /// A service from its parts.
     pub fn new(parts: CommandParts) -> Commands {
-        let CommandParts { store, delivery, approvals, audit, actions, llm, workdir, devices, limits } = parts;
+        let CommandParts { store, delivery, approvals, audit, actions, llm, workdir, devices, limits, tasks } = parts;
         Commands {
             store,
             delivery,
@@ -85,6 +90,7 @@ impl Commands {
             queued: Arc::default(),
             devices,
             limits,
+            tasks,
         }
     }
 
@@ -245,7 +251,7 @@ impl Commands {
     fn spawn_run(&self, device: Device, id: String, action: Action, params: BTreeMap<String, String>) {
         let this = self.clone();
         self.queued.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let _counted = Queued(this.queued.clone());
             let Ok(_permit) = this.running.clone().acquire_owned().await else { return };
             if !this.still_paired(&device) {

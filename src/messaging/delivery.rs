@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
+use tokio_util::task::TaskTracker;
 
 /// A message for one device's live event streams.
 #[derive(Debug, Clone)]
@@ -57,12 +58,13 @@ pub struct Delivery {
     live: broadcast::Sender<LiveEvent>,
     metrics: Metrics,
     streams: Arc<Mutex<HashMap<String, usize>>>,
+    tasks: TaskTracker,
 }
 
 impl Delivery {
     /// A sender over the broker `link`.
-    pub fn new(link: Link, gateway: Gateway, metrics: Metrics) -> Delivery {
-        Delivery { link, gateway, live: broadcast::channel(4096).0, metrics, streams: Arc::default() }
+    pub fn new(link: Link, gateway: Gateway, metrics: Metrics, tasks: TaskTracker) -> Delivery {
+        Delivery { link, gateway, live: broadcast::channel(4096).0, metrics, streams: Arc::default(), tasks }
     }
 
     /// Sends `message` to a device; the device's live MQTT connection that
@@ -114,7 +116,7 @@ impl Delivery {
     /// had a moment to arrive (the broker forwards it asynchronously).
     pub fn cut_off(&self, device_id: &str) {
         let (gateway, device) = (self.gateway.clone(), device_id.to_owned());
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             tokio::time::sleep(CONTROL_GRACE).await;
             gateway.kick(&device);
         });

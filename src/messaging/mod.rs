@@ -11,6 +11,7 @@ mod command;
 pub mod commands;
 pub mod delivery;
 pub mod error;
+pub mod inbound;
 pub mod notifications;
 pub mod wire;
 
@@ -24,7 +25,6 @@ use approvals::{Answer, Approval, ApprovalRequest, Approvals};
 use commands::Commands;
 use delivery::Delivery;
 use notifications::{Notifications, Notified, NotifyRequest};
-use tokio::sync::mpsc;
 use wire::{ControlAction, Inbound, Outbound};
 
 /// How close to its expiry a token gets a refresh hint.
@@ -209,13 +209,5 @@ impl Messaging {
         self.approvals.prune(cutoff)?;
         self.commands.prune(cutoff)?;
         Ok(())
-    }
-}
-
-/// Handles phones' messages as the broker link hands them on.
-pub async fn serve_inbound(messaging: Messaging, mut received: mpsc::Receiver<Received>) {
-    while let Some(message) = received.recv().await {
-        let messaging = messaging.clone();
-        tokio::spawn(async move { messaging.received(message).await });
     }
 }
