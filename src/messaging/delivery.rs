@@ -47,8 +47,9 @@ impl Drop for StreamSlot {
     }
 }
 
-/// How long a device being cut off has to receive its `control` message.
-const CONTROL_GRACE: Duration = Duration::from_millis(250);
+/// How long a device being cut off has for its `control` message to pass
+/// before its connection is closed anyway.
+const CONTROL_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The sender (cheap to clone).
 #[derive(Clone)]
@@ -112,13 +113,17 @@ impl Delivery {
         self.live.subscribe()
     }
 
-    /// Closes the device's MQTT connections once its `control` message has
-    /// had a moment to arrive (the broker forwards it asynchronously).
-    pub fn cut_off(&self, device_id: &str) {
+    /// Sends `message` (a `control`) and then closes the device's MQTT
+    /// connections: each as soon as the message has passed to the phone,
+    /// or at [`CONTROL_DEADLINE`] if it never does (a phone not subscribed
+    /// to `control`).
+    pub async fn send_then_cut_off(&self, user_id: &str, device_id: &str, message: &Outbound) {
+        self.gateway.close_after_control(device_id);
+        self.send(user_id, device_id, message).await;
         let (gateway, device) = (self.gateway.clone(), device_id.to_owned());
         self.tasks.spawn(async move {
-            tokio::time::sleep(CONTROL_GRACE).await;
-            gateway.kick(&device);
+            tokio::time::sleep(CONTROL_DEADLINE).await;
+            gateway.kick_closing(&device);
         });
     }
 

@@ -156,9 +156,11 @@ impl Messaging {
             action,
             detail: detail.to_owned(),
         });
-        self.delivery.send(device.user_id.as_str(), device.device_id.as_str(), &message).await;
-        if action != ControlAction::TokenRefresh {
-            self.delivery.cut_off(device.device_id.as_str());
+        let (user, device) = (device.user_id.as_str(), device.device_id.as_str());
+        if action == ControlAction::TokenRefresh {
+            self.delivery.send(user, device, &message).await;
+        } else {
+            self.delivery.send_then_cut_off(user, device, &message).await;
         }
     }
 

@@ -87,6 +87,28 @@ pub fn grants(frame: &[u8], pkid: u16, index: usize) -> bool {
     }
 }
 
+/// The topic and packet id (0 at QoS 0) of `frame` (from the broker) when
+/// it is a PUBLISH.
+pub fn publish_topic(frame: &[u8]) -> Option<(String, u16)> {
+    if frame.first().map(|b| b >> 4) != Some(3) {
+        return None;
+    }
+    let Ok(Packet::Publish(publish, _)) = V4.read_mut(&mut BytesMut::from(frame), frame.len()) else {
+        return None;
+    };
+    let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+    // rumqttd keeps the packet id private: it follows the topic (MQTT
+    // 3.1.1 §3.3.2) when the QoS in the first byte is above 0.
+    let qos = (frame[0] >> 1) & 3;
+    let header = 1 + frame[1..].iter().position(|b| b & 0x80 == 0)? + 1;
+    let at = header + 2 + publish.topic.len();
+    let pkid = match qos {
+        0 => 0,
+        _ => u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]),
+    };
+    Some((topic, pkid))
+}
+
 /// The client id of a CONNECT frame (checked against the certificate by
 /// [`Rules::connect`]).
 pub fn client_id(frame: &Bytes) -> Result<String, Violation> {
@@ -112,6 +134,8 @@ pub enum Subscription {
     },
     /// An UNSUBSCRIBE that may drop it.
     Dropped,
+    /// The phone acknowledged the broker's PUBLISH `pkid` (PUBACK/PUBREC).
+    Acked(u16),
 }
 
 /// One phone connection's rules.
@@ -169,12 +193,11 @@ impl Rules {
                 })
             }
             Packet::Unsubscribe(..) => Ok(Subscription::Dropped),
-            Packet::PingReq(_)
-            | Packet::PubAck(..)
-            | Packet::PubRec(..)
-            | Packet::PubRel(..)
-            | Packet::PubComp(..)
-            | Packet::Disconnect(..) => Ok(Subscription::Unchanged),
+            Packet::PubAck(ack, _) => Ok(Subscription::Acked(ack.pkid)),
+            Packet::PubRec(rec, _) => Ok(Subscription::Acked(rec.pkid)),
+            Packet::PingReq(_) | Packet::PubRel(..) | Packet::PubComp(..) | Packet::Disconnect(..) => {
+                Ok(Subscription::Unchanged)
+            }
             Packet::Connect(..) => Err(Violation::Unexpected("second CONNECT")),
             _ => Err(Violation::Unexpected("server-only")),
         }

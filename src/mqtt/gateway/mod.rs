@@ -142,6 +142,18 @@ impl Gateway {
         Ok(connector)
     }
 
+    /// Asks every live connection of `device` to close once a `control`
+    /// message has passed to the phone; how many there are.
+    pub fn close_after_control(&self, device: &str) -> usize {
+        self.registry.close_after_control(device)
+    }
+
+    /// Closes the connections of `device` that were asked to close after a
+    /// `control` message and are still open; how many there were.
+    pub fn kick_closing(&self, device: &str) -> usize {
+        self.registry.kick_closing(device)
+    }
+
     /// Closes every live connection of `device`; how many there were.
     pub fn kick(&self, device: &str) -> usize {
         let n = self.registry.kick(device);
@@ -200,10 +212,10 @@ impl Gateway {
         let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.open(stream, admitted)).await;
         let Opened { phone, device, rules, connect } = opened.map_err(|_| Refused::Handshake("timed out".into()))??;
         let broker = self.upstream(&tenant_of(&device), &connect).await?;
-        let (id, token) = self.registry.add(&device);
+        let (id, token, closing) = self.registry.add(&device);
         tracing::Span::current().record("device", device.as_str());
         tracing::info!("phone connected over MQTT");
-        let tracker = Tracker::new(self.registry.clone(), &device, id);
+        let tracker = Tracker::new(self.registry.clone(), &device, id, closing);
         let outcome = tokio::select! {
             outcome = relay(phone, broker, &rules, &tracker) => outcome,
             _ = token.cancelled() => Ok(()),
@@ -276,19 +288,22 @@ async fn relay(phone: Phone, broker: Upstream, rules: &Rules, tracker: &Tracker)
         let mut buf = BytesMut::with_capacity(SPLICE_BUFFER);
         let outcome = loop {
             match broker_in.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => break Ok(()),
+                Ok(0) | Err(_) => break Ok(false),
                 Ok(_) => {}
             }
-            let whole = match tracker.broker_sent(&buf) {
-                Ok(whole) => whole,
+            let passed = match tracker.broker_sent(&buf) {
+                Ok(passed) => passed,
                 Err(v) => break Err(v),
             };
-            if whole == 0 {
+            if passed.whole == 0 {
                 continue;
             }
-            let packets = buf.split_to(whole);
+            let packets = buf.split_to(passed.whole);
             if phone_out.write_all(&packets).await.is_err() || phone_out.flush().await.is_err() {
-                break Ok(());
+                break Ok(false);
+            }
+            if passed.last {
+                break Ok(true);
             }
         };
         let _ = phone_out.shutdown().await;
@@ -308,12 +323,23 @@ async fn relay(phone: Phone, broker: Upstream, rules: &Rules, tracker: &Tracker)
         let _ = broker_out.shutdown().await;
         outcome
     };
-    let (down, up): (Result<(), Violation>, Result<(), Violation>) = tokio::select! {
-        d = down => (d, Ok(())),
-        u = up => (Ok(()), u),
-    };
-    down.and(up)
+    tokio::pin!(down, up);
+    tokio::select! {
+        // Told why it is being cut off: the phone gets a moment to read it
+        // and close its side, so the socket ends with a FIN, not a reset
+        // that would throw away what it has not read yet.
+        d = &mut down => match d {
+            Ok(true) => tokio::time::timeout(LINGER, &mut up).await.unwrap_or(Ok(())),
+            other => other.map(|_| ()),
+        },
+        u = &mut up => u,
+        _ = tracker.control_acknowledged() => Ok(()),
+    }
 }
+
+/// How long a connection closed after a `control` message waits for the
+/// phone to close its side.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Checks and forwards every whole packet in `buf`.
 async fn forward_frames<W: tokio::io::AsyncWrite + Unpin>(

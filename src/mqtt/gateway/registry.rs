@@ -4,8 +4,8 @@
 //! SUBACK has passed), so a replay can leave out what it already got.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// Live connections by device id.
@@ -22,15 +22,29 @@ struct Live {
     token: CancellationToken,
     /// Its notification subscription is in force.
     subscribed: bool,
+    /// Close it once a `control` message has passed to the phone.
+    closing: Arc<AtomicBool>,
 }
 
 impl Registry {
-    pub(super) fn add(&self, device: &str) -> (u64, CancellationToken) {
+    /// Registers a connection of `device`: its id, the token that closes
+    /// it, and the flag asking it to close after the next `control` message.
+    pub(super) fn add(&self, device: &str) -> (u64, CancellationToken, Arc<AtomicBool>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let token = CancellationToken::new();
+        let (token, closing) = (CancellationToken::new(), Arc::new(AtomicBool::new(false)));
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.entry(device.to_owned()).or_default().push(Live { id, token: token.clone(), subscribed: false });
-        (id, token)
+        let entry = Live { id, token: token.clone(), subscribed: false, closing: closing.clone() };
+        live.entry(device.to_owned()).or_default().push(entry);
+        (id, token, closing)
+    }
+
+    /// Asks every connection of `device` to close once a `control` message
+    /// has passed to the phone; how many there are.
+    pub(super) fn close_after_control(&self, device: &str) -> usize {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = live.get(device).map(Vec::as_slice).unwrap_or_default();
+        conns.iter().for_each(|c| c.closing.store(true, Ordering::Relaxed));
+        conns.len()
     }
 
     /// Marks whether connection `id`'s notification subscription is in force.
@@ -57,6 +71,16 @@ impl Registry {
         }
     }
 
+    /// Closes the connections of `device` still waiting to close after a
+    /// `control` message (newer ones stay); how many there were.
+    pub(super) fn kick_closing(&self, device: &str) -> usize {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = live.get(device).map(Vec::as_slice).unwrap_or_default();
+        let closing: Vec<_> = conns.iter().filter(|c| c.closing.load(Ordering::Relaxed)).collect();
+        closing.iter().for_each(|c| c.token.cancel());
+        closing.len()
+    }
+
     pub(super) fn kick(&self, device: &str) -> usize {
         let conns = self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(device).unwrap_or_default();
         conns.iter().for_each(|c| c.token.cancel());
@@ -81,9 +105,9 @@ mod tests {
     #[test]
     fn kick_closes_every_connection_of_a_device() {
         let registry = Registry::default();
-        let (_, a) = registry.add("p1");
-        let (_, b) = registry.add("p1");
-        let (id, c) = registry.add("p2");
+        let (_, a, _) = registry.add("p1");
+        let (_, b, _) = registry.add("p1");
+        let (id, c, _) = registry.add("p2");
         assert_eq!(registry.kick("p1"), 2);
         assert!(a.is_cancelled() && b.is_cancelled() && !c.is_cancelled());
         registry.remove("p2", id);
@@ -93,8 +117,8 @@ mod tests {
     #[test]
     fn the_newest_subscribed_connection_is_named() {
         let registry = Registry::default();
-        let (a, _) = registry.add("p1");
-        let (b, _) = registry.add("p1");
+        let (a, ..) = registry.add("p1");
+        let (b, ..) = registry.add("p1");
         assert_eq!(registry.subscribed("p1"), None);
         registry.set_subscribed("p1", a, true);
         assert_eq!(registry.subscribed("p1"), Some(a));
