@@ -5,9 +5,7 @@
 //! phone it was suspended or revoked before its connection is closed, and
 //! the periodic expiry and pruning. The parts live in the submodules.
 
-mod approval;
 pub mod approvals;
-mod command;
 pub mod commands;
 pub mod delivery;
 pub mod error;

@@ -1,18 +1,20 @@
 //! The approval service: approvals created (stored, then sent to the user's
 //! phones or the named approvers), answered exactly once (MQTT or HTTP,
-//! whichever commits first; the rule is `approval::apply`), expired by
+//! whichever commits first; the rule is `record::apply`), expired by
 //! time, listed and pruned. Waiters (long polls) are woken on a decision; a
 //! requester's webhook is called with the outcome; every outcome is audited.
 
-pub use super::approval::{Answer, Approval, ApprovalRequest, Planned, Status};
+mod record;
 
-use super::approval::{apply, check, code_and_choices, load, save, Applied};
-use super::delivery::Delivery;
-use super::error::MessagingError;
+pub use record::{Answer, Approval, ApprovalRequest, Planned, Status};
+
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
 use crate::devices::Device;
+use crate::messaging::delivery::Delivery;
+use crate::messaging::error::MessagingError;
 use crate::store::{Store, Table, TxAbort};
+use record::{apply, check, code_and_choices, load, save, Applied};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;

@@ -3,10 +3,10 @@
 //! and the count of started runs. The service that handles commands is
 //! `commands`.
 
-use super::error::MessagingError;
-use super::wire::{self, CommandStatus};
 use crate::actions::Action;
 use crate::clock::{self, Timestamp};
+use crate::messaging::error::MessagingError;
+use crate::messaging::wire::{self, CommandStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

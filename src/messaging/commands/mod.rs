@@ -4,12 +4,8 @@
 //! A risky action first asks the same phone for an approval; a ready one
 //! runs in the background and reports `build_status` and `command_result`.
 
-use super::approvals::{ApprovalRequest, Approvals, Planned, Status};
-pub use super::command::CommandRecord;
-use super::command::{check, describe, key, result, status_name, Queued};
-use super::delivery::Delivery;
-use super::error::MessagingError;
-use super::wire::{self, CommandStatus, Outbound};
+mod record;
+
 use crate::actions::llm::LlmMatcher;
 use crate::actions::matcher::{self, Match};
 use crate::actions::runner::{self, Outcome};
@@ -18,7 +14,13 @@ use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
 use crate::devices::{Device, Devices};
 use crate::limits::{DeviceBucket, RateLimits};
+use crate::messaging::approvals::{ApprovalRequest, Approvals, Planned, Status};
+use crate::messaging::delivery::Delivery;
+use crate::messaging::error::MessagingError;
+use crate::messaging::wire::{self, CommandStatus, Outbound};
 use crate::store::{Store, Table, TxAbort};
+pub use record::CommandRecord;
+use record::{check, describe, key, result, status_name, Queued};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -200,7 +202,7 @@ impl Commands {
         action: &Action,
         params: &BTreeMap<String, String>,
         shown: &str,
-    ) -> Result<super::approvals::Approval, MessagingError> {
+    ) -> Result<crate::messaging::approvals::Approval, MessagingError> {
         let request = ApprovalRequest {
             user_id: device.user_id.to_string(),
             title: format!("Run {shown}?"),

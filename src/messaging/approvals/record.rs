@@ -7,10 +7,10 @@
 //! code, no choices): the requester is the approving phone, so there is no
 //! number to carry from one to the other.
 
-use super::error::MessagingError;
-use super::wire::{self, Outbound};
 use crate::clock::Timestamp;
 use crate::devices::Device;
+use crate::messaging::error::MessagingError;
+use crate::messaging::wire::{self, Outbound};
 use crate::store::{Table, TxAbort};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,7 @@ pub struct ApprovalRequest {
     #[serde(default)]
     pub detail: String,
     /// Seconds until it expires (10 to 86,400; default 300).
-    #[serde(default, deserialize_with = "super::wire::whole_number")]
+    #[serde(default, deserialize_with = "crate::messaging::wire::whole_number")]
     pub timeout_s: Option<u64>,
     /// Only these devices may answer (default: any active phone of the user).
     #[serde(default)]
