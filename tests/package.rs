@@ -32,7 +32,34 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap_or_else(|_| panic!("{} missing", path.display())).permissions().mode() & 0o777
 }
 
+/// Keeps a copy of the binary the other tests run and puts it back when
+/// dropped: the archive's dev-profile build (without the development key)
+/// writes the same path. Put back by rename, which replaces the path's
+/// entry and never writes through it into cargo's own copy.
+struct BinaryUnderTest {
+    path: PathBuf,
+    saved: PathBuf,
+}
+
+impl BinaryUnderTest {
+    fn save() -> BinaryUnderTest {
+        let path = PathBuf::from(env!("CARGO_BIN_EXE_topdog"));
+        let saved = path.with_extension("under-test");
+        std::fs::copy(&path, &saved).expect("a copy of the binary under test");
+        BinaryUnderTest { path, saved }
+    }
+}
+
+impl Drop for BinaryUnderTest {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::rename(&self.saved, &self.path) {
+            eprintln!("could not put the binary under test back: {e}");
+        }
+    }
+}
+
 fn build_and_unpack(into: &Path) -> PathBuf {
+    let _restore = BinaryUnderTest::save();
     let profile = std::env::var("TOPDOG_PACKAGE_PROFILE").unwrap_or_else(|_| "dev".into());
     let mut build = Command::new("bash");
     build.arg(repo().join("installer/build-release.sh")).args(["--profile", &profile]);
