@@ -1,6 +1,7 @@
-//! The crate-wide error: every domain module's error converts into it, and
-//! the http layer maps it to a status code and `{"error", "detail"}` in one
-//! place (`http::errors`).
+//! The crate-wide error: every domain module's error converts into it.
+//! Each error type says, in one match beside its definition, its API code
+//! and its kind (`Coded`); the http layer only turns a kind into a status
+//! (`http::errors`).
 
 use crate::auth::admin::AdminError;
 use crate::auth::tokens::TokenError;
@@ -8,6 +9,47 @@ use crate::devices::DeviceError;
 use crate::limits::RateLimited;
 use crate::pairing::PairingError;
 use crate::store::StoreError;
+
+/// What sort of failure an error is; the http layer gives each a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The request is wrong (400).
+    Invalid,
+    /// No credential, or one that is not accepted (401).
+    Unauthenticated,
+    /// A credential that may not do this (403).
+    Forbidden,
+    /// No such thing (404).
+    NotFound,
+    /// The thing is not in a state that allows it (409).
+    Conflict,
+    /// The thing existed and is gone (410).
+    Gone,
+    /// Every seat of the license is taken (402).
+    SeatsExhausted,
+    /// Over a budget or queue; try again later (429).
+    Busy,
+    /// A service outside the appliance failed (502).
+    Upstream,
+    /// The appliance failed (500; the cause is logged, not sent).
+    Internal,
+}
+
+/// An error that knows its API code and kind.
+pub trait Coded {
+    /// The API code and the kind, from one match.
+    fn coded(&self) -> (&'static str, Kind);
+
+    /// The API code (`{"error": code}`, audit lines, metric labels).
+    fn code(&self) -> &'static str {
+        self.coded().0
+    }
+
+    /// The kind.
+    fn kind(&self) -> Kind {
+        self.coded().1
+    }
+}
 
 /// Any error an API request can end in.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +86,21 @@ pub enum Error {
     /// Something else failed inside the appliance.
     #[error("{0}")]
     Internal(String),
+}
+
+impl Coded for Error {
+    fn coded(&self) -> (&'static str, Kind) {
+        match self {
+            Error::Pairing(e) => e.coded(),
+            Error::Device(e) => e.coded(),
+            Error::Admin(e) => e.coded(),
+            Error::Licensing(e) => e.coded(),
+            Error::Messaging(e) => e.coded(),
+            Error::RateLimited(e) => e.coded(),
+            Error::BadRequest { code, .. } => (code, Kind::Invalid),
+            Error::Store(_) | Error::Internal(_) => ("internal", Kind::Internal),
+        }
+    }
 }
 
 impl From<crate::auth::sessions::SessionError> for Error {

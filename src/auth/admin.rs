@@ -2,6 +2,7 @@
 //! operator (`ADMIN_TOKEN`); only its SHA-256 is stored (mode 0600), and a
 //! presented token is checked in constant time.
 
+use crate::error::{Coded, Kind};
 use crate::store::datadir::{self, DataDir};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -21,6 +22,17 @@ pub enum AdminError {
     /// A console session that has ended, or a change without its CSRF token.
     #[error(transparent)]
     Session(#[from] crate::auth::sessions::SessionError),
+}
+
+impl Coded for AdminError {
+    fn coded(&self) -> (&'static str, Kind) {
+        match self {
+            AdminError::Missing => ("admin_token_required", Kind::Unauthenticated),
+            AdminError::Invalid => ("admin_token_invalid", Kind::Unauthenticated),
+            AdminError::Session(crate::auth::sessions::SessionError::Ended) => ("session_ended", Kind::Unauthenticated),
+            AdminError::Session(crate::auth::sessions::SessionError::Csrf) => ("csrf_token_invalid", Kind::Forbidden),
+        }
+    }
 }
 
 /// The stored hash of the admin token.

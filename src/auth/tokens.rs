@@ -4,6 +4,7 @@
 //! Revocation and device state are checked by `devices`, not here.
 
 use crate::clock::{self, Timestamp};
+use crate::error::{Coded, Kind};
 use crate::store::datadir::{self, DataDir};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -43,6 +44,19 @@ pub enum TokenError {
     /// Signing failed.
     #[error("signing: {0}")]
     Signing(#[from] jsonwebtoken::errors::Error),
+}
+
+impl Coded for TokenError {
+    fn coded(&self) -> (&'static str, Kind) {
+        match self {
+            TokenError::Missing => ("token_missing", Kind::Unauthenticated),
+            TokenError::Malformed | TokenError::BadSignature => ("token_invalid", Kind::Unauthenticated),
+            TokenError::UnknownKey => ("token_unknown_key", Kind::Unauthenticated),
+            TokenError::Expired => ("token_expired", Kind::Unauthenticated),
+            TokenError::Revoked => ("token_revoked", Kind::Unauthenticated),
+            TokenError::Key(_) | TokenError::Signing(_) => ("internal", Kind::Internal),
+        }
+    }
 }
 
 /// The claims of a device token.

@@ -8,6 +8,7 @@ pub mod index;
 use crate::audit::{Actor, AuditLog, Event};
 use crate::auth::tokens::{Claims, IssuedToken, Subject, TokenError, Tokens};
 use crate::clock::{self, Timestamp};
+use crate::error::{Coded, Kind};
 use crate::ids::{DeviceId, DisplayName, UserId};
 use crate::store::{Store, StoreError, Table, TxAbort, TxError};
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,19 @@ pub enum DeviceError {
     Store(#[from] StoreError),
 }
 
+impl Coded for DeviceError {
+    fn coded(&self) -> (&'static str, Kind) {
+        match self {
+            DeviceError::NotFound(_) => ("device_not_found", Kind::NotFound),
+            DeviceError::Revoked => ("device_revoked", Kind::Unauthenticated),
+            DeviceError::AlreadyRevoked => ("device_revoked", Kind::Conflict),
+            DeviceError::Suspended => ("device_suspended", Kind::Forbidden),
+            DeviceError::Token(t) => t.coded(),
+            DeviceError::Store(_) => ("internal", Kind::Internal),
+        }
+    }
+}
+
 impl From<TxError<DeviceError>> for DeviceError {
     fn from(e: TxError<DeviceError>) -> Self {
         match e {
@@ -182,7 +196,7 @@ impl Devices {
     /// Applies an admin's lifecycle change; repeating a change is harmless.
     pub async fn change(&self, actor: &Actor, id: &str, change: Change) -> Result<Device, DeviceError> {
         let outcome = self.store.commit(|tx| apply_change(tx, id, change)).await.map_err(DeviceError::from);
-        let result = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| error_code(e));
+        let result = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code());
         self.audit.record(Event::new(actor, change.action(), id, result)).await;
         outcome
     }
@@ -292,17 +306,6 @@ fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<D
     crate::devices::counts::adjust(tx, Some(before), device.status)?;
     tx.put(Table::Devices, id, &device)?;
     Ok(device)
-}
-
-/// The API error code of a device error (for the audit log).
-fn error_code(e: &DeviceError) -> &'static str {
-    match e {
-        DeviceError::NotFound(_) => "device_not_found",
-        DeviceError::Revoked | DeviceError::AlreadyRevoked => "device_revoked",
-        DeviceError::Suspended => "device_suspended",
-        DeviceError::Token(_) => "token_invalid",
-        DeviceError::Store(_) => "internal",
-    }
 }
 
 #[cfg(test)]

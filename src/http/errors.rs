@@ -1,96 +1,38 @@
-//! The one place where errors become HTTP answers: a status code and a
-//! `{"error": code, "detail": text}` body. 4xx details explain the problem;
-//! internal failures are logged with their cause and answered with an opaque
+//! The one place where errors become HTTP answers: the status of the
+//! error's kind and a `{"error": code, "detail": text}` body. 4xx details
+//! explain the problem; internal failures are logged with their cause (and
+//! the request id, from the request's span) and answered with an opaque
 //! 500. Also the security headers every answer carries.
 
-use crate::auth::admin::AdminError;
-use crate::auth::sessions::SessionError;
-use crate::auth::tokens::TokenError;
-use crate::devices::DeviceError;
-use crate::error::Error;
-use crate::licensing::LicensingError;
+use crate::error::{Coded, Error, Kind};
 use crate::messaging::MessagingError;
-use crate::pairing::{self, PairingError};
+use crate::pairing::PairingError;
 use serde::Serialize;
 use std::convert::Infallible;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-fn pairing_status(e: &PairingError) -> StatusCode {
-    match e {
-        PairingError::Invalid(_) | PairingError::Phone(_) | PairingError::OtpRequired | PairingError::BadCsr => {
-            StatusCode::BAD_REQUEST
-        }
-        PairingError::OtpInvalid => StatusCode::FORBIDDEN,
-        PairingError::NotFound => StatusCode::NOT_FOUND,
-        PairingError::Expired => StatusCode::GONE,
-        PairingError::AlreadyAccepted
-        | PairingError::Cancelled
-        | PairingError::DeviceExists(_)
-        | PairingError::NotSms => StatusCode::CONFLICT,
-        PairingError::Sms { .. } => StatusCode::BAD_GATEWAY,
-        PairingError::SeatLimit(_) => StatusCode::PAYMENT_REQUIRED,
-        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) | PairingError::Pki(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+/// The status of each kind of error.
+fn status(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::Invalid => StatusCode::BAD_REQUEST,
+        Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::Gone => StatusCode::GONE,
+        Kind::SeatsExhausted => StatusCode::PAYMENT_REQUIRED,
+        Kind::Busy => StatusCode::TOO_MANY_REQUESTS,
+        Kind::Upstream => StatusCode::BAD_GATEWAY,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
-}
-
-fn token_code(e: &TokenError) -> (StatusCode, &'static str) {
-    match e {
-        TokenError::Missing => (StatusCode::UNAUTHORIZED, "token_missing"),
-        TokenError::Malformed | TokenError::BadSignature => (StatusCode::UNAUTHORIZED, "token_invalid"),
-        TokenError::UnknownKey => (StatusCode::UNAUTHORIZED, "token_unknown_key"),
-        TokenError::Expired => (StatusCode::UNAUTHORIZED, "token_expired"),
-        TokenError::Revoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
-        TokenError::Key(_) | TokenError::Signing(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    }
-}
-
-fn device_code(e: &DeviceError) -> (StatusCode, &'static str) {
-    match e {
-        DeviceError::NotFound(_) => (StatusCode::NOT_FOUND, "device_not_found"),
-        DeviceError::Revoked => (StatusCode::UNAUTHORIZED, "device_revoked"),
-        DeviceError::AlreadyRevoked => (StatusCode::CONFLICT, "device_revoked"),
-        DeviceError::Suspended => (StatusCode::FORBIDDEN, "device_suspended"),
-        DeviceError::Token(t) => token_code(t),
-        DeviceError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    }
-}
-
-fn messaging_code(e: &MessagingError) -> (StatusCode, &'static str) {
-    let status = match e {
-        MessagingError::Invalid { .. } => StatusCode::BAD_REQUEST,
-        MessagingError::Device(d) => return device_code(d),
-        MessagingError::NoActiveDevices(_) | MessagingError::ApprovalNotFound => StatusCode::NOT_FOUND,
-        MessagingError::NotApprover | MessagingError::WrongCode => StatusCode::FORBIDDEN,
-        MessagingError::AlreadyDecided(_) => StatusCode::CONFLICT,
-        MessagingError::ApprovalExpired => StatusCode::GONE,
-        MessagingError::RateLimited(_) | MessagingError::QueueFull(_) | MessagingError::TooManyStreams(_) => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
-        MessagingError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    (status, e.code())
 }
 
 /// The status and code for an error.
 pub fn classify(e: &Error) -> (StatusCode, &'static str) {
-    match e {
-        Error::Pairing(p) => (pairing_status(p), pairing::error_code(p)),
-        Error::Device(d) => device_code(d),
-        Error::Messaging(m) => messaging_code(m),
-        Error::Admin(AdminError::Missing) => (StatusCode::UNAUTHORIZED, "admin_token_required"),
-        Error::Admin(AdminError::Invalid) => (StatusCode::UNAUTHORIZED, "admin_token_invalid"),
-        Error::Admin(AdminError::Session(SessionError::Ended)) => (StatusCode::UNAUTHORIZED, "session_ended"),
-        Error::Admin(AdminError::Session(SessionError::Csrf)) => (StatusCode::FORBIDDEN, "csrf_token_invalid"),
-        Error::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        Error::Licensing(LicensingError::License(l)) => (StatusCode::BAD_REQUEST, l.code()),
-        Error::Licensing(LicensingError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        Error::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-        Error::Store(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    }
+    let (code, kind) = e.coded();
+    (status(kind), code)
 }
 
 /// What a phone is told to wait when the command queue is full.

@@ -8,6 +8,7 @@ pub mod seats;
 
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
+use crate::error::{Coded, Kind};
 use crate::store::{Store, StoreError, Table};
 use key::{Context, ExpiryKind, LicenseError, Payload, VendorKeys};
 use serde::Serialize;
@@ -27,6 +28,15 @@ pub enum LicensingError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl Coded for LicensingError {
+    fn coded(&self) -> (&'static str, Kind) {
+        match self {
+            LicensingError::License(l) => (l.code(), Kind::Invalid),
+            LicensingError::Store(_) => ("internal", Kind::Internal),
+        }
+    }
 }
 
 /// What `GET /admin/license` answers.

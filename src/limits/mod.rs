@@ -7,6 +7,7 @@
 
 pub mod connections;
 
+use crate::error::{Coded, Kind};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::hash::Hash;
@@ -21,6 +22,12 @@ use std::time::Duration;
 pub struct RateLimited {
     /// Seconds until the next request would be allowed.
     pub retry_after_s: u64,
+}
+
+impl Coded for RateLimited {
+    fn coded(&self) -> (&'static str, Kind) {
+        ("rate_limited", Kind::Busy)
+    }
 }
 
 /// Which per-client budget a request draws on.

@@ -1,6 +1,7 @@
 //! Why a messaging request (notify, approvals, commands) was refused.
 
 use crate::devices::DeviceError;
+use crate::error::{Coded, Kind};
 use crate::store::{StoreError, TxError};
 
 /// Why a messaging request was refused.
@@ -63,22 +64,23 @@ impl MessagingError {
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> MessagingError {
         MessagingError::Invalid { field, reason: reason.into() }
     }
+}
 
-    /// The API code (for the audit log and the http layer).
-    pub fn code(&self) -> &'static str {
+impl Coded for MessagingError {
+    fn coded(&self) -> (&'static str, Kind) {
         match self {
-            MessagingError::Invalid { .. } => "invalid_field",
-            MessagingError::NoActiveDevices(_) => "no_active_devices",
-            MessagingError::Device(_) => "device_unavailable",
-            MessagingError::ApprovalNotFound => "approval_not_found",
-            MessagingError::NotApprover => "approval_not_allowed",
-            MessagingError::AlreadyDecided(_) => "approval_already_decided",
-            MessagingError::ApprovalExpired => "approval_expired",
-            MessagingError::WrongCode => "approval_code_mismatch",
-            MessagingError::RateLimited(_) => "rate_limited",
-            MessagingError::QueueFull(_) => "command_queue_full",
-            MessagingError::TooManyStreams(_) => "too_many_streams",
-            MessagingError::Store(_) => "internal",
+            MessagingError::Invalid { .. } => ("invalid_field", Kind::Invalid),
+            MessagingError::Device(d) => d.coded(),
+            MessagingError::NoActiveDevices(_) => ("no_active_devices", Kind::NotFound),
+            MessagingError::ApprovalNotFound => ("approval_not_found", Kind::NotFound),
+            MessagingError::NotApprover => ("approval_not_allowed", Kind::Forbidden),
+            MessagingError::WrongCode => ("approval_code_mismatch", Kind::Forbidden),
+            MessagingError::AlreadyDecided(_) => ("approval_already_decided", Kind::Conflict),
+            MessagingError::ApprovalExpired => ("approval_expired", Kind::Gone),
+            MessagingError::RateLimited(_) => ("rate_limited", Kind::Busy),
+            MessagingError::QueueFull(_) => ("command_queue_full", Kind::Busy),
+            MessagingError::TooManyStreams(_) => ("too_many_streams", Kind::Busy),
+            MessagingError::Store(_) => ("internal", Kind::Internal),
         }
     }
 }

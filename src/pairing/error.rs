@@ -2,6 +2,7 @@
 
 use super::qr;
 use crate::auth::tokens::TokenError;
+use crate::error::{Coded, Kind};
 use crate::ids::InvalidId;
 use crate::licensing::seats::SeatLimit;
 use crate::sms::number::PhoneError;
@@ -78,23 +79,26 @@ impl From<TxError<PairingError>> for PairingError {
     }
 }
 
-/// The API error code of a pairing error.
-pub fn error_code(e: &PairingError) -> &'static str {
-    match e {
-        PairingError::Invalid(_) => "invalid_field",
-        PairingError::BadCsr => "invalid_csr",
-        PairingError::Phone(PhoneError::Invalid) => "invalid_phone_number",
-        PairingError::Phone(PhoneError::CountryNotAllowed(_)) => "country_not_allowed",
-        PairingError::NotFound => "invite_not_found",
-        PairingError::Expired => "invite_expired",
-        PairingError::AlreadyAccepted => "invite_already_used",
-        PairingError::Cancelled => "invite_cancelled",
-        PairingError::OtpRequired => "otp_required",
-        PairingError::OtpInvalid => "otp_invalid",
-        PairingError::DeviceExists(_) => "device_exists",
-        PairingError::NotSms => "not_an_sms_invite",
-        PairingError::Sms { .. } => "sms_failed",
-        PairingError::SeatLimit(_) => "seat_limit",
-        PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) | PairingError::Pki(_) => "internal",
+impl Coded for PairingError {
+    fn coded(&self) -> (&'static str, Kind) {
+        match self {
+            PairingError::Invalid(_) => ("invalid_field", Kind::Invalid),
+            PairingError::BadCsr => ("invalid_csr", Kind::Invalid),
+            PairingError::Phone(PhoneError::Invalid) => ("invalid_phone_number", Kind::Invalid),
+            PairingError::Phone(PhoneError::CountryNotAllowed(_)) => ("country_not_allowed", Kind::Invalid),
+            PairingError::OtpRequired => ("otp_required", Kind::Invalid),
+            PairingError::OtpInvalid => ("otp_invalid", Kind::Forbidden),
+            PairingError::NotFound => ("invite_not_found", Kind::NotFound),
+            PairingError::Expired => ("invite_expired", Kind::Gone),
+            PairingError::AlreadyAccepted => ("invite_already_used", Kind::Conflict),
+            PairingError::Cancelled => ("invite_cancelled", Kind::Conflict),
+            PairingError::DeviceExists(_) => ("device_exists", Kind::Conflict),
+            PairingError::NotSms => ("not_an_sms_invite", Kind::Conflict),
+            PairingError::Sms { .. } => ("sms_failed", Kind::Upstream),
+            PairingError::SeatLimit(_) => ("seat_limit", Kind::SeatsExhausted),
+            PairingError::Qr(_) | PairingError::Token(_) | PairingError::Store(_) | PairingError::Pki(_) => {
+                ("internal", Kind::Internal)
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
 use crate::config::PairingConfig;
+use crate::error::Coded;
 
 use crate::auth::tokens::{Subject, Tokens};
 use crate::ids::{DisplayName, InviteCode, UserId};
@@ -28,7 +29,7 @@ pub mod qr;
 mod tx;
 mod wire;
 
-pub use error::{error_code, PairingError};
+pub use error::PairingError;
 pub use invite::{Invite, InviteKind, InviteStatus};
 use tx::{accept_in, expire_in, get_invite, hash_otp, new_otp, renew_in};
 pub use wire::{
@@ -274,7 +275,7 @@ impl Pairing {
     pub async fn accept(&self, req: AcceptRequest) -> Result<AcceptResponse, PairingError> {
         let result = self.accept_inner(&req).await;
         if let Err(e @ (PairingError::Invalid(_) | PairingError::NotFound)) = &result {
-            self.metrics.accept_refused(error_code(e));
+            self.metrics.accept_refused(e.code());
             self.unknown_accepts.fetch_add(1, Ordering::Relaxed);
             return result;
         }
@@ -366,7 +367,7 @@ fn accept_action<T>(result: &Result<T, PairingError>) -> &'static str {
 fn outcome<T>(result: &Result<T, PairingError>) -> &'static str {
     match result {
         Ok(_) => "ok",
-        Err(e) => error_code(e),
+        Err(e) => e.code(),
     }
 }
 

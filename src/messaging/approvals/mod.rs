@@ -11,6 +11,7 @@ pub use record::{Answer, Approval, ApprovalRequest, Planned, Status};
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Timestamp};
 use crate::devices::Device;
+use crate::error::Coded;
 use crate::messaging::delivery::Delivery;
 use crate::messaging::error::MessagingError;
 use crate::store::{Store, Table, TxAbort};
