@@ -36,10 +36,10 @@ done
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
-cargo clippy --all-targets --features dev-license-key -- -D warnings
+cargo clippy --all-targets --features dev-license-key,system-tests -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --all-targets --features dev-license-key 2>&1 | tee "$log"
+cargo test --all-targets --features dev-license-key,system-tests 2>&1 | tee "$log"
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
 echo "all tests: $passed passed, $failed failed"

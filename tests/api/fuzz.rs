@@ -11,6 +11,10 @@
 use crate::helpers::{spawn_with, Options};
 use std::process::Command;
 
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs schemathesis: the test command (tests/run.sh) installs it and runs this"
+)]
 #[tokio::test]
 async fn schemathesis_finds_nothing() {
     let mut app = spawn_with(Options::default().arg("--long-poll-max").arg("1s")).await;

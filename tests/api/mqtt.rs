@@ -183,6 +183,10 @@ fn mosquitto_pub(app: &TestApp, paired: &Value, dir: &std::path::Path, topic: &s
     out.status.success()
 }
 
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs mosquitto-clients: the test command (tests/run.sh) installs it and runs this"
+)]
 #[tokio::test]
 async fn a_non_rust_client_works_too() {
     let mut app = spawn_app().await;

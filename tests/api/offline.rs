@@ -18,6 +18,10 @@ const STORY: [&str; 8] = [
     "ui::the_admin_console_and_phone_app_work_in_a_real_browser",
 ];
 
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs root for a network namespace and every tool below: the test command (tests/run.sh) runs this"
+)]
 #[test]
 fn the_whole_story_runs_with_nothing_but_loopback() {
     let exe = std::env::current_exe().expect("this test binary");

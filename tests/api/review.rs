@@ -395,6 +395,10 @@ async fn a_phone_has_a_command_budget() {
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5, "{statuses:?}");
 }
 
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs curl: the test command (tests/run.sh) installs it and runs this"
+)]
 #[tokio::test]
 async fn an_oversized_body_gets_the_same_413_over_http2_and_http1() {
     let app = spawn_app().await;

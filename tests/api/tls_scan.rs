@@ -46,6 +46,10 @@ fn check_protocols(scan: &Value, listener: &str) {
     }
 }
 
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs sslyze: the test command (tests/run.sh) installs it and runs this"
+)]
 #[tokio::test]
 async fn both_listeners_pass_a_tls_scan() {
     let app = spawn_app().await;

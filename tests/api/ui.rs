@@ -4,6 +4,10 @@
 
 use std::process::Command;
 
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs Node.js and chromium: the test command (tests/run.sh) installs it and runs this"
+)]
 #[test]
 fn the_admin_console_and_phone_app_work_in_a_real_browser() {
     let root = env!("CARGO_MANIFEST_DIR");
