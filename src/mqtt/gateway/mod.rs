@@ -6,9 +6,11 @@
 //! when that device was paired (so a certificate of an earlier pairing of
 //! the same id is refused). The CONNECT's client id must equal the CN. The
 //! connection is then passed to the broker's internal listener with a
-//! per-tenant internal certificate: the broker's packets straight through,
-//! the phone's packets checked one by one against its rules (`inspect`).
-//! Every live connection is registered, so `kick` closes a device at once.
+//! per-tenant internal certificate: the broker's packets through as they
+//! come (read for what `subscribed` follows), the phone's packets checked
+//! one by one against its rules (`inspect`).
+//! Every live connection is registered, so a device being cut off is closed
+//! once it has its `control` message.
 
 mod inspect;
 mod registry;
@@ -152,15 +154,6 @@ impl Gateway {
     /// `control` message and are still open; how many there were.
     pub fn kick_closing(&self, device: &str) -> usize {
         self.registry.kick_closing(device)
-    }
-
-    /// Closes every live connection of `device`; how many there were.
-    pub fn kick(&self, device: &str) -> usize {
-        let n = self.registry.kick(device);
-        if n > 0 {
-            tracing::info!(device, connections = n, "closed the device's MQTT connections");
-        }
-        n
     }
 
     /// Connected phones.

@@ -81,12 +81,6 @@ impl Registry {
         closing.len()
     }
 
-    pub(super) fn kick(&self, device: &str) -> usize {
-        let conns = self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(device).unwrap_or_default();
-        conns.iter().for_each(|c| c.token.cancel());
-        conns.len()
-    }
-
     /// Closes every connection (at shutdown).
     pub(super) fn close_all(&self) {
         let all = std::mem::take(&mut *self.live.lock().unwrap_or_else(|p| p.into_inner()));
@@ -103,15 +97,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kick_closes_every_connection_of_a_device() {
+    fn a_device_being_cut_off_closes_its_connections_and_no_newer_one() {
         let registry = Registry::default();
         let (_, a, _) = registry.add("p1");
         let (_, b, _) = registry.add("p1");
         let (id, c, _) = registry.add("p2");
-        assert_eq!(registry.kick("p1"), 2);
-        assert!(a.is_cancelled() && b.is_cancelled() && !c.is_cancelled());
+        assert_eq!(registry.close_after_control("p1"), 2);
+        let (_, newer, _) = registry.add("p1");
+        assert_eq!(registry.kick_closing("p1"), 2);
+        assert!(a.is_cancelled() && b.is_cancelled() && !c.is_cancelled() && !newer.is_cancelled());
         registry.remove("p2", id);
-        assert_eq!(registry.count(), 0);
+        assert_eq!(registry.count(), 3, "a closed connection leaves when its task ends");
     }
 
     #[test]
