@@ -8,6 +8,7 @@ use crate::actions::Actions;
 use crate::audit::AuditLog;
 use crate::auth::admin::AdminToken;
 use crate::auth::tokens::Tokens;
+use crate::clock::Clock;
 use crate::config::{Config, TlsSource};
 use crate::devices::Devices;
 use crate::http::serve::{self, Lifecycle};
@@ -91,16 +92,6 @@ pub struct StartInfo {
     pub new_admin_token: Option<String>,
 }
 
-/// Shifts the license clock in test builds (`TOPDOG_TEST_CLOCK_OFFSET_S`), so
-/// tests can set the clock back; release builds always use the real clock.
-fn clock_offset() -> chrono::Duration {
-    #[cfg(feature = "dev-license-key")]
-    if let Some(secs) = std::env::var("TOPDOG_TEST_CLOCK_OFFSET_S").ok().and_then(|s| s.parse::<i64>().ok()) {
-        return chrono::Duration::seconds(secs);
-    }
-    chrono::Duration::zero()
-}
-
 fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
@@ -139,8 +130,9 @@ fn messaging(
     tasks: &TaskTracker,
 ) -> anyhow::Result<Messaging> {
     let delivery = Delivery::new(broker.link.clone(), gateway.clone(), metrics.clone(), tasks.clone());
-    let notifications = Notifications::new(store.clone(), delivery.clone());
-    let approvals = Approvals::new(store.clone(), delivery.clone(), audit.clone(), tasks.clone());
+    let clock = devices.clock();
+    let notifications = Notifications::new(store.clone(), delivery.clone(), clock.clone());
+    let approvals = Approvals::new(store.clone(), delivery.clone(), audit.clone(), tasks.clone(), clock.clone());
     let actions = Actions::load(&dir.file("actions.toml")).context("actions.toml")?;
     let llm = config.llm.clone().map(LlmMatcher::new).transpose().context("LLM matcher")?;
     if let Some(llm) = &config.llm {
@@ -157,8 +149,9 @@ fn messaging(
         devices: devices.clone(),
         limits: limits.clone(),
         tasks: tasks.clone(),
+        clock: clock.clone(),
     });
-    Ok(Messaging::new(notifications, approvals, commands, delivery, devices.clone()))
+    Ok(Messaging::new(notifications, approvals, commands, delivery, devices.clone(), clock))
 }
 
 impl App {
@@ -168,11 +161,12 @@ impl App {
             DataDir::open(&config.data_dir).with_context(|| format!("data directory {}", config.data_dir.display()))?;
         crate::store::upgrade::prepare(&dir)?;
         let ca = Arc::new(Ca::load_or_create(&dir).context("appliance CA")?);
-        let tokens = Arc::new(Tokens::load_or_create(&dir, config.jwt_ttl).context("JWT signing key")?);
+        let clock = Clock::system();
+        let tokens = Arc::new(Tokens::load_or_create(&dir, config.jwt_ttl, clock.clone()).context("JWT signing key")?);
         let admin = AdminToken::load_or_create(&dir, config.admin_token.as_ref().map(|s| s.0.as_str()))
             .context("admin token")?;
         let store = Store::open(&dir.database()).context("database")?;
-        let audit = AuditLog::open(&dir.audit_log()).context("audit log")?;
+        let audit = AuditLog::open(&dir.audit_log(), clock.clone()).context("audit log")?;
         let http =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
         let http_addr = http.local_addr()?;
@@ -200,11 +194,11 @@ impl App {
             url::Url::parse(&base_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_else(host_name)
         });
         let metrics = Metrics::new();
-        let licensing = Licensing::new(store.clone(), VendorKeys::embedded(), audit.clone(), clock_offset());
+        let licensing = Licensing::new(store.clone(), VendorKeys::embedded(), audit.clone(), clock.clone());
         seats::rebuild(&store).await.context("recounting seats")?;
         licensing.observe_clock().await.context("clock mark")?;
         let sms = sms::from_config(&config.sms);
-        let devices = Devices::new(store.clone(), tokens.clone(), audit.clone());
+        let devices = Devices::new(store.clone(), tokens.clone(), audit.clone(), clock.clone());
         let pairing = Pairing::new(Parts {
             store: store.clone(),
             tokens: tokens.clone(),
@@ -215,6 +209,7 @@ impl App {
             base_url: base_url.clone(),
             mqtt: MqttIdentity { ca: ca.clone(), broker: format!("{broker_host}:{}", mqtt_addr.port()) },
             licensing: licensing.clone(),
+            clock: clock.clone(),
         });
         let unix = bind_unix(&dir.admin_socket())?;
         let (broker, inbox) = Broker::start(&dir, devices.clone()).context("embedded MQTT broker")?;
@@ -246,9 +241,10 @@ impl App {
             gateway: gateway.clone(),
             messaging,
             shutdown: tokio_util::sync::CancellationToken::new(),
-            sessions: crate::auth::sessions::Sessions::default(),
+            sessions: crate::auth::sessions::Sessions::new(clock.clone()),
             long_poll_max: config.long_poll_max,
             metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
+            clock: clock.clone(),
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };

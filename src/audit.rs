@@ -6,7 +6,7 @@
 //! and followed by an `audit.torn_line` entry naming it, which continues the
 //! chain from the last whole line; `verify` reports such lines.
 
-use crate::clock::{self, Timestamp};
+use crate::clock::{Clock, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -97,6 +97,7 @@ struct Tail {
 pub struct AuditLog {
     path: PathBuf,
     tail: Arc<Mutex<Tail>>,
+    clock: Clock,
 }
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -107,14 +108,14 @@ fn hash_line(line: &str) -> String {
 
 impl AuditLog {
     /// Opens the log for appending, continuing its chain.
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+    pub fn open(path: &Path, clock: Clock) -> Result<AuditLog, AuditError> {
         let report = verify(path)?;
         let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         if report.torn_tail.is_some() {
             file.write_all(b"\n")?;
         }
         let tail = Tail { file, seq: report.lines, last_hash: report.last_hash };
-        let log = AuditLog { path: path.to_owned(), tail: Arc::new(Mutex::new(tail)) };
+        let log = AuditLog { path: path.to_owned(), tail: Arc::new(Mutex::new(tail)), clock };
         if let Some(line) = report.torn_tail {
             tracing::warn!(line, "the audit log's last line was torn by a crash; it is kept and marked");
             log.append(Event::new(&Actor::System, TORN, torn_target(line), "kept"))?;
@@ -140,7 +141,7 @@ impl AuditLog {
 
     fn append(&self, event: Event) -> Result<(), AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let line = Line { seq: tail.seq + 1, time: clock::now(), event, prev: tail.last_hash.clone() };
+        let line = Line { seq: tail.seq + 1, time: self.clock.now(), event, prev: tail.last_hash.clone() };
         let text = serde_json::to_string(&line).map_err(|e| AuditError::Io(e.into()))?;
         tail.file.write_all(format!("{text}\n").as_bytes())?;
         tail.file.sync_data()?;
@@ -237,11 +238,11 @@ mod tests {
     async fn chain_verifies_across_reopen_and_detects_edits() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("audit.jsonl");
-        let log = AuditLog::open(&path).unwrap();
+        let log = AuditLog::open(&path, Clock::system()).unwrap();
         log.record(Event::new(&Actor::Admin, "invite.create", "+1******2671", "ok")).await;
         log.record(Event::new(&Actor::Device("p1".into()), "invite.accept", "abc123…", "ok")).await;
         drop(log);
-        let log = AuditLog::open(&path).unwrap();
+        let log = AuditLog::open(&path, Clock::system()).unwrap();
         log.record(Event::new(&Actor::Admin, "device.revoke", "p1", "ok")).await;
         assert_eq!(verify(&path).unwrap().lines, 3);
         assert_eq!(recent(&path, 1).unwrap()[0]["action"], "device.revoke");
@@ -260,13 +261,13 @@ mod tests {
     async fn a_torn_last_line_is_kept_marked_and_reported() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("audit.jsonl");
-        let log = AuditLog::open(&path).unwrap();
+        let log = AuditLog::open(&path, Clock::system()).unwrap();
         log.record(Event::new(&Actor::Admin, "invite.create", "+1******2671", "ok")).await;
         drop(log);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(br#"{"seq":2,"time":"2026-11-2"#).unwrap();
         assert_eq!(verify(&path).unwrap().torn_tail, Some(2));
-        let log = AuditLog::open(&path).unwrap();
+        let log = AuditLog::open(&path, Clock::system()).unwrap();
         log.record(Event::new(&Actor::Admin, "device.revoke", "p1", "ok")).await;
         let report = verify(&path).unwrap();
         assert_eq!((report.lines, report.torn.clone(), report.torn_tail), (3, vec![2], None));

@@ -1,17 +1,56 @@
-//! Wall-clock time for the domain modules, in one place so that every
-//! timestamp the appliance writes has the same type and format.
+//! Time for the domain modules: one `Clock` handle, made at start-up and
+//! passed to every part that reads the time, so that every timestamp the
+//! appliance writes has the same type and format, and so that tests move
+//! time instead of waiting for it. In test builds (the development key) the
+//! admin API can shift it (`POST /admin/test/clock`); in release builds
+//! nothing can.
 
 use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 /// A point in time, UTC, serialised as RFC 3339.
 pub type Timestamp = DateTime<Utc>;
 
-/// The current time.
-pub fn now() -> Timestamp {
-    Utc::now()
+/// The appliance's clock (cheap to clone; clones share the shift).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// Milliseconds added to the system clock (tests only).
+    shift_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Timestamp {
+        Utc::now() + chrono::Duration::milliseconds(self.shift_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and its clones) by `by`, forward or back.
+    pub fn shift(&self, by: chrono::Duration) {
+        self.shift_ms.fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+    }
 }
 
 /// Converts a `std::time::Duration` into a chrono duration, saturating.
 pub fn span(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_a_shift() {
+        let clock = Clock::system();
+        let other = clock.clone();
+        let before = other.now();
+        clock.shift(chrono::Duration::days(3));
+        assert!(other.now() - before >= chrono::Duration::days(3));
+    }
 }

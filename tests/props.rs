@@ -21,8 +21,12 @@ fn tokens() -> &'static topdog::auth::tokens::Tokens {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let data = topdog::store::datadir::DataDir::open(dir.path()).unwrap();
-            let tokens =
-                topdog::auth::tokens::Tokens::load_or_create(&data, std::time::Duration::from_secs(3600)).unwrap();
+            let tokens = topdog::auth::tokens::Tokens::load_or_create(
+                &data,
+                std::time::Duration::from_secs(3600),
+                Default::default(),
+            )
+            .unwrap();
             (dir, tokens)
         })
         .1

@@ -4,7 +4,7 @@
 //! `x-csrf-token`. Only the SHA-256 of a session id is kept, in memory: a
 //! restart signs everyone out. Sessions end after `TTL` or at sign-out.
 
-use crate::clock::{self, Timestamp};
+use crate::clock::{Clock, Timestamp};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -48,9 +48,10 @@ struct Session {
 }
 
 /// The live sessions (cheap to clone).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Sessions {
     live: Arc<Mutex<HashMap<[u8; 32], Session>>>,
+    clock: Clock,
 }
 
 fn random() -> String {
@@ -64,9 +65,14 @@ fn key(id: &str) -> [u8; 32] {
 }
 
 impl Sessions {
+    /// No sessions yet; they end by `clock`.
+    pub fn new(clock: Clock) -> Sessions {
+        Sessions { live: Arc::default(), clock }
+    }
+
     /// Starts a session (the caller has checked the admin token).
     pub fn start(&self) -> Started {
-        let (id, csrf_token, expires_at) = (random(), random(), clock::now() + TTL);
+        let (id, csrf_token, expires_at) = (random(), random(), self.clock.now() + TTL);
         let session = Session { csrf_token: csrf_token.clone(), expires_at };
         self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(key(&id), session);
         Started { id, csrf_token, expires_at }
@@ -76,7 +82,7 @@ impl Sessions {
     pub fn get(&self, id: &str) -> Result<(String, Timestamp), SessionError> {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         match live.get(&key(id)) {
-            Some(s) if s.expires_at > clock::now() => Ok((s.csrf_token.clone(), s.expires_at)),
+            Some(s) if s.expires_at > self.clock.now() => Ok((s.csrf_token.clone(), s.expires_at)),
             _ => Err(SessionError::Ended),
         }
     }
@@ -97,7 +103,7 @@ impl Sessions {
 
     /// Drops sessions that have ended.
     pub fn forget_ended(&self) {
-        let now = clock::now();
+        let now = self.clock.now();
         self.live.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, s| s.expires_at > now);
     }
 }
@@ -108,7 +114,7 @@ mod tests {
 
     #[test]
     fn sessions_need_their_csrf_token_for_changes_and_end_at_sign_out() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(Clock::system());
         let s = sessions.start();
         assert_eq!(sessions.check(&s.id, None, false), Ok(()));
         assert_eq!(sessions.check(&s.id, None, true), Err(SessionError::Csrf));

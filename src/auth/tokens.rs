@@ -3,7 +3,7 @@
 //! `device_id` and `fp`, their verification, and the JWKS document.
 //! Revocation and device state are checked by `devices`, not here.
 
-use crate::clock::{self, Timestamp};
+use crate::clock::{self, Clock, Timestamp};
 use crate::error::{Coded, Kind};
 use crate::store::datadir::{self, DataDir};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -106,6 +106,7 @@ pub struct Tokens {
     decoding: DecodingKey,
     jwk: serde_json::Value,
     ttl: Duration,
+    clock: Clock,
 }
 
 const ISSUER: &str = "topdog";
@@ -113,7 +114,7 @@ const KEY_FILE: &str = "jwt-signing-key.pem";
 
 impl Tokens {
     /// Loads the signing key, generating it on first start.
-    pub fn load_or_create(dir: &DataDir, ttl: Duration) -> Result<Tokens, TokenError> {
+    pub fn load_or_create(dir: &DataDir, ttl: Duration, clock: Clock) -> Result<Tokens, TokenError> {
         crate::auth::jwt::install();
         let path = dir.file(KEY_FILE);
         let key_err = |e: &dyn std::fmt::Display| TokenError::Key(e.to_string());
@@ -126,10 +127,10 @@ impl Tokens {
                 key
             }
         };
-        Tokens::from_key(&private, ttl)
+        Tokens::from_key(&private, ttl, clock)
     }
 
-    fn from_key(private: &RsaPrivateKey, ttl: Duration) -> Result<Tokens, TokenError> {
+    fn from_key(private: &RsaPrivateKey, ttl: Duration, clock: Clock) -> Result<Tokens, TokenError> {
         let key_err = |e: &dyn std::fmt::Display| TokenError::Key(e.to_string());
         let public = RsaPublicKey::from(private);
         let der = public.to_public_key_der().map_err(|e| key_err(&e))?;
@@ -143,6 +144,7 @@ impl Tokens {
             jwk: serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}),
             kid,
             ttl,
+            clock,
         })
     }
 
@@ -158,7 +160,7 @@ impl Tokens {
 
     /// Signs a token for `subject`, valid for the configured lifetime.
     pub fn issue(&self, subject: &Subject<'_>) -> Result<IssuedToken, TokenError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let expires_at = now + clock::span(self.ttl);
         let claims = Claims {
             iss: ISSUER.to_owned(),
@@ -187,8 +189,10 @@ impl Tokens {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 0;
+        validation.validate_exp = false; // against the appliance's clock, below
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation) {
+            Ok(data) if data.claims.exp <= self.clock.now().timestamp() => Err(TokenError::Expired),
             Ok(data) => Ok(data.claims),
             Err(e) => Err(match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -206,8 +210,17 @@ mod tests {
     fn tokens(ttl: Duration) -> (tempfile::TempDir, Tokens) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::open(tmp.path()).unwrap();
-        let t = Tokens::load_or_create(&dir, ttl).unwrap();
+        let t = Tokens::load_or_create(&dir, ttl, Clock::system()).unwrap();
         (tmp, t)
+    }
+
+    #[test]
+    fn a_token_expires_by_the_appliances_clock() {
+        let (_tmp, t) = tokens(Duration::from_secs(60));
+        let issued = t.issue(&subject()).unwrap();
+        assert!(t.verify(&issued.token).is_ok());
+        t.clock.shift(chrono::Duration::seconds(61));
+        assert!(matches!(t.verify(&issued.token), Err(TokenError::Expired)));
     }
 
     fn subject() -> Subject<'static> {
@@ -219,7 +232,9 @@ mod tests {
         let (tmp, t) = tokens(Duration::from_secs(60));
         let issued = t.issue(&subject()).unwrap();
         assert_eq!(t.verify(&issued.token).unwrap(), issued.claims);
-        let again = Tokens::load_or_create(&DataDir::open(tmp.path()).unwrap(), Duration::from_secs(60)).unwrap();
+        let again =
+            Tokens::load_or_create(&DataDir::open(tmp.path()).unwrap(), Duration::from_secs(60), Clock::system())
+                .unwrap();
         assert_eq!(again.kid(), t.kid());
         assert!(again.verify(&issued.token).is_ok());
         assert_eq!(t.jwks()["keys"][0]["kid"], t.kid());

@@ -16,7 +16,8 @@ pub fn init(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir).with_context(|| format!("data directory {}", data_dir.display()))?;
     crate::store::upgrade::prepare(&dir)?;
     Ca::load_or_create(&dir).context("appliance CA")?;
-    Tokens::load_or_create(&dir, std::time::Duration::from_secs(1)).context("JWT signing key")?;
+    Tokens::load_or_create(&dir, std::time::Duration::from_secs(1), crate::clock::Clock::system())
+        .context("JWT signing key")?;
     let admin_token = std::env::var("ADMIN_TOKEN").ok();
     let loaded = AdminToken::load_or_create(&dir, admin_token.as_deref()).context("admin token")?;
     println!("Data directory {} is ready.", dir.root().display());

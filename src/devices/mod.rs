@@ -7,7 +7,7 @@ pub mod index;
 
 use crate::audit::{Actor, AuditLog, Event};
 use crate::auth::tokens::{Claims, IssuedToken, Subject, TokenError, Tokens};
-use crate::clock::{self, Timestamp};
+use crate::clock::{Clock, Timestamp};
 use crate::error::{Coded, Kind};
 use crate::ids::{DeviceId, DisplayName, UserId};
 use crate::store::{Store, StoreError, Table, TxAbort, TxError};
@@ -157,14 +157,20 @@ pub struct Devices {
     store: Store,
     tokens: Arc<Tokens>,
     audit: AuditLog,
+    clock: Clock,
 }
 
 const LAST_SEEN_GRANULARITY_S: i64 = 60;
 
 impl Devices {
     /// A service over `store`.
-    pub fn new(store: Store, tokens: Arc<Tokens>, audit: AuditLog) -> Devices {
-        Devices { store, tokens, audit }
+    pub fn new(store: Store, tokens: Arc<Tokens>, audit: AuditLog, clock: Clock) -> Devices {
+        Devices { store, tokens, audit, clock }
+    }
+
+    /// The appliance's clock.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     /// Every device, optionally only one user's (read through the index of
@@ -195,7 +201,8 @@ impl Devices {
 
     /// Applies an admin's lifecycle change; repeating a change is harmless.
     pub async fn change(&self, actor: &Actor, id: &str, change: Change) -> Result<Device, DeviceError> {
-        let outcome = self.store.commit(|tx| apply_change(tx, id, change)).await.map_err(DeviceError::from);
+        let now = self.clock.now();
+        let outcome = self.store.commit(|tx| apply_change(tx, id, change, now)).await.map_err(DeviceError::from);
         let result = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code());
         self.audit.record(Event::new(actor, change.action(), id, result)).await;
         outcome
@@ -222,7 +229,7 @@ impl Devices {
     /// Notes that a device was seen (at most once a minute, not flushed: a
     /// lost last-seen time is harmless).
     pub fn touch(&self, auth: &Authenticated) {
-        let now = clock::now();
+        let now = self.clock.now();
         let stale = auth.device.last_seen_at.is_none_or(|t| (now - t).num_seconds() >= LAST_SEEN_GRANULARITY_S);
         if stale {
             self.seen(auth.device.device_id.as_str());
@@ -231,7 +238,7 @@ impl Devices {
 
     /// Notes that a device was seen now (presence over MQTT; not flushed).
     pub fn seen(&self, id: &str) {
-        let now = clock::now();
+        let now = self.clock.now();
         let _ = self.store.commit_unflushed(|tx| {
             let mut device: Device = tx.get::<_, ()>(Table::Devices, id)?.ok_or(TxAbort::Domain(()))?;
             device.last_seen_at = Some(now);
@@ -242,7 +249,7 @@ impl Devices {
     /// Forgets revoked token ids whose tokens have expired anyway (a token
     /// past its expiry is refused by its signature check); how many.
     pub fn prune_revoked_tokens(&self) -> Result<usize, DeviceError> {
-        let now = clock::now().timestamp();
+        let now = self.clock.now().timestamp();
         let revoked: Vec<(String, i64)> = self.store.scan_keyed(Table::RevokedTokens)?;
         let old: Vec<&String> = revoked.iter().filter(|(_, exp)| *exp < now).map(|(jti, _)| jti).collect();
         self.store.commit_unflushed(|tx| {
@@ -280,10 +287,14 @@ impl Devices {
     }
 }
 
-fn apply_change(tx: &crate::store::Tx<'_>, id: &str, change: Change) -> Result<Device, TxAbort<DeviceError>> {
+fn apply_change(
+    tx: &crate::store::Tx<'_>,
+    id: &str,
+    change: Change,
+    now: Timestamp,
+) -> Result<Device, TxAbort<DeviceError>> {
     let mut device: Device =
         tx.get(Table::Devices, id)?.ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
-    let now = clock::now();
     let before = device.status;
     match (change, device.status) {
         (_, DeviceState::Revoked) if change != Change::Revoke => {
@@ -317,9 +328,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = crate::store::datadir::DataDir::open(tmp.path()).unwrap();
         let store = Store::open(&dir.database()).unwrap();
-        let tokens = Arc::new(Tokens::load_or_create(&dir, std::time::Duration::from_secs(3600)).unwrap());
-        let devices = Devices::new(store.clone(), tokens, AuditLog::open(&dir.audit_log()).unwrap());
-        let now = clock::now().timestamp();
+        let clock = Clock::system();
+        let tokens =
+            Arc::new(Tokens::load_or_create(&dir, std::time::Duration::from_secs(3600), clock.clone()).unwrap());
+        let audit = AuditLog::open(&dir.audit_log(), clock.clone()).unwrap();
+        let devices = Devices::new(store.clone(), tokens, audit, clock.clone());
+        let now = clock.now().timestamp();
         store.insert(Table::RevokedTokens, "expired", &(now - 10)).await.unwrap();
         store.insert(Table::RevokedTokens, "still-valid", &(now + 3600)).await.unwrap();
         assert_eq!(devices.prune_revoked_tokens().unwrap(), 1);

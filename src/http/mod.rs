@@ -16,6 +16,8 @@ mod request_id;
 mod routes_table;
 pub mod serve;
 mod session;
+#[cfg(feature = "dev-license-key")]
+mod test_clock;
 
 pub use context::ConnInfo;
 pub use routes_table::ROUTES;
@@ -68,6 +70,8 @@ pub struct State {
     pub long_poll_max: std::time::Duration,
     /// The token `/metrics` needs (None: loopback clients and admins).
     pub metrics_token: Option<String>,
+    /// The appliance's clock.
+    pub clock: crate::clock::Clock,
 }
 
 /// Largest JSON body accepted.
@@ -152,6 +156,18 @@ where
     Ok(all.freeze())
 }
 
+/// Routes only test builds serve (the test clock).
+#[cfg(feature = "dev-license-key")]
+fn test_routes(state: Arc<State>) -> Routes {
+    test_clock::routes(state)
+}
+
+/// Release builds serve no test routes.
+#[cfg(not(feature = "dev-license-key"))]
+fn test_routes(_: Arc<State>) -> Routes {
+    warp::any().and_then(|| async { Err::<warp::reply::Response, _>(warp::reject::not_found()) }).boxed()
+}
+
 /// All routes, with request metrics, security headers and one `recover`.
 pub fn routes(
     state: Arc<State>,
@@ -170,6 +186,8 @@ pub fn routes(
             .or(events::routes(state.clone()))
             .unify()
             .or(session::routes(state.clone()))
+            .unify()
+            .or(test_routes(state.clone()))
             .unify()
             .or(page::routes(state))
             .unify(),

@@ -87,8 +87,8 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
 async fn backup(state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
         let actor = ctx.admin(&state).await?;
-        let taken =
-            crate::store::backup::take(&state.store, &state.data_dir).map_err(|e| Error::Internal(e.to_string()));
+        let taken = crate::store::backup::take(&state.store, &state.data_dir, state.clock.now())
+            .map_err(|e| Error::Internal(e.to_string()));
         let outcome = if taken.is_ok() { "ok" } else { "internal" };
         state.audit.record(crate::audit::Event::new(&actor, "backup.take", "data directory", outcome)).await;
         taken

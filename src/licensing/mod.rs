@@ -7,7 +7,7 @@ pub mod key;
 pub mod seats;
 
 use crate::audit::{Actor, AuditLog, Event};
-use crate::clock::{self, Timestamp};
+use crate::clock::{Clock, Timestamp};
 use crate::error::{Coded, Kind};
 use crate::store::{Store, StoreError, Table};
 use key::{Context, ExpiryKind, LicenseError, Payload, VendorKeys};
@@ -72,17 +72,17 @@ pub struct Licensing {
     trusted: Arc<VendorKeys>,
     audit: AuditLog,
     machine: Option<String>,
-    clock_offset: chrono::Duration,
+    clock: Clock,
 }
 
 impl Licensing {
-    /// A service trusting `trusted`; `clock_offset` shifts the clock (tests).
-    pub fn new(store: Store, trusted: VendorKeys, audit: AuditLog, clock_offset: chrono::Duration) -> Licensing {
-        Licensing { store, trusted: Arc::new(trusted), audit, machine: key::machine_fingerprint(), clock_offset }
+    /// A service trusting `trusted`.
+    pub fn new(store: Store, trusted: VendorKeys, audit: AuditLog, clock: Clock) -> Licensing {
+        Licensing { store, trusted: Arc::new(trusted), audit, machine: key::machine_fingerprint(), clock }
     }
 
     fn now(&self) -> Timestamp {
-        clock::now() + self.clock_offset
+        self.clock.now()
     }
 
     fn context(&self) -> Result<Context, StoreError> {

@@ -15,7 +15,7 @@ pub mod wire;
 
 pub use error::MessagingError;
 
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::devices::{Device, DeviceError, DeviceState, Devices};
 use crate::ids::{DeviceId, UserId};
 use crate::mqtt::broker::Received;
@@ -40,6 +40,7 @@ pub struct Messaging {
     /// The sender.
     pub delivery: Delivery,
     devices: Devices,
+    clock: Clock,
 }
 
 impl Messaging {
@@ -50,8 +51,9 @@ impl Messaging {
         commands: Commands,
         delivery: Delivery,
         devices: Devices,
+        clock: Clock,
     ) -> Messaging {
-        Messaging { notifications, approvals, commands, delivery, devices }
+        Messaging { notifications, approvals, commands, delivery, devices, clock }
     }
 
     /// The active devices of `user`, or the one named device.
@@ -138,7 +140,7 @@ impl Messaging {
         }
         let replayed = self.notifications.replay(device, since).await?;
         self.approvals.resend(device).await?;
-        if device.token_expires_at - clock::now() < REFRESH_HINT_BEFORE {
+        if device.token_expires_at - self.clock.now() < REFRESH_HINT_BEFORE {
             let detail = "Your token expires soon: call POST /phone/token/refresh.";
             self.control(device, ControlAction::TokenRefresh, detail).await;
         }
@@ -150,7 +152,7 @@ impl Messaging {
     pub async fn control(&self, device: &Device, action: ControlAction, detail: &str) {
         let message = Outbound::Control(wire::Control {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            time: clock::now(),
+            time: self.clock.now(),
             action,
             detail: detail.to_owned(),
         });
@@ -204,7 +206,7 @@ impl Messaging {
         for approval in self.approvals.expire_overdue().await? {
             self.after_decision(&approval).await;
         }
-        let cutoff = clock::now() - clock::span(retention);
+        let cutoff = self.clock.now() - clock::span(retention);
         self.notifications.prune(cutoff)?;
         self.approvals.prune(cutoff)?;
         self.commands.prune(cutoff)?;

@@ -8,7 +8,7 @@
 use super::delivery::Delivery;
 use super::error::MessagingError;
 use super::wire::{self, Outbound};
-use crate::clock::{self, Timestamp};
+use crate::clock::{Clock, Timestamp};
 use crate::devices::{Device, DeviceState};
 use crate::store::{Store, Table};
 use serde::{Deserialize, Serialize};
@@ -138,14 +138,14 @@ fn check_link(link: Option<&str>) -> Result<Option<String>, MessagingError> {
 
 impl NotifyRequest {
     /// The message this request describes (id and time to be filled).
-    fn message(&self) -> Result<wire::Notification, MessagingError> {
+    fn message(&self, now: Timestamp) -> Result<wire::Notification, MessagingError> {
         let priority = match self.priority.unwrap_or(3) {
             p @ 1..=5 => p as u8,
             _ => return Err(MessagingError::invalid("priority", "must be 1 to 5")),
         };
         Ok(wire::Notification {
             id: String::new(),
-            time: clock::now(),
+            time: now,
             title: check_text("title", &self.title, 200, true)?,
             body: check_text("body", &self.body, 4000, false)?,
             priority,
@@ -202,25 +202,26 @@ pub struct Notifications {
     /// earlier one that was published, and `since` = the newest it has is
     /// safe.
     order: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    clock: Clock,
 }
 
 impl Notifications {
     /// A service over `store`.
-    pub fn new(store: Store, delivery: Delivery) -> Notifications {
-        Notifications { store, delivery, published: Arc::default(), runs: Arc::default(), order: Arc::default() }
+    pub fn new(store: Store, delivery: Delivery, clock: Clock) -> Notifications {
+        Notifications { store, delivery, published: Arc::default(), runs: Arc::default(), order: Arc::default(), clock }
     }
 
     /// Stores a notification for `recipients` (on disk when this returns),
     /// then publishes it to each.
     pub async fn notify(&self, request: &NotifyRequest, recipients: &[Device]) -> Result<Notified, MessagingError> {
-        let mut message = request.message()?;
+        let mut message = request.message(self.clock.now())?;
         let user_id = recipients.first().map(|d| d.user_id.to_string()).unwrap_or_default();
         let lock = self.order_of(&user_id);
         let _in_order = lock.lock().await;
         message.id = id_of(self.store.next_id()?);
         let recipients_ids = recipients.iter().map(|d| d.device_id.to_string()).collect();
         let stored = Stored { user_id, recipients: recipients_ids, message: message.clone() };
-        let now = clock::now();
+        let now = self.clock.now();
         self.store
             .commit(|tx| {
                 tx.put::<_, MessagingError>(Table::Notifications, &message.id, &stored)?;

@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn outbound_messages_carry_type_id_and_time() {
-        let now = crate::clock::now();
+        let now = crate::clock::Clock::system().now();
         let control = Outbound::Control(Control {
             id: "c1".into(),
             time: now,

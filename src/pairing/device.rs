@@ -2,7 +2,7 @@
 //! client certificate (its own request signed, or a key pair made here).
 
 use super::{AcceptRequest, PairingError};
-use crate::clock;
+use crate::clock::Timestamp;
 use crate::devices::{Device, DeviceState};
 use crate::ids::{self, DeviceId, DisplayName, UserId};
 use crate::pki::Ca;
@@ -30,8 +30,7 @@ pub(super) fn client_cert(
 
 /// The device an accept asks for, its fields checked (user and token are
 /// filled in by the accept).
-pub(super) fn from_request(req: &AcceptRequest) -> Result<Device, PairingError> {
-    let now = clock::now();
+pub(super) fn from_request(req: &AcceptRequest, now: Timestamp) -> Result<Device, PairingError> {
     Ok(Device {
         device_id: DeviceId::parse(&req.device_id)?,
         user_id: UserId::parse("pending")?,

@@ -5,7 +5,7 @@
 //! one wins). The HTTP shapes are those of the original design.
 
 use crate::audit::{Actor, AuditLog, Event};
-use crate::clock::{self, Timestamp};
+use crate::clock::{self, Clock, Timestamp};
 use crate::config::PairingConfig;
 use crate::error::Coded;
 
@@ -57,6 +57,7 @@ pub struct Pairing {
     base_url: String,
     mqtt: MqttIdentity,
     licensing: Licensing,
+    clock: Clock,
     /// Accepts that named no invite since the last sweep (audited as one
     /// line, so anonymous junk cannot grow the audit log).
     unknown_accepts: Arc<AtomicU64>,
@@ -82,12 +83,14 @@ pub struct Parts {
     pub mqtt: MqttIdentity,
     /// The license (for the seat limit).
     pub licensing: Licensing,
+    /// The appliance's clock.
+    pub clock: Clock,
 }
 
 impl Pairing {
     /// A service over its parts.
     pub fn new(parts: Parts) -> Pairing {
-        let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt, licensing } = parts;
+        let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt, licensing, clock } = parts;
         let base_url = base_url.trim_end_matches('/').to_owned();
         Pairing {
             store,
@@ -99,6 +102,7 @@ impl Pairing {
             base_url,
             mqtt,
             licensing,
+            clock,
             unknown_accepts: Arc::default(),
         }
     }
@@ -123,7 +127,7 @@ impl Pairing {
         user_name: DisplayName,
         ttl: Duration,
     ) -> Invite {
-        let now = clock::now();
+        let now = self.clock.now();
         Invite {
             kind,
             hint: code.masked(),
@@ -189,7 +193,7 @@ impl Pairing {
 
     async fn resend_inner(&self, raw_code: &str) -> Result<SendSmsResponse, PairingError> {
         let code = InviteCode::parse(raw_code)?;
-        let now = clock::now();
+        let now = self.clock.now();
         let ttl = clock::span(self.config.invite_expiry);
         let invite = self.store.commit(|tx| renew_in(tx, &code, now, ttl)).await?;
         let phone = invite.phone.clone().ok_or(PairingError::NotSms)?;
@@ -200,7 +204,7 @@ impl Pairing {
     /// Cancels a pending invite.
     pub async fn cancel(&self, actor: &Actor, raw_code: &str) -> Result<InviteView, PairingError> {
         let code = InviteCode::parse(raw_code)?;
-        let now = clock::now();
+        let now = self.clock.now();
         let result = self
             .store
             .commit(|tx| {
@@ -223,7 +227,7 @@ impl Pairing {
     pub fn status(&self, raw_code: &str) -> Result<InviteView, PairingError> {
         let code = InviteCode::parse(raw_code)?;
         let invite = self.load(&code)?;
-        Ok(view(&code, &invite, clock::now()))
+        Ok(view(&code, &invite, self.clock.now()))
     }
 
     /// What the pairing page shows (consumes nothing).
@@ -232,7 +236,7 @@ impl Pairing {
         let invite = self.load(&code)?;
         Ok(PagePreview {
             user_name: invite.user_name.to_string(),
-            status: invite.effective_status(clock::now()),
+            status: invite.effective_status(self.clock.now()),
             needs_otp: invite.otp_hash.is_some(),
         })
     }
@@ -298,9 +302,9 @@ impl Pairing {
 
     async fn accept_inner(&self, req: &AcceptRequest) -> Result<AcceptResponse, PairingError> {
         let code = InviteCode::parse(&req.invite_code)?;
-        let mut device = device::from_request(req)?;
+        let mut device = device::from_request(req, self.clock.now())?;
         let pre = self.load(&code)?;
-        pre.acceptable(clock::now())?;
+        pre.acceptable(self.clock.now())?;
         let limit = self.check_seat(&pre.user_id)?;
         let tenant = crate::messaging::wire::tenant_of(device.device_id.as_str());
         let (cert_pem, key_pem, cert_fingerprint) =
@@ -316,7 +320,7 @@ impl Pairing {
         // Every notification id made from now on is above this floor; what an
         // earlier pairing of the same id received stays below it.
         device.inbox_floor = Some(crate::messaging::notifications::id_of(self.store.next_id()?));
-        let (now, otp) = (clock::now(), req.otp.as_deref());
+        let (now, otp) = (self.clock.now(), req.otp.as_deref());
         let invite = self.store.commit(|tx| accept_in(tx, &code, otp, &device, now, limit)).await??;
         self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
         tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");
@@ -337,7 +341,7 @@ impl Pairing {
     /// many it marked.
     pub async fn sweep(&self) -> Result<usize, PairingError> {
         self.audit_unknown_accepts().await;
-        let now = clock::now();
+        let now = self.clock.now();
         let invites: Vec<(String, Invite)> = self.store.scan_keyed(Table::Invites)?;
         let mut swept = 0;
         for (key, _) in invites.iter().filter(|(_, i)| i.status == InviteStatus::Pending && i.expires_at <= now) {

@@ -3,7 +3,7 @@
 //! secret: written mode 0600), taken while the appliance runs, and restored
 //! into a new data directory while it is stopped.
 
-use crate::clock::{self, Timestamp};
+use crate::clock::Timestamp;
 use crate::store::datadir::{self, DataDir};
 use crate::store::{Dump, Store, StoreError};
 use base64::engine::general_purpose::STANDARD;
@@ -54,7 +54,7 @@ pub struct Backup {
 }
 
 /// Takes a backup of a running appliance.
-pub fn take(store: &Store, dir: &DataDir) -> Result<Backup, BackupError> {
+pub fn take(store: &Store, dir: &DataDir, now: Timestamp) -> Result<Backup, BackupError> {
     let tables = store.export()?;
     let mut files = BTreeMap::new();
     for (name, _) in FILES {
@@ -62,7 +62,7 @@ pub fn take(store: &Store, dir: &DataDir) -> Result<Backup, BackupError> {
             files.insert(name.to_owned(), STANDARD.encode(bytes));
         }
     }
-    Ok(Backup { format: FORMAT.into(), version: VERSION, created_at: clock::now(), tables, files })
+    Ok(Backup { format: FORMAT.into(), version: VERSION, created_at: now, tables, files })
 }
 
 /// Restores `backup` into the empty data directory `dir`.

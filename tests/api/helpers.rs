@@ -311,6 +311,12 @@ impl TestApp {
     }
 
     /// Sends an SMS invite; returns the answer.
+    /// Moves the appliance's clock by `seconds` (a test build's admin route).
+    pub async fn shift_clock(&self, seconds: i64) {
+        let (status, body) = self.admin_post("/admin/test/clock", json!({"shift_s": seconds})).await;
+        assert_eq!(status, 200, "shifting the clock: {body}");
+    }
+
     pub async fn send_sms(&self, phone: &str, user: &str) -> (u16, Value) {
         self.admin_post(
             "/phone/pairing/send-sms",

@@ -9,7 +9,7 @@ mod record;
 pub use record::{Answer, Approval, ApprovalRequest, Planned, Status};
 
 use crate::audit::{Actor, AuditLog, Event};
-use crate::clock::{self, Timestamp};
+use crate::clock::{self, Clock, Timestamp};
 use crate::devices::Device;
 use crate::error::Coded;
 use crate::messaging::delivery::Delivery;
@@ -32,13 +32,14 @@ pub struct Approvals {
     http: reqwest::Client,
     /// Webhook calls run here, so shutdown waits for them.
     tasks: TaskTracker,
+    clock: Clock,
 }
 
 impl Approvals {
     /// A service over `store`.
-    pub fn new(store: Store, delivery: Delivery, audit: AuditLog, tasks: TaskTracker) -> Approvals {
+    pub fn new(store: Store, delivery: Delivery, audit: AuditLog, tasks: TaskTracker, clock: Clock) -> Approvals {
         let http = reqwest::Client::builder().timeout(WEBHOOK_TIMEOUT).build().unwrap_or_default();
-        Approvals { store, delivery, audit, decided: broadcast::channel(1024).0, http, tasks }
+        Approvals { store, delivery, audit, decided: broadcast::channel(1024).0, http, tasks, clock }
     }
 
     /// Creates an approval for `recipients` (stored before it is sent).
@@ -52,7 +53,7 @@ impl Approvals {
         let timeout = check(request)?;
         // A phone's own command asks that phone: a plain confirm.
         let (code, choices) = if planned.is_some() { (String::new(), Vec::new()) } else { code_and_choices() };
-        let now = clock::now();
+        let now = self.clock.now();
         let approval = Approval {
             id: format!("a{:016x}", self.store.next_id()?),
             user_id: request.user_id.clone(),
@@ -82,7 +83,7 @@ impl Approvals {
     /// An approval by id.
     pub fn get(&self, id: &str) -> Result<Approval, MessagingError> {
         let mut approval: Approval = self.store.get(Table::Approvals, id)?.ok_or(MessagingError::ApprovalNotFound)?;
-        approval.status = approval.effective_status(clock::now());
+        approval.status = approval.effective_status(self.clock.now());
         Ok(approval)
     }
 
@@ -92,8 +93,9 @@ impl Approvals {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let approval = self.get(id)?;
-            let until = deadline
-                .min(tokio::time::Instant::now() + (approval.expires_at - clock::now()).to_std().unwrap_or_default());
+            let until = deadline.min(
+                tokio::time::Instant::now() + (approval.expires_at - self.clock.now()).to_std().unwrap_or_default(),
+            );
             if approval.status != Status::Pending || tokio::time::Instant::now() >= deadline {
                 return Ok(approval);
             }
@@ -106,7 +108,7 @@ impl Approvals {
 
     /// The newest `n` approvals, newest first.
     pub fn recent(&self, n: usize) -> Result<Vec<Approval>, MessagingError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let mut approvals: Vec<Approval> = self.store.last(Table::Approvals, n)?;
         approvals.iter_mut().for_each(|a| a.status = a.effective_status(now));
         Ok(approvals)
@@ -114,7 +116,7 @@ impl Approvals {
 
     /// Pending approvals `device` may answer.
     pub fn pending_for(&self, device: &Device) -> Result<Vec<Approval>, MessagingError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let approvals: Vec<Approval> = self.store.scan(Table::Approvals)?;
         Ok(approvals
             .into_iter()
@@ -137,7 +139,7 @@ impl Approvals {
             "reject" => false,
             _ => return Err(MessagingError::invalid("decision", "must be approve or reject")),
         };
-        let now = clock::now();
+        let now = self.clock.now();
         let applied = self.store.commit(|tx| apply(tx, id, device, approve, &answer.code, now)).await;
         let actor = Actor::Device(device.device_id.to_string());
         match applied {
@@ -160,7 +162,7 @@ impl Approvals {
 
     /// Marks overdue approvals expired; the ones it marked.
     pub async fn expire_overdue(&self) -> Result<Vec<Approval>, MessagingError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let approvals: Vec<Approval> = self.store.scan(Table::Approvals)?;
         let mut expired = Vec::new();
         for overdue in

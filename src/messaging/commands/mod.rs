@@ -11,7 +11,7 @@ use crate::actions::matcher::{self, Match};
 use crate::actions::runner::{self, Outcome};
 use crate::actions::{Action, Actions};
 use crate::audit::{Actor, AuditLog, Event};
-use crate::clock::{self, Timestamp};
+use crate::clock::{Clock, Timestamp};
 use crate::devices::{Device, Devices};
 use crate::limits::{DeviceBucket, RateLimits};
 use crate::messaging::approvals::{ApprovalRequest, Approvals, Planned, Status};
@@ -50,6 +50,7 @@ pub struct Commands {
     limits: RateLimits,
     /// Runs happen here, so shutdown waits for them.
     tasks: TaskTracker,
+    clock: Clock,
 }
 
 /// What the service needs.
@@ -74,12 +75,15 @@ pub struct CommandParts {
     pub limits: RateLimits,
     /// Background work the appliance's shutdown waits for.
     pub tasks: TaskTracker,
+    /// The appliance's clock.
+    pub clock: Clock,
 }
 
 impl Commands {
     /// A service from its parts.
     pub fn new(parts: CommandParts) -> Commands {
-        let CommandParts { store, delivery, approvals, audit, actions, llm, workdir, devices, limits, tasks } = parts;
+        let CommandParts { store, delivery, approvals, audit, actions, llm, workdir, devices, limits, tasks, clock } =
+            parts;
         Commands {
             store,
             delivery,
@@ -93,6 +97,7 @@ impl Commands {
             devices,
             limits,
             tasks,
+            clock,
         }
     }
 
@@ -117,7 +122,7 @@ impl Commands {
             device_id: device.device_id.to_string(),
             user_id: device.user_id.to_string(),
             text: text.clone(),
-            received_at: clock::now(),
+            received_at: self.clock.now(),
             result: answer.clone(),
         };
         let paired_at = device.paired_at;
@@ -163,10 +168,11 @@ impl Commands {
         let (name, params) = match self.matched(&actions, text).await {
             Match::Unknown => {
                 let message = format!("Sorry, I don't know that one. {}", matcher::help(&actions));
-                return Ok((result(id, CommandStatus::Unknown, message), None));
+                return Ok((result(self.clock.now(), id, CommandStatus::Unknown, message), None));
             }
             Match::NeedsParameter { action, param, values } => {
                 let mut answer = result(
+                    self.clock.now(),
                     id,
                     CommandStatus::NeedsParameter,
                     format!("Which {param}? Say one of: {}.", values.join(", ")),
@@ -177,12 +183,13 @@ impl Commands {
             Match::Ready { action, params } => (action, params),
         };
         let Some(action) = actions.iter().find(|a| a.name == name).cloned() else {
-            return Ok((result(id, CommandStatus::Unknown, matcher::help(&actions)), None));
+            return Ok((result(self.clock.now(), id, CommandStatus::Unknown, matcher::help(&actions)), None));
         };
         let shown = describe(&action, &params);
         if action.confirm {
             let approval = self.ask_approval(device, id, &action, &params, &shown).await?;
             let mut answer = result(
+                self.clock.now(),
                 id,
                 CommandStatus::AwaitingApproval,
                 format!("{shown} needs your confirmation: approve it on this phone."),
@@ -190,7 +197,7 @@ impl Commands {
             (answer.action, answer.params, answer.approval_id) = (Some(name), params, Some(approval.id));
             return Ok((answer, None));
         }
-        let mut answer = result(id, CommandStatus::Started, format!("Starting {shown}."));
+        let mut answer = result(self.clock.now(), id, CommandStatus::Started, format!("Starting {shown}."));
         (answer.action, answer.params) = (Some(name), params.clone());
         Ok((answer, Some((action, params))))
     }
@@ -219,7 +226,7 @@ impl Commands {
     /// Tells the phone a command was refused before it was handled (over
     /// its budget, or the queue is full); nothing is stored.
     pub async fn refuse(&self, device: &Device, id: &str, why: &MessagingError) {
-        let answer = result(id, CommandStatus::Rejected, format!("Not run: {why}."));
+        let answer = result(self.clock.now(), id, CommandStatus::Rejected, format!("Not run: {why}."));
         self.send(device, Outbound::CommandResult(answer)).await;
     }
 
@@ -231,20 +238,28 @@ impl Commands {
         match (status, action) {
             (Status::Approved, Some(action)) => {
                 let shown = describe(&action, &planned.params);
-                let mut answer =
-                    result(&planned.command_id, CommandStatus::Started, format!("Approved: starting {shown}."));
+                let mut answer = result(
+                    self.clock.now(),
+                    &planned.command_id,
+                    CommandStatus::Started,
+                    format!("Approved: starting {shown}."),
+                );
                 (answer.action, answer.params) = (Some(action.name.clone()), planned.params.clone());
                 self.update(device, &planned.command_id, answer).await;
                 self.spawn_run(device.clone(), planned.command_id.clone(), action, planned.params.clone());
             }
             (Status::Approved, None) => {
-                let answer =
-                    result(&planned.command_id, CommandStatus::Failed, "That action is no longer allowed.".into());
+                let answer = result(
+                    self.clock.now(),
+                    &planned.command_id,
+                    CommandStatus::Failed,
+                    "That action is no longer allowed.".into(),
+                );
                 self.update(device, &planned.command_id, answer).await;
             }
             _ => {
                 let message = format!("Not run: the approval was {}.", status.as_str());
-                let answer = result(&planned.command_id, CommandStatus::Rejected, message);
+                let answer = result(self.clock.now(), &planned.command_id, CommandStatus::Rejected, message);
                 self.update(device, &planned.command_id, answer).await;
             }
         }
@@ -258,7 +273,7 @@ impl Commands {
             let Ok(_permit) = this.running.clone().acquire_owned().await else { return };
             if !this.still_paired(&device) {
                 let answer =
-                    result(&id, CommandStatus::Rejected, "Not run: this phone was revoked or suspended.".into());
+                    result(this.clock.now(), &id, CommandStatus::Rejected, "Not run: this phone was revoked or suspended.".into());
                 this.update(&device, &id, answer).await;
                 tracing::info!(device = %device.device_id, "a queued command was dropped: its device is no longer active");
                 return;
@@ -280,7 +295,7 @@ impl Commands {
                     (CommandStatus::Failed, None, format!("{} could not start: {why}.", action.name))
                 }
             };
-            let mut answer = result(&id, status, message);
+            let mut answer = result(this.clock.now(), &id, status, message);
             (answer.action, answer.params, answer.exit_code) = (Some(action.name.clone()), params.clone(), exit_code);
             answer.output_tail = Some(finished.output_tail);
             this.build_status(&device, &action, &params, status, exit_code).await;
@@ -307,7 +322,7 @@ impl Commands {
     ) {
         let status = wire::BuildStatus {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            time: clock::now(),
+            time: self.clock.now(),
             action: action.name.clone(),
             params: params.clone(),
             state,

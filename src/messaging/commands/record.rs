@@ -4,7 +4,7 @@
 //! `commands`.
 
 use crate::actions::Action;
-use crate::clock::{self, Timestamp};
+use crate::clock::Timestamp;
 use crate::messaging::error::MessagingError;
 use crate::messaging::wire::{self, CommandStatus};
 use serde::{Deserialize, Serialize};
@@ -35,10 +35,10 @@ pub(super) fn key(device: &str, id: &str) -> String {
     format!("{device}/{id}")
 }
 
-pub(super) fn result(command_id: &str, status: CommandStatus, message: String) -> wire::CommandResult {
+pub(super) fn result(now: Timestamp, command_id: &str, status: CommandStatus, message: String) -> wire::CommandResult {
     wire::CommandResult {
         id: uuid::Uuid::new_v4().simple().to_string(),
-        time: clock::now(),
+        time: now,
         command_id: command_id.to_owned(),
         status,
         action: None,
