@@ -46,12 +46,18 @@ pub async fn serve(messaging: Messaging, mut inbox: Inbox, tasks: TaskTracker, s
 /// Queues `message` for `device`, starting its worker if it has none.
 fn dispatch(queues: &Queues, messaging: &Messaging, tasks: &TaskTracker, device: String, message: Received) {
     let mut all = queues.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(queue) = all.get(&device) {
-        if let Err(e) = queue.try_send(message) {
-            tracing::warn!(device = %device, error = %e, "a phone's message was dropped: its queue is full");
-        }
-        return;
-    }
+    let message = match all.get(&device) {
+        None => message,
+        Some(queue) => match queue.try_send(message) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(device = %device, "a phone's message was dropped: its queue is full");
+                return;
+            }
+            // Its worker is gone (it panicked): start another.
+            Err(mpsc::error::TrySendError::Closed(message)) => message,
+        },
+    };
     let (queue, received) = mpsc::channel(PER_DEVICE);
     let _ = queue.try_send(message);
     all.insert(device.clone(), queue);
