@@ -5,6 +5,7 @@
 pub mod client;
 mod license;
 mod maintenance;
+mod ready;
 
 use crate::app::{App, StartInfo};
 use crate::cli::client::{Answer, Transport};
@@ -238,7 +239,7 @@ async fn serve(settings: Settings, config_file: Option<PathBuf>, ready: Option<P
     let app = App::build(config).await?;
     print_start(app.start_info());
     if let Some(path) = ready {
-        write_ready_file(&path, app.start_info())?;
+        ready::write(&path, app.start_info())?;
     }
     app.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -253,25 +254,6 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-}
-
-/// Writes the ready file whole (a temporary file renamed into place), so a
-/// reader never sees half of it.
-fn write_ready_file(path: &std::path::Path, info: &StartInfo) -> anyhow::Result<()> {
-    let ready = serde_json::json!({
-        "api_url": info.api_url,
-        "base_url": info.base_url,
-        "mqtt_url": info.mqtt_url,
-        "ca_file": info.ca_file,
-        "admin_socket": info.admin_socket,
-        "data_dir": info.data_dir,
-        "pid": std::process::id(),
-    });
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut file, format!("{ready:#}\n").as_bytes())?;
-    file.persist(path).map_err(|e| anyhow::anyhow!("writing the ready file {}: {}", path.display(), e.error))?;
-    Ok(())
 }
 
 fn print_start(info: &StartInfo) {
