@@ -69,10 +69,10 @@ impl Delivery {
     }
 
     /// Sends `message` to a device; the device's live MQTT connection that
-    /// was subscribed to its notifications before the message was published
+    /// was subscribed to its notifications when the message was published
     /// (and so gets it), if any.
     pub async fn send(&self, user_id: &str, device_id: &str, message: &Outbound) -> Option<u64> {
-        let subscribed = self.gateway.subscribed_connection(device_id);
+        let settled = self.gateway.settled(device_id).await;
         let kind = message.kind();
         let json = match serde_json::to_string(message) {
             Ok(json) => json,
@@ -85,15 +85,18 @@ impl Delivery {
         if let Err(e) = self.link.publish(&topic, json.clone().into_bytes()).await {
             tracing::error!(error = %e, device = device_id, "could not publish to the broker");
         }
+        let subscribed = settled.connection;
+        drop(settled);
         let event = LiveEvent { device_id: device_id.to_owned(), kind, id: message.id().to_owned(), json: json.into() };
         let _ = self.live.send(event);
         self.metrics.message(false, kind.as_str());
         subscribed
     }
 
-    /// The device's live connection subscribed to its notifications.
-    pub fn subscribed_connection(&self, device_id: &str) -> Option<u64> {
-        self.gateway.subscribed_connection(device_id)
+    /// The device's live connection subscribed to its notifications (once
+    /// none of its SUBSCRIBEs is on its way).
+    pub async fn subscribed_connection(&self, device_id: &str) -> Option<u64> {
+        self.gateway.settled(device_id).await.connection
     }
 
     /// Counts a new live event stream of `device`; None when it holds

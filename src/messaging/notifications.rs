@@ -338,7 +338,7 @@ impl Notifications {
         }
         let lock = self.order_of(device.user_id.as_str());
         let _in_order = lock.lock().await;
-        let connection = self.delivery.subscribed_connection(device.device_id.as_str());
+        let connection = self.delivery.subscribed_connection(device.device_id.as_str()).await;
         let run = self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(device.device_id.as_str()).cloned();
         let mut sent = 0;
         for listed in self.list(device, since)? {

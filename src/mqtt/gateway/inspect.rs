@@ -72,18 +72,18 @@ fn decode(frame: &Bytes) -> Result<Packet, Violation> {
     V4.read_mut(&mut copy, MAX_PACKET).map_err(|e| Violation::Malformed(format!("{e:?}")))
 }
 
-/// Whether `frame` (from the broker) is the SUBACK of SUBSCRIBE `pkid`
-/// granting its filter number `index`.
-pub fn grants(frame: &[u8], pkid: u16, index: usize) -> bool {
+/// When `frame` (from the broker) is the SUBACK of SUBSCRIBE `pkid`:
+/// whether it grants its filter number `index`.
+pub fn grants(frame: &[u8], pkid: u16, index: usize) -> Option<bool> {
     if frame.first().map(|b| b >> 4) != Some(9) {
-        return false;
+        return None;
     }
     let mut copy = BytesMut::from(frame);
     match V4.read_mut(&mut copy, frame.len()) {
-        Ok(Packet::SubAck(ack, _)) => {
-            ack.pkid == pkid && ack.return_codes.get(index).is_some_and(|c| !matches!(c, SubscribeReasonCode::Failure))
+        Ok(Packet::SubAck(ack, _)) if ack.pkid == pkid => {
+            Some(ack.return_codes.get(index).is_some_and(|c| !matches!(c, SubscribeReasonCode::Failure)))
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -292,11 +292,11 @@ mod tests {
                 None,
             ))
         };
-        assert!(grants(&ack(7, SubscribeReasonCode::QoS1), 7, 1));
-        assert!(!grants(&ack(7, SubscribeReasonCode::Failure), 7, 1));
-        assert!(!grants(&ack(8, SubscribeReasonCode::QoS1), 7, 1));
-        assert!(!grants(&ack(7, SubscribeReasonCode::QoS1), 7, 2));
-        assert!(!grants(&publish("/t/a", false), 7, 0));
+        assert_eq!(grants(&ack(7, SubscribeReasonCode::QoS1), 7, 1), Some(true));
+        assert_eq!(grants(&ack(7, SubscribeReasonCode::Failure), 7, 1), Some(false));
+        assert_eq!(grants(&ack(8, SubscribeReasonCode::QoS1), 7, 1), None);
+        assert_eq!(grants(&ack(7, SubscribeReasonCode::QoS1), 7, 2), Some(false));
+        assert_eq!(grants(&publish("/t/a", false), 7, 0), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::pki::TlsPair;
 use bytes::{Bytes, BytesMut};
 use inspect::{next_frame, Rules, Violation};
 use registry::Registry;
+pub use registry::Settled;
 use relay::relay;
 use sha2::Digest;
 use std::collections::HashMap;
@@ -164,10 +165,11 @@ impl Gateway {
     }
 
     /// The newest live connection of `device` whose subscription to its
-    /// notifications is in force: a notification published from now on
-    /// reaches it.
-    pub fn subscribed_connection(&self, device: &str) -> Option<u64> {
-        self.registry.subscribed(device)
+    /// notifications is in force, once none of its SUBSCRIBEs is on its
+    /// way: a notification published while the answer is held reaches it
+    /// (and no other connection of the device).
+    pub async fn settled(&self, device: &str) -> Settled<'_> {
+        self.registry.settled(device).await
     }
 
     /// Accepts phones on `listener` until `stop` turns true.

@@ -2,18 +2,48 @@
 //! suspending a device closes every connection it has at once, and whether
 //! each one's subscription to the device's notifications is in force (its
 //! SUBACK has passed), so a replay can leave out what it already got.
+//!
+//! A message published while a phone's SUBSCRIBE is on its way may or may
+//! not reach it, so that window is closed: a SUBSCRIBE is marked (under the
+//! gate's write side) before it is passed on, and a publisher holds the
+//! gate's read side from reading the state until its message is in the
+//! broker, waiting out a marked SUBSCRIBE until its SUBACK.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, RwLock, RwLockReadGuard};
 use tokio_util::sync::CancellationToken;
 
+/// How long a publisher waits for a SUBACK before publishing anyway (the
+/// message then counts as not known to have reached that connection).
+const SETTLE_DEADLINE: Duration = Duration::from_secs(2);
+
 /// Live connections by device id.
-#[derive(Default)]
 pub(super) struct Registry {
     next: AtomicU64,
     /// The live connections, by device.
     live: Mutex<HashMap<String, Vec<Live>>>,
+    /// Orders publishes against SUBSCRIBEs being passed on.
+    gate: RwLock<()>,
+    /// Bumped whenever a SUBSCRIBE is answered or a connection leaves.
+    settled: watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        let (next, live, gate) = (AtomicU64::default(), Mutex::default(), RwLock::default());
+        Registry { next, live, gate, settled: watch::Sender::new(0) }
+    }
+}
+
+/// A device's subscription state for one publish: the connection a message
+/// published while this is held reaches, if any.
+pub struct Settled<'a> {
+    /// The newest connection whose notification subscription is in force.
+    pub connection: Option<u64>,
+    _gate: RwLockReadGuard<'a, ()>,
 }
 
 /// One live connection.
@@ -22,6 +52,9 @@ struct Live {
     token: CancellationToken,
     /// Its notification subscription is in force.
     subscribed: bool,
+    /// A SUBSCRIBE covering its notifications was passed on, not yet
+    /// answered.
+    subscribing: bool,
     /// Close it once a `control` message has passed to the phone.
     closing: Arc<AtomicBool>,
 }
@@ -33,7 +66,7 @@ impl Registry {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (token, closing) = (CancellationToken::new(), Arc::new(AtomicBool::new(false)));
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = Live { id, token: token.clone(), subscribed: false, closing: closing.clone() };
+        let entry = Live { id, token: token.clone(), subscribed: false, subscribing: false, closing: closing.clone() };
         live.entry(device.to_owned()).or_default().push(entry);
         (id, token, closing)
     }
@@ -47,18 +80,52 @@ impl Registry {
         conns.len()
     }
 
-    /// Marks whether connection `id`'s notification subscription is in force.
+    /// Marks connection `id`'s SUBSCRIBE covering its notifications as on
+    /// its way (call before passing it on).
+    pub(super) async fn subscribing(&self, device: &str, id: u64) {
+        let _no_publish_in_flight = self.gate.write().await;
+        self.update(device, id, |c| c.subscribing = true);
+    }
+
+    /// Records the broker's answer to that SUBSCRIBE, or an UNSUBSCRIBE
+    /// (`false`).
     pub(super) fn set_subscribed(&self, device: &str, id: u64, subscribed: bool) {
+        self.update(device, id, |c| {
+            c.subscribed = subscribed;
+            c.subscribing = false;
+        });
+        self.settled.send_modify(|n| *n += 1);
+    }
+
+    fn update(&self, device: &str, id: u64, change: impl Fn(&mut Live)) {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let conns = live.get_mut(device).into_iter().flatten();
-        conns.filter(|c| c.id == id).for_each(|c| c.subscribed = subscribed);
+        live.get_mut(device).into_iter().flatten().filter(|c| c.id == id).for_each(change);
     }
 
     /// The newest connection of `device` whose notification subscription is
-    /// in force.
-    pub(super) fn subscribed(&self, device: &str) -> Option<u64> {
+    /// in force, once no SUBSCRIBE of it is on its way (or after
+    /// [`SETTLE_DEADLINE`]); a message published while the answer is held
+    /// reaches that connection, and no other of the device.
+    pub(super) async fn settled(&self, device: &str) -> Settled<'_> {
+        let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
+        loop {
+            let mut changed = self.settled.subscribe();
+            let gate = self.gate.read().await;
+            let (connection, waiting) = self.state(device);
+            if !waiting || tokio::time::Instant::now() >= deadline {
+                return Settled { connection: connection.filter(|_| !waiting), _gate: gate };
+            }
+            drop(gate);
+            let _ = tokio::time::timeout_at(deadline, changed.changed()).await;
+        }
+    }
+
+    /// The newest subscribed connection of `device`, and whether one of its
+    /// SUBSCRIBEs is unanswered.
+    fn state(&self, device: &str) -> (Option<u64>, bool) {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.get(device)?.iter().rev().find(|c| c.subscribed).map(|c| c.id)
+        let conns = live.get(device).map(Vec::as_slice).unwrap_or_default();
+        (conns.iter().rev().find(|c| c.subscribed).map(|c| c.id), conns.iter().any(|c| c.subscribing))
     }
 
     pub(super) fn remove(&self, device: &str, id: u64) {
@@ -69,6 +136,8 @@ impl Registry {
                 live.remove(device);
             }
         }
+        drop(live);
+        self.settled.send_modify(|n| *n += 1);
     }
 
     /// Closes the connections of `device` still waiting to close after a
@@ -110,18 +179,54 @@ mod tests {
         assert_eq!(registry.count(), 3, "a closed connection leaves when its task ends");
     }
 
-    #[test]
-    fn the_newest_subscribed_connection_is_named() {
+    #[tokio::test]
+    async fn the_newest_subscribed_connection_is_named() {
         let registry = Registry::default();
         let (a, ..) = registry.add("p1");
         let (b, ..) = registry.add("p1");
-        assert_eq!(registry.subscribed("p1"), None);
+        assert_eq!(registry.settled("p1").await.connection, None);
         registry.set_subscribed("p1", a, true);
-        assert_eq!(registry.subscribed("p1"), Some(a));
+        assert_eq!(registry.settled("p1").await.connection, Some(a));
         registry.set_subscribed("p1", b, true);
-        assert_eq!(registry.subscribed("p1"), Some(b));
+        assert_eq!(registry.settled("p1").await.connection, Some(b));
         registry.set_subscribed("p1", b, false);
         registry.remove("p1", a);
-        assert_eq!(registry.subscribed("p1"), None);
+        assert_eq!(registry.settled("p1").await.connection, None);
+    }
+
+    #[tokio::test]
+    async fn a_publish_waits_out_a_subscribe_on_its_way_and_a_subscribe_waits_for_a_publish_in_flight() {
+        let registry = Arc::new(Registry::default());
+        let (a, ..) = registry.add("p1");
+        registry.subscribing("p1", a).await;
+        let publisher = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.settled("p1").await.connection }
+        });
+        tokio::task::yield_now().await;
+        assert!(!publisher.is_finished(), "the SUBACK is not in");
+        registry.set_subscribed("p1", a, true);
+        assert_eq!(publisher.await.unwrap(), Some(a));
+
+        let in_flight = registry.settled("p1").await;
+        let subscriber = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.subscribing("p1", a).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!subscriber.is_finished(), "a publish holds the gate");
+        drop(in_flight);
+        subscriber.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_subscribe_never_answered_holds_a_publish_only_until_the_deadline() {
+        let registry = Registry::default();
+        let (a, ..) = registry.add("p1");
+        registry.set_subscribed("p1", a, true);
+        registry.subscribing("p1", a).await;
+        let started = std::time::Instant::now();
+        assert_eq!(registry.settled("p1").await.connection, None, "not known to reach it");
+        assert!(started.elapsed() >= SETTLE_DEADLINE);
     }
 }

@@ -82,7 +82,7 @@ async fn forward_frames<W: tokio::io::AsyncWrite + Unpin>(
     broker: &mut W,
 ) -> Result<(), Violation> {
     while let Some(frame) = next_frame(buf)? {
-        tracker.phone_sent(rules.check(&frame)?);
+        tracker.phone_sent(rules.check(&frame)?).await;
         if broker.write_all(&frame).await.is_err() {
             return Ok(());
         }

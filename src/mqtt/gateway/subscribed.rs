@@ -47,12 +47,14 @@ impl Tracker {
         Tracker { registry, device: device.to_owned(), id, pending, closing, control, acked }
     }
 
-    /// Notes a packet the phone sent (already checked by its rules).
-    pub(super) fn phone_sent(&self, change: Subscription) {
+    /// Notes a packet the phone sent (already checked by its rules), before
+    /// it is passed on.
+    pub(super) async fn phone_sent(&self, change: Subscription) {
         match change {
             Subscription::Unchanged => {}
             Subscription::Requested { pkid, index } => {
                 *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some((pkid, index));
+                self.registry.subscribing(&self.device, self.id).await;
             }
             Subscription::Dropped => self.registry.set_subscribed(&self.device, self.id, false),
             Subscription::Acked(pkid) => {
@@ -98,11 +100,9 @@ impl Tracker {
 
     fn granted(&self, frame: &[u8]) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((pkid, index)) = *pending {
-            if grants(frame, pkid, index) {
-                *pending = None;
-                self.registry.set_subscribed(&self.device, self.id, true);
-            }
+        if let Some(granted) = pending.and_then(|(pkid, index)| grants(frame, pkid, index)) {
+            *pending = None;
+            self.registry.set_subscribed(&self.device, self.id, granted);
         }
     }
 }
@@ -127,22 +127,21 @@ mod tests {
         out.to_vec()
     }
 
-    #[test]
-    fn the_granting_suback_marks_the_connection_even_split_across_reads() {
+    #[tokio::test]
+    async fn the_granting_suback_marks_the_connection_even_split_across_reads() {
         let registry = Arc::new(Registry::default());
         let (id, _, closing) = registry.add("p1");
         let tracker = Tracker::new(registry.clone(), "p1", id, closing);
-        tracker.phone_sent(Subscription::Requested { pkid: 3, index: 0 });
+        tracker.phone_sent(Subscription::Requested { pkid: 3, index: 0 }).await;
         let ping = frame(Packet::PingResp(PingResp));
         let ack = frame(Packet::SubAck(SubAck { pkid: 3, return_codes: vec![SubscribeReasonCode::QoS1] }, None));
         let stream = [ping.clone(), ack.clone()].concat();
         let cut = ping.len() + 1;
         assert_eq!(tracker.broker_sent(&stream[..cut]).unwrap(), Passed { whole: ping.len(), last: false });
-        assert_eq!(registry.subscribed("p1"), None);
         assert_eq!(tracker.broker_sent(&stream[ping.len()..]).unwrap(), Passed { whole: ack.len(), last: false });
-        assert_eq!(registry.subscribed("p1"), Some(id));
-        tracker.phone_sent(Subscription::Dropped);
-        assert_eq!(registry.subscribed("p1"), None);
+        assert_eq!(registry.settled("p1").await.connection, Some(id));
+        tracker.phone_sent(Subscription::Dropped).await;
+        assert_eq!(registry.settled("p1").await.connection, None);
     }
 
     #[tokio::test]
@@ -157,8 +156,8 @@ mod tests {
         control.extend_from_slice(topic);
         control.extend_from_slice(&[0, 9, b'{', b'}']);
         assert_eq!(tracker.broker_sent(&control).unwrap(), Passed { whole: control.len(), last: false });
-        tracker.phone_sent(Subscription::Acked(8));
-        tracker.phone_sent(Subscription::Acked(9));
+        tracker.phone_sent(Subscription::Acked(8)).await;
+        tracker.phone_sent(Subscription::Acked(9)).await;
         tokio::time::timeout(Duration::from_secs(5), tracker.control_acknowledged()).await.expect("acknowledged");
     }
 
