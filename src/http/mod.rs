@@ -74,8 +74,9 @@ pub struct State {
     pub clock: crate::clock::Clock,
 }
 
-/// Largest JSON body accepted.
-pub const MAX_BODY: u64 = 16 * 1024;
+/// Largest JSON body accepted (a notification's 4,000 characters of body,
+/// each escaped as `\uXXXX`, fit).
+pub const MAX_BODY: u64 = 64 * 1024;
 
 /// Largest total size of a request's headers (names and values).
 pub const MAX_HEADERS: usize = 32 * 1024;

@@ -57,22 +57,28 @@ where
     }
 }
 
-/// Most of an oversized HTTP/2 body read (and thrown away) before its 413.
+/// Most of an oversized body read (and thrown away) before its 413.
 const DRAIN_MAX: u64 = 8 * 1024 * 1024;
 
-/// Answers an HTTP/2 request whose declared body is over [`super::MAX_BODY`]
-/// with the same 413 as HTTP/1.1. The body is read and thrown away first
-/// (up to [`DRAIN_MAX`], within the body timeout): answering while the
-/// client is still sending makes HTTP/2 reset the stream, and clients such
-/// as curl then drop the answer and report no reply at all.
+/// Answers a request whose declared body is over [`super::MAX_BODY`] with
+/// a 413, having read and thrown away the body first (up to [`DRAIN_MAX`],
+/// within the body timeout): answering while the client is still sending
+/// makes HTTP/2 reset the stream and HTTP/1.1 close the connection under
+/// the client's upload, and clients such as curl or Python's then report
+/// no reply at all. A client that asked `Expect: 100-continue` has sent
+/// nothing yet and gets the answer at once.
 #[derive(Clone)]
-struct Http2TooLarge<S> {
+struct TooLarge<S> {
     inner: S,
 }
 
 fn declared_too_large<B>(req: &http::Request<B>) -> bool {
     let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    req.version() == http::Version::HTTP_2 && length.is_some_and(|n| n > super::MAX_BODY)
+    length.is_some_and(|n| n > super::MAX_BODY)
+}
+
+fn waits_to_send<B>(req: &http::Request<B>) -> bool {
+    req.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Reads a body to its end (or [`DRAIN_MAX`]), keeping none of it.
@@ -90,7 +96,7 @@ async fn drain(mut body: hyper::body::Incoming) {
     let _ = tokio::time::timeout(super::BODY_TIMEOUT, to_end).await;
 }
 
-impl<S> Service<http::Request<hyper::body::Incoming>> for Http2TooLarge<S>
+impl<S> Service<http::Request<hyper::body::Incoming>> for TooLarge<S>
 where
     S: Service<http::Request<hyper::body::Incoming>, Response = warp::reply::Response>,
     S::Future: Send + 'static,
@@ -106,7 +112,9 @@ where
     fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         if declared_too_large(&req) {
             return Box::pin(async move {
-                drain(req.into_body()).await;
+                if !waits_to_send(&req) {
+                    drain(req.into_body()).await;
+                }
                 let detail = format!("the body may be at most {} bytes", super::MAX_BODY);
                 let answer =
                     super::errors::error_body(http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &detail);
@@ -153,7 +161,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     R: Routes,
 {
-    let routes = Http2TooLarge { inner: WithConn { inner: warp::service(routes), info } };
+    let routes = TooLarge { inner: WithConn { inner: warp::service(routes), info } };
     let service = TowerToHyperService::new(WithRequestId { inner: routes });
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(64 * 1024);

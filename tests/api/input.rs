@@ -62,7 +62,7 @@ async fn bad_pairing_input_is_refused_and_changes_nothing() {
         ),
         (
             "oversize body",
-            json!({"phone_number": "+14155552671", "user_id": "a", "user_name": "x".repeat(20_000)}).to_string(),
+            json!({"phone_number": "+14155552671", "user_id": "a", "user_name": "x".repeat(70_000)}).to_string(),
             413,
             "payload_too_large",
         ),

@@ -58,7 +58,7 @@ async fn oversized_headers_are_refused_and_the_server_stays_healthy() {
     // (with a JSON error) when it came in one piece.
     assert_eq!(status, 431, "{refused}");
     assert!(refused.is_null() || refused["error"] == "headers_too_large", "{refused}");
-    let (status, body) = send(app.client.post(app.url("/phone/notify")).body(vec![b'{'; 17 * 1024])).await;
+    let (status, body) = send(app.client.post(app.url("/phone/notify")).body(vec![b'{'; 65 * 1024])).await;
     assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")));
     assert_eq!(app.get("/healthz").await.0, 200);
 }
