@@ -29,6 +29,7 @@ use crate::mqtt::gateway::{Gateway, GatewayLimits};
 use crate::pairing::{MqttIdentity, Pairing, Parts};
 use crate::pki::tls;
 use crate::pki::{self, Ca, TlsPair};
+use crate::push::Push;
 use crate::sms;
 use crate::store::datadir::DataDir;
 use crate::store::Store;
@@ -128,9 +129,18 @@ fn messaging(
     metrics: &Metrics,
     limits: &RateLimits,
     tasks: &TaskTracker,
+    push: &Push,
 ) -> anyhow::Result<Messaging> {
-    let delivery = Delivery::new(broker.link.clone(), gateway.clone(), metrics.clone(), tasks.clone());
     let clock = devices.clock();
+    let delivery = Delivery::new(crate::messaging::delivery::Parts {
+        link: broker.link.clone(),
+        gateway: gateway.clone(),
+        push: push.clone(),
+        retention: config.notification_retention,
+        metrics: metrics.clone(),
+        tasks: tasks.clone(),
+        clock: clock.clone(),
+    });
     let notifications = Notifications::new(store.clone(), delivery.clone(), clock.clone());
     let approvals = Approvals::new(store.clone(), delivery.clone(), audit.clone(), tasks.clone(), clock.clone());
     let actions = Actions::load(&dir.file("actions.toml")).context("actions.toml")?;
@@ -152,6 +162,34 @@ fn messaging(
         clock: clock.clone(),
     });
     Ok(Messaging::new(notifications, approvals, commands, delivery, devices.clone(), clock))
+}
+
+/// Web Push: the VAPID key and the sender.
+#[allow(clippy::too_many_arguments)]
+fn start_push(
+    config: &Config,
+    base_url: &str,
+    dir: &DataDir,
+    store: &Store,
+    devices: &Devices,
+    metrics: &Metrics,
+    tasks: &TaskTracker,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Push> {
+    let mut push = config.push.clone();
+    if push.contact.is_empty() {
+        push.contact = base_url.to_owned();
+    }
+    let parts = crate::push::Parts {
+        dir: dir.clone(),
+        store: store.clone(),
+        devices: devices.clone(),
+        metrics: metrics.clone(),
+        tasks: tasks.clone(),
+        stop: stop.clone(),
+        clock: devices.clock(),
+    };
+    Push::start(&push, parts).context("Web Push")
 }
 
 impl App {
@@ -223,8 +261,10 @@ impl App {
         )?;
         let limits = RateLimits::new(config.limits.invites_per_minute, config.limits.accepts_per_minute);
         let tasks = TaskTracker::new();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let push = start_push(&config, &base_url, &dir, &store, &devices, &metrics, &tasks, &shutdown)?;
         let messaging =
-            messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks)?;
+            messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, &push)?;
         let state = Arc::new(State {
             pairing,
             devices,
@@ -240,11 +280,12 @@ impl App {
             data_dir: dir.clone(),
             gateway: gateway.clone(),
             messaging,
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown,
             sessions: crate::auth::sessions::Sessions::new(clock.clone()),
             long_poll_max: config.long_poll_max,
             metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
             clock: clock.clone(),
+            push,
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };

@@ -69,6 +69,9 @@ pub enum Error {
     /// A notification, approval or command refused or failed.
     #[error(transparent)]
     Messaging(#[from] crate::messaging::MessagingError),
+    /// A push subscription refused or failed.
+    #[error(transparent)]
+    Push(#[from] crate::push::PushError),
     /// Over a rate limit.
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
@@ -96,6 +99,7 @@ impl Coded for Error {
             Error::Admin(e) => e.coded(),
             Error::Licensing(e) => e.coded(),
             Error::Messaging(e) => e.coded(),
+            Error::Push(e) => e.coded(),
             Error::RateLimited(e) => e.coded(),
             Error::BadRequest { code, .. } => (code, Kind::Invalid),
             Error::Store(_) | Error::Internal(_) => ("internal", Kind::Internal),

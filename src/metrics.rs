@@ -79,6 +79,12 @@ struct Inner {
     handshake_failures: Family<ReasonLabel, Counter>,
     phones_connected: Gauge,
     accepts_refused: Family<ReasonLabel, Counter>,
+    pushes: Family<OutcomeLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
 }
 
 /// Values read at scrape time.
@@ -141,6 +147,12 @@ impl Metrics {
             "Accept-invite requests refused before reaching an invite (unknown or malformed code), by reason",
             accepts_refused.clone(),
         );
+        let pushes = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "push_messages",
+            "Web Push messages by outcome (sent, retried, gone, expired, refused, queue_full)",
+            pushes.clone(),
+        );
         let inner = Inner {
             registry,
             invites,
@@ -154,6 +166,7 @@ impl Metrics {
             handshake_failures,
             phones_connected,
             accepts_refused,
+            pushes,
         };
         Metrics { inner: Arc::new(inner) }
     }
@@ -183,6 +196,11 @@ impl Metrics {
     /// Counts an accept-invite that named no invite (audited in aggregate).
     pub fn accept_refused(&self, reason: &'static str) {
         self.inner.accepts_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts one Web Push try's outcome.
+    pub fn push(&self, outcome: &'static str) {
+        self.inner.pushes.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// Counts a connection the gateway refused.

@@ -128,6 +128,8 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// Most HTTPS connections (open or opening) from one client address.
     pub http_max_per_ip: usize,
+    /// Web Push (contact empty: the base URL).
+    pub push: crate::push::PushConfig,
 }
 
 pub(crate) const MINUTE: u64 = 60;
@@ -205,9 +207,22 @@ impl Config {
             long_poll_max: s.long_poll_max.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
             metrics_token: s.metrics_token.clone().filter(|t| !t.0.is_empty()),
             http_max_per_ip: s.http_max_per_ip.unwrap_or(256).max(1),
+            push: push_config(&s)?,
         };
         Ok(config)
     }
+}
+
+fn push_config(s: &Settings) -> Result<crate::push::PushConfig, ConfigError> {
+    let contact = s.push_contact.clone().unwrap_or_default();
+    if !contact.is_empty() && !contact.starts_with("mailto:") && !contact.starts_with("https:") {
+        return Err(invalid("push_contact", "a mailto: or https: URL"));
+    }
+    Ok(crate::push::PushConfig {
+        allowed_hosts: s.push_allowed_hosts.clone().unwrap_or_default(),
+        ca_cert: s.push_ca_cert.clone(),
+        contact,
+    })
 }
 
 fn llm_config(s: &Settings) -> Result<Option<crate::actions::llm::LlmConfig>, ConfigError> {
@@ -355,6 +370,9 @@ mod tests {
             long_poll_max = "20s"
             metrics_token = "mt"
             http_max_per_ip = 6
+            push_allowed_hosts = ["ntfy.corp.example"]
+            push_ca_cert = "/push-ca.pem"
+            push_contact = "mailto:ops@example.com"
             "#,
         );
         let fields = |s: &Settings| serde_json::to_value(s).unwrap().as_object().unwrap().clone();

@@ -190,6 +190,18 @@ pub struct Settings {
     /// Most HTTPS connections (open or opening) from one client address.
     #[arg(long, env = "TOPDOG_HTTP_MAX_PER_IP")]
     pub http_max_per_ip: Option<usize>,
+    /// Hosts phones may register push endpoints on besides the browsers'
+    /// push services (a self-hosted UnifiedPush distributor; `*.domain`
+    /// allowed), comma separated.
+    #[arg(long, env = "TOPDOG_PUSH_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub push_allowed_hosts: Option<Vec<String>>,
+    /// A PEM root certificate the Web Push sender trusts besides the web's.
+    #[arg(long, env = "TOPDOG_PUSH_CA_CERT")]
+    pub push_ca_cert: Option<PathBuf>,
+    /// How push services can reach the operator (VAPID `sub`): a mailto:
+    /// or https: URL (default: the base URL).
+    #[arg(long, env = "TOPDOG_PUSH_CONTACT")]
+    pub push_contact: Option<String>,
 }
 
 impl Settings {

@@ -12,6 +12,7 @@ mod messaging;
 mod ops;
 mod page;
 mod pairing;
+mod push;
 mod request_id;
 mod routes_table;
 pub mod serve;
@@ -72,6 +73,8 @@ pub struct State {
     pub metrics_token: Option<String>,
     /// The appliance's clock.
     pub clock: crate::clock::Clock,
+    /// Web Push to phones.
+    pub push: crate::push::Push,
 }
 
 /// Largest JSON body accepted (a notification's 4,000 characters of body,
@@ -183,6 +186,8 @@ pub fn routes(
             .or(license::routes(state.clone()))
             .unify()
             .or(messaging::routes(state.clone()))
+            .unify()
+            .or(push::routes(state.clone()))
             .unify()
             .or(events::routes(state.clone()))
             .unify()

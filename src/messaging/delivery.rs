@@ -1,12 +1,15 @@
 //! Sends appliance → phone messages: published on the device's topic through
-//! the broker's in-process link, and handed to the device's live event
-//! streams (the web app's SSE). Counts them, and closes a device's MQTT
-//! connection after telling it why.
+//! the broker's in-process link, handed to the device's live event streams
+//! (the web app's SSE) and, unless it is a resend to a phone that just came
+//! back, pushed to its Web Push subscriptions. Counts them, and closes a
+//! device's MQTT connection after telling it why.
 
 use super::wire::{self, Outbound};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::mqtt::broker::Link;
 use crate::mqtt::gateway::Gateway;
+use crate::push::Push;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,28 +54,63 @@ impl Drop for StreamSlot {
 /// before its connection is closed anyway.
 const CONTROL_DEADLINE: Duration = Duration::from_secs(2);
 
+/// What the sender needs.
+pub struct Parts {
+    /// The broker's in-process link.
+    pub link: Link,
+    /// The gateway (which connections are subscribed; cut-offs).
+    pub gateway: Gateway,
+    /// Web Push.
+    pub push: Push,
+    /// How long notifications are kept (their push TTL).
+    pub retention: Duration,
+    /// Counts messages.
+    pub metrics: Metrics,
+    /// Runs the cut-off deadlines.
+    pub tasks: TaskTracker,
+    /// The clock.
+    pub clock: Clock,
+}
+
 /// The sender (cheap to clone).
 #[derive(Clone)]
 pub struct Delivery {
-    link: Link,
-    gateway: Gateway,
+    parts: Arc<Parts>,
     live: broadcast::Sender<LiveEvent>,
-    metrics: Metrics,
     streams: Arc<Mutex<HashMap<String, usize>>>,
-    tasks: TaskTracker,
 }
 
 impl Delivery {
-    /// A sender over the broker `link`.
-    pub fn new(link: Link, gateway: Gateway, metrics: Metrics, tasks: TaskTracker) -> Delivery {
-        Delivery { link, gateway, live: broadcast::channel(4096).0, metrics, streams: Arc::default(), tasks }
+    /// A sender from its parts.
+    pub fn new(parts: Parts) -> Delivery {
+        Delivery { parts: Arc::new(parts), live: broadcast::channel(4096).0, streams: Arc::default() }
     }
 
-    /// Sends `message` to a device; the device's live MQTT connection that
-    /// was subscribed to its notifications when the message was published
-    /// (and so gets it), if any.
+    /// Sends `message` to a device, live and by Web Push; the device's live
+    /// MQTT connection that was subscribed to its notifications when the
+    /// message was published (and so gets it), if any.
     pub async fn send(&self, user_id: &str, device_id: &str, message: &Outbound) -> Option<u64> {
-        let settled = self.gateway.settled(device_id).await;
+        let (connection, json) = self.send_live_json(user_id, device_id, message).await?;
+        let pushed = super::pushed::push_of(message, &json, self.parts.clock.now(), self.parts.retention);
+        let always = matches!(message, Outbound::Control(_));
+        self.parts.push.send(device_id, always, pushed);
+        connection
+    }
+
+    /// Sends `message` to a device's live connections only (a resend to a
+    /// phone that just came back); like [`Delivery::send`] otherwise.
+    pub async fn send_live(&self, user_id: &str, device_id: &str, message: &Outbound) -> Option<u64> {
+        self.send_live_json(user_id, device_id, message).await.and_then(|(connection, _)| connection)
+    }
+
+    /// Publishes and streams `message`: the connection it reached, and its
+    /// JSON (None when it could not be encoded).
+    async fn send_live_json(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        message: &Outbound,
+    ) -> Option<(Option<u64>, String)> {
         let kind = message.kind();
         let json = match serde_json::to_string(message) {
             Ok(json) => json,
@@ -81,22 +119,24 @@ impl Delivery {
                 return None;
             }
         };
+        let settled = self.parts.gateway.settled(device_id).await;
         let topic = wire::topic(user_id, device_id, kind);
-        if let Err(e) = self.link.publish(&topic, json.clone().into_bytes()).await {
+        if let Err(e) = self.parts.link.publish(&topic, json.clone().into_bytes()).await {
             tracing::error!(error = %e, device = device_id, "could not publish to the broker");
         }
         let subscribed = settled.connection;
         drop(settled);
-        let event = LiveEvent { device_id: device_id.to_owned(), kind, id: message.id().to_owned(), json: json.into() };
+        let id = message.id().to_owned();
+        let event = LiveEvent { device_id: device_id.to_owned(), kind, id, json: json.clone().into() };
         let _ = self.live.send(event);
-        self.metrics.message(false, kind.as_str());
-        subscribed
+        self.parts.metrics.message(false, kind.as_str());
+        Some((subscribed, json))
     }
 
     /// The device's live connection subscribed to its notifications (once
     /// none of its SUBSCRIBEs is on its way).
     pub async fn subscribed_connection(&self, device_id: &str) -> Option<u64> {
-        self.gateway.settled(device_id).await.connection
+        self.parts.gateway.settled(device_id).await.connection
     }
 
     /// Counts a new live event stream of `device`; None when it holds
@@ -121,10 +161,10 @@ impl Delivery {
     /// or at [`CONTROL_DEADLINE`] if it never does (a phone not subscribed
     /// to `control`).
     pub async fn send_then_cut_off(&self, user_id: &str, device_id: &str, message: &Outbound) {
-        self.gateway.close_after_control(device_id);
+        self.parts.gateway.close_after_control(device_id);
         self.send(user_id, device_id, message).await;
-        let (gateway, device) = (self.gateway.clone(), device_id.to_owned());
-        self.tasks.spawn(async move {
+        let (gateway, device) = (self.parts.gateway.clone(), device_id.to_owned());
+        self.parts.tasks.spawn(async move {
             tokio::time::sleep(CONTROL_DEADLINE).await;
             gateway.kick_closing(&device);
         });
@@ -132,6 +172,11 @@ impl Delivery {
 
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.parts.metrics
+    }
+
+    /// Web Push.
+    pub fn push(&self) -> &Push {
+        &self.parts.push
     }
 }

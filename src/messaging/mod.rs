@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod error;
 pub mod inbound;
 pub mod notifications;
+pub mod pushed;
 pub mod wire;
 
 pub use error::MessagingError;
@@ -148,7 +149,8 @@ impl Messaging {
     }
 
     /// Sends a `control` message; for suspend and revoke, then closes the
-    /// device's MQTT connections.
+    /// device's MQTT connections (a revoked device's push subscriptions go
+    /// once the message is on its way).
     pub async fn control(&self, device: &Device, action: ControlAction, detail: &str) {
         let message = Outbound::Control(wire::Control {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -157,10 +159,13 @@ impl Messaging {
             detail: detail.to_owned(),
         });
         let (user, device) = (device.user_id.as_str(), device.device_id.as_str());
-        if action == ControlAction::TokenRefresh {
-            self.delivery.send(user, device, &message).await;
-        } else {
-            self.delivery.send_then_cut_off(user, device, &message).await;
+        match action {
+            ControlAction::TokenRefresh => _ = self.delivery.send_live(user, device, &message).await,
+            ControlAction::Suspended => self.delivery.send_then_cut_off(user, device, &message).await,
+            ControlAction::Revoked => {
+                self.delivery.send_then_cut_off(user, device, &message).await;
+                self.delivery.push().forget(device).await;
+            }
         }
     }
 

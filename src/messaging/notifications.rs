@@ -185,6 +185,14 @@ impl Run {
     }
 }
 
+/// Whether a notification is sent for the first time (and so also pushed)
+/// or replayed to a phone that came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    Yes,
+    Replayed,
+}
+
 /// The notification service (cheap to clone).
 #[derive(Clone)]
 pub struct Notifications {
@@ -234,7 +242,7 @@ impl Notifications {
             .await?;
         let outbound = Outbound::Notification(message.clone());
         for d in recipients {
-            self.publish(d, &outbound, &message.id).await;
+            self.publish(d, &outbound, &message.id, Fresh::Yes).await;
         }
         Ok(Notified { id: message.id, delivered_to: stored.recipients })
     }
@@ -245,10 +253,15 @@ impl Notifications {
     }
 
     /// Publishes one notification to one device (the user's order lock
-    /// held), keeping its published cursor and run.
-    async fn publish(&self, device: &Device, outbound: &Outbound, id: &str) {
+    /// held), keeping its published cursor and run; a fresh one is pushed
+    /// too.
+    async fn publish(&self, device: &Device, outbound: &Outbound, id: &str, fresh: Fresh) {
         let (user, dev) = (device.user_id.as_str(), device.device_id.as_str());
-        let Some(connection) = self.delivery.send(user, dev, outbound).await else {
+        let sent = match fresh {
+            Fresh::Yes => self.delivery.send(user, dev, outbound).await,
+            Fresh::Replayed => self.delivery.send_live(user, dev, outbound).await,
+        };
+        let Some(connection) = sent else {
             self.runs.lock().unwrap_or_else(|p| p.into_inner()).remove(dev);
             return;
         };
@@ -346,7 +359,7 @@ impl Notifications {
             if run.as_ref().is_some_and(|r| r.covers(connection, &id)) {
                 continue;
             }
-            self.publish(device, &Outbound::Notification(listed.message), &id).await;
+            self.publish(device, &Outbound::Notification(listed.message), &id, Fresh::Replayed).await;
             sent += 1;
         }
         self.delivery.metrics().replayed(sent);

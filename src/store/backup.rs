@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The files a backup carries, and whether each is a secret.
-const FILES: [(&str, bool); 8] = [
+const FILES: [(&str, bool); 9] = [
     ("ca.pem", false),
     ("ca-key.pem", true),
     ("jwt-signing-key.pem", true),
@@ -21,6 +21,7 @@ const FILES: [(&str, bool); 8] = [
     ("server-key.pem", true),
     ("server-names.txt", false),
     ("audit.jsonl", true),
+    (crate::push::vapid::KEY_FILE, true),
 ];
 
 const FORMAT: &str = "topdog-backup";

@@ -42,9 +42,11 @@ pub enum Table {
     Commands,
     /// Devices by user, keyed `{user}/{device}` (an index).
     UserDevices,
+    /// Web Push subscriptions, keyed `{device}/{id}`.
+    PushSubscriptions,
 }
 
-const TABLE_COUNT: usize = 10;
+const TABLE_COUNT: usize = 11;
 
 /// sled's page cache (its default is 1 GiB, which a busy appliance fills).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -60,6 +62,7 @@ const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Approvals, "approvals"),
     (Table::Commands, "commands"),
     (Table::UserDevices, "user_devices"),
+    (Table::PushSubscriptions, "push_subscriptions"),
 ];
 
 /// A storage failure (always an internal error).

@@ -20,6 +20,8 @@ mod offline;
 mod openapi;
 mod pairing;
 mod phone;
+mod push;
+mod push_service;
 mod qr;
 mod review;
 mod security;

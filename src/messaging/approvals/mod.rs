@@ -127,7 +127,7 @@ impl Approvals {
     /// Sends `device` the approvals still waiting for it (after a reconnect).
     pub async fn resend(&self, device: &Device) -> Result<(), MessagingError> {
         for approval in self.pending_for(device)? {
-            self.delivery.send(device.user_id.as_str(), device.device_id.as_str(), &approval.message()).await;
+            self.delivery.send_live(device.user_id.as_str(), device.device_id.as_str(), &approval.message()).await;
         }
         Ok(())
     }
