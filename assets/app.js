@@ -2,7 +2,10 @@
 // the appliance's event stream (Server-Sent Events read with fetch, so the
 // device token travels in a header), missed ones fetched on reconnect with
 // `since`, approvals answered by number matching, voice or text commands,
-// and unpairing. Plain module, no build step.
+// notifications while the app is closed (Web Push, turned on by a button,
+// never a prompt on load), and unpairing. Plain module, no build step.
+import "/assets/keystore.js";
+
 const $ = (id) => document.getElementById(id);
 const token = localStorage.getItem("topdog.token");
 let since = localStorage.getItem("topdog.since");
@@ -24,6 +27,7 @@ function unpaired(text) {
   ended = true;
   localStorage.removeItem("topdog.token");
   localStorage.removeItem("topdog.since");
+  self.topdogKeys.remove("token").catch(() => {});
   $("app").hidden = true;
   connection("unpaired", "off");
   banner(text);
@@ -143,6 +147,7 @@ async function refreshToken() {
   try {
     const fresh = await api("POST", "/phone/token/refresh");
     localStorage.setItem("topdog.token", fresh.jwt_token);
+    await self.topdogKeys.set("token", fresh.jwt_token);
     location.reload();
   } catch { /* the next start tries again */ }
 }
@@ -208,6 +213,53 @@ function setUpSpeech() {
   });
 }
 
+/** The VAPID key (base64url) as the bytes `subscribe` takes. */
+function keyBytes(base64url) {
+  const base64 = base64url.replaceAll("-", "+").replaceAll("_", "/");
+  return Uint8Array.from(atob(base64.padEnd(Math.ceil(base64.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+}
+
+function pushState(state, text) {
+  $("push").dataset.state = state;
+  $("push-state").textContent = text;
+  $("push-on").hidden = state !== "off";
+}
+
+/** Asks for permission, subscribes with the appliance's key and registers
+ * the subscription. */
+async function turnOnPush() {
+  try {
+    if ((await Notification.requestPermission()) !== "granted") {
+      return pushState("blocked", "Notifications are blocked for this site; allow them in the browser's settings.");
+    }
+    const { public_key: key } = await api("GET", "/phone/push/key");
+    const registration = await navigator.serviceWorker.ready;
+    const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) });
+    await api("POST", "/phone/push/subscriptions", subscription.toJSON());
+    pushState("on", "Notifications are on: this phone hears from Top Dog while the app is closed.");
+  } catch (error) {
+    pushState("off", `Notifications could not be turned on: ${error.message}`);
+  }
+}
+
+/** Offers the button where the browser can push; re-registers a
+ * subscription this browser already has. */
+async function setUpPush() {
+  if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) {
+    return pushState("unsupported", "This browser cannot show notifications while the app is closed.");
+  }
+  $("push-on").addEventListener("click", turnOnPush);
+  if (Notification.permission === "denied") {
+    return pushState("blocked", "Notifications are blocked for this site; allow them in the browser's settings.");
+  }
+  const existing = await (await navigator.serviceWorker.ready).pushManager.getSubscription();
+  if (existing && Notification.permission === "granted") {
+    await api("POST", "/phone/push/subscriptions", existing.toJSON()).catch(() => {});
+    return pushState("on", "Notifications are on: this phone hears from Top Dog while the app is closed.");
+  }
+  pushState("off", "Get notifications while the app is closed:");
+}
+
 async function unpair() {
   if (!confirm("Unpair this phone? You will need a new pairing link to use it again.")) return;
   try {
@@ -220,6 +272,8 @@ if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { s
 if (!token) {
   unpaired("This browser is not paired yet. Open the pairing link from your text message.");
 } else {
+  self.topdogKeys.set("token", token).catch(() => {});
+  setUpPush();
   $("command-form").addEventListener("submit", sendCommand);
   $("unpair").addEventListener("click", unpair);
   setUpSpeech();

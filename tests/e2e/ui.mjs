@@ -9,91 +9,14 @@
 // go to target/e2e-screenshots/.
 //
 // Usage: node ui.mjs <topdog binary> <scratch dir>   (run by tests/api/ui.rs)
-import { chromium } from "playwright-core";
-import { spawn } from "node:child_process";
-import crypto from "node:crypto";
 import { once } from "node:events";
-import fs from "node:fs";
-import https from "node:https";
-import path from "node:path";
-import readline from "node:readline";
+import { fail, ideCall, launch, pairInBrowser, phoneContext, shot, startAppliance, TIMEOUT } from "./appliance.mjs";
 
 const [binary, scratch] = process.argv.slice(2);
-const shots = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../target/e2e-screenshots");
-fs.mkdirSync(shots, { recursive: true });
-const TIMEOUT = 15_000;
-
-function fail(message) {
-  throw new Error(message);
-}
-
-/** Starts the appliance; resolves with its URL, admin token and output lines. */
-/** Waits for the appliance's ready file (written whole once it listens). */
-async function waitReady(file, child) {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, "utf8"));
-    if (child.exitCode !== null) fail(`topdog exited before it was ready (${child.exitCode})`);
-    if (Date.now() > deadline) fail("topdog was not ready within 60 s");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function startAppliance() {
-  const dataDir = path.join(scratch, "data");
-  const readyFile = path.join(scratch, "ready.json");
-  const token = `e2e-admin-${crypto.randomBytes(16).toString("hex")}`;
-  const child = spawn(binary, ["serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--sms-provider", "console", "--ready-file", readyFile], {
-    env: { PATH: process.env.PATH, RUST_LOG: "info", ADMIN_TOKEN: token },
-    stdio: ["ignore", "pipe", fs.openSync(path.join(scratch, "appliance.log"), "a")],
-  });
-  const lines = [];
-  const waiters = [];
-  readline.createInterface({ input: child.stdout }).on("line", (line) => {
-    lines.push(line);
-    waiters.splice(0).forEach((w) => w());
-  });
-  const waitLine = async (pred) => {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const found = lines.find(pred);
-      if (found !== undefined) return found;
-      if (Date.now() > deadline) fail(`no output line matched ${pred}`);
-      await new Promise((resolve) => { waiters.push(resolve); setTimeout(resolve, 1000); });
-    }
-  };
-  const ready = await waitReady(readyFile, child);
-  const base = ready.api_url;
-  const ca = fs.readFileSync(ready.ca_file);
-  return { child, base, token, ca, waitLine, lines };
-}
-
-/** The IDE's side: JSON over HTTPS with the admin token. */
-function ideCall(app, method, route, body) {
-  return new Promise((resolve, reject) => {
-    const request = https.request(new URL(route, app.base), {
-      method, ca: app.ca,
-      headers: { "x-admin-token": app.token, "content-type": "application/json" },
-    }, (response) => {
-      let text = "";
-      response.on("data", (c) => (text += c));
-      response.on("end", () => resolve({ status: response.statusCode, body: JSON.parse(text || "null") }));
-    });
-    request.on("error", reject);
-    request.end(body ? JSON.stringify(body) : undefined);
-  });
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-}
 
 async function main() {
-  const app = await startAppliance();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--ignore-certificate-errors", "--no-sandbox"],
-  });
+  const app = await startAppliance(binary, scratch);
+  const browser = await launch();
   try {
     // The admin signs in.
     const admin = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
@@ -136,17 +59,7 @@ async function main() {
     await shot(console_, "02-pairing-link-sent");
 
     // The phone opens the link from the console SMS and accepts.
-    const sms = await app.waitLine((l) => l.startsWith("Message: "));
-    const link = new URL(sms.match(/https?:\/\/\S+/)[0]);
-    const phoneContext = await browser.newContext({
-      ignoreHTTPSErrors: true, viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true,
-      userAgent: "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
-    });
-    const phone = await phoneContext.newPage();
-    phone.setDefaultTimeout(TIMEOUT);
-    phone.on("dialog", (d) => d.accept());
-    await phone.goto(`${app.base}${link.pathname}${link.search}`);
-    await phone.getByText("Top Dog wants to pair with your phone").waitFor();
+    const phone = await pairInBrowser(app, await phoneContext(browser));
     const device = await phone.textContent("#device");
     if (!device.includes("Android")) fail(`detected device: ${device}`);
     if ((await phone.textContent("#user-name")) !== "Alice Example") fail("the user is not shown");

@@ -1,0 +1,119 @@
+// What the browser tests share: starting the real appliance (through its
+// ready file, console SMS on stdout), the IDE's JSON calls over HTTPS with
+// the admin token, a phone's calls with its device token, screenshots, and
+// launching Debian's Chromium.
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import https from "node:https";
+import path from "node:path";
+import readline from "node:readline";
+
+const shots = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../target/e2e-screenshots");
+fs.mkdirSync(shots, { recursive: true });
+export const TIMEOUT = 15_000;
+
+export function fail(message) {
+  throw new Error(message);
+}
+
+/** Waits for the appliance's ready file (written whole once it listens). */
+async function waitReady(file, child) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, "utf8"));
+    if (child.exitCode !== null) fail(`topdog exited before it was ready (${child.exitCode})`);
+    if (Date.now() > deadline) fail("topdog was not ready within 60 s");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Starts the appliance (with `extra` arguments); resolves with its URL,
+ * admin token, CA and output lines. */
+export async function startAppliance(binary, scratch, extra = []) {
+  const dataDir = path.join(scratch, "data");
+  const readyFile = path.join(scratch, "ready.json");
+  const token = `e2e-admin-${crypto.randomBytes(16).toString("hex")}`;
+  const args = ["serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--sms-provider", "console", "--ready-file", readyFile, ...extra];
+  const child = spawn(binary, args, {
+    env: { PATH: process.env.PATH, RUST_LOG: "info", ADMIN_TOKEN: token },
+    stdio: ["ignore", "pipe", fs.openSync(path.join(scratch, "appliance.log"), "a")],
+  });
+  const lines = [];
+  const waiters = [];
+  readline.createInterface({ input: child.stdout }).on("line", (line) => {
+    lines.push(line);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const waitLine = async (pred) => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const found = lines.find(pred);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) fail(`no output line matched ${pred}`);
+      await new Promise((resolve) => { waiters.push(resolve); setTimeout(resolve, 1000); });
+    }
+  };
+  const ready = await waitReady(readyFile, child);
+  const base = ready.api_url;
+  const ca = fs.readFileSync(ready.ca_file);
+  return { child, base, token, ca, waitLine, lines };
+}
+
+/** JSON over HTTPS with `headers`. */
+function call(app, method, route, body, headers) {
+  return new Promise((resolve, reject) => {
+    const request = https.request(new URL(route, app.base), {
+      method, ca: app.ca, headers: { "content-type": "application/json", ...headers },
+    }, (response) => {
+      let text = "";
+      response.on("data", (c) => (text += c));
+      response.on("end", () => resolve({ status: response.statusCode, body: JSON.parse(text || "null") }));
+    });
+    request.on("error", reject);
+    request.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+/** The IDE's side: the admin token. */
+export function ideCall(app, method, route, body) {
+  return call(app, method, route, body, { "x-admin-token": app.token });
+}
+
+/** A phone's side: its device token. */
+export function phoneCall(app, token, method, route, body) {
+  return call(app, method, route, body, { authorization: `Bearer ${token}` });
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--ignore-certificate-errors", "--no-sandbox"],
+  });
+}
+
+/** A phone-sized browser context. */
+export function phoneContext(browser) {
+  return browser.newContext({
+    ignoreHTTPSErrors: true, viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true,
+    userAgent: "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
+  });
+}
+
+/** The phone opens the pairing link of the newest console SMS and accepts;
+ * resolves with its page, on /app. */
+export async function pairInBrowser(app, context) {
+  const sms = await app.waitLine((l) => l.startsWith("Message: "));
+  const link = new URL(sms.match(/https?:\/\/\S+/)[0]);
+  const phone = await context.newPage();
+  phone.setDefaultTimeout(TIMEOUT);
+  phone.on("dialog", (d) => d.accept());
+  await phone.goto(`${app.base}${link.pathname}${link.search}`);
+  await phone.getByText("Top Dog wants to pair with your phone").waitFor();
+  return phone;
+}
