@@ -274,7 +274,8 @@ function items(list, render) {
 async function refreshActivity() {
   try {
     const a = await api("GET", "/admin/activity");
-    $("recent-notifications").replaceChildren(...items(a.notifications, (n) => `${when(n.time)} · ${n.title} (priority ${n.priority}, to ${n.recipients.join(", ")})`));
+    const receipts = (n) => (n.receipts ?? []).map((r) => `${r.device_id}: ${r.state}`).join(", ");
+    $("recent-notifications").replaceChildren(...items(a.notifications, (n) => `${when(n.time)} · ${n.title} (priority ${n.priority}; ${receipts(n) || `to ${n.recipients.join(", ")}`})`));
     $("recent-approvals").replaceChildren(...items(a.approvals, (x) => `${when(x.created_at)} · ${x.title}: ${x.status}${x.decided_by ? ` by ${x.decided_by}` : ""}`));
     $("recent-commands").replaceChildren(...items(a.commands, (c) => `${when(c.received_at)} · ${c.device_id}: "${c.text}" → ${c.result.status}`));
     const audit = await api("GET", "/admin/audit?limit=50");

@@ -46,6 +46,28 @@ async function api(method, path, body) {
   return answer;
 }
 
+/** Ids shown while the app is visible, told to the appliance (receipts). */
+const unseen = new Set();
+let seenTimer = null;
+
+function shown(id) {
+  unseen.add(id);
+  if (document.visibilityState === "visible" && !seenTimer) seenTimer = setTimeout(flushSeen, 300);
+}
+
+async function flushSeen() {
+  seenTimer = null;
+  if (document.visibilityState !== "visible" || unseen.size === 0) return;
+  const ids = [...unseen].slice(0, 100);
+  ids.forEach((id) => unseen.delete(id));
+  await api("POST", "/phone/seen", { ids }).catch(() => ids.forEach((id) => unseen.add(id)));
+  if (unseen.size) seenTimer = setTimeout(flushSeen, 300);
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && unseen.size && !seenTimer) seenTimer = setTimeout(flushSeen, 300);
+});
+
 function card(title, text, extra) {
   const li = document.createElement("li");
   li.className = "card";
@@ -74,6 +96,7 @@ function showNotification(n) {
   item.append(small);
   $("notifications").prepend(item);
   $("no-notifications").hidden = true;
+  shown(n.id);
   if (!since || n.id > since) {
     since = n.id;
     localStorage.setItem("topdog.since", since);
@@ -125,6 +148,7 @@ function showApproval(a) {
   item.dataset.approval = a.id;
   $("approvals").prepend(item);
   $("no-approvals").hidden = true;
+  shown(a.id);
 }
 
 function showResult(r) {

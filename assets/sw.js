@@ -37,14 +37,14 @@ function shown(message) {
     case "notification":
       return [message.title, {
         body: message.body, tag: `notification-${message.id}`, requireInteraction: message.priority >= 5,
-        ...alerting(message.priority), data: { url: `/app#notification-${message.id}` },
+        ...alerting(message.priority), data: { url: `/app#notification-${message.id}`, item: message.id },
       }];
     case "approval_request":
       return [`Approve? ${message.title}`, {
         body: message.detail || "Open Top Dog to match the number.", tag: `approval-${message.id}`,
         requireInteraction: true, vibrate: VIBRATE[5],
         actions: [{ action: "reject", title: "Reject" }, { action: "review", title: "Review" }],
-        data: { url: `/app#approval-${message.id}`, approval: message.id },
+        data: { url: `/app#approval-${message.id}`, approval: message.id, item: message.id },
       }];
     case "command_result":
       return [`Command ${message.status.replaceAll("_", " ")}`, {
@@ -61,10 +61,10 @@ function shown(message) {
   }
 }
 
-/** A revoked or suspended phone: what was shown goes; a revoked one
- * forgets its token. */
+/** A revoked or suspended phone: what was shown before goes; a revoked
+ * one forgets its token. */
 async function controlled(message) {
-  (await self.registration.getNotifications()).forEach((n) => n.close());
+  (await self.registration.getNotifications()).filter((n) => n.tag !== "control").forEach((n) => n.close());
   if (message.action === "revoked") await self.topdogKeys.remove("token");
 }
 
@@ -75,11 +75,22 @@ self.addEventListener("push", (event) => {
   } catch { /* shown as a generic notice below */ }
   const [title, options] = (message && shown(message)) ?? ["Top Dog", { body: "Open the app to see what is new.", tag: "topdog" }];
   event.waitUntil((async () => {
-    if (message?.type === "control") await controlled(message);
     const timestamp = Date.parse(message?.time) || Date.now();
     await self.registration.showNotification(title, { icon: ICON, badge: ICON, timestamp, ...options });
+    if (message?.type === "control") await controlled(message);
   })());
 });
+
+/** Tells the appliance the person saw `item` (a tap on its notification). */
+async function seen(item) {
+  const token = await self.topdogKeys.get("token");
+  if (!token || !item) return;
+  await fetch("/phone/seen", {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ ids: [item] }),
+  }).catch(() => {});
+}
 
 /** Rejects approval `id` with the phone's token; says how it went. */
 async function reject(id) {
@@ -110,7 +121,8 @@ async function openApp(url) {
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
   const data = event.notification.data ?? {};
-  const work = event.action === "reject" && data.approval ? reject(data.approval) : openApp(data.url ?? "/app");
+  const opened = event.action === "reject" && data.approval ? reject(data.approval) : openApp(data.url ?? "/app");
+  const work = Promise.all([seen(data.item), opened]);
   try {
     event.waitUntil(work);
   } catch { /* an event dispatched by a script cannot be extended; the work still runs */ }

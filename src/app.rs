@@ -22,6 +22,7 @@ use crate::messaging::approvals::Approvals;
 use crate::messaging::commands::{CommandParts, Commands};
 use crate::messaging::delivery::Delivery;
 use crate::messaging::notifications::Notifications;
+use crate::messaging::receipts::{Receipts, Step};
 use crate::messaging::Messaging;
 use crate::metrics::Metrics;
 use crate::mqtt::broker::Broker;
@@ -130,6 +131,7 @@ fn messaging(
     limits: &RateLimits,
     tasks: &TaskTracker,
     push: &Push,
+    receipts: &Receipts,
 ) -> anyhow::Result<Messaging> {
     let clock = devices.clock();
     let delivery = Delivery::new(crate::messaging::delivery::Parts {
@@ -140,6 +142,7 @@ fn messaging(
         metrics: metrics.clone(),
         tasks: tasks.clone(),
         clock: clock.clone(),
+        receipts: receipts.clone(),
     });
     let notifications = Notifications::new(store.clone(), delivery.clone(), clock.clone());
     let approvals = Approvals::new(store.clone(), delivery.clone(), audit.clone(), tasks.clone(), clock.clone());
@@ -161,34 +164,16 @@ fn messaging(
         tasks: tasks.clone(),
         clock: clock.clone(),
     });
-    Ok(Messaging::new(notifications, approvals, commands, delivery, devices.clone(), clock))
+    Ok(Messaging::new(notifications, approvals, commands, delivery, receipts.clone(), devices.clone(), clock))
 }
 
-/// Web Push: the VAPID key and the sender.
-#[allow(clippy::too_many_arguments)]
-fn start_push(
-    config: &Config,
-    base_url: &str,
-    dir: &DataDir,
-    store: &Store,
-    devices: &Devices,
-    metrics: &Metrics,
-    tasks: &TaskTracker,
-    stop: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<Push> {
+/// Web Push: the VAPID key and the sender (push services are told the
+/// base URL unless the operator gave a contact).
+fn start_push(config: &Config, base_url: &str, parts: crate::push::Parts) -> anyhow::Result<Push> {
     let mut push = config.push.clone();
     if push.contact.is_empty() {
         push.contact = base_url.to_owned();
     }
-    let parts = crate::push::Parts {
-        dir: dir.clone(),
-        store: store.clone(),
-        devices: devices.clone(),
-        metrics: metrics.clone(),
-        tasks: tasks.clone(),
-        stop: stop.clone(),
-        clock: devices.clock(),
-    };
     Push::start(&push, parts).context("Web Push")
 }
 
@@ -262,9 +247,22 @@ impl App {
         let limits = RateLimits::new(config.limits.invites_per_minute, config.limits.accepts_per_minute);
         let tasks = TaskTracker::new();
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let push = start_push(&config, &base_url, &dir, &store, &devices, &metrics, &tasks, &shutdown)?;
-        let messaging =
-            messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, &push)?;
+        let receipts = Receipts::new(store.clone(), clock.clone());
+        let pushed = receipts.clone();
+        let push_parts = crate::push::Parts {
+            dir: dir.clone(),
+            store: store.clone(),
+            devices: devices.clone(),
+            metrics: metrics.clone(),
+            tasks: tasks.clone(),
+            stop: shutdown.clone(),
+            clock: clock.clone(),
+            pushed: Some(Arc::new(move |device: &str, item: &str| pushed.reached(device, item, Step::Pushed))),
+        };
+        let push = start_push(&config, &base_url, push_parts)?;
+        let messaging = messaging(
+            &config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, &push, &receipts,
+        )?;
         let state = Arc::new(State {
             pairing,
             devices,

@@ -1,8 +1,9 @@
-//! Routes of phone messaging: `POST /phone/notify` and `POST
-//! /phone/approvals` / `GET /phone/approvals/{id}` for the IDE (admin
+//! Routes of phone messaging: `POST /phone/notify`, `GET
+//! /phone/notifications/{id}` and `POST /phone/approvals` / `GET
+//! /phone/approvals/{id}` (each with its receipts) for the IDE (admin
 //! token); `GET /phone/notifications`, `GET /phone/approvals`,
-//! `POST /phone/approvals/{id}/respond` and `POST /phone/commands` for a
-//! paired phone (device token).
+//! `POST /phone/approvals/{id}/respond`, `POST /phone/commands` and `POST
+//! /phone/seen` for a paired phone (device token).
 
 use super::context::{ctx, Ctx};
 use super::errors::{parse_json, respond};
@@ -74,6 +75,17 @@ impl From<Approval> for PhoneView {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SeenBody {
+    ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SeenCount {
+    seen: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CommandBody {
     text: String,
     #[serde(default)]
@@ -117,7 +129,14 @@ pub fn routes(state: Arc<State>) -> Routes {
     let answer = answer.and(s()).and(ctx()).then(respond_approval);
     let command =
         warp::path!("phone" / "commands").and(warp::post()).and(json_body()).and(s()).and(ctx()).then(command);
+    let seen = warp::path!("phone" / "seen").and(warp::post()).and(json_body()).and(s()).and(ctx()).then(seen);
+    let tracked = warp::path!("phone" / "notifications" / String).and(warp::get()).and(s()).and(ctx());
+    let tracked = tracked.then(tracked_notification);
     notify
+        .or(seen)
+        .unify()
+        .or(tracked)
+        .unify()
         .or(list)
         .unify()
         .or(create)
@@ -180,7 +199,25 @@ async fn get_approval(id: String, query: WaitQuery, state: Arc<State>, ctx: Ctx)
                 .min(state.long_poll_max),
             None => std::time::Duration::ZERO,
         };
-        Ok::<_, Error>(state.messaging.approvals.wait(&id, wait).await?)
+        let approval = state.messaging.approvals.wait(&id, wait).await?;
+        Ok::<_, Error>(state.messaging.tracked_approval(approval)?)
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn tracked_notification(id: String, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        ctx.admin(&state).await?;
+        Ok::<_, Error>(state.messaging.tracked_notification(&id)?)
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn seen(body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let auth = ctx.device(&state)?;
+        let body: SeenBody = parse_json(&body)?;
+        Ok::<_, Error>(SeenCount { seen: state.messaging.seen(&auth.device, &body.ids).await? })
     };
     respond(StatusCode::OK, result.await)
 }

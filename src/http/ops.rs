@@ -104,7 +104,7 @@ async fn activity(state: Arc<State>, ctx: Ctx) -> Response {
         ctx.admin(&state).await?;
         let messaging = &state.messaging;
         Ok::<_, Error>(serde_json::json!({
-            "notifications": messaging.notifications.recent(ACTIVITY)?,
+            "notifications": messaging.recent_tracked(ACTIVITY)?,
             "approvals": messaging.approvals.recent(ACTIVITY)?,
             "commands": messaging.commands.recent(ACTIVITY)?,
         }))

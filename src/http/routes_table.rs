@@ -25,6 +25,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/phone/token/refresh"),
     ("POST", "/phone/notify"),
     ("GET", "/phone/notifications"),
+    ("GET", "/phone/notifications/{id}"),
+    ("POST", "/phone/seen"),
     ("POST", "/phone/approvals"),
     ("GET", "/phone/approvals"),
     ("GET", "/phone/approvals/{id}"),

@@ -70,6 +70,8 @@ pub struct Parts {
     pub tasks: TaskTracker,
     /// The clock.
     pub clock: Clock,
+    /// Notes what reached a phone.
+    pub receipts: super::receipts::Receipts,
 }
 
 /// The sender (cheap to clone).
@@ -127,6 +129,10 @@ impl Delivery {
         let subscribed = settled.connection;
         drop(settled);
         let id = message.id().to_owned();
+        let tracked = matches!(message, Outbound::Notification(_) | Outbound::ApprovalRequest(_));
+        if tracked && (subscribed.is_some() || self.streams_open(device_id)) {
+            self.parts.receipts.reached(device_id, &id, super::receipts::Step::Delivered);
+        }
         let event = LiveEvent { device_id: device_id.to_owned(), kind, id, json: json.clone().into() };
         let _ = self.live.send(event);
         self.parts.metrics.message(false, kind.as_str());
@@ -137,6 +143,10 @@ impl Delivery {
     /// none of its SUBSCRIBEs is on its way).
     pub async fn subscribed_connection(&self, device_id: &str) -> Option<u64> {
         self.parts.gateway.settled(device_id).await.connection
+    }
+
+    fn streams_open(&self, device: &str) -> bool {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).contains_key(device)
     }
 
     /// Counts a new live event stream of `device`; None when it holds

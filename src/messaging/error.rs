@@ -24,6 +24,9 @@ pub enum MessagingError {
     /// No such approval (for this phone).
     #[error("no approval with this id")]
     ApprovalNotFound,
+    /// No such notification.
+    #[error("no notification with this id")]
+    NotificationNotFound,
     /// This phone may not answer this approval.
     #[error("this phone is not among the approval's approvers")]
     NotApprover,
@@ -73,6 +76,7 @@ impl Coded for MessagingError {
             MessagingError::Device(d) => d.coded(),
             MessagingError::NoActiveDevices(_) => ("no_active_devices", Kind::NotFound),
             MessagingError::ApprovalNotFound => ("approval_not_found", Kind::NotFound),
+            MessagingError::NotificationNotFound => ("notification_not_found", Kind::NotFound),
             MessagingError::NotApprover => ("approval_not_allowed", Kind::Forbidden),
             MessagingError::WrongCode => ("approval_code_mismatch", Kind::Forbidden),
             MessagingError::AlreadyDecided(_) => ("approval_already_decided", Kind::Conflict),

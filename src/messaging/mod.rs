@@ -12,6 +12,7 @@ pub mod error;
 pub mod inbound;
 pub mod notifications;
 pub mod pushed;
+pub mod receipts;
 pub mod wire;
 
 pub use error::MessagingError;
@@ -24,6 +25,7 @@ use approvals::{Answer, Approval, ApprovalRequest, Approvals};
 use commands::Commands;
 use delivery::Delivery;
 use notifications::{Notifications, Notified, NotifyRequest};
+use receipts::{Receipt, Receipts};
 use wire::{ControlAction, Inbound, Outbound};
 
 /// How close to its expiry a token gets a refresh hint.
@@ -40,8 +42,21 @@ pub struct Messaging {
     pub commands: Commands,
     /// The sender.
     pub delivery: Delivery,
+    /// How far each item got on each device.
+    pub receipts: Receipts,
     devices: Devices,
     clock: Clock,
+}
+
+/// A notification as the requester sees it: where it went and how far it
+/// got on each device.
+#[derive(serde::Serialize)]
+pub struct Tracked<T: serde::Serialize> {
+    /// The item.
+    #[serde(flatten)]
+    pub item: T,
+    /// Its receipt on each device.
+    pub receipts: Vec<Receipt>,
 }
 
 impl Messaging {
@@ -51,10 +66,69 @@ impl Messaging {
         approvals: Approvals,
         commands: Commands,
         delivery: Delivery,
+        receipts: Receipts,
         devices: Devices,
         clock: Clock,
     ) -> Messaging {
-        Messaging { notifications, approvals, commands, delivery, devices, clock }
+        Messaging { notifications, approvals, commands, delivery, receipts, devices, clock }
+    }
+
+    /// Items `device` showed its person (`POST /phone/seen`, MQTT `seen`):
+    /// its own notifications and the approvals that ask it count; any other
+    /// id is left out. How many counted.
+    pub async fn seen(&self, device: &Device, ids: &[String]) -> Result<usize, MessagingError> {
+        if ids.len() > receipts::MAX_SEEN {
+            return Err(MessagingError::invalid("ids", format!("at most {} at once", receipts::MAX_SEEN)));
+        }
+        let mut own = Vec::with_capacity(ids.len());
+        for id in ids {
+            let valid = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !valid {
+                return Err(MessagingError::invalid("ids", "notification or approval ids"));
+            }
+            if self.notifications.holds(device, id)? || self.approvals.asks(device, id)? {
+                own.push(id.clone());
+            }
+        }
+        self.receipts.seen(device.device_id.as_str(), &own).await?;
+        Ok(own.len())
+    }
+
+    /// A notification with its receipts.
+    pub fn tracked_notification(&self, id: &str) -> Result<Tracked<notifications::Recent>, MessagingError> {
+        let recent = self.notifications.get(id)?.ok_or(MessagingError::NotificationNotFound)?;
+        let acknowledged = |device: &str| self.notifications.acknowledged(device, id);
+        let receipts = self.receipts.of(id, recent.message.time, &recent.recipients, acknowledged)?;
+        Ok(Tracked { item: recent, receipts })
+    }
+
+    /// An approval with its receipts on the phones it asks.
+    pub fn tracked_approval(&self, approval: Approval) -> Result<Tracked<Approval>, MessagingError> {
+        let user = UserId::parse(&approval.user_id).map_err(|e| MessagingError::invalid("user_id", e.to_string()))?;
+        let asked: Vec<String> = self
+            .devices
+            .list(Some(&user))?
+            .into_iter()
+            .filter(|d| approval.approvers.is_empty() || approval.approvers.iter().any(|a| a == d.device_id.as_str()))
+            .filter(|d| d.paired_at <= approval.created_at)
+            .map(|d| d.device_id.to_string())
+            .collect();
+        let receipts = self.receipts.of(&approval.id, approval.created_at, &asked, |_| false)?;
+        Ok(Tracked { item: approval, receipts })
+    }
+
+    /// The newest `n` notifications with their receipts.
+    pub fn recent_tracked(&self, n: usize) -> Result<Vec<Tracked<notifications::Recent>>, MessagingError> {
+        let recent = self.notifications.recent(n)?;
+        recent
+            .into_iter()
+            .map(|r| {
+                let id = r.message.id.clone();
+                let acknowledged = |device: &str| self.notifications.acknowledged(device, &id);
+                let receipts = self.receipts.of(&id, r.message.time, &r.recipients, acknowledged)?;
+                Ok(Tracked { item: r, receipts })
+            })
+            .collect()
     }
 
     /// The active devices of `user`, or the one named device.
@@ -188,6 +262,7 @@ impl Messaging {
                 let answer = Answer { decision: r.decision, code: r.code };
                 self.answer(&device, &r.approval_id, &answer).await.map(|_| ())
             }
+            Ok(Inbound::Seen(seen)) => self.seen(&device, &seen.ids).await.map(|_| ()),
             Ok(Inbound::VoiceCommand(c)) => match self.commands.handle(&device, &c.id, &c.text).await {
                 Err(e @ (MessagingError::RateLimited(_) | MessagingError::QueueFull(_))) => {
                     self.commands.refuse(&device, &c.id, &e).await;
@@ -215,6 +290,7 @@ impl Messaging {
         self.notifications.prune(cutoff)?;
         self.approvals.prune(cutoff)?;
         self.commands.prune(cutoff)?;
+        self.receipts.prune(cutoff)?;
         Ok(())
     }
 }

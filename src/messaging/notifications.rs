@@ -318,6 +318,23 @@ impl Notifications {
         Ok(listed)
     }
 
+    /// Whether `id` was stored for this pairing of `device`.
+    pub fn holds(&self, device: &Device, id: &str) -> Result<bool, MessagingError> {
+        let floor = device.inbox_floor.as_deref().unwrap_or_default();
+        Ok(id > floor && self.store.contains(Table::Inbox, &inbox_key(device.device_id.as_str(), id))?)
+    }
+
+    /// Whether `device`'s acknowledged cursor is at or past `id`.
+    pub fn acknowledged(&self, device: &str, id: &str) -> bool {
+        self.acked(device).ok().flatten().is_some_and(|cursor| id <= cursor.as_str())
+    }
+
+    /// One notification, with its user and recipients.
+    pub fn get(&self, id: &str) -> Result<Option<Recent>, MessagingError> {
+        let stored: Option<Stored> = self.store.get(Table::Notifications, id)?;
+        Ok(stored.map(|s| Recent { message: s.message, user_id: s.user_id, recipients: s.recipients }))
+    }
+
     /// The newest `n` notifications, newest first.
     pub fn recent(&self, n: usize) -> Result<Vec<Recent>, MessagingError> {
         let stored: Vec<Stored> = self.store.last(Table::Notifications, n)?;

@@ -32,7 +32,11 @@ pub fn push_of(message: &Outbound, json: &str, now: Timestamp, retention: Durati
         Outbound::BuildStatus(b) => (hours(1), Urgency::Low, Some(topic_of("build", &b.action))),
         Outbound::Control(_) => (hours(24), Urgency::High, None),
     };
-    Message { body: fitted(json).into_bytes().into(), ttl: ttl.min(MAX_TTL), urgency, topic }
+    let receipt = match message {
+        Outbound::Notification(_) | Outbound::ApprovalRequest(_) => Some(message.id().to_owned()),
+        _ => None,
+    };
+    Message { body: fitted(json).into_bytes().into(), ttl: ttl.min(MAX_TTL), urgency, topic, receipt }
 }
 
 fn hours(n: u64) -> Duration {

@@ -1,4 +1,4 @@
-//! The eight MQTT message types and their topics. Every message is one JSON
+//! The nine MQTT message types and their topics. Every message is one JSON
 //! object carrying `type`, `id` and `time` besides its own fields; the same
 //! objects travel on the live event stream. Topics are
 //! `/tenants/{tenant}/topdog/{user_id}/{device_id}/{type}`.
@@ -140,6 +140,15 @@ pub struct BuildStatus {
     pub exit_code: Option<i32>,
 }
 
+/// `seen`: the items (notification or approval ids) the phone showed its
+/// person, in the open app or by a tap on their notification.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Seen {
+    /// The items.
+    pub ids: Vec<String>,
+}
+
 /// `presence`: the phone is online (after subscribing) or offline (its
 /// last will).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -226,6 +235,8 @@ pub enum Inbound {
     ApprovalResponse(ApprovalResponse),
     /// See [`Presence`].
     Presence(Presence),
+    /// See [`Seen`].
+    Seen(Seen),
 }
 
 /// Why a phone's message was not understood.
@@ -264,6 +275,7 @@ pub fn parse_inbound(kind: Kind, payload: &[u8]) -> Result<Inbound, BadMessage> 
         Kind::VoiceCommand => serde_json::from_slice(payload).map(Inbound::VoiceCommand),
         Kind::ApprovalResponse => serde_json::from_slice(payload).map(Inbound::ApprovalResponse),
         Kind::Presence => serde_json::from_slice(payload).map(Inbound::Presence),
+        Kind::Seen => serde_json::from_slice(payload).map(Inbound::Seen),
         _ => return Err(bad("the appliance does not accept this type from phones".into())),
     };
     parsed.map_err(|e| bad(e.to_string()))

@@ -1,4 +1,4 @@
-//! The topics every message travels on, and the eight message types that
+//! The topics every message travels on, and the nine message types that
 //! name their last level: `/tenants/{tenant}/topdog/{user_id}/{device_id}/{type}`,
 //! each device its own tenant. A leaf: the broker, the gateway and
 //! messaging all read it, and it reads none of them.
@@ -25,10 +25,12 @@ pub enum Kind {
     Presence,
     /// Appliance → phone: revoked, suspended, or refresh your token.
     Control,
+    /// Phone → appliance: items it showed its person (receipts).
+    Seen,
 }
 
 /// Every kind, in the order of DESIGN.md.
-pub const KINDS: [Kind; 8] = [
+pub const KINDS: [Kind; 9] = [
     Kind::VoiceCommand,
     Kind::CommandResult,
     Kind::Notification,
@@ -37,6 +39,7 @@ pub const KINDS: [Kind; 8] = [
     Kind::BuildStatus,
     Kind::Presence,
     Kind::Control,
+    Kind::Seen,
 ];
 
 impl Kind {
@@ -51,6 +54,7 @@ impl Kind {
             Kind::BuildStatus => "build_status",
             Kind::Presence => "presence",
             Kind::Control => "control",
+            Kind::Seen => "seen",
         }
     }
 
@@ -61,7 +65,7 @@ impl Kind {
 
     /// Whether phones send it (the appliance subscribes to these).
     pub fn from_phone(self) -> bool {
-        matches!(self, Kind::VoiceCommand | Kind::ApprovalResponse | Kind::Presence)
+        matches!(self, Kind::VoiceCommand | Kind::ApprovalResponse | Kind::Presence | Kind::Seen)
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Parts {
     pub stop: CancellationToken,
     /// The clock.
     pub clock: Clock,
+    /// Told when a push service took a message with a receipt.
+    pub pushed: Option<sender::Pushed>,
 }
 
 /// Web Push for phones (cheap to clone).
@@ -82,6 +84,7 @@ impl Push {
             metrics: parts.metrics,
             tasks: parts.tasks,
             stop: parts.stop,
+            pushed: parts.pushed,
         });
         Ok(Push { subscriptions, sender, vapid, devices: parts.devices })
     }

@@ -59,7 +59,12 @@ pub struct Message {
     pub urgency: Urgency,
     /// Replaces an undelivered older message with the same topic.
     pub topic: Option<String>,
+    /// The item whose receipt a sent push moves on (see [`Parts::pushed`]).
+    pub receipt: Option<String>,
 }
+
+/// Told (device, item) when a push service took a message with a receipt.
+pub type Pushed = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// A message on its way to one subscription.
 struct Job {
@@ -100,6 +105,8 @@ pub struct Parts {
     pub tasks: TaskTracker,
     /// Ends waiting retries at shutdown.
     pub stop: CancellationToken,
+    /// Told when a push service took a message with a receipt.
+    pub pushed: Option<Pushed>,
 }
 
 /// Sends jobs from the queue.
@@ -154,7 +161,12 @@ impl Worker {
         let tried = self.try_once(&job).await;
         let metrics = &self.parts.metrics;
         match tried {
-            Tried::Sent => metrics.push("sent"),
+            Tried::Sent => {
+                metrics.push("sent");
+                if let (Some(pushed), Some(item)) = (&self.parts.pushed, &job.message.receipt) {
+                    pushed(&job.subscription.device_id, item);
+                }
+            }
             Tried::Gone => {
                 metrics.push("gone");
                 if let Err(e) = self.parts.subscriptions.gone(&job.subscription).await {

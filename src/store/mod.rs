@@ -44,9 +44,11 @@ pub enum Table {
     UserDevices,
     /// Web Push subscriptions, keyed `{device}/{id}`.
     PushSubscriptions,
+    /// When a device first showed an item, keyed `{item}/{device}`.
+    Receipts,
 }
 
-const TABLE_COUNT: usize = 11;
+const TABLE_COUNT: usize = 12;
 
 /// sled's page cache (its default is 1 GiB, which a busy appliance fills).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -63,6 +65,7 @@ const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Commands, "commands"),
     (Table::UserDevices, "user_devices"),
     (Table::PushSubscriptions, "push_subscriptions"),
+    (Table::Receipts, "receipts"),
 ];
 
 /// A storage failure (always an internal error).

@@ -23,6 +23,7 @@ mod phone;
 mod push;
 mod push_service;
 mod qr;
+mod receipts;
 mod review;
 mod security;
 mod service;

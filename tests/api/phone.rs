@@ -138,6 +138,13 @@ impl Phone {
         self.client.publish(topic, QoS::AtLeastOnce, false, message.to_string().into_bytes()).await.unwrap();
     }
 
+    /// Publishes a message of type `kind` and polls until the appliance
+    /// acknowledged it.
+    pub async fn send_acked(&mut self, kind: &str, message: Value) {
+        self.send(kind, message).await;
+        self.until(|p| matches!(p, Packet::PubAck(_))).await.expect("acknowledged");
+    }
+
     /// Says it is online, with the last notification id it has.
     pub async fn online(&mut self, since: Option<&str>) {
         let mut presence = json!({"state": "online"});

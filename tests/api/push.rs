@@ -8,7 +8,7 @@ use crate::push_service::PushService;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn app_with(push: &PushService) -> TestApp {
+pub async fn app_with(push: &PushService) -> TestApp {
     let options = Options::default()
         .arg("--push-allowed-hosts")
         .arg("127.0.0.1")

@@ -7,7 +7,8 @@
 // (`ServiceWorker.deliverPushMessage`), which shows them as system
 // notifications with the right title, tag and actions; the notification's
 // Reject action, dispatched in the worker, rejects the approval on the
-// appliance with the token the worker reads from IndexedDB; a `revoked`
+// appliance with the token the worker reads from IndexedDB (and the tap
+// counts as seen); a `revoked`
 // push clears what was shown.
 //
 // Usage: node push.mjs <topdog binary> <scratch dir>   (run by tests/api/ui.rs)
@@ -112,6 +113,13 @@ async function main() {
     const outcome = await ideCall(app, "GET", `/phone/approvals/${asked.body.id}?wait=10s`);
     if (outcome.body.status !== "rejected") fail(`after Reject: ${JSON.stringify(outcome.body)}`);
     await waitShown(phone, `approval-${asked.body.id}`).then((n) => n.title === "Rejected" || fail(`after Reject: ${JSON.stringify(n)}`));
+    // The tap counts as seen (the receipt the requester reads).
+    for (let tries = 0; ; tries++) {
+      const tracked = await ideCall(app, "GET", `/phone/approvals/${asked.body.id}`);
+      if (tracked.body.receipts?.[0]?.state === "seen") break;
+      if (tries > 100) fail(`receipt after the tap: ${JSON.stringify(tracked.body)}`);
+      await phone.waitForTimeout(100);
+    }
 
     // A revoked phone's worker clears what it showed and says why.
     await push({ type: "control", id: "c1", time, action: "revoked", detail: "An admin revoked this phone." });

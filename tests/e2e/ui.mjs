@@ -2,7 +2,8 @@
 // Debian's chromium): starts the real appliance, an admin signs in (a
 // wrong token is refused), shows a QR code, and sends a pairing link, a phone-sized second context opens the link from
 // the console SMS output and accepts, the admin sees the device appear
-// without reloading, the IDE posts a notification and the phone shows it,
+// without reloading, the IDE posts a notification and the phone shows it
+// (and its receipt says seen),
 // the phone approves an approval and the API sees the result, the admin
 // revokes the phone and the phone page says it was unpaired. Cookie flags
 // and CSRF are checked from the browser. Screenshots of each main screen
@@ -80,6 +81,13 @@ async function main() {
     const posted = await ideCall(app, "POST", "/phone/notify", { user_id: "alice", title: "Build #7 failed", body: "2 tests failed", priority: 4, kind: "build_failure" });
     if (posted.status !== 200) fail(`notify: ${JSON.stringify(posted)}`);
     await phone.locator("#notifications", { hasText: "Build #7 failed" }).waitFor();
+    // Shown in the open app: the requester's receipt says seen.
+    for (let tries = 0; ; tries++) {
+      const tracked = await ideCall(app, "GET", `/phone/notifications/${posted.body.id}`);
+      if (tracked.body.receipts?.[0]?.state === "seen") break;
+      if (tries > 100) fail(`receipt once shown: ${JSON.stringify(tracked.body)}`);
+      await phone.waitForTimeout(100);
+    }
 
     // An approval, approved on the phone, reaches the API.
     const asked = await ideCall(app, "POST", "/phone/approvals", { user_id: "alice", title: "Deploy 1.4 to production?", detail: "build 7", timeout_s: 300 });

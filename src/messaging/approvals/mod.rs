@@ -124,6 +124,15 @@ impl Approvals {
             .collect())
     }
 
+    /// Whether approval `id` asks `device`.
+    pub fn asks(&self, device: &Device, id: &str) -> Result<bool, MessagingError> {
+        match self.get(id) {
+            Ok(approval) => Ok(approval.may_answer(device) && device.paired_at <= approval.created_at),
+            Err(MessagingError::ApprovalNotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends `device` the approvals still waiting for it (after a reconnect).
     pub async fn resend(&self, device: &Device) -> Result<(), MessagingError> {
         for approval in self.pending_for(device)? {
