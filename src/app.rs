@@ -21,6 +21,7 @@ use crate::limits::RateLimits;
 use crate::messaging::approvals::Approvals;
 use crate::messaging::commands::{CommandParts, Commands};
 use crate::messaging::delivery::Delivery;
+use crate::messaging::escalation::Escalation;
 use crate::messaging::notifications::Notifications;
 use crate::messaging::receipts::{Receipts, Step};
 use crate::messaging::Messaging;
@@ -32,6 +33,7 @@ use crate::pki::tls;
 use crate::pki::{self, Ca, TlsPair};
 use crate::push::Push;
 use crate::sms;
+use crate::sms::templates::Templates;
 use crate::store::datadir::DataDir;
 use crate::store::Store;
 use anyhow::Context as _;
@@ -130,14 +132,14 @@ fn messaging(
     metrics: &Metrics,
     limits: &RateLimits,
     tasks: &TaskTracker,
-    push: &Push,
-    receipts: &Receipts,
+    reach: Reach,
 ) -> anyhow::Result<Messaging> {
+    let Reach { push, receipts, sms, templates, base_url } = reach;
     let clock = devices.clock();
     let delivery = Delivery::new(crate::messaging::delivery::Parts {
         link: broker.link.clone(),
         gateway: gateway.clone(),
-        push: push.clone(),
+        push,
         retention: config.notification_retention,
         metrics: metrics.clone(),
         tasks: tasks.clone(),
@@ -164,7 +166,33 @@ fn messaging(
         tasks: tasks.clone(),
         clock: clock.clone(),
     });
-    Ok(Messaging::new(notifications, approvals, commands, delivery, receipts.clone(), devices.clone(), clock))
+    let escalation = Escalation::new(crate::messaging::escalation::Parts {
+        config: config.escalation,
+        store: store.clone(),
+        approvals: approvals.clone(),
+        notifications: notifications.clone(),
+        receipts: receipts.clone(),
+        devices: devices.clone(),
+        sms,
+        templates,
+        audit: audit.clone(),
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+        base_url,
+    });
+    escalation.resume().context("resuming escalations")?;
+    let devices = devices.clone();
+    Ok(Messaging { notifications, approvals, commands, delivery, receipts, escalation, devices, clock })
+}
+
+/// How messages reach the person besides the broker: Web Push, receipts,
+/// and escalation by SMS.
+struct Reach {
+    push: Push,
+    receipts: Receipts,
+    sms: Arc<dyn crate::sms::Sms>,
+    templates: Arc<Templates>,
+    base_url: String,
 }
 
 /// Web Push: the VAPID key and the sender (push services are told the
@@ -221,11 +249,13 @@ impl App {
         seats::rebuild(&store).await.context("recounting seats")?;
         licensing.observe_clock().await.context("clock mark")?;
         let sms = sms::from_config(&config.sms);
+        let templates = Arc::new(Templates::new(&config.sms_templates, &base_url)?);
         let devices = Devices::new(store.clone(), tokens.clone(), audit.clone(), clock.clone());
         let pairing = Pairing::new(Parts {
             store: store.clone(),
             tokens: tokens.clone(),
             sms: sms.clone(),
+            templates: templates.clone(),
             audit: audit.clone(),
             metrics: metrics.clone(),
             config: config.pairing.clone(),
@@ -260,9 +290,9 @@ impl App {
             pushed: Some(Arc::new(move |device: &str, item: &str| pushed.reached(device, item, Step::Pushed))),
         };
         let push = start_push(&config, &base_url, push_parts)?;
-        let messaging = messaging(
-            &config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, &push, &receipts,
-        )?;
+        let reach = Reach { push: push.clone(), receipts, sms: sms.clone(), templates, base_url: base_url.clone() };
+        let messaging =
+            messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, reach)?;
         let state = Arc::new(State {
             pairing,
             devices,
@@ -345,6 +375,7 @@ impl App {
         };
         tasks.spawn(serve::serve_unix(self.unix, routes, life));
         tasks.spawn(self.gateway.clone().serve(self.mqtt, stop.clone()));
+        tasks.spawn(self.state.messaging.escalation.clone().run(stop.clone()));
         tasks.spawn(sweeper(self.state.clone(), self.sweep, stop));
         let stop_inbound = self.state.shutdown.clone();
         let inbound = crate::messaging::inbound::serve(

@@ -80,6 +80,7 @@ struct Inner {
     phones_connected: Gauge,
     accepts_refused: Family<ReasonLabel, Counter>,
     pushes: Family<OutcomeLabel, Counter>,
+    escalations: Family<OutcomeLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -153,6 +154,12 @@ impl Metrics {
             "Web Push messages by outcome (sent, retried, gone, expired, refused, queue_full)",
             pushes.clone(),
         );
+        let escalations = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "escalations",
+            "Escalation texts by outcome (sent, failed, no_number, over_budget)",
+            escalations.clone(),
+        );
         let inner = Inner {
             registry,
             invites,
@@ -167,6 +174,7 @@ impl Metrics {
             phones_connected,
             accepts_refused,
             pushes,
+            escalations,
         };
         Metrics { inner: Arc::new(inner) }
     }
@@ -201,6 +209,11 @@ impl Metrics {
     /// Counts one Web Push try's outcome.
     pub fn push(&self, outcome: &'static str) {
         self.inner.pushes.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts one escalation text's outcome.
+    pub fn escalation(&self, outcome: &'static str) {
+        self.inner.escalations.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// Counts a connection the gateway refused.

@@ -130,6 +130,10 @@ pub struct Config {
     pub http_max_per_ip: usize,
     /// Web Push (contact empty: the base URL).
     pub push: crate::push::PushConfig,
+    /// Escalation by SMS (`after` zero: off).
+    pub escalation: crate::messaging::escalation::EscalationConfig,
+    /// The operator's SMS texts.
+    pub sms_templates: crate::sms::templates::TemplateTexts,
 }
 
 pub(crate) const MINUTE: u64 = 60;
@@ -208,8 +212,28 @@ impl Config {
             metrics_token: s.metrics_token.clone().filter(|t| !t.0.is_empty()),
             http_max_per_ip: s.http_max_per_ip.unwrap_or(256).max(1),
             push: push_config(&s)?,
+            escalation: escalation_config(&s),
+            sms_templates: crate::sms::templates::TemplateTexts {
+                invite: s.sms_invite_template.clone(),
+                resend: s.sms_resend_template.clone(),
+                escalation: s.sms_escalation_template.clone(),
+            },
         };
         Ok(config)
+    }
+}
+
+/// Escalation, off unless an SMS provider was chosen (the implicit console
+/// only prints).
+fn escalation_config(s: &Settings) -> crate::messaging::escalation::EscalationConfig {
+    let default = crate::messaging::escalation::EscalationConfig::default();
+    let provider_chosen = s.sms_provider.is_some() || s.twilio_account_sid.is_some();
+    let after = s.escalate_after.map(|d| d.0).unwrap_or(default.after);
+    crate::messaging::escalation::EscalationConfig {
+        after: if provider_chosen { after } else { Duration::ZERO },
+        repeat: s.escalate_repeat.map(|d| d.0).filter(|d| !d.is_zero()).unwrap_or(default.repeat),
+        max_per_item: s.escalate_max_per_item.unwrap_or(default.max_per_item).max(1),
+        max_per_user_hour: s.escalate_max_per_hour.unwrap_or(default.max_per_user_hour).max(1),
     }
 }
 
@@ -373,6 +397,13 @@ mod tests {
             push_allowed_hosts = ["ntfy.corp.example"]
             push_ca_cert = "/push-ca.pem"
             push_contact = "mailto:ops@example.com"
+            escalate_after = "3m"
+            escalate_repeat = "10m"
+            escalate_max_per_item = 2
+            escalate_max_per_hour = 5
+            sms_invite_template = "{pairing_link}"
+            sms_resend_template = "again {pairing_link}"
+            sms_escalation_template = "{title} {item_link}"
             "#,
         );
         let fields = |s: &Settings| serde_json::to_value(s).unwrap().as_object().unwrap().clone();

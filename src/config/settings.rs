@@ -202,6 +202,29 @@ pub struct Settings {
     /// or https: URL (default: the base URL).
     #[arg(long, env = "TOPDOG_PUSH_CONTACT")]
     pub push_contact: Option<String>,
+    /// An approval or priority-5 notification no phone has seen this long
+    /// is texted to its user (0: never; also off without a configured SMS
+    /// provider).
+    #[arg(long, env = "TOPDOG_ESCALATE_AFTER")]
+    pub escalate_after: Option<Dur>,
+    /// An unseen priority-5 notification is texted again this often.
+    #[arg(long, env = "TOPDOG_ESCALATE_REPEAT")]
+    pub escalate_repeat: Option<Dur>,
+    /// Most escalation texts for one item.
+    #[arg(long, env = "TOPDOG_ESCALATE_MAX_PER_ITEM")]
+    pub escalate_max_per_item: Option<u32>,
+    /// Most escalation texts to one user in an hour.
+    #[arg(long, env = "TOPDOG_ESCALATE_MAX_PER_HOUR")]
+    pub escalate_max_per_hour: Option<u32>,
+    /// The pairing invite's text ({user_name}, {pairing_link}, {expiry_minutes}).
+    #[arg(long, env = "TOPDOG_SMS_INVITE_TEMPLATE")]
+    pub sms_invite_template: Option<String>,
+    /// A resent invite's text (the same placeholders).
+    #[arg(long, env = "TOPDOG_SMS_RESEND_TEMPLATE")]
+    pub sms_resend_template: Option<String>,
+    /// An escalation's text ({user_name}, {kind}, {title}, {item_link}).
+    #[arg(long, env = "TOPDOG_SMS_ESCALATION_TEMPLATE")]
+    pub sms_escalation_template: Option<String>,
 }
 
 impl Settings {

@@ -4,12 +4,14 @@
 
 pub mod counts;
 pub mod index;
+pub mod numbers;
 
 use crate::audit::{Actor, AuditLog, Event};
 use crate::auth::tokens::{Claims, IssuedToken, Subject, TokenError, Tokens};
 use crate::clock::{Clock, Timestamp};
 use crate::error::{Coded, Kind};
 use crate::ids::{DeviceId, DisplayName, UserId};
+use crate::sms::number::PhoneNumber;
 use crate::store::{Store, StoreError, Table, TxAbort, TxError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -206,6 +208,32 @@ impl Devices {
         let result = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code());
         self.audit.record(Event::new(actor, change.action(), id, result)).await;
         outcome
+    }
+
+    /// Records the number escalations text for device `id` (a QR-paired
+    /// phone has none of its own).
+    pub async fn set_number(&self, actor: &Actor, id: &str, number: &PhoneNumber) -> Result<Device, DeviceError> {
+        let outcome = self
+            .store
+            .commit(|tx| {
+                let device: Device =
+                    tx.get(Table::Devices, id)?.ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
+                if device.status == DeviceState::Revoked {
+                    return Err(TxAbort::Domain(DeviceError::AlreadyRevoked));
+                }
+                numbers::remember(tx, id, Some(number))?;
+                Ok(device)
+            })
+            .await
+            .map_err(DeviceError::from);
+        let result = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code());
+        self.audit.record(Event::new(actor, "device.sms_number", format!("{id} {}", number.masked()), result)).await;
+        outcome
+    }
+
+    /// The number escalations text for device `id`, masked.
+    pub fn masked_number(&self, id: &str) -> Result<Option<String>, DeviceError> {
+        Ok(numbers::of(&self.store, id)?.map(|n| n.masked()))
     }
 
     /// Checks a bearer token: signature, expiry, revocation and device state.

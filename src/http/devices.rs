@@ -1,5 +1,6 @@
-//! Routes of `/phone/devices…` (admin: list, revoke, suspend, reactivate)
-//! and of the phone itself (`GET`/`DELETE /phone/me`, `/phone/token/refresh`).
+//! Routes of `/phone/devices…` (admin: list, revoke, suspend, reactivate,
+//! the number escalations text) and of the phone itself (`GET`/`DELETE
+//! /phone/me`, `/phone/token/refresh`).
 
 use super::context::{ctx, Ctx};
 use super::errors::respond;
@@ -21,10 +22,25 @@ struct ListQuery {
     user_id: Option<String>,
 }
 
+/// A device as the admin sees it: with the number escalations text,
+/// masked.
+#[derive(Serialize)]
+struct DeviceView {
+    #[serde(flatten)]
+    device: Device,
+    sms_number: Option<String>,
+}
+
 #[derive(Serialize)]
 struct DeviceList {
-    devices: Vec<Device>,
+    devices: Vec<DeviceView>,
     count: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberBody {
+    phone_number: String,
 }
 
 #[derive(Serialize)]
@@ -61,11 +77,13 @@ pub fn routes(state: Arc<State>) -> Routes {
         .untuple_one();
     let change = revoke.or(suspend).unify().or(reactivate).unify();
     let change = change.and(with_state(state.clone())).and(ctx()).then(change_device);
+    let number = one.and(warp::path("sms-number")).and(warp::path::end()).and(warp::post()).and(super::json_body());
+    let number = number.and(with_state(state.clone())).and(ctx()).then(set_number);
     let me = warp::path!("phone" / "me").and(warp::get()).and(with_state(state.clone())).and(ctx()).then(me);
     let unpair = warp::path!("phone" / "me").and(warp::delete()).and(with_state(state.clone())).and(ctx()).then(unpair);
     let refresh =
         warp::path!("phone" / "token" / "refresh").and(warp::post()).and(with_state(state)).and(ctx()).then(refresh);
-    list.or(change).unify().or(me).unify().or(unpair).unify().or(refresh).unify().boxed()
+    list.or(change).unify().or(number).unify().or(me).unify().or(unpair).unify().or(refresh).unify().boxed()
 }
 
 async fn device_admin(state: &State, ctx: &Ctx) -> Result<crate::audit::Actor, Error> {
@@ -81,6 +99,12 @@ async fn list_devices(query: ListQuery, state: Arc<State>, ctx: Ctx) -> Response
         device_admin(&state, &ctx).await?;
         let user = query.user_id.as_deref().map(UserId::parse).transpose().map_err(PairingError::from)?;
         let devices = state.devices.list(user.as_ref())?;
+        let devices = devices
+            .into_iter()
+            .map(|device| {
+                Ok(DeviceView { sms_number: state.devices.masked_number(device.device_id.as_str())?, device })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok::<_, Error>(DeviceList { count: devices.len(), devices })
     };
     respond(StatusCode::OK, result.await)
@@ -99,6 +123,17 @@ async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) 
             state.messaging.control(&device, action, detail).await;
         }
         Ok::<_, Error>(StateChange { device_id: device.device_id.to_string(), status: device.status.as_str() })
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+async fn set_number(id: String, body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let actor = device_admin(&state, &ctx).await?;
+        let body: NumberBody = super::errors::parse_json(&body)?;
+        let number = state.pairing.check_number(&body.phone_number)?;
+        let device = state.devices.set_number(&actor, &id, &number).await?;
+        Ok::<_, Error>(DeviceView { device, sms_number: Some(number.masked()) })
     };
     respond(StatusCode::OK, result.await)
 }

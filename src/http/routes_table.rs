@@ -20,6 +20,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/phone/devices/{id}"),
     ("POST", "/phone/devices/{id}/suspend"),
     ("POST", "/phone/devices/{id}/reactivate"),
+    ("POST", "/phone/devices/{id}/sms-number"),
     ("GET", "/phone/me"),
     ("DELETE", "/phone/me"),
     ("POST", "/phone/token/refresh"),

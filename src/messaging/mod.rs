@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod commands;
 pub mod delivery;
 pub mod error;
+pub mod escalation;
 pub mod inbound;
 pub mod notifications;
 pub mod pushed;
@@ -24,6 +25,7 @@ use crate::mqtt::broker::Received;
 use approvals::{Answer, Approval, ApprovalRequest, Approvals};
 use commands::Commands;
 use delivery::Delivery;
+use escalation::{Escalation, Item};
 use notifications::{Notifications, Notified, NotifyRequest};
 use receipts::{Receipt, Receipts};
 use wire::{ControlAction, Inbound, Outbound};
@@ -44,8 +46,12 @@ pub struct Messaging {
     pub delivery: Delivery,
     /// How far each item got on each device.
     pub receipts: Receipts,
-    devices: Devices,
-    clock: Clock,
+    /// Texts what goes unseen.
+    pub escalation: Escalation,
+    /// The paired devices (recipients).
+    pub devices: Devices,
+    /// The clock.
+    pub clock: Clock,
 }
 
 /// A notification as the requester sees it: where it went and how far it
@@ -60,19 +66,6 @@ pub struct Tracked<T: serde::Serialize> {
 }
 
 impl Messaging {
-    /// A service from its parts.
-    pub fn new(
-        notifications: Notifications,
-        approvals: Approvals,
-        commands: Commands,
-        delivery: Delivery,
-        receipts: Receipts,
-        devices: Devices,
-        clock: Clock,
-    ) -> Messaging {
-        Messaging { notifications, approvals, commands, delivery, receipts, devices, clock }
-    }
-
     /// Items `device` showed its person (`POST /phone/seen`, MQTT `seen`):
     /// its own notifications and the approvals that ask it count; any other
     /// id is left out. How many counted.
@@ -161,7 +154,11 @@ impl Messaging {
     /// `POST /phone/notify`.
     pub async fn notify(&self, request: &NotifyRequest) -> Result<Notified, MessagingError> {
         let recipients = self.recipients(request.user_id.as_deref(), request.device_id.as_deref())?;
-        self.notifications.notify(request, &recipients).await
+        let notified = self.notifications.notify(request, &recipients).await?;
+        if request.priority == Some(5) {
+            self.escalation.watch(Item::Notification(notified.id.clone()), self.clock.now());
+        }
+        Ok(notified)
     }
 
     /// `POST /phone/approvals`.
@@ -177,7 +174,9 @@ impl Messaging {
                 return Err(MessagingError::invalid("approvers", "every approver must be an active phone of the user"));
             }
         }
-        self.approvals.create(actor, request, &recipients, None).await
+        let approval = self.approvals.create(actor, request, &recipients, None).await?;
+        self.escalation.watch(Item::Approval(approval.id.clone()), approval.created_at);
+        Ok(approval)
     }
 
     /// A phone's answer to an approval (MQTT or HTTP).

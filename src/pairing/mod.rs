@@ -15,7 +15,8 @@ use crate::licensing::seats;
 use crate::licensing::Licensing;
 use crate::metrics::{InviteEvent, Metrics};
 use crate::sms::number::PhoneNumber;
-use crate::sms::{self, Sms};
+use crate::sms::templates::Templates;
+use crate::sms::Sms;
 use crate::store::{Store, Table, TxAbort};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +52,7 @@ pub struct Pairing {
     store: Store,
     tokens: Arc<Tokens>,
     sms: Arc<dyn Sms>,
+    templates: Arc<Templates>,
     audit: AuditLog,
     metrics: Metrics,
     config: PairingConfig,
@@ -71,6 +73,8 @@ pub struct Parts {
     pub tokens: Arc<Tokens>,
     /// The SMS provider.
     pub sms: Arc<dyn Sms>,
+    /// The SMS texts.
+    pub templates: Arc<Templates>,
     /// The audit log.
     pub audit: AuditLog,
     /// Metrics.
@@ -90,12 +94,13 @@ pub struct Parts {
 impl Pairing {
     /// A service over its parts.
     pub fn new(parts: Parts) -> Pairing {
-        let Parts { store, tokens, sms, audit, metrics, config, base_url, mqtt, licensing, clock } = parts;
+        let Parts { store, tokens, sms, templates, audit, metrics, config, base_url, mqtt, licensing, clock } = parts;
         let base_url = base_url.trim_end_matches('/').to_owned();
         Pairing {
             store,
             tokens,
             sms,
+            templates,
             audit,
             metrics,
             config,
@@ -105,6 +110,11 @@ impl Pairing {
             clock,
             unknown_accepts: Arc::default(),
         }
+    }
+
+    /// Parses a phone number as an invite would (the allowed countries).
+    pub fn check_number(&self, input: &str) -> Result<PhoneNumber, PairingError> {
+        Ok(PhoneNumber::parse_allowed(input, &self.config.allowed_countries)?)
     }
 
     /// The configured SMS provider's name.
@@ -169,14 +179,21 @@ impl Pairing {
         invite.sends = 1;
         self.store.insert(Table::Invites, &code.key().0, &invite).await?;
         self.metrics.invite_event(InviteEvent::Created, "sms");
-        let sent = self.text_link(&code, &invite, &phone).await;
+        let sent = self.text_link(&code, &invite, &phone, false).await;
         self.audit.record(Event::new(actor, "invite.create", phone.masked(), outcome(&sent))).await;
         sent?;
         Ok(sms_answer(&code, &invite, &phone, "Pairing link sent"))
     }
 
-    async fn text_link(&self, code: &InviteCode, invite: &Invite, phone: &PhoneNumber) -> Result<(), PairingError> {
-        let text = sms::invite_message(invite.user_name.as_str(), &self.link(code, None), self.config.invite_expiry);
+    async fn text_link(
+        &self,
+        code: &InviteCode,
+        invite: &Invite,
+        phone: &PhoneNumber,
+        resent: bool,
+    ) -> Result<(), PairingError> {
+        let (name, link) = (invite.user_name.as_str(), self.link(code, None));
+        let text = self.templates.invite(resent, name, &link, self.config.invite_expiry);
         self.sms.send(phone, &text).await.map_err(|source| {
             tracing::warn!(error = %source, to = %phone, "pairing SMS failed");
             PairingError::Sms { source, code: code.as_str().to_owned() }
@@ -197,7 +214,7 @@ impl Pairing {
         let ttl = clock::span(self.config.invite_expiry);
         let invite = self.store.commit(|tx| renew_in(tx, &code, now, ttl)).await?;
         let phone = invite.phone.clone().ok_or(PairingError::NotSms)?;
-        self.text_link(&code, &invite, &phone).await?;
+        self.text_link(&code, &invite, &phone, true).await?;
         Ok(sms_answer(&code, &invite, &phone, "Pairing link sent again"))
     }
 

@@ -93,6 +93,7 @@ pub(super) fn accept_in(
     tx.put(Table::Invites, &key, &invite)?;
     crate::devices::index::file(tx, existing.as_ref(), &device)?;
     tx.put(Table::Devices, device.device_id.as_str(), &device)?;
+    crate::devices::numbers::remember(tx, device.device_id.as_str(), invite.phone.as_ref())?;
     Ok(Ok(invite))
 }
 

@@ -7,6 +7,7 @@ mod command;
 mod console;
 pub mod number;
 mod sns;
+pub mod templates;
 mod twilio;
 mod webhook;
 
@@ -71,25 +72,4 @@ fn http_client() -> reqwest::Client {
 
 fn unreachable(provider: &'static str, e: impl std::fmt::Display) -> SmsError {
     SmsError::Unreachable { provider, message: e.to_string() }
-}
-
-/// The text of a pairing invitation.
-pub fn invite_message(user_name: &str, link: &str, expires_in: Duration) -> String {
-    let minutes = expires_in.as_secs().div_ceil(60).max(1);
-    format!(
-        "Top Dog: {user_name}, tap to pair this phone with your Top Dog IDE: {link} \
-         (expires in {minutes} min). If you did not ask for this, ignore this message."
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invite_text_names_the_user_link_and_expiry() {
-        let text = invite_message("Ann", "https://td/pair?code=x", Duration::from_secs(15 * 60));
-        assert!(text.contains("Ann") && text.contains("https://td/pair?code=x") && text.contains("15 min"));
-        assert!(invite_message("A", "l", Duration::from_secs(5)).contains("1 min"));
-    }
 }

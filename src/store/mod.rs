@@ -46,9 +46,13 @@ pub enum Table {
     PushSubscriptions,
     /// When a device first showed an item, keyed `{item}/{device}`.
     Receipts,
+    /// Escalation texts sent, by item id (and per user and hour).
+    Escalations,
+    /// The number each device was paired with, by device id.
+    DeviceNumbers,
 }
 
-const TABLE_COUNT: usize = 12;
+const TABLE_COUNT: usize = 14;
 
 /// sled's page cache (its default is 1 GiB, which a busy appliance fills).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -66,6 +70,8 @@ const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::UserDevices, "user_devices"),
     (Table::PushSubscriptions, "push_subscriptions"),
     (Table::Receipts, "receipts"),
+    (Table::Escalations, "escalations"),
+    (Table::DeviceNumbers, "device_numbers"),
 ];
 
 /// A storage failure (always an internal error).

@@ -7,6 +7,7 @@ mod config;
 mod console;
 mod crash;
 mod devices;
+mod escalation;
 mod fakes;
 mod fuzz;
 mod hardening;

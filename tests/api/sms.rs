@@ -163,3 +163,38 @@ async fn country_allow_list_refuses_other_countries() {
     assert_eq!((status, refused["error"].as_str()), (400, Some("country_not_allowed")));
     assert_eq!(app.send_sms("+33612345678", "frank").await.0, 200);
 }
+
+#[tokio::test]
+async fn texts_come_from_the_operators_templates_and_bad_ones_stop_the_start() {
+    let mut hook = fakes::webhook().await;
+    let app = spawn_with(
+        Options::default()
+            .env("TOPDOG_SMS_PROVIDER", "webhook")
+            .env("TOPDOG_SMS_WEBHOOK_URL", &format!("{}/sms", hook.url()))
+            .env("TOPDOG_SMS_INVITE_TEMPLATE", "Hi {user_name}, pair: {pairing_link} ({expiry_minutes} min)")
+            .arg("--sms-resend-template")
+            .arg("Again, {user_name}: {pairing_link}"),
+    )
+    .await;
+    let (status, invite) = app.send_sms("+14155552671", "dan").await;
+    assert_eq!(status, 200, "{invite}");
+    let code = invite["invite_code"].as_str().unwrap();
+    let (status, _) = app.admin_post(&format!("/phone/pairing/resend-sms/{code}"), serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    let sent = hook.wait_for(2).await;
+    assert!(sent[0].body.starts_with("Hi Test User, pair: https://") && sent[0].body.ends_with("(15 min)"), "{}", sent[0].body);
+    assert!(sent[1].body.starts_with("Again, Test User: https://"), "{}", sent[1].body);
+    assert_eq!(code_in(&sent[0].body), code);
+
+    for (template, why) in [("Pair now!", "pairing_link"), ("{pairing_link} {secret}", "unknown placeholder")] {
+        let scratch = tempfile::tempdir().unwrap();
+        let refused = std::process::Command::new(crate::helpers::binary())
+            .args(["serve", "--data-dir"])
+            .arg(scratch.path().join("data"))
+            .args(["--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--sms-invite-template", template])
+            .output()
+            .unwrap();
+        assert!(!refused.status.success(), "{template} must stop the start");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains(why), "{}", String::from_utf8_lossy(&refused.stderr));
+    }
+}
