@@ -10,8 +10,9 @@ use crate::push::sender::{Message, Urgency};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// Largest plaintext sent: one `aes128gcm` record of 4,096 bytes less its
-/// header (86), padding delimiter (1) and tag (16), with room to spare.
+/// Largest plaintext sent: the push services take 4,096 bytes of body,
+/// less the `aes128gcm` header (86), delimiter (1) and tag (16), with room
+/// to spare.
 pub const MAX_PLAINTEXT: usize = 3_900;
 
 /// The longest a push service keeps a message (4 weeks).

@@ -7,6 +7,7 @@
 //! (`subscriptions`), the VAPID key and headers (`vapid`) and the queue
 //! that sends (`sender`).
 
+pub mod encrypt;
 pub mod endpoint;
 pub mod error;
 pub mod sender;

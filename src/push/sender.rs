@@ -219,11 +219,7 @@ impl Worker {
         let sub = &job.subscription;
         let url = self.parts.subscriptions.hosts().check(&sub.endpoint)?;
         let origin = url.origin().ascii_serialization();
-        let public = p256::PublicKey::from_sec1_bytes(&decode(&sub.p256dh)?)?;
-        let auth = decode(&sub.auth)?;
-        anyhow::ensure!(auth.len() == 16, "the auth secret is not 16 bytes");
-        let auth = web_push_native::Auth::clone_from_slice(&auth);
-        let body = web_push_native::encrypt(job.message.body.to_vec(), &public, &auth)?;
+        let body = super::encrypt::encrypt(&job.message.body, &decode(&sub.p256dh)?, &decode(&sub.auth)?)?;
         let ttl = job.deadline.saturating_duration_since(Instant::now()).as_secs();
         let mut request = self
             .parts

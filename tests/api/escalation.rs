@@ -11,15 +11,15 @@ use serde_json::json;
 
 const NUMBER: &str = "+14155552671";
 
-async fn app_texting(hook: &Fake) -> TestApp {
-    let options = Options::default()
-        .env("TOPDOG_SMS_PROVIDER", "webhook")
-        .env("TOPDOG_SMS_WEBHOOK_URL", &format!("{}/sms", hook.url()))
-        .arg("--escalate-after")
-        .arg("30s")
-        .arg("--escalate-repeat")
-        .arg("60s");
-    spawn_with(options).await
+/// An appliance texting through a stand-in, escalating after 30 s and
+/// every 60 s, with vic's phone paired (its invite texted); and its token.
+async fn texting_vic() -> (Fake, TestApp, String) {
+    let mut hook = fakes::webhook().await;
+    let options = Options::default().arg("--escalate-after").arg("30s").arg("--escalate-repeat").arg("60s");
+    let mut app = spawn_with(crate::sms::through_webhook(options, &hook)).await;
+    let token = app.pair("vic", "vic-phone").await;
+    hook.wait_for(1).await;
+    (hook, app, token)
 }
 
 /// The escalation texts among `messages` (not the pairing invites).
@@ -36,10 +36,7 @@ async fn approval(app: &TestApp, title: &str) -> (String, String) {
 
 #[tokio::test]
 async fn an_unseen_approval_is_texted_once_and_a_seen_one_never() {
-    let mut hook = fakes::webhook().await;
-    let mut app = app_texting(&hook).await;
-    let token = app.pair("vic", "vic-phone").await;
-    hook.wait_for(1).await;
+    let (mut hook, app, token) = texting_vic().await;
     let (unseen, code) = approval(&app, "Deploy 1.4 to production").await;
     let (seen, _) = approval(&app, "Rotate the keys").await;
     let (status, _) =
@@ -71,10 +68,7 @@ async fn an_unseen_approval_is_texted_once_and_a_seen_one_never() {
 
 #[tokio::test]
 async fn an_unseen_urgent_notification_repeats_until_seen_at_most_three_times() {
-    let mut hook = fakes::webhook().await;
-    let mut app = app_texting(&hook).await;
-    let token = app.pair("vic", "vic-phone").await;
-    hook.wait_for(1).await;
+    let (mut hook, app, token) = texting_vic().await;
     let notify = |title: &str, priority: u8| {
         let body = json!({"user_id": "vic", "title": title, "body": "secret details", "priority": priority});
         app.admin_post("/phone/notify", body)
@@ -111,10 +105,7 @@ async fn an_unseen_urgent_notification_repeats_until_seen_at_most_three_times() 
 
 #[tokio::test]
 async fn an_admin_records_the_number_escalations_text() {
-    let mut hook = fakes::webhook().await;
-    let mut app = app_texting(&hook).await;
-    app.pair("vic", "vic-phone").await;
-    hook.wait_for(1).await;
+    let (mut hook, app, _) = texting_vic().await;
     let (status, refused) = app.admin_post("/phone/devices/vic-phone/sms-number", json!({"phone_number": "12"})).await;
     assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_phone_number")), "{refused}");
     let (status, set) =

@@ -22,6 +22,7 @@ mod openapi;
 mod pairing;
 mod phone;
 mod push;
+#[path = "../support/push_service.rs"]
 mod push_service;
 mod qr;
 mod receipts;

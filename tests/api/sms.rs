@@ -84,15 +84,15 @@ async fn sns_publish_is_sigv4_signed() {
     assert_eq!(sns.messages().len(), 1);
 }
 
+/// `options` texting through the webhook provider's stand-in `hook`.
+pub fn through_webhook(options: Options, hook: &fakes::Fake) -> Options {
+    options.env("TOPDOG_SMS_PROVIDER", "webhook").env("TOPDOG_SMS_WEBHOOK_URL", &format!("{}/sms", hook.url()))
+}
+
 #[tokio::test]
 async fn webhook_receives_json() {
     let mut hook = fakes::webhook().await;
-    let app = spawn_with(
-        Options::default()
-            .env("TOPDOG_SMS_PROVIDER", "webhook")
-            .env("TOPDOG_SMS_WEBHOOK_URL", &format!("{}/sms", hook.url())),
-    )
-    .await;
+    let app = spawn_with(through_webhook(Options::default(), &hook)).await;
     let (status, invite) = app.send_sms("+14155552671", "dan").await;
     assert_eq!(status, 200);
     let sent = hook.wait_for(1).await;
@@ -167,22 +167,22 @@ async fn country_allow_list_refuses_other_countries() {
 #[tokio::test]
 async fn texts_come_from_the_operators_templates_and_bad_ones_stop_the_start() {
     let mut hook = fakes::webhook().await;
-    let app = spawn_with(
-        Options::default()
-            .env("TOPDOG_SMS_PROVIDER", "webhook")
-            .env("TOPDOG_SMS_WEBHOOK_URL", &format!("{}/sms", hook.url()))
-            .env("TOPDOG_SMS_INVITE_TEMPLATE", "Hi {user_name}, pair: {pairing_link} ({expiry_minutes} min)")
-            .arg("--sms-resend-template")
-            .arg("Again, {user_name}: {pairing_link}"),
-    )
-    .await;
+    let options = Options::default()
+        .env("TOPDOG_SMS_INVITE_TEMPLATE", "Hi {user_name}, pair: {pairing_link} ({expiry_minutes} min)")
+        .arg("--sms-resend-template")
+        .arg("Again, {user_name}: {pairing_link}");
+    let app = spawn_with(through_webhook(options, &hook)).await;
     let (status, invite) = app.send_sms("+14155552671", "dan").await;
     assert_eq!(status, 200, "{invite}");
     let code = invite["invite_code"].as_str().unwrap();
     let (status, _) = app.admin_post(&format!("/phone/pairing/resend-sms/{code}"), serde_json::json!({})).await;
     assert_eq!(status, 200);
     let sent = hook.wait_for(2).await;
-    assert!(sent[0].body.starts_with("Hi Test User, pair: https://") && sent[0].body.ends_with("(15 min)"), "{}", sent[0].body);
+    assert!(
+        sent[0].body.starts_with("Hi Test User, pair: https://") && sent[0].body.ends_with("(15 min)"),
+        "{}",
+        sent[0].body
+    );
     assert!(sent[1].body.starts_with("Again, Test User: https://"), "{}", sent[1].body);
     assert_eq!(code_in(&sent[0].body), code);
 

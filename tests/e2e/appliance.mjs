@@ -18,6 +18,23 @@ export function fail(message) {
   throw new Error(message);
 }
 
+/** Calls `probe` every 100 ms until it resolves to something truthy, for
+ * up to 15 s; `what` says what was awaited when it never does. */
+export async function eventually(probe, what) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const found = await probe();
+    if (found) return found;
+    if (Date.now() > deadline) fail(`never: ${typeof what === "function" ? await what() : what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The receipt state of the item at `route` on its first device. */
+export async function receiptState(app, route) {
+  return (await ideCall(app, "GET", route)).body.receipts?.[0]?.state;
+}
+
 /** Waits for the appliance's ready file (written whole once it listens). */
 async function waitReady(file, child) {
   const deadline = Date.now() + 60_000;

@@ -13,7 +13,7 @@
 //
 // Usage: node push.mjs <topdog binary> <scratch dir>   (run by tests/api/ui.rs)
 import { once } from "node:events";
-import { fail, ideCall, launch, pairInBrowser, phoneCall, phoneContext, shot, startAppliance } from "./appliance.mjs";
+import { eventually, fail, ideCall, launch, pairInBrowser, phoneCall, phoneContext, receiptState, shot, startAppliance } from "./appliance.mjs";
 
 const [binary, scratch] = process.argv.slice(2);
 
@@ -42,14 +42,9 @@ function showing(page) {
 }
 
 /** Waits until a shown notification has `tag`. */
-async function waitShown(page, tag) {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const found = (await showing(page)).find((n) => n.tag === tag);
-    if (found) return found;
-    if (Date.now() > deadline) fail(`no notification tagged ${tag}: ${JSON.stringify(await showing(page))}`);
-    await page.waitForTimeout(100);
-  }
+function waitShown(page, tag) {
+  const found = async () => (await showing(page)).find((n) => n.tag === tag);
+  return eventually(found, async () => `a notification tagged ${tag}: ${JSON.stringify(await showing(page))}`);
 }
 
 async function main() {
@@ -83,12 +78,8 @@ async function main() {
     const registrations = [];
     cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
     await cdp.send("ServiceWorker.enable");
-    const deadline = Date.now() + 15_000;
-    while (!registrations.some((r) => r.scopeURL === `${app.base}/` && !r.isDeleted)) {
-      if (Date.now() > deadline) fail(`no worker registration: ${JSON.stringify(registrations)}`);
-      await phone.waitForTimeout(50);
-    }
-    const registrationId = registrations.find((r) => r.scopeURL === `${app.base}/`).registrationId;
+    const ours = () => registrations.find((r) => r.scopeURL === `${app.base}/` && !r.isDeleted);
+    const { registrationId } = await eventually(ours, () => `the worker's registration: ${JSON.stringify(registrations)}`);
     const push = (message) => cdp.send("ServiceWorker.deliverPushMessage", { origin: app.base, registrationId, data: JSON.stringify(message) });
 
     const asked = await ideCall(app, "POST", "/phone/approvals", { user_id: "alice", title: "Deploy 1.4", detail: "build 7", timeout_s: 300 });
@@ -114,12 +105,8 @@ async function main() {
     if (outcome.body.status !== "rejected") fail(`after Reject: ${JSON.stringify(outcome.body)}`);
     await waitShown(phone, `approval-${asked.body.id}`).then((n) => n.title === "Rejected" || fail(`after Reject: ${JSON.stringify(n)}`));
     // The tap counts as seen (the receipt the requester reads).
-    for (let tries = 0; ; tries++) {
-      const tracked = await ideCall(app, "GET", `/phone/approvals/${asked.body.id}`);
-      if (tracked.body.receipts?.[0]?.state === "seen") break;
-      if (tries > 100) fail(`receipt after the tap: ${JSON.stringify(tracked.body)}`);
-      await phone.waitForTimeout(100);
-    }
+    const tracked = `/phone/approvals/${asked.body.id}`;
+    await eventually(async () => (await receiptState(app, tracked)) === "seen", "the receipt says seen after the tap");
 
     // A revoked phone's worker clears what it showed and says why.
     await push({ type: "control", id: "c1", time, action: "revoked", detail: "An admin revoked this phone." });

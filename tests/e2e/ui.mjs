@@ -11,7 +11,7 @@
 //
 // Usage: node ui.mjs <topdog binary> <scratch dir>   (run by tests/api/ui.rs)
 import { once } from "node:events";
-import { fail, ideCall, launch, pairInBrowser, phoneContext, shot, startAppliance, TIMEOUT } from "./appliance.mjs";
+import { eventually, fail, ideCall, launch, pairInBrowser, phoneContext, receiptState, shot, startAppliance, TIMEOUT } from "./appliance.mjs";
 
 const [binary, scratch] = process.argv.slice(2);
 
@@ -82,12 +82,8 @@ async function main() {
     if (posted.status !== 200) fail(`notify: ${JSON.stringify(posted)}`);
     await phone.locator("#notifications", { hasText: "Build #7 failed" }).waitFor();
     // Shown in the open app: the requester's receipt says seen.
-    for (let tries = 0; ; tries++) {
-      const tracked = await ideCall(app, "GET", `/phone/notifications/${posted.body.id}`);
-      if (tracked.body.receipts?.[0]?.state === "seen") break;
-      if (tries > 100) fail(`receipt once shown: ${JSON.stringify(tracked.body)}`);
-      await phone.waitForTimeout(100);
-    }
+    const tracked = `/phone/notifications/${posted.body.id}`;
+    await eventually(async () => (await receiptState(app, tracked)) === "seen", "the receipt says seen once shown");
 
     // An approval, approved on the phone, reaches the API.
     const asked = await ideCall(app, "POST", "/phone/approvals", { user_id: "alice", title: "Deploy 1.4 to production?", detail: "build 7", timeout_s: 300 });

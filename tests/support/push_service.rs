@@ -6,7 +6,8 @@
 //! and it decrypts the body with the subscription's private key, made here
 //! the way a browser makes it, by RFC 8291 written out independently of the
 //! appliance's crate. It records what it accepted and can be told to answer
-//! the next request of a subscription with another status.
+//! the next request of a subscription with another status. As a sink (for
+//! the benchmark) it only counts the requests it answers.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -52,6 +53,8 @@ struct Shared {
     refusals: Mutex<Vec<String>>,
     vapid_keys: Mutex<Vec<String>>,
     count: Option<watch::Sender<usize>>,
+    /// Count requests without checking them.
+    sink: bool,
 }
 
 /// The running push service.
@@ -65,6 +68,16 @@ pub struct PushService {
 impl PushService {
     /// Starts it on 127.0.0.1 with a new CA.
     pub async fn start() -> PushService {
+        PushService::started(false).await
+    }
+
+    /// Starts one that answers every request 201 and only counts them.
+    #[allow(dead_code)]
+    pub async fn sink() -> PushService {
+        PushService::started(true).await
+    }
+
+    async fn started(sink: bool) -> PushService {
         let dir = tempfile::tempdir().unwrap();
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -92,7 +105,8 @@ impl PushService {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, count) = watch::channel(0);
-        let shared = Arc::new(Shared { origin: format!("https://{addr}"), count: Some(tx), ..Default::default() });
+        let shared =
+            Arc::new(Shared { origin: format!("https://{addr}"), count: Some(tx), sink, ..Default::default() });
         tokio::spawn(serve(listener, acceptor, shared.clone()));
         PushService { _dir: dir, ca_file, shared, count }
     }
@@ -100,6 +114,12 @@ impl PushService {
     /// The CA file the appliance is to trust.
     pub fn ca_file(&self) -> &Path {
         &self.ca_file
+    }
+
+    /// How many pushes were accepted.
+    #[allow(dead_code)]
+    pub fn count(&self) -> usize {
+        *self.count.borrow()
     }
 
     /// A new subscription `name` as the browser gives it to the app.
@@ -179,6 +199,13 @@ fn answer(status: u16, retry_after: Option<u64>) -> Answer {
 }
 
 async fn handle(shared: &Shared, req: hyper::Request<Incoming>) -> Answer {
+    if shared.sink {
+        let _ = req.into_body().collect().await;
+        if let Some(count) = &shared.count {
+            count.send_modify(|n| *n += 1);
+        }
+        return answer(201, None);
+    }
     let name = req.uri().path().strip_prefix("/push/").unwrap_or_default().to_owned();
     shared.tries.lock().unwrap().entry(name.clone()).or_default().push(Instant::now());
     let (parts, body) = req.into_parts();
