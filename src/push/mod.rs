@@ -86,7 +86,8 @@ impl Push {
             tasks: parts.tasks,
             stop: parts.stop,
             pushed: parts.pushed,
-        });
+        })
+        .context("starting the Web Push sender")?;
         Ok(Push { subscriptions, sender, vapid, devices: parts.devices })
     }
 

@@ -1,4 +1,5 @@
-//! Sends Web Push messages (RFC 8030) from a bounded queue: each message
+//! Sends Web Push messages (RFC 8030) from a bounded queue, on a thread of
+//! its own: each message
 //! encrypted for its subscription (RFC 8291, `aes128gcm`), signed for its
 //! push service (VAPID), with `TTL`, `Urgency` and `Topic`. Answers: 2xx
 //! sent; 404/410 the subscription is gone (and removed); 429 and 5xx, or no
@@ -116,14 +117,21 @@ struct Worker {
 }
 
 impl Sender {
-    /// Starts the sender.
-    pub fn start(parts: Parts) -> Sender {
+    /// Starts the sender on a thread of its own: encrypting is the costly
+    /// part of a push, and on one thread a burst of pushes takes at most
+    /// one core, never the API's. Shutdown waits for it through the task
+    /// tracker.
+    pub fn start(parts: Parts) -> std::io::Result<Sender> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let metrics = parts.metrics.clone();
-        let tasks = parts.tasks.clone();
+        let running = parts.tasks.token();
         let worker = Arc::new(Worker { parts, requeue: queue.clone() });
-        tasks.spawn(dispatch(worker, jobs));
-        Sender { queue, metrics }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("web-push".into()).spawn(move || {
+            runtime.block_on(dispatch(worker, jobs));
+            drop(running);
+        })?;
+        Ok(Sender { queue, metrics })
     }
 
     /// Queues `message` for each of `subscriptions` (never waits).
