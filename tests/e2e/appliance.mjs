@@ -5,6 +5,7 @@
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import crypto from "node:crypto";
+import { once } from "node:events";
 import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
@@ -112,6 +113,28 @@ export function launch() {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--ignore-certificate-errors", "--no-sandbox"],
   });
+}
+
+/** Runs a browser test: starts the appliance (with `extra` arguments) and
+ * Chromium, runs `steps(app, browser)`, says `{name}: all steps passed`,
+ * and stops both whatever happens (exit status 1 on a failure). */
+export async function runTest(name, extra, steps) {
+  const [binary, scratch] = process.argv.slice(2);
+  try {
+    const app = await startAppliance(binary, scratch, extra);
+    const browser = await launch();
+    try {
+      await steps(app, browser);
+      console.log(`${name}: all steps passed`);
+    } finally {
+      await browser.close();
+      app.child.kill("SIGTERM");
+      await once(app.child, "exit");
+    }
+  } catch (error) {
+    console.error(`${name}: ${error.stack ?? error}`);
+    process.exit(1);
+  }
 }
 
 /** A phone-sized browser context. */

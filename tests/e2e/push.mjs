@@ -12,10 +12,7 @@
 // push clears what was shown.
 //
 // Usage: node push.mjs <topdog binary> <scratch dir>   (run by tests/api/ui.rs)
-import { once } from "node:events";
-import { eventually, fail, ideCall, launch, pairInBrowser, phoneCall, phoneContext, receiptState, shot, startAppliance } from "./appliance.mjs";
-
-const [binary, scratch] = process.argv.slice(2);
+import { eventually, fail, ideCall, pairInBrowser, phoneCall, phoneContext, receiptState, runTest, shot } from "./appliance.mjs";
 
 /** Stands in for the browser's push service in `pushManager.subscribe`. */
 function fakeSubscribe() {
@@ -47,83 +44,69 @@ function waitShown(page, tag) {
   return eventually(found, async () => `a notification tagged ${tag}: ${JSON.stringify(await showing(page))}`);
 }
 
-async function main() {
-  const app = await startAppliance(binary, scratch, ["--push-allowed-hosts", "127.0.0.1"]);
-  const browser = await launch();
-  try {
-    const sent = await ideCall(app, "POST", "/phone/pairing/send-sms", { phone_number: "+14155552671", user_id: "alice", user_name: "Alice" });
-    if (sent.status !== 200) fail(`send-sms: ${JSON.stringify(sent)}`);
-    const context = await phoneContext(browser);
-    await context.grantPermissions(["notifications"], { origin: app.base });
-    await context.addInitScript(fakeSubscribe);
-    const phone = await pairInBrowser(app, context);
-    await phone.click("#accept");
-    await phone.waitForURL(`${app.base}/app`);
-    await phone.locator("#connection", { hasText: "live" }).waitFor();
+await runTest("push", ["--push-allowed-hosts", "127.0.0.1"], async (app, browser) => {
+  const sent = await ideCall(app, "POST", "/phone/pairing/send-sms", { phone_number: "+14155552671", user_id: "alice", user_name: "Alice" });
+  if (sent.status !== 200) fail(`send-sms: ${JSON.stringify(sent)}`);
+  const context = await phoneContext(browser);
+  await context.grantPermissions(["notifications"], { origin: app.base });
+  await context.addInitScript(fakeSubscribe);
+  const phone = await pairInBrowser(app, context);
+  await phone.click("#accept");
+  await phone.waitForURL(`${app.base}/app`);
+  await phone.locator("#connection", { hasText: "live" }).waitFor();
 
-    // Turning notifications on registers a subscription made with the
-    // appliance's key.
-    await phone.click("#push-on");
-    await phone.locator("#push[data-state=on]").waitFor();
-    await shot(phone, "11-phone-notifications-on");
-    const token = await phone.evaluate(() => localStorage.getItem("topdog.token"));
-    const key = await phoneCall(app, token, "GET", "/phone/push/key");
-    const used = await phone.evaluate(() => localStorage.getItem("test.applicationServerKey"));
-    if (used !== key.body.public_key) fail(`subscribed with ${used}, the appliance's key is ${key.body.public_key}`);
-    const listed = await phoneCall(app, token, "GET", "/phone/push/subscriptions");
-    if (listed.body.count !== 1) fail(`subscriptions: ${JSON.stringify(listed.body)}`);
+  // Turning notifications on registers a subscription made with the
+  // appliance's key.
+  await phone.click("#push-on");
+  await phone.locator("#push[data-state=on]").waitFor();
+  await shot(phone, "11-phone-notifications-on");
+  const token = await phone.evaluate(() => localStorage.getItem("topdog.token"));
+  const key = await phoneCall(app, token, "GET", "/phone/push/key");
+  const used = await phone.evaluate(() => localStorage.getItem("test.applicationServerKey"));
+  if (used !== key.body.public_key) fail(`subscribed with ${used}, the appliance's key is ${key.body.public_key}`);
+  const listed = await phoneCall(app, token, "GET", "/phone/push/subscriptions");
+  if (listed.body.count !== 1) fail(`subscriptions: ${JSON.stringify(listed.body)}`);
 
-    // Pushes reach the worker, which shows them.
-    const cdp = await context.newCDPSession(phone);
-    const registrations = [];
-    cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
-    await cdp.send("ServiceWorker.enable");
-    const ours = () => registrations.find((r) => r.scopeURL === `${app.base}/` && !r.isDeleted);
-    const { registrationId } = await eventually(ours, () => `the worker's registration: ${JSON.stringify(registrations)}`);
-    const push = (message) => cdp.send("ServiceWorker.deliverPushMessage", { origin: app.base, registrationId, data: JSON.stringify(message) });
+  // Pushes reach the worker, which shows them.
+  const cdp = await context.newCDPSession(phone);
+  const registrations = [];
+  cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
+  await cdp.send("ServiceWorker.enable");
+  const ours = () => registrations.find((r) => r.scopeURL === `${app.base}/` && !r.isDeleted);
+  const { registrationId } = await eventually(ours, () => `the worker's registration: ${JSON.stringify(registrations)}`);
+  const push = (message) => cdp.send("ServiceWorker.deliverPushMessage", { origin: app.base, registrationId, data: JSON.stringify(message) });
 
-    const asked = await ideCall(app, "POST", "/phone/approvals", { user_id: "alice", title: "Deploy 1.4", detail: "build 7", timeout_s: 300 });
-    if (asked.status !== 201) fail(`approval: ${JSON.stringify(asked)}`);
-    const time = new Date().toISOString();
-    await push({ type: "approval_request", id: asked.body.id, time, title: "Deploy 1.4", detail: "build 7", choices: ["11", "42", "77"], expires_at: asked.body.expires_at });
-    const approval = await waitShown(phone, `approval-${asked.body.id}`);
-    if (approval.title !== "Approve? Deploy 1.4" || approval.actions.join() !== "reject,review" || !approval.requireInteraction) {
-      fail(`approval notification: ${JSON.stringify(approval)}`);
-    }
-    await push({ type: "notification", id: "n00000000000000ff", time, title: "Build #8 failed", body: "3 tests failed", priority: 5, kind: "build_failure" });
-    const note = await waitShown(phone, "notification-n00000000000000ff");
-    if (note.title !== "Build #8 failed" || note.body !== "3 tests failed" || !note.requireInteraction) fail(`notification: ${JSON.stringify(note)}`);
-
-    // Reject, from the notification, in the worker.
-    const [worker] = context.serviceWorkers();
-    if (!worker) fail("no service worker");
-    await worker.evaluate(async (tag) => {
-      const [notification] = await self.registration.getNotifications({ tag });
-      self.dispatchEvent(new NotificationEvent("notificationclick", { notification, action: "reject" }));
-    }, `approval-${asked.body.id}`);
-    const outcome = await ideCall(app, "GET", `/phone/approvals/${asked.body.id}?wait=10s`);
-    if (outcome.body.status !== "rejected") fail(`after Reject: ${JSON.stringify(outcome.body)}`);
-    await waitShown(phone, `approval-${asked.body.id}`).then((n) => n.title === "Rejected" || fail(`after Reject: ${JSON.stringify(n)}`));
-    // The tap counts as seen (the receipt the requester reads).
-    const tracked = `/phone/approvals/${asked.body.id}`;
-    await eventually(async () => (await receiptState(app, tracked)) === "seen", "the receipt says seen after the tap");
-
-    // A revoked phone's worker clears what it showed and says why.
-    await push({ type: "control", id: "c1", time, action: "revoked", detail: "An admin revoked this phone." });
-    const control = await waitShown(phone, "control");
-    const left = await showing(phone);
-    if (control.title !== "This phone was unpaired" || left.length !== 1) fail(`after revoked: ${JSON.stringify(left)}`);
-    const kept = await worker.evaluate(() => self.topdogKeys.get("token"));
-    if (kept !== undefined) fail("the worker kept the token of a revoked phone");
-    console.log("push: all steps passed");
-  } finally {
-    await browser.close();
-    app.child.kill("SIGTERM");
-    await once(app.child, "exit");
+  const asked = await ideCall(app, "POST", "/phone/approvals", { user_id: "alice", title: "Deploy 1.4", detail: "build 7", timeout_s: 300 });
+  if (asked.status !== 201) fail(`approval: ${JSON.stringify(asked)}`);
+  const time = new Date().toISOString();
+  await push({ type: "approval_request", id: asked.body.id, time, title: "Deploy 1.4", detail: "build 7", choices: ["11", "42", "77"], expires_at: asked.body.expires_at });
+  const approval = await waitShown(phone, `approval-${asked.body.id}`);
+  if (approval.title !== "Approve? Deploy 1.4" || approval.actions.join() !== "reject,review" || !approval.requireInteraction) {
+    fail(`approval notification: ${JSON.stringify(approval)}`);
   }
-}
+  await push({ type: "notification", id: "n00000000000000ff", time, title: "Build #8 failed", body: "3 tests failed", priority: 5, kind: "build_failure" });
+  const note = await waitShown(phone, "notification-n00000000000000ff");
+  if (note.title !== "Build #8 failed" || note.body !== "3 tests failed" || !note.requireInteraction) fail(`notification: ${JSON.stringify(note)}`);
 
-main().catch((error) => {
-  console.error(`push: ${error.stack ?? error}`);
-  process.exit(1);
+  // Reject, from the notification, in the worker.
+  const [worker] = context.serviceWorkers();
+  if (!worker) fail("no service worker");
+  await worker.evaluate(async (tag) => {
+    const [notification] = await self.registration.getNotifications({ tag });
+    self.dispatchEvent(new NotificationEvent("notificationclick", { notification, action: "reject" }));
+  }, `approval-${asked.body.id}`);
+  const outcome = await ideCall(app, "GET", `/phone/approvals/${asked.body.id}?wait=10s`);
+  if (outcome.body.status !== "rejected") fail(`after Reject: ${JSON.stringify(outcome.body)}`);
+  await waitShown(phone, `approval-${asked.body.id}`).then((n) => n.title === "Rejected" || fail(`after Reject: ${JSON.stringify(n)}`));
+  // The tap counts as seen (the receipt the requester reads).
+  const tracked = `/phone/approvals/${asked.body.id}`;
+  await eventually(async () => (await receiptState(app, tracked)) === "seen", "the receipt says seen after the tap");
+
+  // A revoked phone's worker clears what it showed and says why.
+  await push({ type: "control", id: "c1", time, action: "revoked", detail: "An admin revoked this phone." });
+  const control = await waitShown(phone, "control");
+  const left = await showing(phone);
+  if (control.title !== "This phone was unpaired" || left.length !== 1) fail(`after revoked: ${JSON.stringify(left)}`);
+  const kept = await worker.evaluate(() => self.topdogKeys.get("token"));
+  if (kept !== undefined) fail("the worker kept the token of a revoked phone");
 });
