@@ -211,13 +211,14 @@ impl Escalation {
             }
             Item::Notification(id) => {
                 let Some(recent) = self.parts.notifications.get(id)? else { return Ok(None) };
+                let devices = self.active_devices(&recent.user_id, |d| recent.recipients.iter().any(|r| r == d))?;
                 Some(Subject {
                     link: format!("{base}/app#notification-{id}"),
                     id: id.clone(),
                     user: recent.user_id,
                     kind: "Urgent notification",
                     title: recent.message.title,
-                    devices: recent.recipients,
+                    devices,
                     repeats: true,
                 })
             }

@@ -6,7 +6,13 @@
 //! country's number, an id that does not exist — and no schema can say so).
 //! Zero 5xx, nothing that breaks the document, and healthy afterwards.
 //! `DELETE /phone/me` and `POST /phone/token/refresh` are left out because
-//! they end the device token the rest of the run uses.
+//! they end the device token the rest of the run uses. A request that
+//! meets a network-level failure is retried twice, as HTTP clients do: an
+//! HTTP/1.1 connection the appliance closes after 10 s without a request
+//! (its header-read timeout) can be reused by the client at that very
+//! moment, which Python reports as "EOF occurred in violation of
+//! protocol"; under the full test load this happened about once in five
+//! runs.
 
 use crate::helpers::{spawn_with, Options};
 use std::process::Command;
@@ -26,7 +32,7 @@ async fn schemathesis_finds_nothing() {
         .arg(app.ca_file())
         .args(["-H", &format!("x-admin-token: {}", app.admin_token)])
         .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args(["--max-examples", "50", "--seed", "1", "--request-timeout", "10"])
+        .args(["--max-examples", "50", "--seed", "1", "--request-timeout", "10", "--request-retries", "2"])
         .args(["--exclude-path", "/phone/events"])
         .args(["--exclude-operation-id", "unpairSelf", "--exclude-operation-id", "refreshToken"])
         .args(["--exclude-checks", "positive_data_acceptance"])
