@@ -89,7 +89,11 @@ impl Messaging {
 
     /// A notification with its receipts.
     pub fn tracked_notification(&self, id: &str) -> Result<Tracked<notifications::Recent>, MessagingError> {
-        let recent = self.notifications.get(id)?.ok_or(MessagingError::NotificationNotFound)?;
+        self.track(self.notifications.get(id)?.ok_or(MessagingError::NotificationNotFound)?)
+    }
+
+    fn track(&self, recent: notifications::Recent) -> Result<Tracked<notifications::Recent>, MessagingError> {
+        let id = recent.message.id.as_str();
         let acknowledged = |device: &str| self.notifications.acknowledged(device, id);
         let receipts = self.receipts.of(id, recent.message.time, &recent.recipients, acknowledged)?;
         Ok(Tracked { item: recent, receipts })
@@ -112,16 +116,7 @@ impl Messaging {
 
     /// The newest `n` notifications with their receipts.
     pub fn recent_tracked(&self, n: usize) -> Result<Vec<Tracked<notifications::Recent>>, MessagingError> {
-        let recent = self.notifications.recent(n)?;
-        recent
-            .into_iter()
-            .map(|r| {
-                let id = r.message.id.clone();
-                let acknowledged = |device: &str| self.notifications.acknowledged(device, &id);
-                let receipts = self.receipts.of(&id, r.message.time, &r.recipients, acknowledged)?;
-                Ok(Tracked { item: r, receipts })
-            })
-            .collect()
+        self.notifications.recent(n)?.into_iter().map(|r| self.track(r)).collect()
     }
 
     /// The active devices of `user`, or the one named device.

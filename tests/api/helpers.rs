@@ -405,6 +405,24 @@ impl Drop for TestApp {
     }
 }
 
+/// Asks `probe` every 50 ms until it answers `Ok`, for up to 20 s, for
+/// state the appliance keeps but announces nowhere a test can wait on
+/// (metrics, receipts, the audit log); panics with the last `Err`.
+pub async fn eventually<T, F, Fut>(mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match probe().await {
+            Ok(found) => return found,
+            Err(why) if tokio::time::Instant::now() >= deadline => panic!("never: {why}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Sends a request; status and JSON body (Null when not JSON).
 pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.expect("request");

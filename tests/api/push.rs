@@ -3,7 +3,7 @@
 //! message; its answers are honoured (gone, retry after, unreachable until
 //! the TTL); endpoints are checked; subscriptions go with their device.
 
-use crate::helpers::{send, spawn_with, Options, TestApp};
+use crate::helpers::{eventually, send, spawn_with, Options, TestApp};
 use crate::push_service::PushService;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -28,19 +28,19 @@ async fn notify(app: &TestApp, user: &str, title: &str, priority: u8) -> String 
     notified["id"].as_str().unwrap().to_owned()
 }
 
-/// Polls `/metrics` until the push counter for `outcome` reaches `n`.
+/// Waits until the push counter for `outcome` in `/metrics` reaches `n`.
 async fn wait_for_pushes(app: &TestApp, outcome: &str, n: u64) {
     let line = format!("topdog_push_messages_total{{outcome=\"{outcome}\"}} ");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(|| async {
         let text = app.admin(reqwest::Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
         let count = text.lines().find_map(|l| l.strip_prefix(&line)).and_then(|v| v.parse::<u64>().ok());
         if count.unwrap_or(0) >= n {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{outcome} reaching {n}:\n{text}"))
         }
-        assert!(tokio::time::Instant::now() < deadline, "{outcome} never reached {n}:\n{text}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

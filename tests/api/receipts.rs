@@ -3,11 +3,10 @@
 //! it showed over HTTP (`POST /phone/seen`) or MQTT (`seen`), and only its
 //! own items count.
 
-use crate::helpers::{send, TestApp};
+use crate::helpers::{eventually, send, TestApp};
 use crate::phone::Phone;
 use crate::push_service::PushService;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// The receipt of the item at `path` (admin) on `device`.
 async fn receipt(app: &TestApp, path: &str, device: &str) -> Value {
@@ -17,17 +16,17 @@ async fn receipt(app: &TestApp, path: &str, device: &str) -> Value {
     receipts.iter().find(|r| r["device_id"] == device).cloned().unwrap_or_else(|| panic!("{device} in {tracked}"))
 }
 
-/// Polls until the receipt on `device` reaches `state`.
+/// Waits until the receipt on `device` reaches `state`.
 async fn reaches(app: &TestApp, path: &str, device: &str, state: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(|| async {
         let found = receipt(app, path, device).await;
         if found["state"] == state {
-            return found;
+            Ok(found)
+        } else {
+            Err(format!("{path} reaching {state} on {device}: {found}"))
         }
-        assert!(tokio::time::Instant::now() < deadline, "{path} never reached {state} on {device}: {found}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 async fn notify(app: &TestApp, title: &str) -> String {
