@@ -22,6 +22,8 @@ pub enum Actor {
     Admin,
     /// A local admin on the appliance's Unix socket.
     AdminSocket,
+    /// A scoped API token, by name.
+    Token(String),
     /// A paired phone.
     Device(String),
     /// A phone that is pairing (not yet a device).
@@ -37,6 +39,7 @@ impl std::fmt::Display for Actor {
         match self {
             Actor::Admin => f.write_str("admin"),
             Actor::AdminSocket => f.write_str("admin-socket"),
+            Actor::Token(name) => write!(f, "token:{name}"),
             Actor::Device(id) => write!(f, "phone:{id}"),
             Actor::Pairing => f.write_str("pairing-phone"),
             Actor::System => f.write_str("system"),
@@ -48,7 +51,8 @@ impl std::fmt::Display for Actor {
 /// One audited event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Event {
-    /// Who did it: `admin`, `admin-socket`, `phone:{device}`, `system`.
+    /// Who did it: `admin`, `admin-socket`, `token:{name}`, `phone:{device}`,
+    /// `system`.
     pub actor: String,
     /// What: `invite.create`, `device.revoke`, …
     pub action: String,

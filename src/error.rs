@@ -72,6 +72,9 @@ pub enum Error {
     /// A push subscription refused or failed.
     #[error(transparent)]
     Push(#[from] crate::push::PushError),
+    /// An API token refused, or a token operation failed.
+    #[error(transparent)]
+    ApiToken(#[from] crate::auth::api_tokens::ApiTokenError),
     /// Over a rate limit.
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
@@ -100,6 +103,7 @@ impl Coded for Error {
             Error::Licensing(e) => e.coded(),
             Error::Messaging(e) => e.coded(),
             Error::Push(e) => e.coded(),
+            Error::ApiToken(e) => e.coded(),
             Error::RateLimited(e) => e.coded(),
             Error::BadRequest { code, .. } => (code, Kind::Invalid),
             Error::Store(_) | Error::Internal(_) => ("internal", Kind::Internal),

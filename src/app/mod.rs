@@ -182,7 +182,7 @@ impl App {
             GatewayLimits { max_per_ip: config.mqtt_max_per_ip, publish_rate: config.mqtt_publish_rate },
             metrics.clone(),
         )?;
-        let limits = RateLimits::new(config.limits.invites_per_minute, config.limits.accepts_per_minute);
+        let limits = RateLimits::new(&config.limits);
         let tasks = TaskTracker::new();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let receipts = Receipts::new(store.clone(), clock.clone());
@@ -220,6 +220,7 @@ impl App {
             sessions: crate::auth::sessions::Sessions::new(clock.clone()),
             long_poll_max: config.long_poll_max,
             metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
+            api_tokens: crate::auth::api_tokens::ApiTokens::new(store.clone(), clock.clone()),
             clock: clock.clone(),
             push,
         });

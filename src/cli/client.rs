@@ -1,6 +1,7 @@
 //! The admin subcommands' client: talks to the running appliance over the
 //! local admin socket in the data directory (no token needed: only the
-//! service's user can open it) or over the HTTPS API with the admin token.
+//! service's user can open it) or over the HTTPS API with the admin token
+//! or a scoped API token (sent as `Authorization: Bearer`).
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
@@ -16,7 +17,7 @@ pub enum Transport {
     Https {
         /// Base URL.
         url: String,
-        /// The admin token.
+        /// The admin token or an API token.
         token: String,
         /// The client (trusting the appliance CA when given).
         client: reqwest::Client,
@@ -48,7 +49,12 @@ impl Transport {
             Transport::Socket(socket) => over_socket(socket, method, path, body).await?,
             Transport::Https { url, token, client } => {
                 let method = reqwest::Method::from_bytes(method.as_bytes())?;
-                let mut request = client.request(method, format!("{url}{path}")).header("x-admin-token", token);
+                let request = client.request(method, format!("{url}{path}"));
+                let mut request = if token.starts_with(crate::auth::api_tokens::PREFIX) {
+                    request.bearer_auth(token)
+                } else {
+                    request.header("x-admin-token", token)
+                };
                 if let Some(body) = body {
                     request = request.json(&body);
                 }

@@ -5,7 +5,9 @@
 pub mod client;
 mod license;
 mod maintenance;
+mod pipeline;
 mod ready;
+mod tokens;
 
 use crate::app::{App, StartInfo};
 use crate::cli::client::{Answer, Transport};
@@ -37,8 +39,11 @@ pub struct Remote {
     /// Admin token for --url.
     #[arg(long, env = "TOPDOG_ADMIN_TOKEN", hide_env_values = true, global = true)]
     admin_token: Option<String>,
+    /// API token (tdapi_…) for --url; used instead of --admin-token.
+    #[arg(long, env = "TOPDOG_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     /// CA certificate to trust for --url (default: DATA_DIR/ca.pem if present).
-    #[arg(long, global = true)]
+    #[arg(long, env = "TOPDOG_CA_CERT", global = true)]
     ca_cert: Option<PathBuf>,
     /// Print the raw JSON answer.
     #[arg(long, global = true)]
@@ -111,6 +116,28 @@ enum Command {
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Scoped API tokens for build systems.
+    Tokens {
+        #[command(subcommand)]
+        action: tokens::TokenAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Send a notification to a user's phones (prints its id).
+    Notify {
+        #[command(flatten)]
+        args: pipeline::NotifyArgs,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Ask a user's phone to approve; exits 0 approved, 1 rejected, 2
+    /// expired, 3 error.
+    Approve {
+        #[command(flatten)]
+        args: pipeline::ApproveArgs,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -231,6 +258,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backup { file, remote } => maintenance::backup(&remote, &file).await,
         Command::Restore { file, data_dir } => maintenance::restore(&file, &data_dir).await,
         Command::Audit { action: AuditAction::Verify { data_dir } } => audit_verify(&data_dir),
+        Command::Tokens { action, remote } => tokens::run(action, &remote).await,
+        Command::Notify { args, remote } => pipeline::notify(args, &remote).await,
+        Command::Approve { args, remote } => Ok(pipeline::approve(args, &remote).await),
     }
 }
 
@@ -291,10 +321,9 @@ impl Remote {
     pub fn transport(&self) -> anyhow::Result<Transport> {
         match &self.url {
             Some(url) => {
-                let token = self
-                    .admin_token
-                    .clone()
-                    .ok_or_else(|| anyhow::anyhow!("--url needs --admin-token (or TOPDOG_ADMIN_TOKEN)"))?;
+                let token = self.token.clone().or_else(|| self.admin_token.clone()).ok_or_else(|| {
+                    anyhow::anyhow!("--url needs --token (TOPDOG_TOKEN) or --admin-token (TOPDOG_ADMIN_TOKEN)")
+                })?;
                 let default_ca = self.data_dir.join("ca.pem");
                 let ca = self.ca_cert.clone().or_else(|| default_ca.exists().then_some(default_ca));
                 Transport::https(url, token, ca.as_deref())

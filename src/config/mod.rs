@@ -64,6 +64,8 @@ pub struct LimitsConfig {
     pub invites_per_minute: u32,
     /// Accepts and look-ups per minute.
     pub accepts_per_minute: u32,
+    /// Requests per API token per minute.
+    pub token_requests_per_minute: u32,
 }
 
 /// Pairing rules.
@@ -181,6 +183,10 @@ impl Config {
         let limits = LimitsConfig {
             invites_per_minute: positive("rate_invites_per_minute", s.rate_invites_per_minute.unwrap_or(20))?,
             accepts_per_minute: positive("rate_accepts_per_minute", s.rate_accepts_per_minute.unwrap_or(60))?,
+            token_requests_per_minute: positive(
+                "rate_token_requests_per_minute",
+                s.rate_token_requests_per_minute.unwrap_or(600),
+            )?,
         };
         let config = Config {
             data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from("topdog-data")),

@@ -164,6 +164,9 @@ pub struct Settings {
     /// Accepts and invite look-ups allowed per client per minute.
     #[arg(long, env = "TOPDOG_RATE_ACCEPTS_PER_MINUTE")]
     pub rate_accepts_per_minute: Option<u32>,
+    /// Requests allowed per API token per minute.
+    #[arg(long, env = "TOPDOG_RATE_TOKEN_REQUESTS_PER_MINUTE")]
+    pub rate_token_requests_per_minute: Option<u32>,
     /// How often expired invites are marked in the store.
     #[arg(long, env = "TOPDOG_SWEEP_INTERVAL")]
     pub sweep_interval: Option<Dur>,

@@ -5,7 +5,9 @@
 
 use crate::audit::Actor;
 use crate::auth::admin::AdminError;
+use crate::auth::api_tokens::{self, ApiTokenError, Grant, Scope};
 use crate::devices::Authenticated;
+use crate::error::Coded;
 use crate::error::Error;
 use crate::limits::{Bucket, ClientKey};
 use crate::metrics::Metrics;
@@ -57,12 +59,40 @@ pub fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
         })
 }
 
+/// Who is asking (for the audit), and which users they may reach.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who acts.
+    pub actor: Actor,
+    grant: Option<Grant>,
+}
+
+impl Caller {
+    /// Refuses unless the caller may notify or ask `user` (an API token
+    /// limited to users; admins reach everyone).
+    pub fn may_reach(&self, user: &str) -> Result<(), Error> {
+        match &self.grant {
+            Some(grant) => Ok(grant.may_reach(user)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the caller may reach only some users.
+    pub fn is_limited(&self) -> bool {
+        self.grant.as_ref().is_some_and(Grant::is_limited)
+    }
+}
+
 impl Ctx {
-    /// Admits an admin (socket or token), or says why not; wrong tokens are
-    /// rate-limited and audited.
+    /// Admits the admin token, a console session or the local socket, and
+    /// nothing else (backups, console sign-in); an API token is refused.
     pub async fn admin(&self, state: &State) -> Result<Actor, Error> {
-        if self.conn.is_some_and(|c| c.local_admin) {
+        if self.is_local_admin() {
             return Ok(Actor::AdminSocket);
+        }
+        if let Some(token) = self.api_token() {
+            self.check_api_token(state, token).await?;
+            return Err(ApiTokenError::AdminOnly.into());
         }
         if let (None, Some(session)) = (&self.admin_token, &self.session) {
             state.sessions.check(session, self.csrf.as_deref(), self.changes_state)?;
@@ -71,10 +101,57 @@ impl Ctx {
         self.check_token(state, self.admin_token.as_deref()).await
     }
 
+    /// Admits an API token holding `scope` (within its own rate budget), or
+    /// an admin as [`Ctx::admin`] does.
+    pub async fn authorize(&self, state: &State, scope: Scope) -> Result<Caller, Error> {
+        let Some(token) = self.api_token().filter(|_| !self.is_local_admin()) else {
+            return Ok(Caller { actor: self.admin(state).await?, grant: None });
+        };
+        let grant = self.check_api_token(state, token).await?;
+        if let Err(refused) = grant.require(scope) {
+            tracing::warn!(token = grant.name(), scope = scope.as_str(), "API token used outside its scopes");
+            return Err(refused.into());
+        }
+        state.limits.check_token(grant.name())?;
+        Ok(Caller { actor: grant.actor(), grant: Some(grant) })
+    }
+
     /// Checks an admin token given in the body (console sign-in) the same
     /// way as one in the header.
     pub async fn admin_with_token(&self, state: &State, token: &str) -> Result<Actor, Error> {
         self.check_token(state, Some(token)).await
+    }
+
+    /// The API token presented (`x-admin-token` or `Authorization: Bearer`),
+    /// told apart by its prefix.
+    fn api_token(&self) -> Option<&str> {
+        let is_api = |t: &&str| t.starts_with(api_tokens::PREFIX);
+        self.admin_token.as_deref().filter(is_api).or_else(|| self.bearer.as_deref().filter(is_api))
+    }
+
+    async fn check_api_token(&self, state: &State, token: &str) -> Result<Grant, Error> {
+        match state.api_tokens.authenticate(token) {
+            Ok(grant) => Ok(grant),
+            Err(e) => {
+                if matches!(e, ApiTokenError::Unknown | ApiTokenError::Expired(_)) {
+                    self.wrong_credential(state, "api token", e.code()).await?;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Counts and audits a wrong credential: it draws on the client's invite
+    /// budget and on one appliance-wide budget, which bounds both guessing
+    /// and the audit lines it writes.
+    async fn wrong_credential(&self, state: &State, what: &str, code: &str) -> Result<(), Error> {
+        if !self.is_local_admin() {
+            state.limits.admin_failure(self.client())?;
+        }
+        let event = crate::audit::Event::new(&Actor::Client(self.peer_ip()), "admin.auth", what, code);
+        state.audit.record(event).await;
+        tracing::warn!(peer = %self.peer_ip(), credential = what, code, "request with a wrong credential");
+        Ok(())
     }
 
     /// The console session id from the cookie.
@@ -92,20 +169,7 @@ impl Ctx {
             Ok(()) => Ok(Actor::Admin),
             Err(e) => {
                 if matches!(e, AdminError::Invalid) {
-                    // Wrong tokens draw on the client's invite budget and on
-                    // one appliance-wide budget, which bounds both guessing
-                    // and the audit lines it writes.
-                    if !self.is_local_admin() {
-                        state.limits.admin_failure(self.client())?;
-                    }
-                    let event = crate::audit::Event::new(
-                        &Actor::Client(self.peer_ip()),
-                        "admin.auth",
-                        "admin token",
-                        "admin_token_invalid",
-                    );
-                    state.audit.record(event).await;
-                    tracing::warn!(peer = %self.peer_ip(), "request with a wrong admin token");
+                    self.wrong_credential(state, "admin token", e.code()).await?;
                 }
                 Err(e.into())
             }

@@ -5,6 +5,7 @@
 use super::context::{ctx, Ctx};
 use super::errors::respond;
 use super::{with_state, Routes, State};
+use crate::auth::api_tokens::Scope;
 use crate::devices::{Change, Device};
 use crate::error::Error;
 use crate::ids::UserId;
@@ -86,9 +87,9 @@ pub fn routes(state: Arc<State>) -> Routes {
     list.or(change).unify().or(number).unify().or(me).unify().or(unpair).unify().or(refresh).unify().boxed()
 }
 
-async fn device_admin(state: &State, ctx: &Ctx) -> Result<crate::audit::Actor, Error> {
+async fn device_admin(state: &State, ctx: &Ctx, scope: Scope) -> Result<crate::audit::Actor, Error> {
     if state.devices_require_admin {
-        ctx.admin(state).await
+        Ok(ctx.authorize(state, scope).await?.actor)
     } else {
         Ok(crate::audit::Actor::Admin)
     }
@@ -96,7 +97,7 @@ async fn device_admin(state: &State, ctx: &Ctx) -> Result<crate::audit::Actor, E
 
 async fn list_devices(query: ListQuery, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        device_admin(&state, &ctx).await?;
+        device_admin(&state, &ctx, Scope::DevicesRead).await?;
         let user = query.user_id.as_deref().map(UserId::parse).transpose().map_err(PairingError::from)?;
         let devices = state.devices.list(user.as_ref())?;
         let devices = devices
@@ -112,7 +113,7 @@ async fn list_devices(query: ListQuery, state: Arc<State>, ctx: Ctx) -> Response
 
 async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        let actor = device_admin(&state, &ctx).await?;
+        let actor = device_admin(&state, &ctx, Scope::DevicesWrite).await?;
         let device = state.devices.change(&actor, &id, change).await?;
         let told = match change {
             Change::Suspend => Some((ControlAction::Suspended, "An admin suspended this phone.")),
@@ -129,7 +130,7 @@ async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) 
 
 async fn set_number(id: String, body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        let actor = device_admin(&state, &ctx).await?;
+        let actor = device_admin(&state, &ctx, Scope::DevicesWrite).await?;
         let body: NumberBody = super::errors::parse_json(&body)?;
         let number = state.pairing.check_number(&body.phone_number)?;
         let device = state.devices.set_number(&actor, &id, &number).await?;

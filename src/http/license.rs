@@ -4,6 +4,7 @@
 use super::context::{ctx, Ctx};
 use super::errors::{parse_json, respond};
 use super::{json_body, with_state, Routes, State};
+use crate::auth::api_tokens::Scope;
 use crate::error::Error;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -27,7 +28,7 @@ pub fn routes(state: Arc<State>) -> Routes {
 
 async fn status(state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        ctx.admin(&state).await?;
+        ctx.authorize(&state, Scope::Admin).await?;
         Ok::<_, Error>(state.licensing.status()?)
     };
     respond(StatusCode::OK, result.await)
@@ -35,7 +36,7 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
 
 async fn activate(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
     let result = async {
-        let actor = ctx.admin(&state).await?;
+        let actor = ctx.authorize(&state, Scope::Admin).await?.actor;
         let req: Activate = parse_json(&body)?;
         Ok::<_, Error>(state.licensing.activate(&actor, &req.license_key).await?)
     };

@@ -1,13 +1,14 @@
 //! Routes of phone messaging: `POST /phone/notify`, `GET
-//! /phone/notifications/{id}` and `POST /phone/approvals` / `GET
-//! /phone/approvals/{id}` (each with its receipts) for the IDE (admin
-//! token); `GET /phone/notifications`, `GET /phone/approvals`,
+//! /phone/notifications/{id}` (scope `notify`) and `POST /phone/approvals` /
+//! `GET /phone/approvals/{id}` (scope `approvals`; each with its receipts)
+//! for the IDE and build systems; `GET /phone/notifications`, `GET /phone/approvals`,
 //! `POST /phone/approvals/{id}/respond`, `POST /phone/commands` and `POST
 //! /phone/seen` for a paired phone (device token).
 
-use super::context::{ctx, Ctx};
+use super::context::{ctx, Caller, Ctx};
 use super::errors::{parse_json, respond};
 use super::{json_body, with_state, Routes, State};
+use crate::auth::api_tokens::Scope;
 use crate::error::Error;
 use crate::messaging::approvals::{Answer, Approval, ApprovalRequest, Status};
 use crate::messaging::notifications::{Listed, NotifyRequest};
@@ -152,10 +153,27 @@ pub fn routes(state: Arc<State>) -> Routes {
         .boxed()
 }
 
+/// Refuses a notification to a user (or one phone of a user) the caller
+/// may not reach.
+fn check_reach(caller: &Caller, state: &State, request: &NotifyRequest) -> Result<(), Error> {
+    if let Some(user) = &request.user_id {
+        caller.may_reach(user)?;
+    }
+    if let Some(device) = &request.device_id {
+        if let Ok(found) = state.devices.get(device) {
+            caller.may_reach(found.user_id.as_str())?;
+        } else if caller.is_limited() {
+            return Err(crate::auth::api_tokens::ApiTokenError::NotForUser(format!("(owner of {device})")).into());
+        }
+    }
+    Ok(())
+}
+
 async fn notify(body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        ctx.admin(&state).await?;
+        let caller = ctx.authorize(&state, Scope::Notify).await?;
         let request: NotifyRequest = parse_json(&body)?;
+        check_reach(&caller, &state, &request)?;
         Ok::<_, Error>(state.messaging.notify(&request).await?)
     };
     respond(StatusCode::OK, result.await)
@@ -183,16 +201,18 @@ async fn notifications(query: SinceQuery, state: Arc<State>, ctx: Ctx) -> Respon
 
 async fn create_approval(body: bytes::Bytes, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        let actor = ctx.admin(&state).await?;
+        let caller = ctx.authorize(&state, Scope::Approvals).await?;
         let request: ApprovalRequest = parse_json(&body)?;
-        Ok::<_, Error>(state.messaging.request_approval(&actor, &request).await?)
+        caller.may_reach(&request.user_id)?;
+        Ok::<_, Error>(state.messaging.request_approval(&caller.actor, &request).await?)
     };
     respond(StatusCode::CREATED, result.await)
 }
 
 async fn get_approval(id: String, query: WaitQuery, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        ctx.admin(&state).await?;
+        let caller = ctx.authorize(&state, Scope::Approvals).await?;
+        caller.may_reach(&state.messaging.approvals.get(&id)?.user_id)?;
         let wait = match query.wait.as_deref() {
             Some(text) => parse_wait(text)
                 .map_err(|detail| Error::BadRequest { code: "invalid_query", detail })?
@@ -207,8 +227,10 @@ async fn get_approval(id: String, query: WaitQuery, state: Arc<State>, ctx: Ctx)
 
 async fn tracked_notification(id: String, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        ctx.admin(&state).await?;
-        Ok::<_, Error>(state.messaging.tracked_notification(&id)?)
+        let caller = ctx.authorize(&state, Scope::Notify).await?;
+        let tracked = state.messaging.tracked_notification(&id)?;
+        caller.may_reach(&tracked.item.user_id)?;
+        Ok::<_, Error>(tracked)
     };
     respond(StatusCode::OK, result.await)
 }

@@ -19,6 +19,7 @@ pub mod serve;
 mod session;
 #[cfg(feature = "dev-license-key")]
 mod test_clock;
+mod tokens;
 
 pub use context::ConnInfo;
 pub use routes_table::ROUTES;
@@ -75,6 +76,8 @@ pub struct State {
     pub clock: crate::clock::Clock,
     /// Web Push to phones.
     pub push: crate::push::Push,
+    /// Scoped API tokens.
+    pub api_tokens: crate::auth::api_tokens::ApiTokens,
 }
 
 /// Largest JSON body accepted (a notification's 4,000 characters of body,
@@ -192,6 +195,8 @@ pub fn routes(
             .or(events::routes(state.clone()))
             .unify()
             .or(session::routes(state.clone()))
+            .unify()
+            .or(tokens::routes(state.clone()))
             .unify()
             .or(test_routes(state.clone()))
             .unify()

@@ -5,6 +5,7 @@
 use super::context::{ctx, Ctx};
 use super::errors::respond;
 use super::{with_state, Routes, State};
+use crate::auth::api_tokens::Scope;
 use crate::error::Error;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ async fn may_scrape(state: &State, ctx: &Ctx) -> Result<(), Error> {
     } else if ctx.is_loopback() {
         return Ok(());
     }
-    ctx.admin(state).await.map(|_| ())
+    ctx.authorize(state, Scope::Admin).await.map(|_| ())
 }
 
 async fn metrics(state: Arc<State>, ctx: Ctx) -> Response {
@@ -70,7 +71,7 @@ async fn metrics(state: Arc<State>, ctx: Ctx) -> Response {
 
 async fn status(state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        ctx.admin(&state).await?;
+        ctx.authorize(&state, Scope::Admin).await?;
         let counts = state.devices.count_by_state()?;
         let devices: serde_json::Map<String, serde_json::Value> =
             counts.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
@@ -101,7 +102,7 @@ const ACTIVITY: usize = 20;
 
 async fn activity(state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        ctx.admin(&state).await?;
+        ctx.authorize(&state, Scope::Admin).await?;
         let messaging = &state.messaging;
         Ok::<_, Error>(serde_json::json!({
             "notifications": messaging.recent_tracked(ACTIVITY)?,
@@ -114,7 +115,7 @@ async fn activity(state: Arc<State>, ctx: Ctx) -> Response {
 
 async fn audit_log(query: AuditQuery, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        ctx.admin(&state).await?;
+        ctx.authorize(&state, Scope::Admin).await?;
         let limit = query.limit.unwrap_or(100).min(1000);
         crate::audit::recent(state.audit.path(), limit).map_err(|e| Error::Internal(e.to_string()))
     };

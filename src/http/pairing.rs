@@ -5,6 +5,7 @@
 use super::context::{ctx, Ctx};
 use super::errors::{parse_json, respond};
 use super::{json_body, with_state, Routes, State};
+use crate::auth::api_tokens::Scope;
 use crate::error::Error;
 use crate::limits::Bucket;
 use crate::pairing::{AcceptRequest, QrRequest, SendSmsRequest};
@@ -33,7 +34,7 @@ pub fn routes(state: Arc<State>) -> Routes {
 
 async fn send_sms(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
     let result = async {
-        let actor = ctx.admin(&state).await?;
+        let actor = ctx.authorize(&state, Scope::Pairing).await?.actor;
         ctx.limit(&state, Bucket::Invites)?;
         let req: SendSmsRequest = parse_json(&body)?;
         Ok::<_, Error>(state.pairing.send_sms(&actor, req).await?)
@@ -43,7 +44,7 @@ async fn send_sms(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
 
 async fn resend_sms(code: String, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        let actor = ctx.admin(&state).await?;
+        let actor = ctx.authorize(&state, Scope::Pairing).await?.actor;
         ctx.limit(&state, Bucket::Invites)?;
         Ok::<_, Error>(state.pairing.resend(&actor, &code).await?)
     };
@@ -52,7 +53,7 @@ async fn resend_sms(code: String, state: Arc<State>, ctx: Ctx) -> Response {
 
 async fn cancel_invite(code: String, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
-        let actor = ctx.admin(&state).await?;
+        let actor = ctx.authorize(&state, Scope::Pairing).await?.actor;
         Ok::<_, Error>(state.pairing.cancel(&actor, &code).await?)
     };
     respond(StatusCode::OK, result.await)
@@ -60,7 +61,7 @@ async fn cancel_invite(code: String, state: Arc<State>, ctx: Ctx) -> Response {
 
 async fn generate_qr(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
     let result = async {
-        let actor = ctx.admin(&state).await?;
+        let actor = ctx.authorize(&state, Scope::Pairing).await?.actor;
         ctx.limit(&state, Bucket::Invites)?;
         let req: QrRequest = parse_json(&body)?;
         Ok::<_, Error>(state.pairing.generate_qr(&actor, req).await?)

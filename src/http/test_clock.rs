@@ -28,9 +28,10 @@ pub fn routes(state: Arc<State>) -> Routes {
 
 async fn shift(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
     let result = async {
-        ctx.admin(&state).await?;
+        ctx.authorize(&state, crate::auth::api_tokens::Scope::Admin).await?;
         let shift: Shift = parse_json(&body)?;
         state.clock.shift(chrono::Duration::seconds(shift.shift_s));
+        state.messaging.approvals.time_moved();
         Ok::<_, Error>(serde_json::json!({ "now": state.clock.now() }))
     };
     respond(StatusCode::OK, result.await)

@@ -2,8 +2,8 @@
 //! for accepting or looking them up, keyed on the client's address alone (an
 //! IPv6 client by its /64, since one host holds a whole /64) and never on
 //! headers the client chooses; one appliance-wide budget for wrong admin
-//! tokens; per-device budgets for token refreshes and commands. Every keyed
-//! limiter's memory is bounded.
+//! tokens; per-device budgets for token refreshes and commands; one budget
+//! per API token. Every keyed limiter's memory is bounded.
 
 pub mod connections;
 
@@ -134,6 +134,7 @@ struct Limiters {
     accepts: Bounded<ClientKey>,
     refreshes: Bounded<String>,
     commands: Bounded<String>,
+    api_tokens: Bounded<String>,
     admin_failures: DefaultDirectRateLimiter,
     clock: DefaultClock,
 }
@@ -143,15 +144,16 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl RateLimits {
-    /// Budgets of `invites` and `accepts` requests per client per minute.
-    pub fn new(invites: u32, accepts: u32) -> RateLimits {
+    /// The budgets `config` sets.
+    pub fn new(config: &crate::config::LimitsConfig) -> RateLimits {
         let hourly = Quota::per_hour(NonZeroU32::new(REFRESHES_PER_HOUR).unwrap_or(NonZeroU32::MIN));
         RateLimits {
             inner: Arc::new(Limiters {
-                invites: Bounded::new(per_minute(invites)),
-                accepts: Bounded::new(per_minute(accepts)),
+                invites: Bounded::new(per_minute(config.invites_per_minute)),
+                accepts: Bounded::new(per_minute(config.accepts_per_minute)),
                 refreshes: Bounded::new(hourly),
                 commands: Bounded::new(per_minute(COMMANDS_PER_MINUTE)),
+                api_tokens: Bounded::new(per_minute(config.token_requests_per_minute)),
                 admin_failures: RateLimiter::direct(per_minute(ADMIN_FAILURES_PER_MINUTE)),
                 clock: DefaultClock::default(),
             }),
@@ -185,6 +187,11 @@ impl RateLimits {
         limiter.check(&device.to_owned(), &self.inner.clock)
     }
 
+    /// Takes one request from an API token's budget.
+    pub fn check_token(&self, name: &str) -> Result<(), RateLimited> {
+        self.inner.api_tokens.check(&name.to_owned(), &self.inner.clock)
+    }
+
     /// Forgets clients whose budgets are full again (bounds memory).
     pub fn forget_idle(&self) {
         let inner = &self.inner;
@@ -192,6 +199,7 @@ impl RateLimits {
         inner.accepts.forget_idle();
         inner.refreshes.forget_idle();
         inner.commands.forget_idle();
+        inner.api_tokens.forget_idle();
     }
 }
 
@@ -199,9 +207,21 @@ impl RateLimits {
 mod tests {
     use super::*;
 
+    fn config(invites_per_minute: u32, accepts_per_minute: u32) -> crate::config::LimitsConfig {
+        crate::config::LimitsConfig { invites_per_minute, accepts_per_minute, token_requests_per_minute: 5 }
+    }
+
+    #[test]
+    fn each_api_token_has_its_own_budget() {
+        let limits = RateLimits::new(&config(1, 1));
+        assert!((0..5).all(|_| limits.check_token("ci").is_ok()));
+        assert!(limits.check_token("ci").is_err());
+        assert!(limits.check_token("other").is_ok());
+    }
+
     #[test]
     fn each_client_and_bucket_has_its_own_budget() {
-        let limits = RateLimits::new(2, 5);
+        let limits = RateLimits::new(&config(2, 5));
         let a = ClientKey::of(Some([10, 0, 0, 1].into()));
         let b = ClientKey::of(Some([10, 0, 0, 2].into()));
         assert!(limits.check(Bucket::Invites, a).is_ok());
@@ -225,7 +245,7 @@ mod tests {
 
     #[test]
     fn wrong_admin_tokens_share_one_budget_across_addresses() {
-        let limits = RateLimits::new(10_000, 10_000);
+        let limits = RateLimits::new(&config(10_000, 10_000));
         let refused = (0..=ADMIN_FAILURES_PER_MINUTE)
             .map(|i| limits.admin_failure(ClientKey::of(Some([10, 0, (i / 250) as u8, (i % 250) as u8].into()))))
             .filter(Result::is_err)
@@ -235,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_limiter_forgets_idle_clients_when_it_grows() {
-        let limits = RateLimits::new(10, 10);
+        let limits = RateLimits::new(&config(10, 10));
         for i in 0..(MAX_KEYS as u32 + 10) {
             let _ = limits.check(Bucket::Accepts, ClientKey::of(Some(std::net::Ipv4Addr::from(i).into())));
         }

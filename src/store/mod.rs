@@ -50,9 +50,15 @@ pub enum Table {
     Escalations,
     /// The number each device was paired with, by device id.
     DeviceNumbers,
+    /// Scoped API tokens, by name (never the token: its hash).
+    ApiTokens,
+    /// API token names by the token's SHA-256 (an index).
+    ApiTokenHashes,
+    /// Webhook deliveries seen, keyed `{hook}/{delivery id}` (replays).
+    HookDeliveries,
 }
 
-const TABLE_COUNT: usize = 14;
+const TABLE_COUNT: usize = 17;
 
 /// sled's page cache (its default is 1 GiB, which a busy appliance fills).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -72,6 +78,9 @@ const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Receipts, "receipts"),
     (Table::Escalations, "escalations"),
     (Table::DeviceNumbers, "device_numbers"),
+    (Table::ApiTokens, "api_tokens"),
+    (Table::ApiTokenHashes, "api_token_hashes"),
+    (Table::HookDeliveries, "hook_deliveries"),
 ];
 
 /// A storage failure (always an internal error).

@@ -290,6 +290,19 @@ impl TestApp {
         send(self.admin(reqwest::Method::POST, path).json(&body)).await
     }
 
+    /// Makes a scoped API token; the token.
+    pub async fn api_token(&self, name: &str, scopes: &[&str], users: &[&str]) -> String {
+        let body = json!({"name": name, "scopes": scopes, "users": users});
+        let (status, made) = self.admin_post("/admin/tokens", body).await;
+        assert_eq!(status, 201, "making token {name}: {made}");
+        made["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A request with an API token (`Authorization: Bearer`).
+    pub fn with_token(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(token)
+    }
+
     /// GETs as admin.
     pub async fn admin_get(&self, path: &str) -> (u16, Value) {
         send(self.admin(reqwest::Method::GET, path)).await

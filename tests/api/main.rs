@@ -21,12 +21,14 @@ mod offline;
 mod openapi;
 mod pairing;
 mod phone;
+mod pipeline;
 mod push;
 #[path = "../support/push_service.rs"]
 mod push_service;
 mod qr;
 mod receipts;
 mod review;
+mod scoped_tokens;
 mod security;
 mod service;
 mod sms;
