@@ -24,6 +24,8 @@ pub enum Actor {
     AdminSocket,
     /// A scoped API token, by name.
     Token(String),
+    /// A webhook sender whose signature checked out, by hook.
+    Hook(String),
     /// A paired phone.
     Device(String),
     /// A phone that is pairing (not yet a device).
@@ -40,6 +42,7 @@ impl std::fmt::Display for Actor {
             Actor::Admin => f.write_str("admin"),
             Actor::AdminSocket => f.write_str("admin-socket"),
             Actor::Token(name) => write!(f, "token:{name}"),
+            Actor::Hook(name) => write!(f, "hook:{name}"),
             Actor::Device(id) => write!(f, "phone:{id}"),
             Actor::Pairing => f.write_str("pairing-phone"),
             Actor::System => f.write_str("system"),

@@ -75,6 +75,9 @@ pub enum Error {
     /// An API token refused, or a token operation failed.
     #[error(transparent)]
     ApiToken(#[from] crate::auth::api_tokens::ApiTokenError),
+    /// A webhook delivery refused.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     /// Over a rate limit.
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
@@ -104,6 +107,7 @@ impl Coded for Error {
             Error::Messaging(e) => e.coded(),
             Error::Push(e) => e.coded(),
             Error::ApiToken(e) => e.coded(),
+            Error::Hook(e) => e.coded(),
             Error::RateLimited(e) => e.coded(),
             Error::BadRequest { code, .. } => (code, Kind::Invalid),
             Error::Store(_) | Error::Internal(_) => ("internal", Kind::Internal),

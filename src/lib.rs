@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod devices;
 pub mod error;
+pub mod hooks;
 pub mod http;
 pub mod ids;
 pub mod licensing;

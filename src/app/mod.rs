@@ -201,6 +201,8 @@ impl App {
         let reach = Reach { push: push.clone(), receipts, sms: sms.clone(), templates, base_url: base_url.clone() };
         let messaging =
             messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, reach)?;
+        let hooks =
+            crate::hooks::Hooks::new(dir.root(), store.clone(), messaging.clone(), audit.clone(), clock.clone());
         let state = Arc::new(State {
             pairing,
             devices,
@@ -221,6 +223,7 @@ impl App {
             long_poll_max: config.long_poll_max,
             metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
             api_tokens: crate::auth::api_tokens::ApiTokens::new(store.clone(), clock.clone()),
+            hooks,
             clock: clock.clone(),
             push,
         });
@@ -333,6 +336,9 @@ async fn sweeper(state: Arc<State>, sweep: Sweep, mut stop: watch::Receiver<bool
         }
         if let Err(e) = state.messaging.sweep(sweep.retention).await {
             tracing::error!(error = %e, "messaging sweep failed");
+        }
+        if let Err(e) = state.hooks.prune().await {
+            tracing::error!(error = %e, "could not prune webhook delivery ids");
         }
         if let Err(e) = state.devices.prune_revoked_tokens() {
             tracing::error!(error = %e, "could not prune revoked token ids");

@@ -144,7 +144,7 @@ impl Ctx {
     /// Counts and audits a wrong credential: it draws on the client's invite
     /// budget and on one appliance-wide budget, which bounds both guessing
     /// and the audit lines it writes.
-    async fn wrong_credential(&self, state: &State, what: &str, code: &str) -> Result<(), Error> {
+    pub async fn wrong_credential(&self, state: &State, what: &str, code: &str) -> Result<(), Error> {
         if !self.is_local_admin() {
             state.limits.admin_failure(self.client())?;
         }

@@ -7,6 +7,7 @@ mod context;
 mod devices;
 pub mod errors;
 mod events;
+mod hooks;
 mod license;
 mod messaging;
 mod ops;
@@ -78,11 +79,26 @@ pub struct State {
     pub push: crate::push::Push,
     /// Scoped API tokens.
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
+    /// Webhooks in.
+    pub hooks: crate::hooks::Hooks,
 }
 
 /// Largest JSON body accepted (a notification's 4,000 characters of body,
 /// each escaped as `\uXXXX`, fit).
 pub const MAX_BODY: u64 = 64 * 1024;
+
+/// Largest webhook body accepted (forges send whole repositories' worth of
+/// context with each event).
+pub const MAX_HOOK_BODY: u64 = 1024 * 1024;
+
+/// The largest body a request to `path` may carry.
+pub fn body_limit(path: &str) -> u64 {
+    if path.starts_with("/hooks/") {
+        MAX_HOOK_BODY
+    } else {
+        MAX_BODY
+    }
+}
 
 /// Largest total size of a request's headers (names and values).
 pub const MAX_HEADERS: usize = 32 * 1024;
@@ -135,8 +151,13 @@ impl warp::reject::Reject for BodyRefused {}
 /// arriving whole within [`BODY_TIMEOUT`] (a trickled body cannot hold a
 /// connection).
 fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
-    warp::body::content_length_limit(MAX_BODY).and(warp::body::stream()).and_then(|body| async move {
-        match tokio::time::timeout(BODY_TIMEOUT, collect_body(body)).await {
+    body_up_to(MAX_BODY)
+}
+
+/// A body of at most `limit` bytes, arriving whole within [`BODY_TIMEOUT`].
+fn body_up_to(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(limit).and(warp::body::stream()).and_then(move |body| async move {
+        match tokio::time::timeout(BODY_TIMEOUT, collect_body(body, limit)).await {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(refused)) => Err(warp::reject::custom(refused)),
             Err(_) => Err(warp::reject::custom(BodyRefused::TimedOut)),
@@ -145,7 +166,7 @@ fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection
 }
 
 /// Reads a body whole.
-async fn collect_body<S, B>(body: S) -> Result<bytes::Bytes, BodyRefused>
+async fn collect_body<S, B>(body: S, limit: u64) -> Result<bytes::Bytes, BodyRefused>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,
@@ -156,7 +177,7 @@ where
     futures_util::pin_mut!(body);
     while let Some(chunk) = body.next().await {
         all.put(chunk.map_err(|_| BodyRefused::Broken)?);
-        if all.len() as u64 > MAX_BODY {
+        if all.len() as u64 > limit {
             return Err(BodyRefused::TooLarge);
         }
     }
@@ -197,6 +218,8 @@ pub fn routes(
             .or(session::routes(state.clone()))
             .unify()
             .or(tokens::routes(state.clone()))
+            .unify()
+            .or(hooks::routes(state.clone()))
             .unify()
             .or(test_routes(state.clone()))
             .unify()

@@ -60,7 +60,7 @@ where
 /// Most of an oversized body read (and thrown away) before its 413.
 const DRAIN_MAX: u64 = 8 * 1024 * 1024;
 
-/// Answers a request whose declared body is over [`super::MAX_BODY`] with
+/// Answers a request whose declared body is over its route's limit with
 /// a 413, having read and thrown away the body first (up to [`DRAIN_MAX`],
 /// within the body timeout): answering while the client is still sending
 /// makes HTTP/2 reset the stream and HTTP/1.1 close the connection under
@@ -74,7 +74,7 @@ struct TooLarge<S> {
 
 fn declared_too_large<B>(req: &http::Request<B>) -> bool {
     let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    length.is_some_and(|n| n > super::MAX_BODY)
+    length.is_some_and(|n| n > super::body_limit(req.uri().path()))
 }
 
 fn waits_to_send<B>(req: &http::Request<B>) -> bool {
@@ -111,11 +111,12 @@ where
 
     fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         if declared_too_large(&req) {
+            let limit = super::body_limit(req.uri().path());
             return Box::pin(async move {
                 if !waits_to_send(&req) {
                     drain(req.into_body()).await;
                 }
-                let detail = format!("the body may be at most {} bytes", super::MAX_BODY);
+                let detail = format!("the body may be at most {} bytes", limit);
                 let answer =
                     super::errors::error_body(http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &detail);
                 Ok(super::errors::secure_headers(answer))

@@ -37,6 +37,8 @@ pub enum Bucket {
     Invites,
     /// Accepting invites and looking them up (phones, pairing page).
     Accepts,
+    /// Webhook deliveries.
+    Hooks,
 }
 
 /// Which per-device budget a phone's request draws on.
@@ -52,6 +54,9 @@ pub enum DeviceBucket {
 const ADMIN_FAILURES_PER_MINUTE: u32 = 120;
 /// Token refreshes per device per hour.
 const REFRESHES_PER_HOUR: u32 = 12;
+/// Webhook deliveries per sender address per minute (a busy forge sends a
+/// few events per build).
+const HOOKS_PER_MINUTE: u32 = 600;
 /// Commands per device per minute.
 const COMMANDS_PER_MINUTE: u32 = 30;
 /// Clients (or devices) one limiter remembers before it forgets idle ones.
@@ -132,6 +137,7 @@ pub struct RateLimits {
 struct Limiters {
     invites: Bounded<ClientKey>,
     accepts: Bounded<ClientKey>,
+    hooks: Bounded<ClientKey>,
     refreshes: Bounded<String>,
     commands: Bounded<String>,
     api_tokens: Bounded<String>,
@@ -151,6 +157,7 @@ impl RateLimits {
             inner: Arc::new(Limiters {
                 invites: Bounded::new(per_minute(config.invites_per_minute)),
                 accepts: Bounded::new(per_minute(config.accepts_per_minute)),
+                hooks: Bounded::new(per_minute(HOOKS_PER_MINUTE)),
                 refreshes: Bounded::new(hourly),
                 commands: Bounded::new(per_minute(COMMANDS_PER_MINUTE)),
                 api_tokens: Bounded::new(per_minute(config.token_requests_per_minute)),
@@ -165,6 +172,7 @@ impl RateLimits {
         let limiter = match bucket {
             Bucket::Invites => &self.inner.invites,
             Bucket::Accepts => &self.inner.accepts,
+            Bucket::Hooks => &self.inner.hooks,
         };
         limiter.check(&client, &self.inner.clock)
     }
@@ -197,6 +205,7 @@ impl RateLimits {
         let inner = &self.inner;
         inner.invites.forget_idle();
         inner.accepts.forget_idle();
+        inner.hooks.forget_idle();
         inner.refreshes.forget_idle();
         inner.commands.forget_idle();
         inner.api_tokens.forget_idle();

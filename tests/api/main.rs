@@ -12,6 +12,7 @@ mod fakes;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod hooks;
 mod input;
 mod license;
 mod logs;
