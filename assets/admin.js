@@ -1,6 +1,7 @@
 // The admin console: signs in with the admin token (session cookie + CSRF
 // token), pairs phones by SMS link or QR code, manages devices, activates
-// licenses and shows recent activity. Plain module, no build step.
+// licenses, makes and revokes API tokens and shows recent activity. Plain
+// module, no build step.
 const $ = (id) => document.getElementById(id);
 let csrf = null;
 let invite = null;
@@ -69,6 +70,7 @@ function openTab(name) {
   if (name === "devices") refreshDevices();
   if (name === "license") refreshLicense();
   if (name === "activity") refreshActivity();
+  if (name === "tokens") refreshTokens();
 }
 
 async function signIn(event) {
@@ -285,6 +287,60 @@ async function refreshActivity() {
   }
 }
 
+// API tokens ------------------------------------------------------------
+async function refreshTokens() {
+  let list;
+  try {
+    list = await api("GET", "/admin/tokens");
+  } catch (error) {
+    notice(explain(error));
+    return;
+  }
+  const rows = list.tokens.map((t) => {
+    const tr = document.createElement("tr");
+    tr.dataset.token = t.name;
+    tr.append(cell(t.name), cell(t.scopes.join(", ")), cell(t.users.length ? t.users.join(", ") : "any"),
+      cell(when(t.created_at)), cell(t.last_used_at ? when(t.last_used_at) : "never"),
+      cell(t.expires_at ? when(t.expires_at) : "never"));
+    const actions = document.createElement("td");
+    actions.append(actionButton("Revoke", "danger", () => revokeToken(t.name)));
+    tr.append(actions);
+    return tr;
+  });
+  $("token-rows").replaceChildren(...rows);
+  $("no-tokens").hidden = rows.length > 0;
+}
+
+async function createToken(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const users = String(form.get("users") ?? "").split(",").map((u) => u.trim()).filter(Boolean);
+  const expires = String(form.get("expires_in") ?? "").trim();
+  const body = { name: form.get("name"), scopes: form.getAll("scope"), users, expires_in: expires || null };
+  try {
+    const made = await api("POST", "/admin/tokens", body);
+    $("new-token-value").textContent = made.token;
+    $("new-token").hidden = false;
+    event.target.reset();
+    notice(`Token ${made.name} created.`, "ok");
+    refreshTokens();
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
+async function revokeToken(name) {
+  if (!confirm(`Revoke token ${name}? Anything using it stops working at once.`)) return;
+  try {
+    await api("DELETE", `/admin/tokens/${encodeURIComponent(name)}`);
+    $("new-token").hidden = true;
+    notice(`Token ${name} revoked.`, "ok");
+    refreshTokens();
+  } catch (error) {
+    notice(explain(error));
+  }
+}
+
 // Start -----------------------------------------------------------------
 $("sign-in-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", signOut);
@@ -297,6 +353,7 @@ $("resend").addEventListener("click", resend);
 $("cancel").addEventListener("click", cancelInvite);
 $("user-filter").addEventListener("input", refreshDevices);
 $("license-form").addEventListener("submit", activate);
+$("token-form").addEventListener("submit", createToken);
 setInterval(pollInvite, 1000);
 
 fetch("/admin/session", { credentials: "same-origin" })

@@ -99,7 +99,7 @@ export function ideCall(app, method, route, body) {
   return call(app, method, route, body, { "x-admin-token": app.token });
 }
 
-/** A phone's side: its device token. */
+/** With a bearer token: a phone's device token, or an API token. */
 export function phoneCall(app, token, method, route, body) {
   return call(app, method, route, body, { authorization: `Bearer ${token}` });
 }

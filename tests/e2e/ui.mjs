@@ -4,13 +4,15 @@
 // the console SMS output and accepts, the admin sees the device appear
 // without reloading, the IDE posts a notification and the phone shows it
 // (and its receipt says seen),
-// the phone approves an approval and the API sees the result, the admin
+// the phone approves an approval and the API sees the result, an API
+// token made on the Tokens page works within its scope until revoked there,
+// the admin
 // revokes the phone and the phone page says it was unpaired. Cookie flags
 // and CSRF are checked from the browser. Screenshots of each main screen
 // go to target/e2e-screenshots/.
 //
 // Usage: node ui.mjs <topdog binary> <scratch dir>   (run by tests/api/ui.rs)
-import { eventually, fail, ideCall, pairInBrowser, phoneContext, receiptState, runTest, shot, TIMEOUT } from "./appliance.mjs";
+import { eventually, fail, ideCall, pairInBrowser, phoneCall, phoneContext, receiptState, runTest, shot, TIMEOUT } from "./appliance.mjs";
 
 await runTest("ui", [], async (app, browser) => {
   // The admin signs in.
@@ -103,11 +105,35 @@ await runTest("ui", [], async (app, browser) => {
   await console_.locator("#recent-approvals", { hasText: "approved" }).waitFor();
   await shot(console_, "08-activity");
 
+  // An API token made in the console works for its scope, is listed
+  // without its secret, and stops at once when revoked there.
+  await console_.click(".tab[data-tab=tokens]");
+  await console_.fill("#token-name", "jenkins");
+  await console_.check("#token-scopes input[value=approvals]");
+  await console_.fill("#token-users", "alice");
+  await console_.fill("#token-expires", "90d");
+  await console_.click("#token-form button[type=submit]");
+  await console_.locator("#new-token-value", { hasText: "tdapi_" }).waitFor();
+  const secret = (await console_.locator("#new-token-value").textContent()).trim();
+  if (!secret.startsWith("tdapi_")) fail(`new token shown as ${secret}`);
+  const tokenRow = console_.locator("#token-rows tr", { hasText: "jenkins" });
+  await tokenRow.locator("td", { hasText: "approvals, notify" }).waitFor();
+  if ((await console_.locator("#token-rows").textContent()).includes(secret)) fail("the list shows the secret");
+  await shot(console_, "09-tokens");
+  const byToken = await phoneCall(app, secret, "POST", "/phone/notify", { user_id: "alice", title: "From Jenkins" });
+  if (byToken.status !== 200) fail(`notify with the console's token: ${JSON.stringify(byToken)}`);
+  const outOfScope = await phoneCall(app, secret, "GET", "/phone/devices");
+  if (outOfScope.status !== 403 || outOfScope.body.error !== "token_scope") fail(`out of scope: ${JSON.stringify(outOfScope)}`);
+  await tokenRow.getByRole("button", { name: "Revoke" }).click();
+  await console_.locator("#no-tokens").waitFor();
+  const revoked = await phoneCall(app, secret, "POST", "/phone/notify", { user_id: "alice", title: "x" });
+  if (revoked.status !== 401) fail(`a revoked token answered ${revoked.status}`);
+
   // The admin revokes the phone; the phone page says it was unpaired.
   await console_.click(".tab[data-tab=devices]");
   await row.getByRole("button", { name: "Revoke" }).click();
   await row.locator(".state", { hasText: "revoked" }).waitFor();
   await phone.locator("#banner", { hasText: "unpaired by an admin" }).waitFor();
-  await shot(phone, "09-phone-unpaired");
-  await shot(console_, "10-devices-after-revoke");
+  await shot(phone, "10-phone-unpaired");
+  await shot(console_, "11-devices-after-revoke");
 });
