@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The files a backup carries, and whether each is a secret.
-const FILES: [(&str, bool); 9] = [
+const FILES: [(&str, bool); 10] = [
     ("ca.pem", false),
     ("ca-key.pem", true),
     ("jwt-signing-key.pem", true),
@@ -22,6 +22,7 @@ const FILES: [(&str, bool); 9] = [
     ("server-names.txt", false),
     ("audit.jsonl", true),
     (crate::push::vapid::KEY_FILE, true),
+    (crate::hooks::config::FILE, true),
 ];
 
 const FORMAT: &str = "topdog-backup";

@@ -277,4 +277,6 @@ async fn a_changed_hooks_file_is_used_at_once_and_a_broken_one_keeps_the_last() 
     write_hooks(&app, "this is [[ not toml");
     assert_eq!(github(&app, "workflow_run", "d", &body, Some(rotated)).await.0, 200, "the last good file stays");
     assert!(app.log().contains("hooks.toml not taken"));
+    let (_, backup) = app.admin_get("/admin/backup").await;
+    assert!(backup["files"]["hooks.toml"].is_string(), "hooks.toml is in backups");
 }
