@@ -56,6 +56,7 @@ fn every_field_keeps_its_value_through_the_layers() {
         sms_command = "/bin/true"
         rate_invites_per_minute = 4
         rate_accepts_per_minute = 5
+        rate_token_requests_per_minute = 6
         sweep_interval = "1m"
         notification_retention = "2days"
         anthropic_api_key = "ak"
