@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::mqtt::broker::Broker;
 use crate::mqtt::gateway::{Gateway, GatewayLimits};
 use crate::pairing::{MqttIdentity, Pairing, Parts};
+use crate::pki::live::LiveCert;
 use crate::pki::tls;
 use crate::pki::{self, Ca, TlsPair};
 use crate::sms;
@@ -57,6 +58,8 @@ pub struct App {
     inbox: crate::mqtt::broker::Inbox,
     _broker: Broker,
     http_limits: ConnLimits,
+    /// The operator's certificate files, watched for a new certificate.
+    cert_files: Option<(Arc<LiveCert>, PathBuf, PathBuf)>,
     /// Background work (phones' messages, command runs, webhooks, kicks)
     /// that shutdown waits for.
     tasks: TaskTracker,
@@ -129,12 +132,16 @@ impl App {
         let http =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
         let http_addr = http.local_addr()?;
-        let server_pair = server_pair(&config, &dir, &ca)?;
+        let live_cert = LiveCert::new(&server_pair(&config, &dir, &ca)?)?;
+        let cert_files = match &config.tls {
+            TlsSource::Files { cert, key } => Some((live_cert.clone(), cert.clone(), key.clone())),
+            TlsSource::Generated => None,
+        };
         let tls = if config.insecure_http {
             tracing::warn!("serving plain HTTP: tokens and invite codes cross the network unencrypted");
             None
         } else {
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls::https_server(&server_pair)?)))
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls::https_server(live_cert.clone())?)))
         };
         let mqtt =
             TcpListener::bind(config.mqtt_addr).await.with_context(|| format!("binding {}", config.mqtt_addr))?;
@@ -175,7 +182,7 @@ impl App {
         let unix = bind_unix(&dir.admin_socket())?;
         let (broker, inbox) = Broker::start(&dir, devices.clone()).context("embedded MQTT broker")?;
         let gateway = Gateway::new(
-            &server_pair,
+            live_cert.clone(),
             ca.cert_pem(),
             &broker.internal,
             devices.clone(),
@@ -260,6 +267,7 @@ impl App {
             tasks,
             _broker: broker,
             http_limits,
+            cert_files,
         })
     }
 
@@ -288,6 +296,9 @@ impl App {
         tasks.spawn(serve::serve_unix(self.unix, routes, life));
         tasks.spawn(self.gateway.clone().serve(self.mqtt, stop.clone()));
         tasks.spawn(self.state.messaging.escalation.clone().run(stop.clone()));
+        if let Some((live, cert, key)) = self.cert_files.clone() {
+            tasks.spawn(crate::pki::live::watch_files(live, cert, key, stop.clone()));
+        }
         tasks.spawn(sweeper(self.state.clone(), self.sweep, stop));
         let stop_inbound = self.state.shutdown.clone();
         let inbound = crate::messaging::inbound::serve(

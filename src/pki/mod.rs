@@ -5,6 +5,7 @@
 //! All are reused on later starts; the server certificate is re-issued when
 //! its names change or it nears expiry.
 
+pub mod live;
 pub mod tls;
 
 use crate::store::datadir::{self, DataDir};

@@ -2,6 +2,7 @@
 //! the ring provider: TLS 1.2 and 1.3 only, rustls' safe cipher suites, no
 //! session resumption state shared across restarts.
 
+use crate::pki::live::LiveCert;
 use crate::pki::TlsPair;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
@@ -52,8 +53,8 @@ fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, TlsError> {
 }
 
 /// The MQTT gateway's server configuration: a client certificate from the
-/// appliance CA is required.
-pub fn mqtt_server(pair: &TlsPair, appliance_ca_pem: &str) -> Result<rustls::ServerConfig, TlsError> {
+/// appliance CA is required; the server certificate is `live`'s.
+pub fn mqtt_server(live: Arc<LiveCert>, appliance_ca_pem: &str) -> Result<rustls::ServerConfig, TlsError> {
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(appliance_ca_pem)?), provider())
             .build()
@@ -61,7 +62,7 @@ pub fn mqtt_server(pair: &TlsPair, appliance_ca_pem: &str) -> Result<rustls::Ser
     Ok(rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(&pair.chain_pem)?, key(&pair.key_pem)?)?)
+        .with_cert_resolver(live))
 }
 
 /// The gateway's client configuration towards the internal listener: TLS 1.2
@@ -75,12 +76,13 @@ pub fn internal_client(pair: &TlsPair, internal_ca_pem: &str) -> Result<rustls::
     Ok(config)
 }
 
-/// A server configuration for the HTTPS API (HTTP/2 and HTTP/1.1).
-pub fn https_server(pair: &TlsPair) -> Result<rustls::ServerConfig, TlsError> {
+/// A server configuration for the HTTPS API (HTTP/2 and HTTP/1.1) that
+/// presents `live`'s certificate.
+pub fn https_server(live: Arc<LiveCert>) -> Result<rustls::ServerConfig, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_single_cert(certs(&pair.chain_pem)?, key(&pair.key_pem)?)?;
+        .with_cert_resolver(live);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

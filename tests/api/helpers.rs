@@ -224,7 +224,7 @@ pub fn client_trusting(ca_file: &Path) -> reqwest::Client {
 }
 
 impl TestApp {
-    /// The appliance's process id (the soak test reads its memory).
+    /// The appliance's process id (to signal it; the soak test reads its memory).
     #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -1,6 +1,7 @@
 //! Integration tests: each test starts the real `topdog` binary on loopback
 //! ports with a fresh data directory (see `helpers`) and talks HTTPS to it.
 
+mod certificates;
 mod cli;
 mod commands;
 mod config;

@@ -24,7 +24,6 @@ use crate::mqtt::broker::{valid_client_id, Internal};
 use crate::mqtt::quickack::QuickAck;
 use crate::mqtt::topics::tenant_of;
 use crate::pki::tls::{self, TlsError};
-use crate::pki::TlsPair;
 use bytes::{Bytes, BytesMut};
 use inspect::{next_frame, Rules, Violation};
 use registry::Registry;
@@ -107,7 +106,7 @@ impl Gateway {
     /// A gateway serving `server` (the appliance's certificate) and trusting
     /// phone certificates from `appliance_ca_pem`, within `limits`.
     pub fn new(
-        server: &TlsPair,
+        server: Arc<crate::pki::live::LiveCert>,
         appliance_ca_pem: &str,
         internal: &Internal,
         devices: Devices,

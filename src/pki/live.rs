@@ -1,0 +1,100 @@
+//! The server certificate the HTTPS and MQTT listeners present, replaceable
+//! while they serve: new handshakes get the newest, open connections keep
+//! theirs. An operator's `--tls-cert`/`--tls-key` are read again when
+//! either file changes (looked at every [`EVERY`]) or on SIGHUP; a pair
+//! that does not load, or whose key does not fit its certificate, leaves
+//! the old one serving, and the log says why.
+
+use super::tls::{self, TlsError};
+use super::TlsPair;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// How often the certificate files are looked at.
+pub const EVERY: Duration = Duration::from_secs(2);
+
+/// The certificate in force (shared by the listeners' configurations).
+#[derive(Debug)]
+pub struct LiveCert {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+fn certified(pair: &TlsPair) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = tls::certs(&pair.chain_pem)?;
+    let key = tls::provider().key_provider.load_private_key(tls::key(&pair.key_pem)?)?;
+    let certified = CertifiedKey::new(chain, key);
+    certified.keys_match()?;
+    Ok(Arc::new(certified))
+}
+
+impl LiveCert {
+    /// Serves `pair` until it is replaced.
+    pub fn new(pair: &TlsPair) -> Result<Arc<LiveCert>, TlsError> {
+        Ok(Arc::new(LiveCert { current: RwLock::new(certified(pair)?) }))
+    }
+
+    /// Serves `pair` from the next handshake on.
+    pub fn replace(&self, pair: &TlsPair) -> Result<(), TlsError> {
+        let next = certified(pair)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+
+    /// The certificate chain in force (leaf first).
+    pub fn chain(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).cert.clone()
+    }
+}
+
+impl ResolvesServerCert for LiveCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// What a file looked like: changed time and size.
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn read_pair(cert: &Path, key: &Path) -> Result<TlsPair, TlsError> {
+    Ok(TlsPair { chain_pem: std::fs::read_to_string(cert)?, key_pem: std::fs::read_to_string(key)? })
+}
+
+/// Reloads `live` from `cert` and `key` when they change or on SIGHUP,
+/// until `stop` turns true.
+pub async fn watch_files(live: Arc<LiveCert>, cert: PathBuf, key: PathBuf, mut stop: watch::Receiver<bool>) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler; certificate files are still watched");
+            None
+        }
+    };
+    let mut seen = (stamp(&cert), stamp(&key));
+    let mut ticks = tokio::time::interval(EVERY);
+    loop {
+        let why = tokio::select! {
+            _ = ticks.tick() => "changed",
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => "SIGHUP",
+            _ = stop.changed() => return,
+        };
+        let now = (stamp(&cert), stamp(&key));
+        if why == "changed" && now == seen {
+            continue;
+        }
+        seen = now;
+        match read_pair(&cert, &key).and_then(|pair| live.replace(&pair)) {
+            Ok(()) => tracing::info!(cert = %cert.display(), reason = why, "TLS certificate reloaded"),
+            Err(e) => tracing::error!(
+                cert = %cert.display(), error = %e, reason = why,
+                "TLS certificate not reloaded; the previous one keeps serving"
+            ),
+        }
+    }
+}
