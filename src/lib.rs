@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod pairing;
 pub mod pki;
+pub mod proxy;
 pub mod push;
 pub mod sms;
 pub mod store;

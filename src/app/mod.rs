@@ -58,6 +58,8 @@ pub struct App {
     inbox: crate::mqtt::broker::Inbox,
     _broker: Broker,
     http_limits: ConnLimits,
+    /// Proxies whose forwarded client addresses are believed.
+    trusted_proxies: crate::proxy::TrustedProxies,
     /// The operator's certificate files, watched for a new certificate.
     cert_files: Option<(Arc<LiveCert>, PathBuf, PathBuf)>,
     /// Background work (phones' messages, command runs, webhooks, kicks)
@@ -188,6 +190,7 @@ impl App {
             devices.clone(),
             GatewayLimits { max_per_ip: config.mqtt_max_per_ip, publish_rate: config.mqtt_publish_rate },
             metrics.clone(),
+            config.trusted_proxies.clone(),
         )?;
         let limits = RateLimits::new(&config.limits);
         let tasks = TaskTracker::new();
@@ -267,6 +270,7 @@ impl App {
             tasks,
             _broker: broker,
             http_limits,
+            trusted_proxies: config.trusted_proxies.clone(),
             cert_files,
         })
     }
@@ -286,7 +290,12 @@ impl App {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop) = watch::channel(false);
         let graceful = Arc::new(GracefulShutdown::new());
-        let life = Lifecycle { stop: stop.clone(), graceful: graceful.clone(), limits: self.http_limits.clone() };
+        let life = Lifecycle {
+            stop: stop.clone(),
+            graceful: graceful.clone(),
+            limits: self.http_limits.clone(),
+            trusted: Arc::new(self.trusted_proxies.clone()),
+        };
         let routes = http::routes(self.state.clone());
         let mut tasks = tokio::task::JoinSet::new();
         match self.tls {

@@ -132,6 +132,8 @@ pub struct Config {
     pub http_max_per_ip: usize,
     /// Web Push (contact empty: the base URL).
     pub push: crate::push::PushConfig,
+    /// Proxies whose forwarded client addresses are believed.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
     /// Escalation by SMS (`after` zero: off).
     pub escalation: crate::messaging::escalation::EscalationConfig,
     /// The operator's SMS texts.
@@ -218,6 +220,8 @@ impl Config {
             metrics_token: s.metrics_token.clone().filter(|t| !t.0.is_empty()),
             http_max_per_ip: s.http_max_per_ip.unwrap_or(256).max(1),
             push: push_config(&s)?,
+            trusted_proxies: crate::proxy::TrustedProxies::parse(&s.trusted_proxies.clone().unwrap_or_default())
+                .map_err(|e| invalid("trusted_proxies", e))?,
             escalation: escalation_config(&s),
             sms_templates: crate::sms::templates::TemplateTexts {
                 invite: s.sms_invite_template.clone(),

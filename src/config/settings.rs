@@ -86,6 +86,11 @@ pub struct Settings {
     /// Extra DNS names or IP addresses for the generated server certificate.
     #[arg(long = "tls-san", env = "TOPDOG_TLS_SAN", value_delimiter = ',')]
     pub tls_san: Option<Vec<String>>,
+    /// Addresses or networks of reverse proxies and load balancers whose
+    /// forwarded client addresses are believed (X-Forwarded-For, Forwarded,
+    /// the PROXY protocol on the MQTT port), comma separated.
+    #[arg(long, env = "TOPDOG_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
     /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy).
     #[arg(long, env = "TOPDOG_INSECURE_HTTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub insecure_http: Option<bool>,

@@ -57,6 +57,7 @@ fn every_field_keeps_its_value_through_the_layers() {
         rate_invites_per_minute = 4
         rate_accepts_per_minute = 5
         rate_token_requests_per_minute = 6
+        trusted_proxies = ["10.0.0.0/8"]
         sweep_interval = "1m"
         notification_retention = "2days"
         anthropic_api_key = "ak"

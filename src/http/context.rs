@@ -22,6 +22,9 @@ use super::State;
 pub struct ConnInfo {
     /// The peer's address (None on the Unix socket).
     pub peer: Option<SocketAddr>,
+    /// The client's address: the peer's, or the one a trusted proxy
+    /// forwarded (None on the Unix socket).
+    pub client: Option<std::net::IpAddr>,
     /// Whether the request came on the local admin socket.
     pub local_admin: bool,
 }
@@ -199,7 +202,7 @@ impl Ctx {
     /// Whether the client is on this machine (loopback or the admin socket).
     pub fn is_loopback(&self) -> bool {
         match self.conn {
-            Some(ConnInfo { peer: Some(p), .. }) => p.ip().is_loopback() || ClientKey::of(Some(p.ip())).is_loopback(),
+            Some(ConnInfo { client: Some(ip), .. }) => ip.is_loopback() || ClientKey::of(Some(ip)).is_loopback(),
             Some(ConnInfo { local_admin, .. }) => local_admin,
             None => false,
         }
@@ -211,12 +214,12 @@ impl Ctx {
 
     /// The key this client's budgets are counted under: its address only.
     fn client(&self) -> ClientKey {
-        ClientKey::of(self.conn.and_then(|c| c.peer).map(|p| p.ip()))
+        ClientKey::of(self.conn.and_then(|c| c.client))
     }
 
     fn peer_ip(&self) -> String {
         match self.conn {
-            Some(ConnInfo { peer: Some(p), .. }) => p.ip().to_string(),
+            Some(ConnInfo { client: Some(ip), .. }) => ip.to_string(),
             _ => "local".into(),
         }
     }

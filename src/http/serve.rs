@@ -8,9 +8,10 @@
 use super::request_id::WithRequestId;
 use super::ConnInfo;
 use crate::limits::connections::{Admitted, ConnLimits};
+use crate::proxy::TrustedProxies;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,11 +33,13 @@ pub const MAX_PENDING_HANDSHAKES: usize = 512;
 /// Handshakes in progress at once from one address.
 pub const MAX_PENDING_PER_ADDRESS: usize = 16;
 
-/// Puts `ConnInfo` on every request of a connection.
+/// Puts `ConnInfo` on every request of a connection, with the client
+/// address a trusted proxy forwarded for that request.
 #[derive(Clone)]
 struct WithConn<S> {
     inner: S,
     info: ConnInfo,
+    trusted: Arc<TrustedProxies>,
 }
 
 impl<S, B> Service<http::Request<B>> for WithConn<S>
@@ -52,7 +55,9 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        req.extensions_mut().insert(self.info);
+        let mut info = self.info;
+        info.client = info.peer.map(|p| crate::proxy::forwarded::client(p.ip(), req.headers(), &self.trusted));
+        req.extensions_mut().insert(info);
         self.inner.call(req)
     }
 }
@@ -150,19 +155,22 @@ pub struct Lifecycle {
     pub graceful: Arc<GracefulShutdown>,
     /// Per-address shares of the TCP listener's connections.
     pub limits: ConnLimits,
+    /// Proxies whose forwarded client addresses are believed.
+    pub trusted: Arc<TrustedProxies>,
 }
 
 fn serve_connection<I, R>(
     io: I,
     info: ConnInfo,
     routes: R,
-    watcher: Watcher,
+    life: &Lifecycle,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     R: Routes,
 {
-    let routes = TooLarge { inner: WithConn { inner: warp::service(routes), info } };
+    let (trusted, watcher) = (life.trusted.clone(), life.graceful.watcher());
+    let routes = TooLarge { inner: WithConn { inner: warp::service(routes), info, trusted } };
     let service = TowerToHyperService::new(WithRequestId { inner: routes });
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(64 * 1024);
@@ -243,14 +251,19 @@ async fn handshake(
     tokio::time::timeout(HANDSHAKE_TIMEOUT, accepted).await.map_err(|_| "timed out".to_owned())?
 }
 
+/// What is known of a TCP connection before its first request.
+fn tcp(peer: Option<SocketAddr>) -> ConnInfo {
+    ConnInfo { peer, client: peer.map(|p| p.ip()), local_admin: false }
+}
+
 /// Serves HTTPS on `listener` until shutdown.
 pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Some(admitted) = admit(&life.limits, peer) else { return };
-        let (acceptor, routes, watcher) = (acceptor.clone(), routes.clone(), life.graceful.watcher());
+        let (acceptor, routes, life) = (acceptor.clone(), routes.clone(), life.clone());
         tokio::spawn(async move {
             match handshake(&acceptor, stream, &admitted).await {
-                Ok(tls) => serve_connection(tls, ConnInfo { peer, local_admin: false }, routes, watcher).await,
+                Ok(tls) => serve_connection(tls, tcp(peer), routes, &life).await,
                 Err(e) => tracing::debug!(?peer, error = %e, "TLS handshake failed"),
             }
             drop(admitted);
@@ -263,8 +276,7 @@ pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, 
 pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Some(admitted) = admit(&life.limits, peer) else { return };
-        let served =
-            serve_connection(stream, ConnInfo { peer, local_admin: false }, routes.clone(), life.graceful.watcher());
+        let served = serve_connection(stream, tcp(peer), routes.clone(), &life);
         tokio::spawn(async move {
             served.await;
             drop(admitted);
@@ -276,12 +288,8 @@ pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Life
 /// Serves the local admin socket: every request on it is an admin's.
 pub async fn serve_unix<R: Routes>(listener: UnixListener, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, _| {
-        tokio::spawn(serve_connection(
-            stream,
-            ConnInfo { peer: None, local_admin: true },
-            routes.clone(),
-            life.graceful.watcher(),
-        ));
+        let info = ConnInfo { peer: None, client: None, local_admin: true };
+        tokio::spawn(serve_connection(stream, info, routes.clone(), &life));
     })
     .await;
 }

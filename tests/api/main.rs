@@ -24,6 +24,7 @@ mod openapi;
 mod pairing;
 mod phone;
 mod pipeline;
+mod proxies;
 mod push;
 #[path = "../support/push_service.rs"]
 mod push_service;

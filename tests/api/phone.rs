@@ -32,9 +32,14 @@ pub fn tls_config(ca_pem: &str, cert_pem: Option<(&str, &str)>) -> Arc<rustls::C
 
 /// A phone client for the accept answer `paired`, logging in as `client_id`.
 pub fn phone(app: &TestApp, paired: &Value, client_id: &str) -> (AsyncClient, EventLoop) {
+    phone_at(app.mqtt_port, paired, client_id)
+}
+
+/// The same, through whatever listens on `port` (a load balancer).
+pub fn phone_at(port: u16, paired: &Value, client_id: &str) -> (AsyncClient, EventLoop) {
     let cert = (paired["mqtt_client_cert"].as_str().unwrap(), paired["mqtt_client_key"].as_str().unwrap());
     let config = tls_config(paired["mqtt_ca_cert"].as_str().unwrap(), Some(cert));
-    client(app, config, client_id, paired["jwt_token"].as_str().unwrap())
+    client_at(port, config, client_id, paired["jwt_token"].as_str().unwrap())
 }
 
 pub fn client(
@@ -43,7 +48,16 @@ pub fn client(
     client_id: &str,
     password: &str,
 ) -> (AsyncClient, EventLoop) {
-    let mut options = MqttOptions::new(client_id, "127.0.0.1", app.mqtt_port);
+    client_at(app.mqtt_port, config, client_id, password)
+}
+
+fn client_at(
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+    client_id: &str,
+    password: &str,
+) -> (AsyncClient, EventLoop) {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(60));
     options.set_credentials(client_id, password);
     options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));

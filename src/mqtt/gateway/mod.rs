@@ -24,6 +24,7 @@ use crate::mqtt::broker::{valid_client_id, Internal};
 use crate::mqtt::quickack::QuickAck;
 use crate::mqtt::topics::tenant_of;
 use crate::pki::tls::{self, TlsError};
+use crate::proxy::TrustedProxies;
 use bytes::{Bytes, BytesMut};
 use inspect::{next_frame, Rules, Violation};
 use registry::Registry;
@@ -66,6 +67,8 @@ pub struct Gateway {
     limits: ConnLimits,
     publish_rate: u32,
     metrics: Metrics,
+    /// Load balancers whose PROXY protocol header names the phone.
+    trusted: Arc<TrustedProxies>,
 }
 
 /// Why a phone's connection was refused (logged, never sent).
@@ -112,6 +115,7 @@ impl Gateway {
         devices: Devices,
         limits: GatewayLimits,
         metrics: Metrics,
+        trusted: TrustedProxies,
     ) -> Result<Gateway, TlsError> {
         let acceptor = TlsAcceptor::from(Arc::new(tls::mqtt_server(server, appliance_ca_pem)?));
         let conn_limits = ConnLimits::new(Shares {
@@ -128,6 +132,7 @@ impl Gateway {
             limits: conn_limits,
             publish_rate: limits.publish_rate,
             metrics,
+            trusted: Arc::new(trusted),
         })
     }
 
@@ -181,26 +186,49 @@ impl Gateway {
                 },
                 _ = stop.changed() => break,
             };
-            let admitted = match self.limits.admit(peer.ip()) {
-                Ok(admitted) => admitted,
-                Err(turned) => {
-                    tracing::warn!(%peer, reason = %turned, "MQTT connection dropped");
-                    self.metrics.gateway_refused(turned.reason());
-                    continue;
-                }
-            };
-            let gateway = self.clone();
-            let span = tracing::info_span!("mqtt", %peer, device = tracing::field::Empty);
-            let connection = async move {
-                if let Err(e) = gateway.handle(stream, &admitted).await {
-                    gateway.metrics.gateway_refused(e.reason());
-                    tracing::info!(error = %e, "MQTT connection refused");
-                }
-                drop(admitted);
-            };
-            tokio::spawn(tracing::Instrument::instrument(connection, span));
+            if self.trusted.contains(peer.ip()) {
+                tokio::spawn(self.clone().proxied(stream, peer));
+            } else {
+                self.arrived(stream, peer);
+            }
         }
         self.registry.close_all();
+    }
+
+    /// A connection from a trusted load balancer: its PROXY protocol
+    /// header names the phone, whose address then counts (caps, logs).
+    async fn proxied(self, mut stream: TcpStream, proxy: std::net::SocketAddr) {
+        match crate::proxy::protocol::read_header(&mut stream).await {
+            Ok(Some(phone)) => self.arrived(stream, phone),
+            Ok(None) => tracing::debug!(%proxy, "a proxy's own connection (health check) closed"),
+            Err(e) => {
+                self.metrics.gateway_refused("proxy_protocol");
+                tracing::warn!(%proxy, error = %e, "MQTT connection from a trusted proxy refused");
+            }
+        }
+    }
+
+    /// Admits a phone's connection (by the phone's address) and serves it
+    /// in a task of its own.
+    fn arrived(&self, stream: TcpStream, peer: std::net::SocketAddr) {
+        let admitted = match self.limits.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(turned) => {
+                tracing::warn!(%peer, reason = %turned, "MQTT connection dropped");
+                self.metrics.gateway_refused(turned.reason());
+                return;
+            }
+        };
+        let gateway = self.clone();
+        let span = tracing::info_span!("mqtt", %peer, device = tracing::field::Empty);
+        let connection = async move {
+            if let Err(e) = gateway.handle(stream, &admitted).await {
+                gateway.metrics.gateway_refused(e.reason());
+                tracing::info!(error = %e, "MQTT connection refused");
+            }
+            drop(admitted);
+        };
+        tokio::spawn(tracing::Instrument::instrument(connection, span));
     }
 
     async fn handle(&self, stream: TcpStream, admitted: &Admitted) -> Result<(), Refused> {
