@@ -62,6 +62,7 @@ function showConsole() {
   notice("");
   openTab("pair");
   timers.push(setInterval(refreshDevices, 2000));
+  api("GET", "/admin/status").then((s) => { $("ca-fingerprint").textContent = s.ca_fingerprint; }).catch(() => {});
 }
 
 function openTab(name) {

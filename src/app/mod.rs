@@ -233,6 +233,7 @@ impl App {
             long_poll_max: config.long_poll_max,
             metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
             api_tokens: crate::auth::api_tokens::ApiTokens::new(store.clone(), clock.clone()),
+            ca: ca.clone(),
             hooks,
             clock: clock.clone(),
             push,

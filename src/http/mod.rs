@@ -3,6 +3,7 @@
 //! page). `routes` puts every module's routes together with one `recover`;
 //! `serve` runs them over TLS, plain TCP or the admin Unix socket.
 
+mod ca;
 mod context;
 mod devices;
 pub mod errors;
@@ -77,6 +78,8 @@ pub struct State {
     pub clock: crate::clock::Clock,
     /// Web Push to phones.
     pub push: crate::push::Push,
+    /// The appliance CA (its certificate for `/ca`).
+    pub ca: Arc<crate::pki::Ca>,
     /// Scoped API tokens.
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
     /// Webhooks in.
@@ -222,6 +225,8 @@ pub fn routes(
             .or(hooks::routes(state.clone()))
             .unify()
             .or(test_routes(state.clone()))
+            .unify()
+            .or(ca::routes(state.clone()))
             .unify()
             .or(page::routes(state))
             .unify(),

@@ -79,6 +79,7 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_s": state.started_at.elapsed().as_secs(),
             "sms_provider": state.pairing.sms_provider(),
+            "ca_fingerprint": super::ca::ca_fingerprint(&state),
             "devices": devices,
         }))
     };

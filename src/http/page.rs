@@ -18,14 +18,14 @@ use warp::{Filter, Reply};
 
 #[derive(RustEmbed)]
 #[folder = "assets/"]
-struct Assets;
+pub(super) struct Assets;
 
 #[derive(Debug, Deserialize)]
 struct PairQuery {
     code: Option<String>,
 }
 
-const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; manifest-src 'self'; worker-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+pub(super) const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; manifest-src 'self'; worker-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The page routes.
 pub fn routes(state: Arc<State>) -> Routes {
@@ -115,7 +115,7 @@ fn asset(name: &str) -> Response {
 }
 
 /// Escapes text for HTML.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '&' => "&amp;".to_owned(),

@@ -58,6 +58,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/manifest.webmanifest"),
     ("GET", "/sw.js"),
     ("GET", "/assets/{file}"),
+    ("GET", "/ca"),
+    ("GET", "/ca.crt"),
+    ("GET", "/ca.pem"),
 ];
 
 /// Whether `path` fits `template` (a `{name}` level matches any one level).

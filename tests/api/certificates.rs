@@ -130,3 +130,31 @@ async fn a_replaced_certificate_serves_new_handshakes_and_open_connections_keep_
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_ca_page_offers_the_certificate_and_its_fingerprint() {
+    let app = crate::helpers::spawn_app().await;
+    let pem = std::fs::read_to_string(app.ca_file()).unwrap();
+    let der = rustls_pemfile::certs(&mut pem.as_bytes()).next().unwrap().unwrap().to_vec();
+    let fingerprint: Vec<String> = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&der).iter().map(|b| format!("{b:02X}")).collect()
+    };
+    let fingerprint = fingerprint.join(":");
+
+    let page = app.client.get(app.url("/ca")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&fingerprint), "the page shows the fingerprint");
+    assert!(html.contains("iPhone") && html.contains("Android") && html.contains("href=\"/ca.crt\""));
+
+    let crt = app.client.get(app.url("/ca.crt")).send().await.unwrap();
+    assert_eq!(crt.headers()["content-type"], "application/x-x509-ca-cert");
+    assert_eq!(crt.bytes().await.unwrap().to_vec(), der, "the download is the CA, DER");
+    let text = app.client.get(app.url("/ca.pem")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(text, pem);
+    let (_, status) = app.admin_get("/admin/status").await;
+    assert_eq!(status["ca_fingerprint"], fingerprint.as_str(), "the admin sees the same to compare");
+    let console = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(console.contains("href=\"/ca\""), "the console links to it");
+}
