@@ -11,7 +11,7 @@ use crate::limits::connections::{Admitted, ConnLimits};
 use crate::proxy::TrustedProxies;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -159,17 +159,25 @@ pub struct Lifecycle {
     pub trusted: Arc<TrustedProxies>,
 }
 
+impl Lifecycle {
+    /// What one connection holds of the lifecycle: its graceful-shutdown
+    /// watcher and the trusted proxies (never the lifecycle itself, whose
+    /// shutdown handle must be free once the listeners stop).
+    fn held(&self) -> (Watcher, Arc<TrustedProxies>) {
+        (self.graceful.watcher(), self.trusted.clone())
+    }
+}
+
 fn serve_connection<I, R>(
     io: I,
     info: ConnInfo,
     routes: R,
-    life: &Lifecycle,
+    (watcher, trusted): (Watcher, Arc<TrustedProxies>),
 ) -> impl Future<Output = ()> + Send + 'static
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     R: Routes,
 {
-    let (trusted, watcher) = (life.trusted.clone(), life.graceful.watcher());
     let routes = TooLarge { inner: WithConn { inner: warp::service(routes), info, trusted } };
     let service = TowerToHyperService::new(WithRequestId { inner: routes });
     let mut builder = Builder::new(TokioExecutor::new());
@@ -260,10 +268,10 @@ fn tcp(peer: Option<SocketAddr>) -> ConnInfo {
 pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Some(admitted) = admit(&life.limits, peer) else { return };
-        let (acceptor, routes, life) = (acceptor.clone(), routes.clone(), life.clone());
+        let (acceptor, routes, held) = (acceptor.clone(), routes.clone(), life.held());
         tokio::spawn(async move {
             match handshake(&acceptor, stream, &admitted).await {
-                Ok(tls) => serve_connection(tls, tcp(peer), routes, &life).await,
+                Ok(tls) => serve_connection(tls, tcp(peer), routes, held).await,
                 Err(e) => tracing::debug!(?peer, error = %e, "TLS handshake failed"),
             }
             drop(admitted);
@@ -276,7 +284,7 @@ pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, 
 pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Some(admitted) = admit(&life.limits, peer) else { return };
-        let served = serve_connection(stream, tcp(peer), routes.clone(), &life);
+        let served = serve_connection(stream, tcp(peer), routes.clone(), life.held());
         tokio::spawn(async move {
             served.await;
             drop(admitted);
@@ -289,7 +297,7 @@ pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Life
 pub async fn serve_unix<R: Routes>(listener: UnixListener, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, _| {
         let info = ConnInfo { peer: None, client: None, local_admin: true };
-        tokio::spawn(serve_connection(stream, info, routes.clone(), &life));
+        tokio::spawn(serve_connection(stream, info, routes.clone(), life.held()));
     })
     .await;
 }
