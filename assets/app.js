@@ -23,7 +23,17 @@ function connection(text, state) {
   $("connection").dataset.state = state;
 }
 
+/** What the appliance's refusal of this phone's token means to its owner. */
+function refusal(answer, otherwise) {
+  if (answer?.error === "device_revoked") return "This phone was unpaired by an admin.";
+  if (answer?.error === "device_suspended") return "An admin suspended this phone. Ask them to reactivate it.";
+  return answer?.detail ?? otherwise;
+}
+
+/** Ends the app; the first reason given stays on screen (a `control`
+ * message says more than a refused request that raced it). */
 function unpaired(text) {
+  if (ended) return;
   ended = true;
   localStorage.removeItem("topdog.token");
   localStorage.removeItem("topdog.since");
@@ -41,7 +51,7 @@ async function api(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const answer = await response.json().catch(() => null);
-  if (response.status === 401) unpaired("This phone is no longer paired. Ask your admin for a new pairing link.");
+  if (response.status === 401) unpaired(refusal(answer, "This phone is no longer paired. Ask your admin for a new pairing link."));
   if (!response.ok) throw new Error(answer?.detail ?? `The appliance answered ${response.status}.`);
   return answer;
 }
@@ -183,7 +193,7 @@ async function listen() {
       const response = await fetch(`/phone/events${query}`, { headers: { authorization: `Bearer ${localStorage.getItem("topdog.token")}` } });
       if (response.status === 401 || response.status === 403) {
         const answer = await response.json().catch(() => null);
-        unpaired(answer?.detail ?? "This phone is no longer paired.");
+        unpaired(refusal(answer, "This phone is no longer paired."));
         return;
       }
       connection("live", "on");
@@ -286,10 +296,12 @@ async function setUpPush() {
 
 async function unpair() {
   if (!confirm("Unpair this phone? You will need a new pairing link to use it again.")) return;
-  try {
-    await api("DELETE", "/phone/me");
-  } catch { /* unpaired locally either way */ }
+  // Said first: the appliance's own `control` message about it may come
+  // back before the answer does.
   unpaired("This phone is unpaired.");
+  try {
+    await fetch("/phone/me", { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
+  } catch { /* unpaired locally either way */ }
 }
 
 if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
