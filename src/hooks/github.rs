@@ -35,23 +35,33 @@ fn repository(v: &Value) -> Result<String, HookError> {
         .ok_or_else(|| HookError::Payload("GitHub", "repository.full_name is missing".into()))
 }
 
-fn completed(v: &Value) -> Option<Parsed> {
+/// A completed run (`workflow_run` or `check_suite`, in `v[object]`): its
+/// outcome, repository and branch; or why it does not notify.
+fn completed(v: &Value, object: &str) -> Result<Result<(Outcome, String, String), Parsed>, HookError> {
     let action = text(v, &["action"]).unwrap_or_default();
-    (action != "completed").then(|| Parsed::Ignored(format!("action `{action}`: only completed runs notify")))
+    if action != "completed" {
+        return Ok(Err(Parsed::Ignored(format!("action `{action}`: only completed runs notify"))));
+    }
+    let run = &v[object];
+    let Some(outcome) = conclusion(text(run, &["conclusion"])) else {
+        return Ok(Err(Parsed::Ignored("a conclusion that does not notify".into())));
+    };
+    Ok(Ok((outcome, repository(v)?, text(run, &["head_branch"]).unwrap_or_default().to_owned())))
+}
+
+/// A commit's short id (7 characters).
+fn short(sha: Option<&str>) -> String {
+    sha.unwrap_or_default().chars().take(7).collect()
 }
 
 fn workflow_run(v: &Value) -> Result<Parsed, HookError> {
-    if let Some(ignored) = completed(v) {
-        return Ok(ignored);
-    }
-    let run = &v["workflow_run"];
-    let Some(outcome) = conclusion(text(run, &["conclusion"])) else {
-        return Ok(Parsed::Ignored("a conclusion that does not notify".into()));
+    let (outcome, project, branch) = match completed(v, "workflow_run")? {
+        Ok(found) => found,
+        Err(ignored) => return Ok(ignored),
     };
-    let project = repository(v)?;
-    let branch = text(run, &["head_branch"]).unwrap_or_default().to_owned();
+    let run = &v["workflow_run"];
     let workflow = text(run, &["name"]).or_else(|| text(v, &["workflow", "name"])).unwrap_or("workflow");
-    let sha: String = text(run, &["head_sha"]).unwrap_or_default().chars().take(7).collect();
+    let sha = short(text(run, &["head_sha"]));
     Ok(Parsed::Happening(Happening {
         title: format!("{project}: {workflow} {} on {branch}", outcome.words()),
         body: format!("{} ({sha})", headline(text(run, &["head_commit", "message"]))),
@@ -73,20 +83,16 @@ fn workflow_run(v: &Value) -> Result<Parsed, HookError> {
 }
 
 fn check_suite(v: &Value) -> Result<Parsed, HookError> {
-    if let Some(ignored) = completed(v) {
-        return Ok(ignored);
-    }
-    let suite = &v["check_suite"];
-    let Some(outcome) = conclusion(text(suite, &["conclusion"])) else {
-        return Ok(Parsed::Ignored("a conclusion that does not notify".into()));
+    let (outcome, project, branch) = match completed(v, "check_suite")? {
+        Ok(found) => found,
+        Err(ignored) => return Ok(ignored),
     };
-    let project = repository(v)?;
-    let branch = text(suite, &["head_branch"]).unwrap_or_default().to_owned();
+    let suite = &v["check_suite"];
     let sha = text(suite, &["head_sha"]).unwrap_or_default();
     let page = text(v, &["repository", "html_url"]).map(|r| format!("{r}/commit/{sha}/checks"));
     Ok(Parsed::Happening(Happening {
         title: format!("{project}: checks {} on {branch}", outcome.words()),
-        body: format!("{} ({})", headline(text(suite, &["head_commit", "message"])), &sha[..sha.len().min(7)]),
+        body: format!("{} ({})", headline(text(suite, &["head_commit", "message"])), short(Some(sha))),
         link: link(page.as_deref()),
         kind: outcome.build_kind(),
         actors: actors(v, &[&["check_suite", "head_commit", "author", "email"], &["sender", "login"]]),
