@@ -62,7 +62,11 @@ function showConsole() {
   notice("");
   openTab("pair");
   timers.push(setInterval(refreshDevices, 2000));
-  api("GET", "/admin/status").then((s) => { $("ca-fingerprint").textContent = s.ca_fingerprint; }).catch(() => {});
+  api("GET", "/admin/status").then((s) => {
+    $("ca-fingerprint").textContent = s.ca_fingerprint;
+    const c = s.certificate;
+    if (c) $("certificate").textContent = `${c.subject}, issued by ${c.issuer}, ${c.days_left} days left (until ${when(c.not_after)})`;
+  }).catch(() => {});
 }
 
 function openTab(name) {

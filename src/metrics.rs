@@ -74,6 +74,7 @@ struct Inner {
     seats_licensed: Gauge,
     seats_used: Gauge,
     license_days_left: Gauge,
+    certificate_days_left: Gauge,
     messages: Family<MessageLabels, Counter>,
     replayed: Counter,
     handshake_failures: Family<ReasonLabel, Counter>,
@@ -101,6 +102,8 @@ pub struct Snapshot {
     pub license_days_left: i64,
     /// Phones connected to the MQTT gateway.
     pub phones_connected: i64,
+    /// Days until the server certificate ends.
+    pub certificate_days_left: i64,
 }
 
 impl Default for Metrics {
@@ -126,6 +129,12 @@ impl Metrics {
         registry.register("seats_licensed", "Seats the license grants now", seats_licensed.clone());
         registry.register("seats_used", "Users with at least one paired, not revoked device", seats_used.clone());
         registry.register("license_days_left", "Days until the license expires (-1: never)", license_days_left.clone());
+        let certificate_days_left = Gauge::default();
+        registry.register(
+            "tls_certificate_days_left",
+            "Days until the HTTPS and MQTT server certificate ends",
+            certificate_days_left.clone(),
+        );
         let messages = Family::<MessageLabels, Counter>::default();
         registry.register("mqtt_messages", "MQTT messages by direction (in: from phones) and type", messages.clone());
         let replayed = Counter::default();
@@ -168,6 +177,7 @@ impl Metrics {
             seats_licensed,
             seats_used,
             license_days_left,
+            certificate_days_left,
             messages,
             replayed,
             handshake_failures,
@@ -229,6 +239,7 @@ impl Metrics {
         self.inner.seats_licensed.set(now.seats_licensed);
         self.inner.seats_used.set(now.seats_used);
         self.inner.license_days_left.set(now.license_days_left);
+        self.inner.certificate_days_left.set(now.certificate_days_left);
         self.inner.phones_connected.set(now.phones_connected);
         let mut out = String::new();
         if encode(&mut out, &self.inner.registry).is_err() {

@@ -234,6 +234,7 @@ impl App {
             metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
             api_tokens: crate::auth::api_tokens::ApiTokens::new(store.clone(), clock.clone()),
             ca: ca.clone(),
+            server_cert: live_cert.clone(),
             hooks,
             clock: clock.clone(),
             push,

@@ -80,6 +80,8 @@ pub struct State {
     pub push: crate::push::Push,
     /// The appliance CA (its certificate for `/ca`).
     pub ca: Arc<crate::pki::Ca>,
+    /// The server certificate the listeners present.
+    pub server_cert: Arc<crate::pki::live::LiveCert>,
     /// Scoped API tokens.
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
     /// Webhooks in.

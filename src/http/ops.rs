@@ -63,6 +63,7 @@ async fn metrics(state: Arc<State>, ctx: Ctx) -> Response {
         seats_licensed: license.as_ref().map_or(0, |l| i64::from(l.seats)),
         seats_used: license.as_ref().map_or(0, |l| i64::from(l.seats_used)),
         license_days_left: license.and_then(|l| l.days_left).unwrap_or(-1),
+        certificate_days_left: state.server_cert.facts(state.clock.now()).map_or(-1, |c| c.days_left),
         phones_connected: state.gateway.connected() as i64,
     };
     let text = state.metrics.render(&snapshot);
@@ -80,6 +81,7 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
             "uptime_s": state.started_at.elapsed().as_secs(),
             "sms_provider": state.pairing.sms_provider(),
             "ca_fingerprint": super::ca::ca_fingerprint(&state),
+            "certificate": state.server_cert.facts(state.clock.now()),
             "devices": devices,
         }))
     };

@@ -48,6 +48,37 @@ impl LiveCert {
     pub fn chain(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).cert.clone()
     }
+
+    /// What the certificate in force is: who it names, who issued it, when
+    /// it ends and how many whole days that is from `now`.
+    pub fn facts(&self, now: crate::clock::Timestamp) -> Option<CertFacts> {
+        let chain = self.chain();
+        let (_, leaf) = x509_parser::parse_x509_certificate(chain.first()?.as_ref()).ok()?;
+        let name = |n: &x509_parser::x509::X509Name<'_>| {
+            let cn = n.iter_common_name().next().and_then(|c| c.as_str().ok()).map(str::to_owned);
+            cn.unwrap_or_else(|| n.to_string())
+        };
+        let not_after = chrono::DateTime::from_timestamp(leaf.validity().not_after.timestamp(), 0)?;
+        Some(CertFacts {
+            subject: name(leaf.subject()),
+            issuer: name(leaf.issuer()),
+            not_after,
+            days_left: (not_after - now).num_days(),
+        })
+    }
+}
+
+/// The server certificate in force, for the status page and metrics.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CertFacts {
+    /// Its subject's common name.
+    pub subject: String,
+    /// Its issuer's common name.
+    pub issuer: String,
+    /// When it ends.
+    pub not_after: crate::clock::Timestamp,
+    /// Whole days until then (negative once it has ended).
+    pub days_left: i64,
 }
 
 impl ResolvesServerCert for LiveCert {

@@ -95,6 +95,17 @@ async fn a_replaced_certificate_serves_new_handshakes_and_open_connections_keep_
     .await;
     assert_eq!(healthz(&mut open).await, "HTTP/1.1 200 OK", "the connection opened before keeps working");
     assert_eq!(shown(&open), "first");
+    let roots_file = dir.path().join("roots.pem");
+    std::fs::write(&roots_file, &roots).unwrap();
+    let client = crate::helpers::client_trusting(&roots_file);
+    let request = client.get(format!("https://localhost:{}/admin/status", app.port));
+    let (_, status) = crate::helpers::send(request.header("x-admin-token", &app.admin_token)).await;
+    let certificate = &status["certificate"];
+    assert_eq!((certificate["subject"].as_str(), certificate["issuer"].as_str()), (Some("second"), Some("Second CA")));
+    assert!(certificate["days_left"].as_i64().unwrap() > 300, "{certificate}");
+    let metrics = client.get(format!("https://localhost:{}/metrics", app.port)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("topdog_tls_certificate_days_left "), "{metrics}");
 
     replace(&cert, "-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n");
     eventually(|| async {
