@@ -57,6 +57,19 @@ fn shown(conn: &TlsStream<TcpStream>) -> String {
     cn.to_owned()
 }
 
+/// Waits until a new handshake is shown the certificate named `name`.
+async fn until_shown(app: &TestApp, roots: &str, name: &str) {
+    eventually(|| async {
+        let now = shown(&connect(app, roots).await);
+        if now == name {
+            Ok(())
+        } else {
+            Err(format!("still {now}"))
+        }
+    })
+    .await;
+}
+
 /// One HTTP/1.1 request on a kept-alive connection; the status line.
 async fn healthz(conn: &mut TlsStream<TcpStream>) -> String {
     conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
@@ -84,15 +97,7 @@ async fn a_replaced_certificate_serves_new_handshakes_and_open_connections_keep_
     let (chain, secret) = leaf(&second_ca, "second");
     replace(&key, &secret);
     replace(&cert, &chain);
-    eventually(|| async {
-        let name = shown(&connect(&app, &roots).await);
-        if name == "second" {
-            Ok(())
-        } else {
-            Err(format!("still {name}"))
-        }
-    })
-    .await;
+    until_shown(&app, &roots, "second").await;
     assert_eq!(healthz(&mut open).await, "HTTP/1.1 200 OK", "the connection opened before keeps working");
     assert_eq!(shown(&open), "first");
     let roots_file = dir.path().join("roots.pem");
@@ -123,15 +128,7 @@ async fn a_replaced_certificate_serves_new_handshakes_and_open_connections_keep_
     replace(&cert, &chain);
     let status = std::process::Command::new("kill").args(["-HUP", &app.pid().to_string()]).status().unwrap();
     assert!(status.success());
-    eventually(|| async {
-        let name = shown(&connect(&app, &roots).await);
-        if name == "third" {
-            Ok(())
-        } else {
-            Err(format!("still {name}"))
-        }
-    })
-    .await;
+    until_shown(&app, &roots, "third").await;
     eventually(|| async {
         if app.log().contains("SIGHUP") {
             Ok(())
