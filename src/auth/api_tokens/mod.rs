@@ -4,11 +4,16 @@
 //! them, and admitting a presented one, live here; which route needs which
 //! scope is the http layer's table.
 
+mod error;
+mod scope;
+
+pub use error::ApiTokenError;
+pub use scope::Scope;
+
 use crate::audit::Actor;
 use crate::clock::{Clock, Timestamp};
-use crate::error::{Coded, Kind};
 use crate::ids::UserId;
-use crate::store::{Store, StoreError, Table, TxAbort, TxError};
+use crate::store::{Store, Table, TxAbort};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -29,124 +34,6 @@ const MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5 * 366
 
 /// How often a token's "last used" is written back at most.
 const LAST_USED_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Scope {
-    /// Send notifications and read their receipts.
-    #[serde(rename = "notify")]
-    Notify,
-    /// Ask for approvals and read them.
-    #[serde(rename = "approvals")]
-    Approvals,
-    /// Invite phones (SMS, QR), resend, cancel.
-    #[serde(rename = "pairing")]
-    Pairing,
-    /// List devices.
-    #[serde(rename = "devices:read")]
-    DevicesRead,
-    /// Revoke, suspend, reactivate devices; set their numbers.
-    #[serde(rename = "devices:write")]
-    DevicesWrite,
-    /// Everything the admin token can, except backups.
-    #[serde(rename = "admin")]
-    Admin,
-}
-
-impl Scope {
-    /// Every scope.
-    pub const ALL: [Scope; 6] =
-        [Scope::Notify, Scope::Approvals, Scope::Pairing, Scope::DevicesRead, Scope::DevicesWrite, Scope::Admin];
-
-    /// Its name (`notify`, `devices:read`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Notify => "notify",
-            Scope::Approvals => "approvals",
-            Scope::Pairing => "pairing",
-            Scope::DevicesRead => "devices:read",
-            Scope::DevicesWrite => "devices:write",
-            Scope::Admin => "admin",
-        }
-    }
-
-    /// The scope named `name`.
-    pub fn parse(name: &str) -> Result<Scope, ApiTokenError> {
-        Scope::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
-            let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-            ApiTokenError::Invalid(format!("scope `{name}` is not one of {}", known.join(", ")))
-        })
-    }
-
-    /// Whether a token limited to some users may hold this scope (it can
-    /// only notify and ask them).
-    fn fits_user_limit(self) -> bool {
-        matches!(self, Scope::Notify | Scope::Approvals)
-    }
-}
-
-/// Why a token was refused or not made.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiTokenError {
-    /// No such token, or a revoked one.
-    #[error("the API token is not valid (revoked, or never issued)")]
-    Unknown,
-    /// The token's time is up.
-    #[error("the API token expired at {0}")]
-    Expired(Timestamp),
-    /// The token lacks the scope this route needs.
-    #[error("this API token lacks the `{}` scope this needs", .0.as_str())]
-    OutOfScope(Scope),
-    /// Only the admin token (or the local socket) may do this.
-    #[error(
-        "only the admin token or the local admin socket may do this (backups, console sign-in); API tokens cannot"
-    )]
-    AdminOnly,
-    /// The token is limited to users that do not include this one.
-    #[error("this API token may not reach user `{0}`")]
-    NotForUser(String),
-    /// A bad request to create one.
-    #[error("{0}")]
-    Invalid(String),
-    /// A token of this name exists.
-    #[error("a token named `{0}` exists; revoke it first or choose another name")]
-    Exists(String),
-    /// As many tokens as the appliance keeps.
-    #[error("the appliance keeps at most {MAX_TOKENS} API tokens; revoke some first")]
-    Full,
-    /// No token of this name.
-    #[error("no API token is named `{0}`")]
-    NotFound(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl Coded for ApiTokenError {
-    fn coded(&self) -> (&'static str, Kind) {
-        match self {
-            ApiTokenError::Unknown => ("api_token_invalid", Kind::Unauthenticated),
-            ApiTokenError::Expired(_) => ("api_token_expired", Kind::Unauthenticated),
-            ApiTokenError::OutOfScope(_) | ApiTokenError::AdminOnly | ApiTokenError::NotForUser(_) => {
-                ("token_scope", Kind::Forbidden)
-            }
-            ApiTokenError::Invalid(_) => ("invalid_token_request", Kind::Invalid),
-            ApiTokenError::Exists(_) => ("token_exists", Kind::Conflict),
-            ApiTokenError::Full => ("token_limit", Kind::Conflict),
-            ApiTokenError::NotFound(_) => ("token_not_found", Kind::NotFound),
-            ApiTokenError::Store(_) => ("internal", Kind::Internal),
-        }
-    }
-}
-
-impl From<TxError<ApiTokenError>> for ApiTokenError {
-    fn from(e: TxError<ApiTokenError>) -> Self {
-        match e {
-            TxError::Domain(e) => e,
-            TxError::Store(e) => ApiTokenError::Store(e),
-        }
-    }
-}
 
 /// A kept token (its hash, never the token).
 #[derive(Debug, Clone, Serialize, Deserialize)]
