@@ -17,6 +17,8 @@ pub type Timestamp = DateTime<Utc>;
 pub struct Clock {
     /// Milliseconds added to the system clock (tests only).
     shift_ms: Arc<AtomicI64>,
+    /// Wakes those sleeping on this clock when it is moved.
+    moved: Arc<tokio::sync::Notify>,
 }
 
 impl Clock {
@@ -33,6 +35,23 @@ impl Clock {
     /// Moves this clock (and its clones) by `by`, forward or back.
     pub fn shift(&self, by: chrono::Duration) {
         self.shift_ms.fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+        self.moved.notify_waiters();
+    }
+
+    /// Sleeps until this clock reads `deadline` or later, waking early to
+    /// look again when the clock is moved.
+    pub async fn sleep_until(&self, deadline: Timestamp) {
+        loop {
+            let moved = self.moved.notified();
+            let left = (deadline - self.now()).to_std().unwrap_or_default();
+            if left.is_zero() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(left) => {}
+                _ = moved => {}
+            }
+        }
     }
 }
 
@@ -52,5 +71,19 @@ mod tests {
         let before = other.now();
         clock.shift(chrono::Duration::days(3));
         assert!(other.now() - before >= chrono::Duration::days(3));
+    }
+
+    #[tokio::test]
+    async fn a_sleeper_wakes_when_the_clock_is_moved_past_its_deadline() {
+        let clock = Clock::system();
+        let deadline = clock.now() + chrono::Duration::days(30);
+        let sleeper = tokio::spawn({
+            let clock = clock.clone();
+            async move { clock.sleep_until(deadline).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.shift(chrono::Duration::days(31));
+        tokio::time::timeout(std::time::Duration::from_secs(5), sleeper).await.unwrap().unwrap();
     }
 }

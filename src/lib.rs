@@ -5,6 +5,7 @@
 //! its own header.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod actions;
 pub mod app;
 pub mod audit;

@@ -75,6 +75,7 @@ struct Inner {
     seats_used: Gauge,
     license_days_left: Gauge,
     certificate_days_left: Gauge,
+    acme_failures: Gauge,
     messages: Family<MessageLabels, Counter>,
     replayed: Counter,
     handshake_failures: Family<ReasonLabel, Counter>,
@@ -104,6 +105,8 @@ pub struct Snapshot {
     pub phones_connected: i64,
     /// Days until the server certificate ends.
     pub certificate_days_left: i64,
+    /// Failed ACME attempts since the last success (0 when ACME is off).
+    pub acme_failures: i64,
 }
 
 impl Default for Metrics {
@@ -134,6 +137,12 @@ impl Metrics {
             "tls_certificate_days_left",
             "Days until the HTTPS and MQTT server certificate ends",
             certificate_days_left.clone(),
+        );
+        let acme_failures = Gauge::default();
+        registry.register(
+            "acme_failures",
+            "Failed ACME attempts since the last certificate was issued (0: none, or ACME off)",
+            acme_failures.clone(),
         );
         let messages = Family::<MessageLabels, Counter>::default();
         registry.register("mqtt_messages", "MQTT messages by direction (in: from phones) and type", messages.clone());
@@ -178,6 +187,7 @@ impl Metrics {
             seats_used,
             license_days_left,
             certificate_days_left,
+            acme_failures,
             messages,
             replayed,
             handshake_failures,
@@ -240,6 +250,7 @@ impl Metrics {
         self.inner.seats_used.set(now.seats_used);
         self.inner.license_days_left.set(now.license_days_left);
         self.inner.certificate_days_left.set(now.certificate_days_left);
+        self.inner.acme_failures.set(now.acme_failures);
         self.inner.phones_connected.set(now.phones_connected);
         let mut out = String::new();
         if encode(&mut out, &self.inner.registry).is_err() {

@@ -28,6 +28,7 @@ use crate::sms;
 use crate::sms::templates::Templates;
 use crate::store::datadir::DataDir;
 use crate::store::Store;
+mod acme;
 mod messaging;
 
 use self::messaging::{messaging, start_push, Reach};
@@ -62,6 +63,8 @@ pub struct App {
     trusted_proxies: crate::proxy::TrustedProxies,
     /// The operator's certificate files, watched for a new certificate.
     cert_files: Option<(Arc<LiveCert>, PathBuf, PathBuf)>,
+    /// Certificates by ACME, when on.
+    acme: Option<acme::AcmeStart>,
     /// Background work (phones' messages, command runs, webhooks, kicks)
     /// that shutdown waits for.
     tasks: TaskTracker,
@@ -99,9 +102,17 @@ fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-fn server_pair(config: &Config, dir: &DataDir, ca: &Ca) -> anyhow::Result<TlsPair> {
+/// The certificate the listeners start with: an earlier ACME one that
+/// still serves, the operator's files, or one from the appliance CA (for
+/// the extra names and the ACME names, until ACME has issued).
+fn server_pair(config: &Config, dir: &DataDir, ca: &Ca, clock: &Clock) -> anyhow::Result<TlsPair> {
+    if let Some(pair) = config.acme.as_ref().and_then(|a| crate::acme::Acme::stored(dir, a, clock.now())) {
+        return Ok(pair);
+    }
+    let acme_names = config.acme.iter().flat_map(|a| a.domains.iter().cloned());
+    let names: Vec<String> = config.tls_sans.iter().cloned().chain(acme_names).collect();
     Ok(match &config.tls {
-        TlsSource::Generated => pki::server_tls(dir, ca, &pki::server_names(&config.tls_sans))?,
+        TlsSource::Generated => pki::server_tls(dir, ca, &pki::server_names(&names))?,
         TlsSource::Files { cert, key } => TlsPair {
             chain_pem: std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?,
             key_pem: std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?,
@@ -134,7 +145,7 @@ impl App {
         let http =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
         let http_addr = http.local_addr()?;
-        let live_cert = LiveCert::new(&server_pair(&config, &dir, &ca)?)?;
+        let live_cert = LiveCert::new(&server_pair(&config, &dir, &ca, &clock)?)?;
         let cert_files = match &config.tls {
             TlsSource::Files { cert, key } => Some((live_cert.clone(), cert.clone(), key.clone())),
             TlsSource::Generated => None,
@@ -143,7 +154,10 @@ impl App {
             tracing::warn!("serving plain HTTP: tokens and invite codes cross the network unencrypted");
             None
         } else {
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls::https_server(live_cert.clone())?)))
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls::https_server(
+                live_cert.clone(),
+                config.acme.is_some(),
+            )?)))
         };
         let mqtt =
             TcpListener::bind(config.mqtt_addr).await.with_context(|| format!("binding {}", config.mqtt_addr))?;
@@ -154,9 +168,11 @@ impl App {
             );
         }
         let scheme = if config.insecure_http { "http" } else { "https" };
-        let base_url = match &config.base_url {
-            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-            None => format!("{scheme}://{}:{}", host_name(), http_addr.port()),
+        let acme_url = config.acme.as_ref().and_then(|a| acme::base_url(a, http_addr.port()));
+        let base_url = match (&config.base_url, acme_url) {
+            (Some(url), _) => url.as_str().trim_end_matches('/').to_owned(),
+            (None, Some(url)) => url,
+            (None, None) => format!("{scheme}://{}:{}", host_name(), http_addr.port()),
         };
         let broker_host = config.mqtt_public_host.clone().unwrap_or_else(|| {
             url::Url::parse(&base_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_else(host_name)
@@ -211,6 +227,13 @@ impl App {
         let reach = Reach { push: push.clone(), receipts, sms: sms.clone(), templates, base_url: base_url.clone() };
         let messaging =
             messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, reach)?;
+        let acme = match config.acme.clone() {
+            Some(config) => {
+                let (live, clock, audit) = (live_cert.clone(), clock.clone(), audit.clone());
+                Some(acme::start(crate::acme::Parts { config, dir: dir.clone(), live, clock, audit }).await?)
+            }
+            None => None,
+        };
         let hooks =
             crate::hooks::Hooks::new(dir.root(), store.clone(), messaging.clone(), audit.clone(), clock.clone());
         let state = Arc::new(State {
@@ -238,6 +261,7 @@ impl App {
             hooks,
             clock: clock.clone(),
             push,
+            acme: acme.as_ref().map(|a| a.acme.clone()),
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };
@@ -274,6 +298,7 @@ impl App {
             http_limits,
             trusted_proxies: config.trusted_proxies.clone(),
             cert_files,
+            acme,
         })
     }
 
@@ -304,7 +329,14 @@ impl App {
             Some(acceptor) => tasks.spawn(serve::serve_tls(self.http, acceptor, routes.clone(), life.clone())),
             None => tasks.spawn(serve::serve_plain(self.http, routes.clone(), life.clone())),
         };
-        tasks.spawn(serve::serve_unix(self.unix, routes, life));
+        tasks.spawn(serve::serve_unix(self.unix, routes, life.clone()));
+        if let Some(acme::AcmeStart { acme, http }) = self.acme {
+            if let Some(listener) = http {
+                let routes = http::acme::challenge_routes(acme.challenges(), self.info.base_url.clone());
+                tasks.spawn(serve::serve_plain(listener, routes, life));
+            }
+            tasks.spawn(acme.run(stop.clone()));
+        }
         tasks.spawn(self.gateway.clone().serve(self.mqtt, stop.clone()));
         tasks.spawn(self.state.messaging.escalation.clone().run(stop.clone()));
         if let Some((live, cert, key)) = self.cert_files.clone() {

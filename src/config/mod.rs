@@ -3,6 +3,7 @@
 //! original design's names where it had one), then an optional TOML file
 //! (`--config`) — and finally the built-in defaults.
 
+mod acme;
 mod settings;
 
 pub use settings::{Dur, Secret, Settings};
@@ -102,6 +103,8 @@ pub struct Config {
     pub tls: TlsSource,
     /// Extra names for the generated certificate.
     pub tls_sans: Vec<String>,
+    /// Certificates by ACME, when `acme_domain` is set.
+    pub acme: Option<crate::acme::AcmeConfig>,
     /// Plain HTTP instead of HTTPS.
     pub insecure_http: bool,
     /// Public base URL (None: derived from the host name and port).
@@ -190,9 +193,11 @@ impl Config {
                 s.rate_token_requests_per_minute.unwrap_or(600),
             )?,
         };
+        let http_addr = s.http_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443)));
         let config = Config {
+            acme: acme::acme_config(&s, http_addr, &tls)?,
             data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from("topdog-data")),
-            http_addr: s.http_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443))),
+            http_addr,
             mqtt_addr: s.mqtt_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8883))),
             mqtt_max_per_ip: s.mqtt_max_per_ip.unwrap_or(1000).max(1),
             mqtt_publish_rate: positive("mqtt_publish_rate", s.mqtt_publish_rate.unwrap_or(20))?,

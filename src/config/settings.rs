@@ -86,6 +86,31 @@ pub struct Settings {
     /// Extra DNS names or IP addresses for the generated server certificate.
     #[arg(long = "tls-san", env = "TOPDOG_TLS_SAN", value_delimiter = ',')]
     pub tls_san: Option<Vec<String>>,
+    /// A DNS name to get a certificate for by ACME (repeat for more; the
+    /// first is the public name in pairing links and for MQTT).
+    #[arg(long = "acme-domain", env = "TOPDOG_ACME_DOMAIN", value_delimiter = ',')]
+    pub acme_domain: Option<Vec<String>>,
+    /// Contact e-mail for the ACME account (expiry warnings).
+    #[arg(long, env = "TOPDOG_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// ACME directory URL (default: Let's Encrypt's production directory).
+    #[arg(long, env = "TOPDOG_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Use Let's Encrypt's staging directory (untrusted test certificates).
+    #[arg(long, env = "TOPDOG_ACME_STAGING", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub acme_staging: Option<bool>,
+    /// PEM root the ACME directory's own HTTPS certificate chains to (an
+    /// internal ACME server such as step-ca).
+    #[arg(long, env = "TOPDOG_ACME_CA_CERT")]
+    pub acme_ca_cert: Option<PathBuf>,
+    /// Where HTTP-01 challenges are answered and other plain HTTP requests
+    /// are redirected to HTTPS (default :80; `off` for none).
+    #[arg(long, env = "TOPDOG_ACME_HTTP_ADDR")]
+    pub acme_http_addr: Option<String>,
+    /// The ACME challenge: `tls-alpn-01` or `http-01` (default: TLS-ALPN-01
+    /// when the HTTPS listener is on port 443, else HTTP-01).
+    #[arg(long, env = "TOPDOG_ACME_CHALLENGE")]
+    pub acme_challenge: Option<String>,
     /// Addresses or networks of reverse proxies and load balancers whose
     /// forwarded client addresses are believed (X-Forwarded-For, Forwarded,
     /// the PROXY protocol on the MQTT port), comma separated.

@@ -32,6 +32,13 @@ fn every_field_keeps_its_value_through_the_layers() {
         tls_cert = "/c.pem"
         tls_key = "/k.pem"
         tls_san = ["a.example.com"]
+        acme_domain = ["pair.example.com"]
+        acme_email = "ops@example.com"
+        acme_directory = "https://acme.example.com/directory"
+        acme_staging = true
+        acme_ca_cert = "/acme-ca.pem"
+        acme_http_addr = ":8080"
+        acme_challenge = "http-01"
         insecure_http = true
         base_url = "https://td.example.com"
         invite_expiry = "9m"

@@ -3,6 +3,7 @@
 //! page). `routes` puts every module's routes together with one `recover`;
 //! `serve` runs them over TLS, plain TCP or the admin Unix socket.
 
+pub mod acme;
 mod ca;
 mod context;
 mod devices;
@@ -78,6 +79,8 @@ pub struct State {
     pub clock: crate::clock::Clock,
     /// Web Push to phones.
     pub push: crate::push::Push,
+    /// Certificates by ACME, when on.
+    pub acme: Option<Arc<crate::acme::Acme>>,
     /// The appliance CA (its certificate for `/ca`).
     pub ca: Arc<crate::pki::Ca>,
     /// The server certificate the listeners present.

@@ -65,6 +65,7 @@ async fn metrics(state: Arc<State>, ctx: Ctx) -> Response {
         license_days_left: license.and_then(|l| l.days_left).unwrap_or(-1),
         certificate_days_left: state.server_cert.facts(state.clock.now()).map_or(-1, |c| c.days_left),
         phones_connected: state.gateway.connected() as i64,
+        acme_failures: state.acme.as_ref().map_or(0, |a| i64::from(a.report().failures)),
     };
     let text = state.metrics.render(&snapshot);
     warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4; charset=utf-8").into_response()
@@ -82,6 +83,7 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
             "sms_provider": state.pairing.sms_provider(),
             "ca_fingerprint": super::ca::ca_fingerprint(&state),
             "certificate": state.server_cert.facts(state.clock.now()),
+            "acme": state.acme.as_ref().map(|a| a.report()),
             "devices": devices,
         }))
     };

@@ -8,6 +8,7 @@
 use super::request_id::WithRequestId;
 use super::ConnInfo;
 use crate::limits::connections::{Admitted, ConnLimits};
+use crate::pki::live::ACME_TLS_ALPN;
 use crate::proxy::TrustedProxies;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -264,13 +265,17 @@ fn tcp(peer: Option<SocketAddr>) -> ConnInfo {
     ConnInfo { peer, client: peer.map(|p| p.ip()), local_admin: false }
 }
 
-/// Serves HTTPS on `listener` until shutdown.
+/// Serves HTTPS on `listener` until shutdown. A TLS-ALPN-01 validation
+/// (RFC 8737) ends with its handshake.
 pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Some(admitted) = admit(&life.limits, peer) else { return };
         let (acceptor, routes, held) = (acceptor.clone(), routes.clone(), life.held());
         tokio::spawn(async move {
             match handshake(&acceptor, stream, &admitted).await {
+                Ok(tls) if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {
+                    tracing::info!(?peer, "answered an ACME TLS-ALPN-01 validation");
+                }
                 Ok(tls) => serve_connection(tls, tcp(peer), routes, held).await,
                 Err(e) => tracing::debug!(?peer, error = %e, "TLS handshake failed"),
             }

@@ -17,13 +17,26 @@ use tokio::sync::watch;
 /// How often the certificate files are looked at.
 pub const EVERY: Duration = Duration::from_secs(2);
 
+/// The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// Answers TLS-ALPN-01 challenges: the validation certificate for a name
+/// while its challenge is open.
+pub trait AlpnChallenges: Send + Sync + std::fmt::Debug {
+    /// The validation certificate for `name`, if its challenge is open.
+    fn certificate(&self, name: &str) -> Option<Arc<CertifiedKey>>;
+}
+
 /// The certificate in force (shared by the listeners' configurations).
 #[derive(Debug)]
 pub struct LiveCert {
     current: RwLock<Arc<CertifiedKey>>,
+    /// Open TLS-ALPN-01 challenges, when ACME is on.
+    challenges: RwLock<Option<Arc<dyn AlpnChallenges>>>,
 }
 
-fn certified(pair: &TlsPair) -> Result<Arc<CertifiedKey>, TlsError> {
+/// Loads `pair` as rustls serves it, checking that the key fits.
+pub fn certified(pair: &TlsPair) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = tls::certs(&pair.chain_pem)?;
     let key = tls::provider().key_provider.load_private_key(tls::key(&pair.key_pem)?)?;
     let certified = CertifiedKey::new(chain, key);
@@ -34,7 +47,12 @@ fn certified(pair: &TlsPair) -> Result<Arc<CertifiedKey>, TlsError> {
 impl LiveCert {
     /// Serves `pair` until it is replaced.
     pub fn new(pair: &TlsPair) -> Result<Arc<LiveCert>, TlsError> {
-        Ok(Arc::new(LiveCert { current: RwLock::new(certified(pair)?) }))
+        Ok(Arc::new(LiveCert { current: RwLock::new(certified(pair)?), challenges: RwLock::new(None) }))
+    }
+
+    /// Answers handshakes that offer `acme-tls/1` from `challenges`.
+    pub fn answer_alpn_challenges(&self, challenges: Arc<dyn AlpnChallenges>) {
+        *self.challenges.write().unwrap_or_else(|p| p.into_inner()) = Some(challenges);
     }
 
     /// Serves `pair` from the next handshake on.
@@ -82,7 +100,12 @@ pub struct CertFacts {
 }
 
 impl ResolvesServerCert for LiveCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let validating = hello.alpn().is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+        if validating {
+            let challenges = self.challenges.read().unwrap_or_else(|p| p.into_inner()).clone()?;
+            return challenges.certificate(hello.server_name()?);
+        }
         Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }

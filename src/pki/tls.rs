@@ -77,12 +77,16 @@ pub fn internal_client(pair: &TlsPair, internal_ca_pem: &str) -> Result<rustls::
 }
 
 /// A server configuration for the HTTPS API (HTTP/2 and HTTP/1.1) that
-/// presents `live`'s certificate.
-pub fn https_server(live: Arc<LiveCert>) -> Result<rustls::ServerConfig, TlsError> {
+/// presents `live`'s certificate; with `acme`, also the validation
+/// certificate to a TLS-ALPN-01 handshake.
+pub fn https_server(live: Arc<LiveCert>, acme: bool) -> Result<rustls::ServerConfig, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(live);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if acme {
+        config.alpn_protocols.push(crate::pki::live::ACME_TLS_ALPN.to_vec());
+    }
     Ok(config)
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The files a backup carries, and whether each is a secret.
-const FILES: [(&str, bool); 10] = [
+const FILES: [(&str, bool); 12] = [
     ("ca.pem", false),
     ("ca-key.pem", true),
     ("jwt-signing-key.pem", true),
@@ -23,6 +23,8 @@ const FILES: [(&str, bool); 10] = [
     ("audit.jsonl", true),
     (crate::push::vapid::KEY_FILE, true),
     (crate::hooks::config::FILE, true),
+    (crate::acme::account::FILE, true),
+    (crate::acme::stored::FILE, true),
 ];
 
 const FORMAT: &str = "topdog-backup";
