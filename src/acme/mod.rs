@@ -212,7 +212,7 @@ impl Acme {
         Ok(life)
     }
 
-    /// Records `life` as the certificate in force; when to renew it.
+    /// Records `life` as the certificate in force; when it is due.
     fn in_force_now(&self, life: &Lifetime) -> Timestamp {
         self.update(|r| {
             r.state = "valid";
@@ -232,7 +232,8 @@ impl Acme {
         );
         let target = self.parts.config.domains.join(",");
         self.parts.audit.record(Event::new(&Actor::System, "certificate.issue", target, "ok")).await;
-        self.in_force_now(life)
+        self.in_force_now(life);
+        life.next_renewal(self.parts.clock.now())
     }
 
     async fn failed(&self, error: &AcmeError) -> Timestamp {

@@ -61,6 +61,14 @@ impl Lifetime {
         self.not_before + (self.not_after - self.not_before) * 2 / 3
     }
 
+    /// When to renew a certificate just issued: at [`Lifetime::renew_at`],
+    /// but no sooner than a sixth of its lifetime from `now`, so that a
+    /// clock ahead of the CA's cannot turn renewal into a loop of orders
+    /// (and a CA's rate limit).
+    pub fn next_renewal(&self, now: Timestamp) -> Timestamp {
+        self.renew_at().max(now + (self.not_after - self.not_before) / 6)
+    }
+
     /// Whether it names every one of `domains` and has not ended at `now`.
     pub fn serves(&self, domains: &[String], now: Timestamp) -> bool {
         now < self.not_after && domains.iter().all(|d| self.names.contains(&d.to_ascii_lowercase()))
@@ -93,5 +101,8 @@ mod tests {
         assert!(life.serves(&["PAIR.example.com".into()], now));
         assert!(!life.serves(&["other.example.com".into()], now));
         assert!(!life.serves(&["pair.example.com".into()], life.not_after));
+        assert_eq!(life.next_renewal(life.not_before), life.renew_at());
+        let clock_ahead = life.renew_at() + chrono::Duration::days(1);
+        assert_eq!(life.next_renewal(clock_ahead), clock_ahead + whole / 6, "no renewal loop");
     }
 }

@@ -23,12 +23,13 @@ use crate::mqtt::gateway::{Gateway, GatewayLimits};
 use crate::pairing::{MqttIdentity, Pairing, Parts};
 use crate::pki::live::LiveCert;
 use crate::pki::tls;
-use crate::pki::{self, Ca, TlsPair};
+use crate::pki::Ca;
 use crate::sms;
 use crate::sms::templates::Templates;
 use crate::store::datadir::DataDir;
 use crate::store::Store;
 mod acme;
+mod certs;
 mod messaging;
 
 use self::messaging::{messaging, start_push, Reach};
@@ -102,24 +103,6 @@ fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-/// The certificate the listeners start with: an earlier ACME one that
-/// still serves, the operator's files, or one from the appliance CA (for
-/// the extra names and the ACME names, until ACME has issued).
-fn server_pair(config: &Config, dir: &DataDir, ca: &Ca, clock: &Clock) -> anyhow::Result<TlsPair> {
-    if let Some(pair) = config.acme.as_ref().and_then(|a| crate::acme::Acme::stored(dir, a, clock.now())) {
-        return Ok(pair);
-    }
-    let acme_names = config.acme.iter().flat_map(|a| a.domains.iter().cloned());
-    let names: Vec<String> = config.tls_sans.iter().cloned().chain(acme_names).collect();
-    Ok(match &config.tls {
-        TlsSource::Generated => pki::server_tls(dir, ca, &pki::server_names(&names))?,
-        TlsSource::Files { cert, key } => TlsPair {
-            chain_pem: std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?,
-            key_pem: std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?,
-        },
-    })
-}
-
 fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
     if path.exists() {
         std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
@@ -145,7 +128,7 @@ impl App {
         let http =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
         let http_addr = http.local_addr()?;
-        let live_cert = LiveCert::new(&server_pair(&config, &dir, &ca, &clock)?)?;
+        let (live_cert, mqtt_cert) = certs::listener_certs(&config, &dir, &ca, &clock)?;
         let cert_files = match &config.tls {
             TlsSource::Files { cert, key } => Some((live_cert.clone(), cert.clone(), key.clone())),
             TlsSource::Generated => None,
@@ -200,7 +183,7 @@ impl App {
         let unix = bind_unix(&dir.admin_socket())?;
         let (broker, inbox) = Broker::start(&dir, devices.clone()).context("embedded MQTT broker")?;
         let gateway = Gateway::new(
-            live_cert.clone(),
+            mqtt_cert,
             ca.cert_pem(),
             &broker.internal,
             devices.clone(),

@@ -43,10 +43,15 @@ fn replace(path: &PathBuf, text: &str) {
 
 /// A TLS connection to the HTTPS port trusting `roots`.
 async fn connect(app: &TestApp, roots: &str) -> TlsStream<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    connect_as(app.port, roots, "localhost").await.expect("handshake")
+}
+
+/// A TLS connection to 127.0.0.1:`port` for the name `name`, trusting `roots`.
+pub async fn connect_as(port: u16, roots: &str, name: &str) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let connector = tokio_rustls::TlsConnector::from(tls_config(roots, None));
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    connector.connect(name, tcp).await.expect("handshake")
+    let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    connector.connect(name, tcp).await
 }
 
 /// The common name of the certificate a connection was shown.
@@ -71,7 +76,7 @@ async fn until_shown(app: &TestApp, roots: &str, name: &str) {
 }
 
 /// One HTTP/1.1 request on a kept-alive connection; the status line.
-async fn healthz(conn: &mut TlsStream<TcpStream>) -> String {
+pub async fn healthz(conn: &mut TlsStream<TcpStream>) -> String {
     conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
     let mut answer = vec![0u8; 4096];
     let n = conn.read(&mut answer).await.unwrap();

@@ -1,6 +1,7 @@
 //! Integration tests: each test starts the real `topdog` binary on loopback
 //! ports with a fresh data directory (see `helpers`) and talks HTTPS to it.
 
+mod acme;
 mod certificates;
 mod cli;
 mod commands;
@@ -22,6 +23,7 @@ mod mqtt;
 mod offline;
 mod openapi;
 mod pairing;
+mod pebble;
 mod phone;
 mod pipeline;
 mod proxies;
