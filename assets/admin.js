@@ -66,7 +66,18 @@ function showConsole() {
     $("ca-fingerprint").textContent = s.ca_fingerprint;
     const c = s.certificate;
     if (c) $("certificate").textContent = `${c.subject}, issued by ${c.issuer}, ${c.days_left} days left (until ${when(c.not_after)})`;
+    $("acme").textContent = acmeLine(s.acme);
   }).catch(() => {});
+}
+
+/** Where certificate renewal by ACME stands, in one sentence. */
+function acmeLine(a) {
+  if (!a) return "";
+  const names = a.domains.join(", ");
+  if (a.state === "valid") return `ACME (${a.challenge}) for ${names}: next renewal ${when(a.next_attempt)}.`;
+  const failing = a.last_error ? ` Last attempt failed (${a.failures}×): ${a.last_error}. Next try ${when(a.next_attempt)}.` : "";
+  if (a.state === "failing") return `ACME for ${names}: renewal failing; the certificate above keeps serving.${failing}`;
+  return `ACME for ${names}: waiting for the first certificate.${failing}`;
 }
 
 function openTab(name) {

@@ -25,7 +25,7 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_d
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/$name"
-cp "$target_dir/$out_dir/topdog" installer/install.sh systemd/topdog.service topdog.example.toml README.md "$stage/$name/"
+cp "$target_dir/$out_dir/topdog" installer/install.sh systemd/topdog.service systemd/acme-ports.conf topdog.example.toml README.md "$stage/$name/"
 chmod 0755 "$stage/$name/topdog" "$stage/$name/install.sh"
 mkdir -p dist
 tar -C "$stage" --owner=0 --group=0 -czf "dist/$name.tar.gz" "$name"

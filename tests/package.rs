@@ -135,6 +135,8 @@ fn release_archive_installs_runs_and_uninstalls() {
     std::fs::create_dir(&unpack).unwrap();
     let unpacked = build_and_unpack(&unpack);
     release_refuses_dev_key(&unpacked.join("topdog"));
+    let drop_in = std::fs::read_to_string(unpacked.join("acme-ports.conf")).expect("the ACME ports drop-in ships");
+    assert!(drop_in.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE\n"), "{drop_in}");
 
     let root = scratch.path().join("root");
     let first = install(&unpacked, &root, &[]);

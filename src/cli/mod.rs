@@ -2,6 +2,7 @@
 //! talk to the running appliance through `client`; `audit verify` works on
 //! the files directly.
 
+mod banner;
 pub mod client;
 mod license;
 mod maintenance;
@@ -9,7 +10,7 @@ mod pipeline;
 mod ready;
 mod tokens;
 
-use crate::app::{App, StartInfo};
+use crate::app::App;
 use crate::cli::client::{Answer, Transport};
 use crate::config::{Config, Settings};
 use clap::{Parser, Subcommand};
@@ -267,7 +268,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 async fn serve(settings: Settings, config_file: Option<PathBuf>, ready: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let config = Config::load(settings, config_file.as_deref())?;
     let app = App::build(config).await?;
-    print_start(app.start_info());
+    banner::print(app.start_info());
     if let Some(path) = ready {
         ready::write(&path, app.start_info())?;
     }
@@ -284,36 +285,6 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-}
-
-fn print_start(info: &StartInfo) {
-    println!("Top Dog appliance {} is running.", env!("CARGO_PKG_VERSION"));
-    println!("Listening on {}", info.api_url);
-    println!("  Admin console   {}/  (sign in with the admin token)", info.api_url);
-    println!("  MQTT/TLS        {}", info.mqtt_url);
-    println!("  Pairing links   {}/pair?code=…", info.base_url);
-    println!("  CA certificate  {}  (trust it in the IDE and on phones)", info.ca_file.display());
-    println!("  Admin socket    {}", info.admin_socket.display());
-    println!("  SMS provider    {}", info.sms_provider);
-    println!("  Data directory  {}", info.data_dir.display());
-    match &info.new_admin_token {
-        Some(token) => {
-            println!();
-            println!("Admin token (shown only this once; only its hash is stored):");
-            println!("  {token}");
-        }
-        None => println!("  Admin token     unchanged (set ADMIN_TOKEN to replace it)"),
-    }
-    println!();
-    println!("Next: pair a phone in the admin console, or");
-    println!("  cargo run --release -- invite send +14155552671 --user alice --name \"Alice\"");
-    println!("  cargo run --release -- invite qr --user alice");
-    println!("or over HTTPS:");
-    println!(
-        "  curl --cacert {} -H \"x-admin-token: $TOKEN\" -H 'content-type: application/json' \\\n    -d '{{\"phone_number\":\"+14155552671\",\"user_id\":\"alice\",\"user_name\":\"Alice\"}}' {}/phone/pairing/send-sms",
-        info.ca_file.display(),
-        info.api_url
-    );
 }
 
 impl Remote {
