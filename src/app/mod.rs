@@ -183,7 +183,7 @@ impl App {
             clock: clock.clone(),
         });
         let unix = bind_unix(&dir.admin_socket())?;
-        let (broker, inbox) = Broker::start(&dir, devices.clone()).context("embedded MQTT broker")?;
+        let (broker, inbox) = Broker::start().context("embedded MQTT broker")?;
         let gateway = Gateway::new(
             mqtt_cert,
             ca.cert_pem(),

@@ -1,29 +1,25 @@
 //! The embedded MQTT broker: rumqttd's router on our runtime, one internal
-//! TLS listener on loopback that trusts only the internal CA (the gateway is
-//! its only client), the CONNECT auth hook (client id = username = device
-//! id, password = that device's token, device active), and the appliance's
+//! listener on loopback without TLS (the phone's TLS session ends at the
+//! gateway, its only client), whose CONNECT auth hook lets in only the
+//! gateway: client id = user name = a device id, password = this boot's
+//! secret, which only the gateway knows (it checked the phone's certificate
+//! and token at the door), compared in constant time; and the appliance's
 //! own in-process link: it publishes to phones and is subscribed to the
 //! phone → appliance types, whose messages it hands on as `Received`.
 
-use crate::devices::Devices;
 use crate::mqtt::topics::{inbound_filter, KINDS};
-use crate::pki::{Ca, CaKind, PkiError};
-use crate::store::datadir::{self, DataDir};
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::protocol::v4::V4;
 use rumqttd::Notification;
-use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings, TlsConfig};
+use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, Mutex};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    /// Certificates for the internal listener.
-    #[error(transparent)]
-    Pki(#[from] PkiError),
     /// Files or sockets.
     #[error("broker: {0}")]
     Io(#[from] std::io::Error),
@@ -37,8 +33,14 @@ pub enum BrokerError {
 pub struct Internal {
     /// The loopback address of the internal listener.
     pub addr: SocketAddr,
-    /// The internal CA (signs the gateway's per-tenant certificates).
-    pub ca: Arc<Ca>,
+    /// This boot's password for the internal listener.
+    pub secret: Arc<str>,
+}
+
+impl std::fmt::Debug for Internal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Internal").field("addr", &self.addr).field("secret", &"…").finish()
+    }
 }
 
 /// The running broker.
@@ -93,7 +95,7 @@ fn router_config() -> RouterConfig {
     }
 }
 
-fn connection_settings(devices: Devices) -> ConnectionSettings {
+fn connection_settings(secret: Arc<str>) -> ConnectionSettings {
     let mut settings = ConnectionSettings {
         connection_timeout_ms: 10_000,
         max_payload_size: 64 * 1024,
@@ -105,24 +107,27 @@ fn connection_settings(devices: Devices) -> ConnectionSettings {
         dynamic_filters: false,
     };
     settings.set_auth_handler(move |client_id: String, username: String, password: String| {
-        let devices = devices.clone();
-        async move { authorised(&devices, &client_id, &username, &password) }
+        let secret = secret.clone();
+        async move { gateway_login(&secret, &client_id, &username, &password) }
     });
     settings
 }
 
-/// The CONNECT check: id rules, then the token and the device's state.
-fn authorised(devices: &Devices, client_id: &str, username: &str, password: &str) -> bool {
-    if !valid_client_id(client_id) || client_id != username {
+/// The CONNECT check: a device id as client id and user name, and this
+/// boot's secret as password.
+fn gateway_login(secret: &str, client_id: &str, username: &str, password: &str) -> bool {
+    let secret_matches: bool = password.as_bytes().ct_eq(secret.as_bytes()).into();
+    if !(secret_matches && valid_client_id(client_id) && client_id == username) {
+        tracing::warn!(client = client_id, "internal MQTT login refused: not the gateway");
         return false;
     }
-    match devices.authenticate(Some(password)) {
-        Ok(auth) => auth.device.device_id.as_str() == client_id,
-        Err(e) => {
-            tracing::info!(device = client_id, error = %e, "MQTT login refused");
-            false
-        }
-    }
+    true
+}
+
+/// A new secret for this boot: 256 random bits, hex.
+fn boot_secret() -> Arc<str> {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes).into()
 }
 
 fn free_loopback_port() -> std::io::Result<SocketAddr> {
@@ -130,29 +135,19 @@ fn free_loopback_port() -> std::io::Result<SocketAddr> {
     probe.local_addr()
 }
 
-fn internal_tls(dir: &DataDir, ca: &Ca) -> Result<TlsConfig, BrokerError> {
-    let pair = ca.issue_server(&["127.0.0.1".to_owned(), "localhost".to_owned()])?;
-    let (cert, key, ca_file): (PathBuf, PathBuf, PathBuf) =
-        (dir.file("internal-broker-cert.pem"), dir.file("internal-broker-key.pem"), dir.file("internal-ca.pem"));
-    datadir::write_public(&cert, pair.chain_pem.as_bytes())?;
-    datadir::write_secret(&key, pair.key_pem.as_bytes())?;
-    let path = |p: PathBuf| p.to_string_lossy().into_owned();
-    Ok(TlsConfig::Rustls { capath: Some(path(ca_file)), certpath: path(cert), keypath: path(key) })
-}
-
 impl Broker {
     /// Starts the router, the internal listener and the appliance's link;
     /// the broker and what phones send the appliance.
-    pub fn start(dir: &DataDir, devices: Devices) -> Result<(Broker, Inbox), BrokerError> {
-        let ca = Arc::new(Ca::load_or_create_kind(dir, CaKind::Internal)?);
+    pub fn start() -> Result<(Broker, Inbox), BrokerError> {
+        let secret = boot_secret();
         let addr = free_loopback_port()?;
         let router_tx = Router::new(0, router_config()).spawn();
         let settings = ServerSettings {
             name: "internal".into(),
             listen: addr,
-            tls: Some(internal_tls(dir, &ca)?),
+            tls: None,
             next_connection_delay_ms: 0,
-            connections: connection_settings(devices),
+            connections: connection_settings(secret.clone()),
         };
         let mut server = Server::new(settings, router_tx.clone(), V4);
         tokio::spawn(async move {
@@ -171,7 +166,7 @@ impl Broker {
         let (sender, received) = mpsc::channel(4096);
         tokio::spawn(drain(rx, sender));
         let link = Link { tx: Arc::new(Mutex::new(tx)) };
-        Ok((Broker { internal: Internal { addr, ca }, link }, received))
+        Ok((Broker { internal: Internal { addr, secret }, link }, received))
     }
 }
 

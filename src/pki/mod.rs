@@ -1,9 +1,8 @@
 //! The appliance's own PKI (rcgen, ECDSA P-256): the appliance CA made on
 //! first start, which signs the HTTPS server certificate (for localhost, the
 //! host name and any configured extra names) and the phones' MQTT client
-//! certificates; and the internal CA that only the embedded broker trusts.
-//! All are reused on later starts; the server certificate is re-issued when
-//! its names change or it nears expiry.
+//! certificates. Both are reused on later starts; the server certificate
+//! is re-issued when its names change or it nears expiry.
 
 pub mod live;
 pub mod tls;
@@ -43,23 +42,6 @@ pub struct TlsPair {
     pub key_pem: String,
 }
 
-/// Which CA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaKind {
-    /// Trusted by phones and the IDE; signs server and phone certificates.
-    Appliance,
-    /// Trusted only by the embedded broker's internal listener.
-    Internal,
-}
-
-impl CaKind {
-    fn files(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            CaKind::Appliance => ("ca.pem", "ca-key.pem", "Top Dog appliance CA"),
-            CaKind::Internal => ("internal-ca.pem", "internal-ca-key.pem", "Top Dog internal broker CA"),
-        }
-    }
-}
 const SERVER_CERT: &str = "server-cert.pem";
 const SERVER_KEY: &str = "server-key.pem";
 /// The names the stored server certificate was issued for.
@@ -68,12 +50,7 @@ pub const SERVER_NAMES: &str = "server-names.txt";
 impl Ca {
     /// Loads the appliance CA, creating it on first start.
     pub fn load_or_create(dir: &DataDir) -> Result<Ca, PkiError> {
-        Ca::load_or_create_kind(dir, CaKind::Appliance)
-    }
-
-    /// Loads a CA from the data directory, creating it on first start.
-    pub fn load_or_create_kind(dir: &DataDir, kind: CaKind) -> Result<Ca, PkiError> {
-        let (cert_file, key_file, common_name) = kind.files();
+        let (cert_file, key_file, common_name) = ("ca.pem", "ca-key.pem", "Top Dog appliance CA");
         let cert = datadir::read_optional(&dir.file(cert_file))?;
         let key = datadir::read_optional(&dir.file(key_file))?;
         if let (Some(cert), Some(key)) = (cert, key) {

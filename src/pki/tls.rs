@@ -3,7 +3,6 @@
 //! session resumption state shared across restarts.
 
 use crate::pki::live::LiveCert;
-use crate::pki::TlsPair;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
 
@@ -63,17 +62,6 @@ pub fn mqtt_server(live: Arc<LiveCert>, appliance_ca_pem: &str) -> Result<rustls
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(live))
-}
-
-/// The gateway's client configuration towards the internal listener: TLS 1.2
-/// without session resumption (no session tickets to delay CONNACK).
-pub fn internal_client(pair: &TlsPair, internal_ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS12])?
-        .with_root_certificates(roots(internal_ca_pem)?)
-        .with_client_auth_cert(certs(&pair.chain_pem)?, key(&pair.key_pem)?)?;
-    config.resumption = rustls::client::Resumption::disabled();
-    Ok(config)
 }
 
 /// A server configuration for the HTTPS API (HTTP/2 and HTTP/1.1) that

@@ -110,6 +110,12 @@ async fn by_http_01_on_the_plain_listener_which_sends_everything_else_to_https_a
     let closed = plain_client.get(format!("http://127.0.0.1:{plain}/.well-known/acme-challenge/old")).send().await;
     assert_eq!(closed.unwrap().status(), 404, "nothing answers for a challenge that is not open");
 
+    let (code, backup) = app.admin_get("/admin/backup").await;
+    assert_eq!(code, 200, "{backup}");
+    for file in ["acme-account.json", "acme-certificate.pem"] {
+        assert!(backup["files"][file].is_string(), "backups carry {file}");
+    }
+
     let before = leaf_now(&app, &pebble).await;
     let mut app = app.restart().await;
     trust_only_pebble(&mut app, &pebble);

@@ -228,3 +228,39 @@ async fn a_phone_that_sends_a_csr_keeps_its_key_and_connects_with_it() {
     let (_c, mut events) = client(&app, config, "phone-h", paired["jwt_token"].as_str().unwrap());
     connected(&mut events).await.expect("connects with its own key");
 }
+
+/// The appliance's loopback listening ports other than its HTTPS and MQTT
+/// ones (the embedded broker's internal listener), from `ss`.
+fn internal_ports(app: &TestApp) -> Vec<u16> {
+    let out = std::process::Command::new("ss").args(["-Hltnp"]).output().expect("ss (iproute2)");
+    let owner = format!("pid={},", app.pid());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&owner))
+        .filter_map(|l| l.split_whitespace().nth(3)?.rsplit_once(':')?.1.parse().ok())
+        .filter(|p| *p != app.port && *p != app.mqtt_port)
+        .collect()
+}
+
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs ss (iproute2): the test command (tests/run.sh) installs it and runs this"
+)]
+#[tokio::test]
+async fn the_brokers_loopback_port_lets_in_only_the_gateway() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("alice", "phone-a").await;
+    let token = paired["jwt_token"].as_str().unwrap();
+    let ports = internal_ports(&app);
+    assert_eq!(ports.len(), 1, "one internal listener: {ports:?}");
+    // A local process that knows a phone's id and token gets nothing: the
+    // broker wants the gateway's per-boot secret.
+    for password in [token, "", "topdog"] {
+        let mut options = rumqttc::MqttOptions::new("phone-a", "127.0.0.1", ports[0]);
+        options.set_credentials("phone-a", password);
+        let (_client, mut events) = rumqttc::AsyncClient::new(options, 4);
+        assert!(connected(&mut events).await.is_err(), "logged in with password {password:?}");
+    }
+    let (_client, mut events) = phone(&app, &paired, "phone-a");
+    connected(&mut events).await.expect("the phone, through the gateway, is let in");
+}

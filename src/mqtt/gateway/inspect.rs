@@ -11,7 +11,7 @@ use crate::mqtt::topics::{topic_prefix, Kind, KINDS};
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rumqttd::protocol::v4::{self, V4};
-use rumqttd::protocol::{Packet, Protocol, SubscribeReasonCode};
+use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, Protocol, SubscribeReasonCode};
 use std::num::NonZeroU32;
 
 /// Largest packet a phone may send (a 64 KiB payload and its topic).
@@ -116,6 +116,31 @@ pub fn client_id(frame: &Bytes) -> Result<String, Violation> {
         Packet::Connect(connect, ..) => Ok(connect.client_id),
         _ => Err(Violation::Unexpected("non-CONNECT first")),
     }
+}
+
+/// The phone's CONNECT as the broker gets it, and the phone's password
+/// (its device token, which the gateway checks): the same packet with the
+/// gateway's login in place of the phone's (the client id as user name,
+/// this boot's `secret` as password).
+pub fn for_broker(frame: &Bytes, secret: &str) -> Result<(Bytes, Option<String>), Violation> {
+    let Packet::Connect(connect, properties, will, will_properties, login) = decode(frame)? else {
+        return Err(Violation::Unexpected("non-CONNECT first"));
+    };
+    let token = login.map(|l| l.password);
+    let login = Some(Login { username: connect.client_id.clone(), password: secret.to_owned() });
+    let mut out = BytesMut::with_capacity(frame.len() + secret.len());
+    V4.write(Packet::Connect(connect, properties, will, will_properties, login), &mut out)
+        .map_err(|e| Violation::Malformed(format!("{e:?}")))?;
+    Ok((out.freeze(), token))
+}
+
+/// The CONNACK that refuses a phone whose token is not accepted.
+pub fn not_authorized() -> Bytes {
+    let mut out = BytesMut::with_capacity(4);
+    let refused = ConnAck { session_present: false, code: ConnectReturnCode::NotAuthorized };
+    // Writing a CONNACK into a buffer cannot fail.
+    let _ = V4.write(Packet::ConnAck(refused, None), &mut out);
+    out.freeze()
 }
 
 /// What a packet the phone sent does to its subscription to its own

@@ -4,11 +4,13 @@
 //! appliance CA; the certificate's tenant and device (O and CN) must match
 //! this appliance and an active device, and its public key the one recorded
 //! when that device was paired (so a certificate of an earlier pairing of
-//! the same id is refused). The CONNECT's client id must equal the CN. The
-//! connection is then passed to the broker's internal listener with a
-//! per-tenant internal certificate: the broker's packets through as they
-//! come (read for what `subscribed` follows), the phone's packets checked
-//! one by one against its rules (`inspect`).
+//! the same id is refused). The CONNECT's client id must equal the CN and
+//! its password be that device's token. The connection is then passed to
+//! the broker's internal listener over loopback without a second TLS
+//! session, its CONNECT carrying this boot's secret instead of the token:
+//! the broker's packets through as they come (read for what `subscribed`
+//! follows), the phone's packets checked one by one against its rules
+//! (`inspect`). One TLS session per phone, ended here.
 //! Every live connection is registered, so a device being cut off is closed
 //! once it has its `control` message.
 
@@ -31,14 +33,13 @@ use registry::Registry;
 pub use registry::Settled;
 use relay::relay;
 use sha2::Digest;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use subscribed::Tracker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsAcceptor;
 
 /// How long a phone has for the TLS handshake and its CONNECT.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,8 +62,6 @@ pub struct Gateway {
     registry: Arc<Registry>,
     acceptor: TlsAcceptor,
     internal: Internal,
-    /// Upstream connectors by tenant, each with its own internal certificate.
-    upstream: Arc<Mutex<HashMap<String, TlsConnector>>>,
     devices: Devices,
     limits: ConnLimits,
     publish_rate: u32,
@@ -82,6 +81,8 @@ enum Refused {
     Inactive(String),
     #[error("CONNECT: {0}")]
     Connect(String),
+    #[error("device {0}: token refused: {1}")]
+    Token(String, String),
     #[error("broker: {0}")]
     Upstream(String),
     #[error(transparent)]
@@ -98,6 +99,7 @@ impl Refused {
             Refused::Certificate(_) => "certificate",
             Refused::Inactive(_) => "inactive_device",
             Refused::Connect(_) => "connect",
+            Refused::Token(..) => "token",
             Refused::Upstream(_) => "broker",
             Refused::Rule(v) => v.reason(),
             Refused::Turned(t) => t.reason(),
@@ -127,28 +129,12 @@ impl Gateway {
             registry: Arc::default(),
             acceptor,
             internal: internal.clone(),
-            upstream: Arc::default(),
             devices,
             limits: conn_limits,
             publish_rate: limits.publish_rate,
             metrics,
             trusted: Arc::new(trusted),
         })
-    }
-
-    /// The connector presenting an internal certificate for `tenant`
-    /// (minted once, then cached).
-    fn connector(&self, tenant: &str) -> Result<TlsConnector, Refused> {
-        let mut cache = self.upstream.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(connector) = cache.get(tenant) {
-            return Ok(connector.clone());
-        }
-        let failed = |e: &dyn std::fmt::Display| Refused::Upstream(e.to_string());
-        let (pair, _) = self.internal.ca.issue_client(&format!("gateway-{tenant}"), tenant).map_err(|e| failed(&e))?;
-        let config = tls::internal_client(&pair, self.internal.ca.cert_pem()).map_err(|e| failed(&e))?;
-        let connector = TlsConnector::from(Arc::new(config));
-        cache.insert(tenant.to_owned(), connector.clone());
-        Ok(connector)
     }
 
     /// Asks every live connection of `device` to close once a `control`
@@ -235,7 +221,7 @@ impl Gateway {
         let _ = stream.set_nodelay(true);
         let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.open(stream, admitted)).await;
         let Opened { phone, device, rules, connect } = opened.map_err(|_| Refused::Handshake("timed out".into()))??;
-        let broker = self.upstream(&tenant_of(&device), &connect).await?;
+        let broker = self.upstream(&connect).await?;
         let (id, token, closing) = self.registry.add(&device);
         tracing::Span::current().record("device", device.as_str());
         tracing::info!("phone connected over MQTT");
@@ -275,23 +261,37 @@ impl Gateway {
         let rules = Rules::new(record.user_id.as_str(), &device, self.publish_rate);
         let connect = read_connect(&mut tls).await?;
         rules.connect(&connect)?;
+        let (connect, token) = inspect::for_broker(&connect, &self.internal.secret)?;
+        if let Err(why) = self.token_of(&device, token.as_deref()) {
+            let _ = tls.write_all(&inspect::not_authorized()).await;
+            let _ = tls.shutdown().await;
+            return Err(Refused::Token(device, why));
+        }
         Ok(Opened { phone: tls, device, rules, connect })
     }
 
-    async fn upstream(&self, tenant: &str, connect: &[u8]) -> Result<Upstream, Refused> {
+    /// Whether `token` is `device`'s own, valid and not revoked.
+    fn token_of(&self, device: &str, token: Option<&str>) -> Result<(), String> {
+        match self.devices.authenticate(token) {
+            Ok(auth) if auth.device.device_id.as_str() == device => Ok(()),
+            Ok(auth) => Err(format!("the token of {}", auth.device.device_id)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The loopback connection to the broker, its CONNECT sent.
+    async fn upstream(&self, connect: &[u8]) -> Result<Upstream, Refused> {
         let up = |e: &dyn std::fmt::Display| Refused::Upstream(e.to_string());
-        let connector = self.connector(tenant)?;
         let tcp = TcpStream::connect(self.internal.addr).await.map_err(|e| up(&e))?;
         let _ = tcp.set_nodelay(true);
-        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| up(&e))?;
-        let mut tls = connector.connect(name, QuickAck(tcp)).await.map_err(|e| up(&e))?;
-        tls.write_all(connect).await.map_err(|e| up(&e))?;
-        Ok(tls)
+        let mut broker = QuickAck(tcp);
+        broker.write_all(connect).await.map_err(|e| up(&e))?;
+        Ok(broker)
     }
 }
 
 type Phone = tokio_rustls::server::TlsStream<QuickAck>;
-type Upstream = tokio_rustls::client::TlsStream<QuickAck>;
+type Upstream = QuickAck;
 
 /// A phone let in: its stream, device, rules and CONNECT frame.
 struct Opened {
