@@ -165,6 +165,7 @@ impl App {
         let metrics = Metrics::new();
         let licensing = Licensing::new(store.clone(), VendorKeys::embedded(), audit.clone(), clock.clone());
         seats::rebuild(&store).await.context("recounting seats")?;
+        crate::messaging::approvals::pending::rebuild(&store).await.context("filing pending approvals")?;
         licensing.observe_clock().await.context("clock mark")?;
         let sms = sms::from_config(&config.sms);
         let templates = Arc::new(Templates::new(&config.sms_templates, &base_url)?);

@@ -56,9 +56,11 @@ pub enum Table {
     ApiTokenHashes,
     /// Webhook deliveries seen, keyed `{hook}/{delivery id}` (replays).
     HookDeliveries,
+    /// Pending approvals by user, keyed `{user}/{approval}` (an index).
+    PendingApprovals,
 }
 
-const TABLE_COUNT: usize = 17;
+const TABLE_COUNT: usize = 18;
 
 /// sled's page cache (its default is 1 GiB, which a busy appliance fills).
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -81,6 +83,7 @@ const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::ApiTokens, "api_tokens"),
     (Table::ApiTokenHashes, "api_token_hashes"),
     (Table::HookDeliveries, "hook_deliveries"),
+    (Table::PendingApprovals, "pending_approvals"),
 ];
 
 /// A storage failure (always an internal error).

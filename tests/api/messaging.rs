@@ -172,6 +172,30 @@ async fn an_approval_is_decided_exactly_once_under_a_double_answer() {
 }
 
 #[tokio::test]
+async fn pending_approvals_wait_for_the_phone_across_a_restart_and_decided_ones_do_not() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("erin", "phone-e").await;
+    let token = paired["jwt_token"].as_str().unwrap().to_owned();
+    let waiting = ask(&app, "erin", 600, None).await;
+    let decided = ask(&app, "erin", 600, None).await;
+    let path = format!("/phone/approvals/{}/respond", decided["id"].as_str().unwrap());
+    let body = json!({"decision": "reject", "code": decided["code"]});
+    let (status, answer) = send(app.client.post(app.url(&path)).bearer_auth(&token).json(&body)).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let app = app.restart().await;
+    let mut phone = Phone::connect(&app, &paired).await;
+    phone.online(None).await;
+    assert_eq!(
+        phone.next("approval_request").await["id"],
+        waiting["id"],
+        "the pending one is sent when it comes online"
+    );
+    let live = ask(&app, "erin", 600, None).await;
+    assert_eq!(phone.next("approval_request").await["id"], live["id"], "the decided one is not sent again");
+}
+
+#[tokio::test]
 async fn wrong_codes_are_refused_and_requests_expire_on_time() {
     let mut app = spawn_app().await;
     let paired = app.pair_full("eve", "phone-e").await;

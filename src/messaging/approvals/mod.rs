@@ -4,6 +4,7 @@
 //! time, listed and pruned. Waiters (long polls) are woken on a decision; a
 //! requester's webhook is called with the outcome; every outcome is audited.
 
+pub mod pending;
 mod record;
 
 pub use record::{Answer, Approval, ApprovalRequest, Planned, Status};
@@ -123,11 +124,20 @@ impl Approvals {
     /// Pending approvals `device` may answer.
     pub fn pending_for(&self, device: &Device) -> Result<Vec<Approval>, MessagingError> {
         let now = self.clock.now();
-        let approvals: Vec<Approval> = self.store.scan(Table::Approvals)?;
+        let approvals = self.load_all(pending::of(&self.store, device.user_id.as_str())?)?;
         Ok(approvals
             .into_iter()
             .filter(|a| a.effective_status(now) == Status::Pending && a.may_answer(device))
             .collect())
+    }
+
+    /// The approvals `ids` that are still kept.
+    fn load_all(&self, ids: Vec<String>) -> Result<Vec<Approval>, MessagingError> {
+        let mut approvals = Vec::with_capacity(ids.len());
+        for id in ids {
+            approvals.extend(self.store.get::<Approval>(Table::Approvals, &id)?);
+        }
+        Ok(approvals)
     }
 
     /// Whether approval `id` asks `device`.
@@ -178,7 +188,7 @@ impl Approvals {
     /// Marks overdue approvals expired; the ones it marked.
     pub async fn expire_overdue(&self) -> Result<Vec<Approval>, MessagingError> {
         let now = self.clock.now();
-        let approvals: Vec<Approval> = self.store.scan(Table::Approvals)?;
+        let approvals = self.load_all(pending::all(&self.store)?)?;
         let mut expired = Vec::new();
         for overdue in
             approvals.into_iter().filter(|a| a.status == Status::Pending && a.effective_status(now) == Status::Expired)

@@ -186,6 +186,7 @@ pub(super) fn load(tx: &crate::store::Tx<'_>, id: &str) -> Result<Approval, TxAb
 }
 
 pub(super) fn save(tx: &crate::store::Tx<'_>, approval: &Approval) -> Result<(), TxAbort<MessagingError>> {
+    super::pending::file(tx, approval)?;
     tx.put(Table::Approvals, &approval.id, approval)
 }
 
