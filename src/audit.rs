@@ -10,7 +10,7 @@ use crate::clock::{Clock, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -226,15 +226,22 @@ pub fn verify(path: &Path) -> Result<Report, AuditError> {
     Ok(report)
 }
 
-/// The newest `limit` events, newest first.
+/// The newest `limit` events, newest first, read from the end of the log
+/// (so the cost does not grow with its length); a torn line is skipped.
 pub fn recent(path: &Path, limit: usize) -> Result<Vec<serde_json::Value>, AuditError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
-    Ok(lines.iter().rev().take(limit).filter_map(|l| serde_json::from_str(l).ok()).collect())
+    let mut events = Vec::with_capacity(limit.min(1024));
+    for line in rev_lines::RawRevLines::new(file) {
+        if events.len() >= limit {
+            break;
+        }
+        events.extend(serde_json::from_slice::<serde_json::Value>(&line?).ok());
+    }
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -253,6 +260,8 @@ mod tests {
         log.record(Event::new(&Actor::Admin, "device.revoke", "p1", "ok")).await;
         assert_eq!(verify(&path).unwrap().lines, 3);
         assert_eq!(recent(&path, 1).unwrap()[0]["action"], "device.revoke");
+        let newest_first: Vec<_> = recent(&path, 10).unwrap().iter().map(|e| e["action"].clone()).collect();
+        assert_eq!(newest_first, ["device.revoke", "invite.accept", "invite.create"]);
 
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replacen("device.revoke", "device.suspend", 1)).unwrap();
