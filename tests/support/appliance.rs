@@ -1,30 +1,54 @@
 //! The appliance binary in its own process, for the benchmarks: a fresh
 //! data directory, ephemeral ports, a known admin token, a development
 //! licence with the seats asked for, and a client that trusts its CA. It
-//! starts through the ready file, as scripts do; dropping it stops it.
+//! starts through the ready file, as scripts do; it can be restarted on the
+//! same ports (SIGTERM, then a new start); dropping it stops it.
 
 #[path = "ready.rs"]
 mod ready;
 
 pub use ready::Ready;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A running appliance.
 pub struct Appliance {
-    child: Child,
+    child: Mutex<Child>,
     pub ready: Ready,
     pub token: String,
     pub client: reqwest::Client,
+    dir: PathBuf,
+    args: Vec<String>,
 }
 
 impl Drop for Appliance {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
+}
+
+/// Starts `topdog serve` on `addrs` (HTTPS, MQTT) and waits until it is ready.
+fn spawn(dir: &Path, addrs: [&str; 2], args: &[String], token: &str) -> (Child, Ready) {
+    let ready_file = dir.join("ready.json");
+    let _ = std::fs::remove_file(&ready_file);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_topdog"))
+        .args(["serve", "--http-addr", addrs[0], "--mqtt-addr", addrs[1], "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .args(args)
+        .env("ADMIN_TOKEN", token)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start topdog");
+    let ready = ready::wait_ready(&ready_file, &mut child, Duration::from_secs(60));
+    (child, ready)
 }
 
 impl Appliance {
@@ -33,25 +57,28 @@ impl Appliance {
     /// `--features dev-license-key`).
     pub async fn start(dir: &Path, args: &[&str], seats: u32) -> Appliance {
         let token = format!("bench-admin-{:032x}", rand::random::<u128>());
-        let ready_file = dir.join("ready.json");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_topdog"))
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.join("data"))
-            .arg("--ready-file")
-            .arg(&ready_file)
-            .args(args)
-            .env("ADMIN_TOKEN", &token)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start topdog");
-        let ready = ready::wait_ready(&ready_file, &mut child, Duration::from_secs(60));
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, ready) = spawn(dir, ["127.0.0.1:0", "127.0.0.1:0"], &args, &token);
         let pem = std::fs::read(&ready.ca_file).expect("the appliance CA");
         let ca = reqwest::Certificate::from_pem(&pem).expect("a PEM CA");
         let client = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
-        let app = Appliance { child, ready, token, client };
+        let app = Appliance { child: Mutex::new(child), ready, token, client, dir: dir.to_owned(), args };
         app.license(seats).await;
         app
+    }
+
+    /// Stops the appliance (SIGTERM, waiting for it to exit) and starts it
+    /// again on the same data directory and ports; when it was ready again.
+    pub fn restart(&self) -> std::time::Instant {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let stopped = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+        assert!(stopped.success());
+        let _ = child.wait();
+        let http = format!("127.0.0.1:{}", self.ready.api_port());
+        let mqtt = format!("127.0.0.1:{}", self.ready.mqtt_port());
+        let (next, _) = spawn(&self.dir, [&http, &mqtt], &self.args, &self.token);
+        *child = next;
+        std::time::Instant::now()
     }
 
     async fn license(&self, seats: u32) {
@@ -76,7 +103,7 @@ impl Appliance {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
     }
 
     /// POSTs `body` (GETs without one), with the admin token when `admin`;
