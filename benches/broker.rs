@@ -37,9 +37,7 @@
 #[allow(dead_code)]
 mod appliance;
 
-use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -255,7 +253,7 @@ async fn latency(at: &Endpoint, target: &Target, scale: Scale) -> (Duration, Dur
 }
 
 /// Idle clients kept connected: each reconnects after an error as a phone
-/// app does; CONNACKs after the first are counted.
+/// app does; `back` counts the clients that have connected again since.
 struct Idle {
     pollers: tokio::task::JoinSet<()>,
     back: Arc<AtomicUsize>,
@@ -263,9 +261,11 @@ struct Idle {
 
 async fn keep_connected(client: AsyncClient, mut events: EventLoop, back: Arc<AtomicUsize>) {
     let _client = client;
+    let mut counted = false;
     loop {
         match events.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(_))) if !counted => {
+                counted = true;
                 back.fetch_add(1, Ordering::Relaxed);
             }
             Ok(_) => {}

@@ -267,6 +267,7 @@ impl App {
             open_per_address: config.http_max_per_ip,
             handshakes_per_address: serve::MAX_PENDING_PER_ADDRESS,
             handshakes_total: serve::MAX_PENDING_HANDSHAKES,
+            turn_wait: crate::limits::connections::TURN_WAIT,
         });
         Ok(App {
             http,

@@ -3,15 +3,23 @@
 //! a bounded number of open connections and a small share of the TLS
 //! handshakes in progress; a global cap on handshakes stays on top. A
 //! connection over its address's open cap is dropped at once; one over its
-//! handshake share waits for a turn (inside the handshake timeout), so a
-//! burst of honest reconnects from one address is served in order while an
-//! address holding idle sockets only ever blocks itself.
+//! handshake share waits for a turn, at most [`TURN_WAIT`], so a burst of
+//! honest reconnects from one address is served in order while an address
+//! holding idle sockets only ever blocks itself. The wait is short because
+//! a client gives up after a few seconds: a connection that waited longer
+//! would cost a handshake for a client no longer there, and in a reconnect
+//! storm those handshakes crowd out the ones still wanted; refused early,
+//! the client tries again after its backoff.
 
 use crate::limits::ClientKey;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The longest a connection waits for its address's turn to handshake.
+pub const TURN_WAIT: Duration = Duration::from_secs(2);
 
 /// The limits of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +30,9 @@ pub struct Shares {
     pub handshakes_per_address: usize,
     /// Handshakes in progress in all.
     pub handshakes_total: usize,
+    /// The longest a connection waits for its address's turn
+    /// ([`TURN_WAIT`] on the listeners).
+    pub turn_wait: Duration,
 }
 
 /// One listener's connection accounting (cheap to clone).
@@ -103,10 +114,12 @@ impl ConnLimits {
 }
 
 impl Admitted {
-    /// Waits for this address's turn to handshake, then takes a slot of the
-    /// listener's total (refused when all are taken).
+    /// Waits for this address's turn to handshake (refused after its
+    /// `turn_wait`), then takes a slot of the listener's total (refused
+    /// when all are taken).
     pub async fn handshake_turn(&self) -> Result<HandshakeTurn, Turned> {
-        let address = self.handshakes.clone().acquire_owned().await.map_err(|_| Turned::Busy)?;
+        let waited = tokio::time::timeout(self.inner.shares.turn_wait, self.handshakes.clone().acquire_owned()).await;
+        let address = waited.map_err(|_| Turned::Busy)?.map_err(|_| Turned::Busy)?;
         let total = self.inner.total.clone().try_acquire_owned().map_err(|_| Turned::Busy)?;
         Ok(HandshakeTurn { _address: address, _total: total })
     }
@@ -128,7 +141,12 @@ impl Drop for Admitted {
 mod tests {
     use super::*;
 
-    const SHARES: Shares = Shares { open_per_address: 3, handshakes_per_address: 2, handshakes_total: 3 };
+    const SHARES: Shares = Shares {
+        open_per_address: 3,
+        handshakes_per_address: 2,
+        handshakes_total: 3,
+        turn_wait: Duration::from_millis(200),
+    };
 
     #[tokio::test]
     async fn one_address_cannot_take_another_ones_share() {
@@ -137,8 +155,10 @@ mod tests {
         let held: Vec<Admitted> = (0..3).map(|_| limits.admit(attacker).unwrap()).collect();
         assert_eq!(limits.admit(attacker).err(), Some(Turned::AddressFull));
         let turns = [held[0].handshake_turn().await.unwrap(), held[1].handshake_turn().await.unwrap()];
-        let third = tokio::time::timeout(std::time::Duration::from_millis(50), held[2].handshake_turn()).await;
+        let third = tokio::time::timeout(Duration::from_millis(50), held[2].handshake_turn()).await;
         assert!(third.is_err(), "the attacker's third handshake waits for its own turn");
+        let given_up = held[2].handshake_turn().await;
+        assert_eq!(given_up.err(), Some(Turned::Busy), "and is refused once it has waited its turn_wait");
         let honest = limits.admit([127, 0, 0, 2].into()).unwrap();
         assert!(honest.handshake_turn().await.is_ok(), "another address still gets a handshake");
         drop(turns);

@@ -124,6 +124,7 @@ impl Gateway {
             open_per_address: limits.max_per_ip,
             handshakes_per_address: MAX_PENDING_PER_ADDRESS,
             handshakes_total: MAX_PENDING_HANDSHAKES,
+            turn_wait: crate::limits::connections::TURN_WAIT,
         });
         Ok(Gateway {
             registry: Arc::default(),
