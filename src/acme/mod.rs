@@ -201,14 +201,16 @@ impl Acme {
         }
     }
 
-    /// One order, stored and put in force.
+    /// One order, checked, stored, then put in force (on disk first, so a
+    /// certificate in force is always the one a restart finds).
     async fn renew(&self) -> Result<Lifetime, AcmeError> {
         let Parts { config, dir, live, .. } = &self.parts;
         let account = account::load_or_create(dir, config).await?;
         let pair = order::issue(&account, &config.domains, config.challenge, &self.challenges).await?;
         let life = Lifetime::of(&pair).ok_or(AcmeError::Order("valid, but its certificate does not parse".into()))?;
-        live.replace(&pair)?;
+        crate::pki::live::certified(&pair)?;
         stored::save(dir, &pair)?;
+        live.replace(&pair)?;
         Ok(life)
     }
 
