@@ -104,8 +104,5 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
             tx.put::<_, Infallible>(Table::Meta, USED, &(counts.len() as u32))
         })
         .await;
-    outcome.map_err(|e| match e {
-        crate::store::TxError::Store(e) => e,
-        crate::store::TxError::Domain(never) => match never {},
-    })
+    outcome.map_err(StoreError::from)
 }

@@ -46,6 +46,16 @@ pub enum TxError<E> {
     Store(StoreError),
 }
 
+impl From<TxError<std::convert::Infallible>> for StoreError {
+    /// A transaction that cannot refuse can only fail in the store.
+    fn from(e: TxError<std::convert::Infallible>) -> StoreError {
+        match e {
+            TxError::Store(e) => e,
+            TxError::Domain(never) => match never {},
+        }
+    }
+}
+
 /// Why a transaction closure stopped: return `TxAbort::Domain` to refuse.
 pub enum TxAbort<E> {
     /// The domain refused the change.

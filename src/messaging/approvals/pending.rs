@@ -5,7 +5,7 @@
 //! start-up.
 
 use super::record::{Approval, Status};
-use crate::store::{Store, StoreError, Table, Tx, TxAbort, TxError};
+use crate::store::{Store, StoreError, Table, Tx, TxAbort};
 use std::convert::Infallible;
 
 fn key(approval: &Approval) -> String {
@@ -43,8 +43,5 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
             approvals.iter().try_for_each(|a| file::<Infallible>(tx, a))
         })
         .await;
-    outcome.map_err(|e| match e {
-        TxError::Store(e) => e,
-        TxError::Domain(never) => match never {},
-    })
+    outcome.map_err(StoreError::from)
 }
