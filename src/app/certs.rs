@@ -3,7 +3,7 @@
 use crate::clock::Clock;
 use crate::config::{Config, TlsSource};
 use crate::pki::live::LiveCert;
-use crate::pki::{self, Ca, TlsPair};
+use crate::pki::{self, Ca};
 use crate::store::datadir::DataDir;
 use anyhow::Context as _;
 use std::sync::Arc;
@@ -24,10 +24,8 @@ pub(super) fn listener_certs(
     let names: Vec<String> = config.tls_sans.iter().cloned().chain(acme_names).collect();
     let own = match &config.tls {
         TlsSource::Generated => pki::server_tls(dir, ca, &pki::server_names(&names))?,
-        TlsSource::Files { cert, key } => TlsPair {
-            chain_pem: std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?,
-            key_pem: std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?,
-        },
+        TlsSource::Files { cert, key } => crate::pki::live::read_pair(cert, key)
+            .with_context(|| format!("reading {} and {}", cert.display(), key.display()))?,
     };
     let mqtt = LiveCert::new(&own)?;
     let Some(acme) = &config.acme else { return Ok((mqtt.clone(), mqtt)) };

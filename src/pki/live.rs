@@ -116,7 +116,8 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-fn read_pair(cert: &Path, key: &Path) -> Result<TlsPair, TlsError> {
+/// Reads an operator's certificate chain and key files.
+pub fn read_pair(cert: &Path, key: &Path) -> Result<TlsPair, TlsError> {
     Ok(TlsPair { chain_pem: std::fs::read_to_string(cert)?, key_pem: std::fs::read_to_string(key)? })
 }
 
