@@ -4,6 +4,7 @@
 
 mod banner;
 pub mod client;
+mod devices;
 mod license;
 mod maintenance;
 mod pipeline;
@@ -252,7 +253,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config, settings, ready_file } => serve(*settings, config, ready_file).await,
         Command::Invite { action, remote } => invite(action, &remote).await,
-        Command::Devices { action, remote } => devices(action, &remote).await,
+        Command::Devices { action, remote } => devices::devices(action, &remote).await,
         Command::Status { remote } => show(remote.transport()?.send("GET", "/admin/status", None).await?),
         Command::License { action, remote } => license::run(action, &remote).await,
         Command::Init { data_dir } => maintenance::init(&data_dir),
@@ -346,40 +347,6 @@ fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
         println!("Code to type on the phone: {otp}");
     }
     println!("Expires at {}", answer.body["expires_at"].as_str().unwrap_or("?"));
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn devices(action: DeviceAction, remote: &Remote) -> anyhow::Result<ExitCode> {
-    let t = remote.transport()?;
-    let answer = match action {
-        DeviceAction::List { user } => {
-            let query = user.map(|u| format!("?user_id={u}")).unwrap_or_default();
-            let answer = t.send("GET", &format!("/phone/devices{query}"), None).await?;
-            return show_devices(remote, answer);
-        }
-        DeviceAction::Revoke { id } => t.send("DELETE", &format!("/phone/devices/{id}"), None).await?,
-        DeviceAction::Suspend { id } => t.send("POST", &format!("/phone/devices/{id}/suspend"), None).await?,
-        DeviceAction::Reactivate { id } => t.send("POST", &format!("/phone/devices/{id}/reactivate"), None).await?,
-    };
-    show(answer)
-}
-
-fn show_devices(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
-    if remote.json || !(200..300).contains(&answer.status) {
-        return show(answer);
-    }
-    println!("{:<24} {:<16} {:<20} {:<10} {:<25}", "DEVICE", "USER", "NAME", "STATUS", "LAST SEEN");
-    for d in answer.body["devices"].as_array().into_iter().flatten() {
-        let field = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
-        println!(
-            "{:<24} {:<16} {:<20} {:<10} {:<25}",
-            field("device_id"),
-            field("user_id"),
-            field("device_name"),
-            field("status"),
-            field("last_seen_at")
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 
