@@ -61,13 +61,28 @@ function showConsole() {
   $("sign-out").hidden = false;
   notice("");
   openTab("pair");
-  timers.push(setInterval(refreshDevices, 2000));
+  timers.push(setInterval(refreshDevices, 2000), setInterval(refreshPendingBadge, 5000));
+  refreshPendingBadge();
   api("GET", "/admin/status").then((s) => {
     $("ca-fingerprint").textContent = s.ca_fingerprint;
     const c = s.certificate;
     if (c) $("certificate").textContent = `${c.subject}, issued by ${c.issuer}, ${c.days_left} days left (until ${when(c.not_after)})`;
     $("acme").textContent = acmeLine(s.acme);
   }).catch(() => {});
+}
+
+/** The Devices tab's badge: how many new phones wait for approval. */
+async function refreshPendingBadge() {
+  try {
+    const s = await api("GET", "/admin/status");
+    const waiting = s.devices?.pending_approval ?? 0;
+    const badge = $("pending-badge");
+    badge.textContent = waiting;
+    badge.hidden = waiting === 0;
+    badge.title = `${waiting} new phone(s) waiting for approval`;
+  } catch {
+    // signed out or unreachable: the next refresh tries again
+  }
 }
 
 /** Where certificate renewal by ACME stands, in one sentence. */
@@ -211,6 +226,7 @@ async function change(device, what) {
     else await api("POST", `/phone/devices/${id}/${what}`);
     notice(`${device.device_id}: ${what} done.`, "ok");
     refreshDevices();
+    refreshPendingBadge();
   } catch (error) {
     notice(explain(error));
   }
@@ -235,9 +251,13 @@ async function refreshDevices() {
     state.className = `state ${d.status}`;
     tr.append(state);
     const actions = document.createElement("td");
+    if (d.status === "pending_approval") {
+      actions.append(actionButton("Approve", "", () => change(d, "approve")),
+        actionButton("Reject", "danger", () => change(d, "reject")));
+    }
     if (d.status === "active") actions.append(actionButton("Suspend", "quiet", () => change(d, "suspend")));
     if (d.status === "suspended") actions.append(actionButton("Reactivate", "quiet", () => change(d, "reactivate")));
-    if (d.status !== "revoked") actions.append(actionButton("Revoke", "danger", () => change(d, "revoke")));
+    if (d.status === "active" || d.status === "suspended") actions.append(actionButton("Revoke", "danger", () => change(d, "revoke")));
     else actions.textContent = "Revoked is final";
     tr.append(actions);
     return tr;

@@ -3,7 +3,9 @@
 // device token travels in a header), missed ones fetched on reconnect with
 // `since`, approvals answered by number matching, voice or text commands,
 // notifications while the app is closed (Web Push, turned on by a button,
-// never a prompt on load), and unpairing. Plain module, no build step.
+// never a prompt on load), "This wasn't me" on an alert that a new phone
+// was paired to this account, waiting for an admin's approval where new
+// phones need one, and unpairing. Plain module, no build step.
 import "/assets/keystore.js";
 
 const $ = (id) => document.getElementById(id);
@@ -101,6 +103,7 @@ function showNotification(n) {
     a.textContent = "Open";
     item.append(a);
   }
+  if (n.kind === "new_device" && n.device) item.append(notMeButton(n));
   const small = document.createElement("small");
   small.textContent = `${n.kind} · ${new Date(n.time).toLocaleString()}`;
   item.append(small);
@@ -111,6 +114,23 @@ function showNotification(n) {
     since = n.id;
     localStorage.setItem("topdog.since", since);
   }
+}
+
+/** "This wasn't me" on an alert that a new phone was paired to this
+ * account: the appliance revokes that phone and tells the admins. */
+function notMeButton(n) {
+  const b = document.createElement("button");
+  Object.assign(b, { type: "button", className: "danger", textContent: "This wasn't me" });
+  b.addEventListener("click", async () => {
+    if (!confirm(`Revoke “${n.device.device_name}” and tell your admins?`)) return;
+    try {
+      await api("POST", `/phone/notifications/${encodeURIComponent(n.id)}/not-me`);
+      b.replaceWith(Object.assign(document.createElement("p"), { textContent: `“${n.device.device_name}” was revoked; your admins were told.` }));
+    } catch (error) {
+      banner(error.message);
+    }
+  });
+  return b;
 }
 
 function showApproval(a) {
@@ -304,14 +324,46 @@ async function unpair() {
   } catch { /* unpaired locally either way */ }
 }
 
-if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
-if (!token) {
-  unpaired("This browser is not paired yet. Open the pairing link from your text message.");
-} else {
+/** Where new phones need an admin's approval, waits (asking every few
+ * seconds) until this one is approved; the app then moves on by itself. */
+async function approved() {
+  for (;;) {
+    let me;
+    try {
+      me = await api("GET", "/phone/me");
+    } catch (error) {
+      if (ended) return false;
+      banner(error.message);
+      await new Promise((r) => setTimeout(r, 5000));
+      continue;
+    }
+    if (me.status !== "pending_approval") {
+      if (document.body.dataset.state === "waiting") {
+        banner("");
+        delete document.body.dataset.state;
+      }
+      return true;
+    }
+    document.body.dataset.state = "waiting";
+    connection("waiting for approval", "off");
+    banner("Waiting for approval: an admin must approve this phone before it gets anything. This page moves on by itself.", "info");
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+async function start() {
   self.topdogKeys.set("token", token).catch(() => {});
+  if (!(await approved())) return;
   setUpPush();
   $("command-form").addEventListener("submit", sendCommand);
   $("unpair").addEventListener("click", unpair);
   setUpSpeech();
   listen();
+}
+
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+if (!token) {
+  unpaired("This browser is not paired yet. Open the pairing link from your text message.");
+} else {
+  start();
 }

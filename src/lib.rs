@@ -24,6 +24,7 @@ pub mod messaging;
 pub mod metrics;
 pub mod mqtt;
 pub mod pairing;
+pub mod people;
 pub mod pki;
 pub mod proxy;
 pub mod push;

@@ -245,6 +245,7 @@ impl App {
             ca: ca.clone(),
             server_cert: live_cert.clone(),
             hooks,
+            people: crate::people::People::new(store.clone()),
             clock: clock.clone(),
             push,
             acme: acme.as_ref().map(|a| a.acme.clone()),

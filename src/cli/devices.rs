@@ -1,4 +1,5 @@
-//! `topdog devices …`: list, revoke, suspend and reactivate phones.
+//! `topdog devices …`: list, revoke, suspend and reactivate phones, and
+//! approve or reject a new one.
 
 use super::client::Answer;
 use super::{show, DeviceAction, Remote};
@@ -15,6 +16,8 @@ pub(super) async fn devices(action: DeviceAction, remote: &Remote) -> anyhow::Re
         DeviceAction::Revoke { id } => t.send("DELETE", &format!("/phone/devices/{id}"), None).await?,
         DeviceAction::Suspend { id } => t.send("POST", &format!("/phone/devices/{id}/suspend"), None).await?,
         DeviceAction::Reactivate { id } => t.send("POST", &format!("/phone/devices/{id}/reactivate"), None).await?,
+        DeviceAction::Approve { id } => t.send("POST", &format!("/phone/devices/{id}/approve"), None).await?,
+        DeviceAction::Reject { id } => t.send("POST", &format!("/phone/devices/{id}/reject"), None).await?,
     };
     show(answer)
 }
@@ -23,11 +26,11 @@ fn show_devices(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     if remote.json || !(200..300).contains(&answer.status) {
         return show(answer);
     }
-    println!("{:<24} {:<16} {:<20} {:<10} {:<25}", "DEVICE", "USER", "NAME", "STATUS", "LAST SEEN");
+    println!("{:<24} {:<16} {:<20} {:<16} {:<25}", "DEVICE", "USER", "NAME", "STATUS", "LAST SEEN");
     for d in answer.body["devices"].as_array().into_iter().flatten() {
         let field = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
         println!(
-            "{:<24} {:<16} {:<20} {:<10} {:<25}",
+            "{:<24} {:<16} {:<20} {:<16} {:<25}",
             field("device_id"),
             field("user_id"),
             field("device_name"),

@@ -187,6 +187,10 @@ enum DeviceAction {
     Suspend { id: String },
     /// Reactivate a suspended device.
     Reactivate { id: String },
+    /// Let in a new phone that waits for approval.
+    Approve { id: String },
+    /// Refuse a new phone that waits for approval (it is revoked).
+    Reject { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -82,6 +82,8 @@ pub struct PairingConfig {
     pub qr_embed_otp: bool,
     /// Countries SMS may go to (empty: all).
     pub allowed_countries: Vec<String>,
+    /// Whether a new phone waits for an admin's approval.
+    pub requires_approval: bool,
 }
 
 /// The resolved configuration of one appliance.
@@ -300,6 +302,7 @@ fn pairing_config(s: &Settings) -> Result<PairingConfig, ConfigError> {
         qr_require_otp: s.qr_require_otp.unwrap_or(false),
         qr_embed_otp: s.qr_embed_otp.unwrap_or(false),
         allowed_countries: s.sms_allowed_countries.clone().unwrap_or_default(),
+        requires_approval: s.pairing_requires_approval.unwrap_or(false),
     })
 }
 

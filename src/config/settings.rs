@@ -140,6 +140,9 @@ pub struct Settings {
     /// Put the OTP inside the QR link instead of showing it separately.
     #[arg(long, env = "PAIRING_QR_EMBED_OTP", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub qr_embed_otp: Option<bool>,
+    /// New phones work only once an admin approves them.
+    #[arg(long, env = "TOPDOG_PAIRING_REQUIRES_APPROVAL", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub pairing_requires_approval: Option<bool>,
     /// Require the admin token for the device list and device actions.
     #[arg(long, env = "PHONE_DEVICES_REQUIRE_ADMIN", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub devices_require_admin: Option<bool>,

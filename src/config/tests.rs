@@ -45,6 +45,7 @@ fn every_field_keeps_its_value_through_the_layers() {
         qr_expiry = "2m"
         qr_require_otp = true
         qr_embed_otp = true
+        pairing_requires_approval = true
         devices_require_admin = false
         admin_token = "0123456789abcdef0123456789abcdef"
         jwt_ttl = "1day"

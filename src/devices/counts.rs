@@ -5,7 +5,9 @@
 use crate::devices::DeviceState;
 use crate::store::{Store, StoreError, Table, Tx, TxAbort};
 
-const STATES: [DeviceState; 3] = [DeviceState::Active, DeviceState::Suspended, DeviceState::Revoked];
+/// Every state, in the order they are reported.
+pub const STATES: [DeviceState; 4] =
+    [DeviceState::Active, DeviceState::PendingApproval, DeviceState::Suspended, DeviceState::Revoked];
 
 fn key(state: DeviceState) -> String {
     format!("devices_{}", state.as_str())

@@ -18,10 +18,13 @@ use std::sync::Arc;
 
 /// A device's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     /// Paired and allowed in.
     Active,
+    /// Paired where new phones need an admin's approval, and not yet
+    /// approved: its token shows only its own state (`GET /phone/me`).
+    PendingApproval,
     /// Temporarily refused; can be reactivated.
     Suspended,
     /// Permanently refused.
@@ -33,6 +36,7 @@ impl DeviceState {
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceState::Active => "active",
+            DeviceState::PendingApproval => "pending_approval",
             DeviceState::Suspended => "suspended",
             DeviceState::Revoked => "revoked",
         }
@@ -93,6 +97,13 @@ pub enum DeviceError {
     /// The device is suspended.
     #[error("the device is suspended; an admin can reactivate it")]
     Suspended,
+    /// The device waits for an admin's approval.
+    #[error("the device waits for an admin's approval")]
+    PendingApproval,
+    /// Approve or reject asked of a device that is not waiting, or suspend
+    /// or reactivate of one that is.
+    #[error("{0}")]
+    NotPending(&'static str),
     /// The token was not accepted.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -108,6 +119,8 @@ impl Coded for DeviceError {
             DeviceError::Revoked => ("device_revoked", Kind::Unauthenticated),
             DeviceError::AlreadyRevoked => ("device_revoked", Kind::Conflict),
             DeviceError::Suspended => ("device_suspended", Kind::Forbidden),
+            DeviceError::PendingApproval => ("device_pending_approval", Kind::Forbidden),
+            DeviceError::NotPending(_) => ("device_not_pending", Kind::Conflict),
             DeviceError::Token(t) => t.coded(),
             DeviceError::Store(_) => ("internal", Kind::Internal),
         }
@@ -141,6 +154,12 @@ pub enum Change {
     Reactivate,
     /// Refuse the device for good.
     Revoke,
+    /// Let a phone that waits for approval in.
+    Approve,
+    /// Refuse a phone that waits for approval (it is revoked).
+    Reject,
+    /// Revoke a phone its user's other phone says was not theirs.
+    Disown,
 }
 
 impl Change {
@@ -149,6 +168,9 @@ impl Change {
             Change::Suspend => "device.suspend",
             Change::Reactivate => "device.reactivate",
             Change::Revoke => "device.revoke",
+            Change::Approve => "device.approve",
+            Change::Reject => "device.reject",
+            Change::Disown => "device.disown",
         }
     }
 }
@@ -236,8 +258,19 @@ impl Devices {
         Ok(numbers::of(&self.store, id)?.map(|n| n.masked()))
     }
 
-    /// Checks a bearer token: signature, expiry, revocation and device state.
+    /// Checks a bearer token: signature, expiry, revocation and device state
+    /// (active only).
     pub fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, DeviceError> {
+        let auth = self.authenticate_waiting(token)?;
+        match auth.device.status {
+            DeviceState::PendingApproval => Err(DeviceError::PendingApproval),
+            _ => Ok(auth),
+        }
+    }
+
+    /// As [`Devices::authenticate`], also admitting a phone that waits for
+    /// approval (it may read its own state and nothing else).
+    pub fn authenticate_waiting(&self, token: Option<&str>) -> Result<Authenticated, DeviceError> {
         let claims = self.tokens.verify(token.ok_or(TokenError::Missing)?)?;
         let device: Device = self.store.get(Table::Devices, &claims.device_id)?.ok_or(TokenError::Revoked)?;
         if device.user_id.as_str() != claims.sub || device.fingerprint != claims.fp {
@@ -246,7 +279,7 @@ impl Devices {
         match device.status {
             DeviceState::Revoked => return Err(DeviceError::Revoked),
             DeviceState::Suspended => return Err(DeviceError::Suspended),
-            DeviceState::Active => {}
+            DeviceState::Active | DeviceState::PendingApproval => {}
         }
         if self.store.contains(Table::RevokedTokens, &claims.jti)? {
             return Err(TokenError::Revoked.into());
@@ -325,16 +358,27 @@ fn apply_change(
         tx.get(Table::Devices, id)?.ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
     let before = device.status;
     match (change, device.status) {
-        (_, DeviceState::Revoked) if change != Change::Revoke => {
+        (_, DeviceState::Revoked) if !matches!(change, Change::Revoke | Change::Disown) => {
             return Err(TxAbort::Domain(DeviceError::AlreadyRevoked))
         }
         (_, DeviceState::Revoked) => return Ok(device),
+        (Change::Suspend | Change::Reactivate, DeviceState::PendingApproval) => {
+            return Err(TxAbort::Domain(DeviceError::NotPending("the phone waits for approval; approve or reject it")))
+        }
+        (Change::Reject, DeviceState::Active | DeviceState::Suspended) => {
+            return Err(TxAbort::Domain(DeviceError::NotPending("only a phone waiting for approval can be rejected")))
+        }
+        (Change::Approve, DeviceState::Suspended) => {
+            return Err(TxAbort::Domain(DeviceError::NotPending("the phone is suspended; reactivate it")))
+        }
         (Change::Suspend, DeviceState::Active) => {
             device.status = DeviceState::Suspended;
             device.suspended_at = Some(now);
         }
-        (Change::Reactivate, DeviceState::Suspended) => device.status = DeviceState::Active,
-        (Change::Revoke, _) => {
+        (Change::Reactivate, DeviceState::Suspended) | (Change::Approve, DeviceState::PendingApproval) => {
+            device.status = DeviceState::Active
+        }
+        (Change::Revoke | Change::Reject | Change::Disown, _) => {
             crate::licensing::seats::release(tx, &device.user_id)?;
             device.status = DeviceState::Revoked;
             device.revoked_at = Some(now);

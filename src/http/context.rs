@@ -186,6 +186,17 @@ impl Ctx {
         Ok(auth)
     }
 
+    /// Admits a device by its bearer token, also while it waits for an
+    /// admin's approval (only `GET /phone/me`).
+    pub fn device_waiting(&self, state: &State) -> Result<Authenticated, Error> {
+        Ok(state.devices.authenticate_waiting(self.bearer.as_deref())?)
+    }
+
+    /// The client's address, where known (not on the admin socket).
+    pub fn client_address(&self) -> Option<String> {
+        self.conn.and_then(|c| c.client).map(|ip| ip.to_string())
+    }
+
     /// Takes one request from this client's budget.
     pub fn limit(&self, state: &State, bucket: Bucket) -> Result<(), Error> {
         if self.is_local_admin() {

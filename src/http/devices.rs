@@ -1,5 +1,5 @@
 //! Routes of `/phone/devices…` (admin: list, revoke, suspend, reactivate,
-//! the number escalations text) and of the phone itself (`GET`/`DELETE
+//! approve or reject a new phone, the number escalations text) and of the phone itself (`GET`/`DELETE
 //! /phone/me`, `/phone/token/refresh`).
 
 use super::context::{ctx, Ctx};
@@ -76,7 +76,19 @@ pub fn routes(state: Arc<State>) -> Routes {
         .and(warp::post())
         .map(|id| (id, Change::Reactivate))
         .untuple_one();
-    let change = revoke.or(suspend).unify().or(reactivate).unify();
+    let approve = one
+        .and(warp::path("approve"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .map(|id| (id, Change::Approve))
+        .untuple_one();
+    let reject = one
+        .and(warp::path("reject"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .map(|id| (id, Change::Reject))
+        .untuple_one();
+    let change = revoke.or(suspend).unify().or(reactivate).unify().or(approve).unify().or(reject).unify();
     let change = change.and(with_state(state.clone())).and(ctx()).then(change_device);
     let number = one.and(warp::path("sms-number")).and(warp::path::end()).and(warp::post()).and(super::json_body());
     let number = number.and(with_state(state.clone())).and(ctx()).then(set_number);
@@ -118,7 +130,8 @@ async fn change_device(id: String, change: Change, state: Arc<State>, ctx: Ctx) 
         let told = match change {
             Change::Suspend => Some((ControlAction::Suspended, "An admin suspended this phone.")),
             Change::Revoke => Some((ControlAction::Revoked, "An admin revoked this phone; pair it again to use it.")),
-            Change::Reactivate => None,
+            Change::Reject => Some((ControlAction::Revoked, "An admin did not approve this phone.")),
+            Change::Reactivate | Change::Approve | Change::Disown => None,
         };
         if let Some((action, detail)) = told {
             state.messaging.control(&device, action, detail).await;
@@ -139,8 +152,10 @@ async fn set_number(id: String, body: bytes::Bytes, state: Arc<State>, ctx: Ctx)
     respond(StatusCode::OK, result.await)
 }
 
+/// The phone's own record; a phone waiting for approval may read it (and
+/// nothing else), to learn when it is approved.
 async fn me(state: Arc<State>, ctx: Ctx) -> Response {
-    respond(StatusCode::OK, ctx.device(&state).map(|auth| auth.device))
+    respond(StatusCode::OK, ctx.device_waiting(&state).map(|auth| auth.device))
 }
 
 /// A phone unpairs itself: its device is revoked (final) and its seat freed.

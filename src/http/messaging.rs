@@ -2,8 +2,9 @@
 //! /phone/notifications/{id}` (scope `notify`) and `POST /phone/approvals` /
 //! `GET /phone/approvals/{id}` (scope `approvals`; each with its receipts)
 //! for the IDE and build systems; `GET /phone/notifications`, `GET /phone/approvals`,
-//! `POST /phone/approvals/{id}/respond`, `POST /phone/commands` and `POST
-//! /phone/seen` for a paired phone (device token).
+//! `POST /phone/approvals/{id}/respond`, `POST /phone/commands`, `POST
+//! /phone/seen` and `POST /phone/notifications/{id}/not-me` ("This wasn't
+//! me" on a new-device alert) for a paired phone (device token).
 
 use super::context::{ctx, Caller, Ctx};
 use super::errors::{parse_json, respond};
@@ -133,7 +134,11 @@ pub fn routes(state: Arc<State>) -> Routes {
     let seen = warp::path!("phone" / "seen").and(warp::post()).and(json_body()).and(s()).and(ctx()).then(seen);
     let tracked = warp::path!("phone" / "notifications" / String).and(warp::get()).and(s()).and(ctx());
     let tracked = tracked.then(tracked_notification);
+    let disown = warp::path!("phone" / "notifications" / String / "not-me").and(warp::post()).and(s()).and(ctx());
+    let disown = disown.then(not_me);
     notify
+        .or(disown)
+        .unify()
         .or(seen)
         .unify()
         .or(tracked)
@@ -231,6 +236,18 @@ async fn tracked_notification(id: String, state: Arc<State>, ctx: Ctx) -> Respon
         let tracked = state.messaging.tracked_notification(&id)?;
         caller.may_reach(&tracked.item.user_id)?;
         Ok::<_, Error>(tracked)
+    };
+    respond(StatusCode::OK, result.await)
+}
+
+/// "This wasn't me" on a `new_device` alert: the phone it is about is
+/// revoked and the admins are told.
+async fn not_me(id: String, state: Arc<State>, ctx: Ctx) -> Response {
+    let result = async {
+        let auth = ctx.device(&state)?;
+        let admins = state.people.admins().map_err(MessagingError::from)?;
+        let revoked = state.messaging.disown(&auth.device, &id, &admins).await?;
+        Ok::<_, Error>(serde_json::json!({"device_id": revoked.device_id, "status": revoked.status}))
     };
     respond(StatusCode::OK, result.await)
 }

@@ -89,6 +89,8 @@ pub struct State {
     pub api_tokens: crate::auth::api_tokens::ApiTokens,
     /// Webhooks in.
     pub hooks: crate::hooks::Hooks,
+    /// People who sign in to the console, and their roles.
+    pub people: crate::people::People,
 }
 
 /// Largest JSON body accepted (a notification's 4,000 characters of body,

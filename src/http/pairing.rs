@@ -73,9 +73,24 @@ async fn accept_invite(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
     let result = async {
         ctx.limit(&state, Bucket::Accepts)?;
         let req: AcceptRequest = parse_json(&body)?;
-        Ok::<_, Error>(state.pairing.accept(req).await?)
+        let accepted = state.pairing.accept(req).await?;
+        tell_of_new_phone(&state, &ctx, &accepted.device_id).await;
+        Ok::<_, Error>(accepted)
     };
     respond(StatusCode::OK, result.await)
+}
+
+/// The user's other phones (and, for a phone that waits for approval, the
+/// admins' phones) hear of a new pairing.
+async fn tell_of_new_phone(state: &State, ctx: &Ctx, device_id: &str) {
+    let admins = state.people.admins().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not read who the admins are");
+        Vec::new()
+    });
+    match state.devices.get(device_id) {
+        Ok(device) => state.messaging.paired(&device, ctx.client_address(), &admins).await,
+        Err(e) => tracing::warn!(error = %e, "a new phone could not be read back"),
+    }
 }
 
 async fn invite_status(code: String, state: Arc<State>, ctx: Ctx) -> Response {

@@ -85,7 +85,7 @@ pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
     for device in devices.iter().filter(|d| d.status != DeviceState::Revoked) {
         *counts.entry(device.user_id.to_string()).or_default() += 1;
     }
-    let by_state: Vec<(DeviceState, i64)> = [DeviceState::Active, DeviceState::Suspended, DeviceState::Revoked]
+    let by_state: Vec<(DeviceState, i64)> = crate::devices::counts::STATES
         .into_iter()
         .map(|s| (s, devices.iter().filter(|d| d.status == s).count() as i64))
         .collect();

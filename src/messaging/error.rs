@@ -27,6 +27,9 @@ pub enum MessagingError {
     /// No such notification.
     #[error("no notification with this id")]
     NotificationNotFound,
+    /// The pairing an alert is about has already ended.
+    #[error("that pairing has already ended")]
+    PairingEnded,
     /// This phone may not answer this approval.
     #[error("this phone is not among the approval's approvers")]
     NotApprover,
@@ -77,6 +80,7 @@ impl Coded for MessagingError {
             MessagingError::NoActiveDevices(_) => ("no_active_devices", Kind::NotFound),
             MessagingError::ApprovalNotFound => ("approval_not_found", Kind::NotFound),
             MessagingError::NotificationNotFound => ("notification_not_found", Kind::NotFound),
+            MessagingError::PairingEnded => ("pairing_ended", Kind::Gone),
             MessagingError::NotApprover => ("approval_not_allowed", Kind::Forbidden),
             MessagingError::WrongCode => ("approval_code_mismatch", Kind::Forbidden),
             MessagingError::AlreadyDecided(_) => ("approval_already_decided", Kind::Conflict),

@@ -5,6 +5,7 @@
 //! phone it was suspended or revoked before its connection is closed, and
 //! the periodic expiry and pruning. The parts live in the submodules.
 
+pub mod alerts;
 pub mod approvals;
 pub mod commands;
 pub mod delivery;
@@ -130,6 +131,7 @@ impl Messaging {
                     DeviceState::Active if user_id.is_none_or(|u| u == found.user_id.as_str()) => Ok(vec![found]),
                     DeviceState::Active => Err(DeviceError::NotFound(device.to_owned()).into()),
                     DeviceState::Suspended => Err(DeviceError::Suspended.into()),
+                    DeviceState::PendingApproval => Err(DeviceError::PendingApproval.into()),
                     DeviceState::Revoked => Err(DeviceError::Revoked.into()),
                 }
             }

@@ -151,6 +151,7 @@ impl NotifyRequest {
             priority,
             kind: check_kind(self.kind.as_deref())?,
             link: check_link(self.link.as_deref())?,
+            device: None,
         })
     }
 }
@@ -222,7 +223,16 @@ impl Notifications {
     /// Stores a notification for `recipients` (on disk when this returns),
     /// then publishes it to each.
     pub async fn notify(&self, request: &NotifyRequest, recipients: &[Device]) -> Result<Notified, MessagingError> {
-        let mut message = request.message(self.clock.now())?;
+        self.send(request.message(self.clock.now())?, recipients).await
+    }
+
+    /// Stores `message` (its id filled in here) for `recipients`, all of
+    /// one user, then publishes it to each.
+    pub async fn send(
+        &self,
+        mut message: wire::Notification,
+        recipients: &[Device],
+    ) -> Result<Notified, MessagingError> {
         let user_id = recipients.first().map(|d| d.user_id.to_string()).unwrap_or_default();
         let lock = self.order_of(&user_id);
         let _in_order = lock.lock().await;

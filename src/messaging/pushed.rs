@@ -104,6 +104,7 @@ mod tests {
             priority,
             kind: "build_failure".into(),
             link: None,
+            device: None,
         })
     }
 

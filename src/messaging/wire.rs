@@ -26,6 +26,28 @@ pub struct Notification {
     /// A link to open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// The phone a `new_device` alert is about (its "This wasn't me" is
+    /// `POST /phone/notifications/{id}/not-me`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<AboutDevice>,
+}
+
+/// The phone an alert is about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AboutDevice {
+    /// Its id.
+    pub device_id: String,
+    /// Its user.
+    pub user_id: String,
+    /// Its name.
+    pub device_name: String,
+    /// `ios`, `android`, `web`, …
+    pub device_type: String,
+    /// When it was paired.
+    pub paired_at: Timestamp,
+    /// The address it was paired from, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// `approval_request`: approve or reject, by matching the requester's number.

@@ -29,8 +29,9 @@ pub(super) fn client_cert(
 }
 
 /// The device an accept asks for, its fields checked (user and token are
-/// filled in by the accept).
-pub(super) fn from_request(req: &AcceptRequest, now: Timestamp) -> Result<Device, PairingError> {
+/// filled in by the accept); it waits for approval when the policy says so.
+pub(super) fn from_request(req: &AcceptRequest, now: Timestamp, approval: bool) -> Result<Device, PairingError> {
+    let status = if approval { DeviceState::PendingApproval } else { DeviceState::Active };
     Ok(Device {
         device_id: DeviceId::parse(&req.device_id)?,
         user_id: UserId::parse("pending")?,
@@ -39,7 +40,7 @@ pub(super) fn from_request(req: &AcceptRequest, now: Timestamp) -> Result<Device
         device_type: ids::short_text("device_type", &req.device_type)?,
         os_version: ids::short_text("os_version", &req.os_version)?,
         app_version: ids::short_text("app_version", &req.app_version)?,
-        status: DeviceState::Active,
+        status,
         paired_at: now,
         last_seen_at: Some(now),
         suspended_at: None,

@@ -319,7 +319,7 @@ impl Pairing {
 
     async fn accept_inner(&self, req: &AcceptRequest) -> Result<AcceptResponse, PairingError> {
         let code = InviteCode::parse(&req.invite_code)?;
-        let mut device = device::from_request(req, self.clock.now())?;
+        let mut device = device::from_request(req, self.clock.now(), self.config.requires_approval)?;
         let pre = self.load(&code)?;
         pre.acceptable(self.clock.now())?;
         let limit = self.check_seat(&pre.user_id)?;
@@ -343,6 +343,7 @@ impl Pairing {
         tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");
         Ok(AcceptResponse {
             device_id: device.device_id.to_string(),
+            status: device.status,
             jwt_token: issued.token,
             expires_at: issued.expires_at,
             mqtt_broker: self.mqtt.broker.clone(),

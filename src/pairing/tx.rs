@@ -82,7 +82,7 @@ pub(super) fn accept_in(
     if existing.as_ref().is_some_and(|e| e.status != DeviceState::Revoked) {
         return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
     }
-    crate::devices::counts::adjust(tx, existing.as_ref().map(|e| e.status), DeviceState::Active)?;
+    crate::devices::counts::adjust(tx, existing.as_ref().map(|e| e.status), device.status)?;
     seats::take(tx, &invite.user_id, seat_limit)?;
     invite.status = InviteStatus::Accepted;
     invite.accepted_at = Some(now);

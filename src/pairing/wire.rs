@@ -85,6 +85,9 @@ pub struct AcceptRequest {
 pub struct AcceptResponse {
     /// The new device's id.
     pub device_id: String,
+    /// `active`, or `pending_approval` where new phones need an admin's
+    /// approval (the token then shows only `GET /phone/me`).
+    pub status: crate::devices::DeviceState,
     /// Its token.
     pub jwt_token: String,
     /// The token's expiry.

@@ -39,9 +39,11 @@ pub enum Table {
     HookDeliveries,
     /// Pending approvals by user, keyed `{user}/{approval}` (an index).
     PendingApprovals,
+    /// People who signed in to the console, by user id (their role).
+    People,
 }
 
-const TABLE_COUNT: usize = 18;
+const TABLE_COUNT: usize = 19;
 
 pub(super) const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Invites, "invites"),
@@ -62,4 +64,5 @@ pub(super) const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::ApiTokenHashes, "api_token_hashes"),
     (Table::HookDeliveries, "hook_deliveries"),
     (Table::PendingApprovals, "pending_approvals"),
+    (Table::People, "people"),
 ];

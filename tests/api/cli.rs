@@ -4,7 +4,7 @@
 use crate::helpers::{binary, code_in, spawn_app};
 use std::process::{Command, Output};
 
-fn topdog(args: &[&str]) -> Output {
+pub(crate) fn topdog(args: &[&str]) -> Output {
     Command::new(binary()).args(args).env_remove("TOPDOG_ADMIN_TOKEN").output().expect("run topdog")
 }
 

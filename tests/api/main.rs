@@ -24,6 +24,7 @@ mod offline;
 mod openapi;
 mod pairing;
 mod pebble;
+mod people;
 mod phone;
 mod pipeline;
 mod proxies;

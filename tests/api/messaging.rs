@@ -276,7 +276,7 @@ async fn another_users_phone_cannot_answer() {
 
 /// Reads a server-sent event stream until `n` events have arrived or it
 /// ends; each as (event name, data as JSON).
-async fn sse_events(response: &mut reqwest::Response, n: usize) -> Vec<(String, Value)> {
+pub(crate) async fn sse_events(response: &mut reqwest::Response, n: usize) -> Vec<(String, Value)> {
     let mut text = String::new();
     let mut events = Vec::new();
     let read = async {
