@@ -28,6 +28,8 @@ pub enum Actor {
     Hook(String),
     /// A paired phone.
     Device(String),
+    /// A person signed in through the identity provider, by user id.
+    Person(String),
     /// A phone that is pairing (not yet a device).
     Pairing,
     /// The appliance itself (sweeper, shutdown).
@@ -44,6 +46,7 @@ impl std::fmt::Display for Actor {
             Actor::Token(name) => write!(f, "token:{name}"),
             Actor::Hook(name) => write!(f, "hook:{name}"),
             Actor::Device(id) => write!(f, "phone:{id}"),
+            Actor::Person(user) => write!(f, "person:{user}"),
             Actor::Pairing => f.write_str("pairing-phone"),
             Actor::System => f.write_str("system"),
             Actor::Client(addr) => write!(f, "client:{addr}"),

@@ -78,6 +78,9 @@ pub enum Error {
     /// A webhook delivery refused.
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    /// A sign-in through the identity provider refused or failed.
+    #[error(transparent)]
+    Oidc(#[from] crate::auth::oidc::OidcError),
     /// Over a rate limit.
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
@@ -108,6 +111,7 @@ impl Coded for Error {
             Error::Push(e) => e.coded(),
             Error::ApiToken(e) => e.coded(),
             Error::Hook(e) => e.coded(),
+            Error::Oidc(e) => e.coded(),
             Error::RateLimited(e) => e.coded(),
             Error::BadRequest { code, .. } => (code, Kind::Invalid),
             Error::Store(_) | Error::Internal(_) => ("internal", Kind::Internal),

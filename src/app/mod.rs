@@ -246,6 +246,10 @@ impl App {
             server_cert: live_cert.clone(),
             hooks,
             people: crate::people::People::new(store.clone()),
+            oidc: match &config.oidc {
+                Some(oidc) => Some(Arc::new(crate::auth::oidc::Oidc::new(oidc, &base_url, clock.clone())?)),
+                None => None,
+            },
             clock: clock.clone(),
             push,
             acme: acme.as_ref().map(|a| a.acme.clone()),

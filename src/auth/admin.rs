@@ -31,6 +31,8 @@ impl Coded for AdminError {
             AdminError::Invalid => ("admin_token_invalid", Kind::Unauthenticated),
             AdminError::Session(crate::auth::sessions::SessionError::Ended) => ("session_ended", Kind::Unauthenticated),
             AdminError::Session(crate::auth::sessions::SessionError::Csrf) => ("csrf_token_invalid", Kind::Forbidden),
+            AdminError::Session(crate::auth::sessions::SessionError::NotAdmin) => ("admin_only", Kind::Forbidden),
+            AdminError::Session(crate::auth::sessions::SessionError::NoPerson) => ("person_only", Kind::Forbidden),
         }
     }
 }

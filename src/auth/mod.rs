@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod api_tokens;
 pub mod jwt;
+pub mod oidc;
 pub mod sessions;
 pub mod tokens;

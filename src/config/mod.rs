@@ -4,6 +4,8 @@
 //! (`--config`) — and finally the built-in defaults.
 
 mod acme;
+mod oidc;
+pub use oidc::OidcConfig;
 mod settings;
 
 pub use settings::{Dur, Secret, Settings};
@@ -107,6 +109,8 @@ pub struct Config {
     pub tls_sans: Vec<String>,
     /// Certificates by ACME, when `acme_domain` is set.
     pub acme: Option<crate::acme::AcmeConfig>,
+    /// Console sign-in through an OpenID provider, when `oidc_issuer` is set.
+    pub oidc: Option<OidcConfig>,
     /// Plain HTTP instead of HTTPS.
     pub insecure_http: bool,
     /// Public base URL (None: derived from the host name and port).
@@ -198,6 +202,7 @@ impl Config {
         let http_addr = s.http_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8443)));
         let config = Config {
             acme: acme::acme_config(&s, http_addr, &tls)?,
+            oidc: oidc::oidc_config(&s)?,
             data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from("topdog-data")),
             http_addr,
             mqtt_addr: s.mqtt_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8883))),

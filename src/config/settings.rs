@@ -111,6 +111,35 @@ pub struct Settings {
     /// when the HTTPS listener is on port 443, else HTTP-01).
     #[arg(long, env = "TOPDOG_ACME_CHALLENGE")]
     pub acme_challenge: Option<String>,
+    /// The OpenID provider people sign in to the console with (its issuer
+    /// URL); turns single sign-on on.
+    #[arg(long, env = "TOPDOG_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// This appliance's client id at the OpenID provider.
+    #[arg(long, env = "TOPDOG_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// A file (0600) holding the client secret.
+    #[arg(long, env = "TOPDOG_OIDC_CLIENT_SECRET_FILE")]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for the OpenID provider.
+    #[arg(long, env = "TOPDOG_OIDC_CA_CERT")]
+    pub oidc_ca_cert: Option<PathBuf>,
+    /// Scopes to ask for besides `openid` (default: profile,email).
+    #[arg(long, env = "TOPDOG_OIDC_SCOPES", value_delimiter = ',')]
+    pub oidc_scopes: Option<Vec<String>>,
+    /// The ID token claim listing the person's groups (default: groups).
+    #[arg(long, env = "TOPDOG_OIDC_ROLE_CLAIM")]
+    pub oidc_role_claim: Option<String>,
+    /// The group whose members are admins (default: topdog-admins).
+    #[arg(long, env = "TOPDOG_OIDC_ADMIN_GROUP")]
+    pub oidc_admin_group: Option<String>,
+    /// The group whose members are developers (default: topdog-developers).
+    #[arg(long, env = "TOPDOG_OIDC_DEVELOPER_GROUP")]
+    pub oidc_developer_group: Option<String>,
+    /// The ID token claim holding the person's user id (default:
+    /// preferred_username).
+    #[arg(long, env = "TOPDOG_OIDC_USER_CLAIM")]
+    pub oidc_user_claim: Option<String>,
     /// Addresses or networks of reverse proxies and load balancers whose
     /// forwarded client addresses are believed (X-Forwarded-For, Forwarded,
     /// the PROXY protocol on the MQTT port), comma separated.

@@ -39,6 +39,15 @@ fn every_field_keeps_its_value_through_the_layers() {
         acme_ca_cert = "/acme-ca.pem"
         acme_http_addr = ":8080"
         acme_challenge = "http-01"
+        oidc_issuer = "https://id.example.com"
+        oidc_client_id = "topdog"
+        oidc_client_secret_file = "/oidc-secret"
+        oidc_ca_cert = "/oidc-ca.pem"
+        oidc_scopes = ["profile", "groups"]
+        oidc_role_claim = "roles"
+        oidc_admin_group = "ops"
+        oidc_developer_group = "devs"
+        oidc_user_claim = "email"
         insecure_http = true
         base_url = "https://td.example.com"
         invite_expiry = "9m"

@@ -6,11 +6,13 @@
 use crate::audit::Actor;
 use crate::auth::admin::AdminError;
 use crate::auth::api_tokens::{self, ApiTokenError, Grant, Scope};
+use crate::auth::sessions::{SessionError, Who};
 use crate::devices::Authenticated;
 use crate::error::Coded;
 use crate::error::Error;
 use crate::limits::{Bucket, ClientKey};
 use crate::metrics::Metrics;
+use crate::people::{Person, Role};
 use std::net::SocketAddr;
 use warp::http::Method;
 use warp::Filter;
@@ -98,10 +100,25 @@ impl Ctx {
             return Err(ApiTokenError::AdminOnly.into());
         }
         if let (None, Some(session)) = (&self.admin_token, &self.session) {
-            state.sessions.check(session, self.csrf.as_deref(), self.changes_state)?;
-            return Ok(Actor::Admin);
+            return match state.sessions.check(session, self.csrf.as_deref(), self.changes_state)? {
+                Who::AdminToken => Ok(Actor::Admin),
+                Who::Person { person, .. } if person.role == Role::Admin => {
+                    Ok(Actor::Person(person.user_id.to_string()))
+                }
+                Who::Person { .. } => Err(SessionError::NotAdmin.into()),
+            };
         }
         self.check_token(state, self.admin_token.as_deref()).await
+    }
+
+    /// Admits a person's console session (an admin's or a developer's),
+    /// for their own phones; who they are.
+    pub fn person(&self, state: &State) -> Result<Person, Error> {
+        let session = self.session.as_deref().ok_or(SessionError::Ended)?;
+        match state.sessions.check(session, self.csrf.as_deref(), self.changes_state)? {
+            Who::Person { person, .. } => Ok(person),
+            Who::AdminToken => Err(SessionError::NoPerson.into()),
+        }
     }
 
     /// Admits an API token holding `scope` (within its own rate budget), or

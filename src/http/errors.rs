@@ -14,7 +14,7 @@ use warp::reply::Response;
 use warp::{Rejection, Reply};
 
 /// The status of each kind of error.
-fn status(kind: Kind) -> StatusCode {
+pub(super) fn status(kind: Kind) -> StatusCode {
     match kind {
         Kind::Invalid => StatusCode::BAD_REQUEST,
         Kind::Unauthenticated => StatusCode::UNAUTHORIZED,

@@ -12,6 +12,8 @@ mod events;
 mod hooks;
 mod license;
 mod messaging;
+mod my;
+mod oidc;
 mod ops;
 mod page;
 mod pairing;
@@ -91,6 +93,8 @@ pub struct State {
     pub hooks: crate::hooks::Hooks,
     /// People who sign in to the console, and their roles.
     pub people: crate::people::People,
+    /// Single sign-on through the company's OpenID provider, when set up.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 /// Largest JSON body accepted (a notification's 4,000 characters of body,
@@ -226,6 +230,10 @@ pub fn routes(
             .or(events::routes(state.clone()))
             .unify()
             .or(session::routes(state.clone()))
+            .unify()
+            .or(oidc::routes(state.clone()))
+            .unify()
+            .or(my::routes(state.clone()))
             .unify()
             .or(tokens::routes(state.clone()))
             .unify()
