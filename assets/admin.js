@@ -1,7 +1,10 @@
-// The admin console: signs in with the admin token (session cookie + CSRF
-// token), pairs phones by SMS link or QR code, manages devices, activates
-// licenses, makes and revokes API tokens and shows recent activity. Plain
-// module, no build step.
+// The admin console: signs in through the company's identity provider or
+// with the admin token (session cookie + CSRF token), pairs phones by SMS
+// link or QR code, manages devices, activates licenses, makes and revokes
+// API tokens and shows recent activity; a developer gets "My phones" only
+// (my.js). Plain module, no build step.
+import { myPhones } from "/assets/my.js";
+
 const $ = (id) => document.getElementById(id);
 let csrf = null;
 let invite = null;
@@ -50,16 +53,24 @@ function showSignIn(message) {
   document.querySelectorAll(".panel").forEach((p) => (p.hidden = true));
   $("tabs").hidden = true;
   $("sign-out").hidden = true;
+  $("who").textContent = "";
   $("sign-in").hidden = false;
   notice(message ?? "", "error");
   $("admin-token").focus();
 }
 
-function showConsole() {
+/** Opens the console for session `s`: a developer sees "My phones" only. */
+function showConsole(s) {
   $("sign-in").hidden = true;
   $("tabs").hidden = false;
   $("sign-out").hidden = false;
+  $("who").textContent = s.user_id ? `${s.name} (${s.role})` : "admin token";
   notice("");
+  const developer = s.role === "developer";
+  document.querySelectorAll(".tab").forEach((t) => (t.hidden = developer && t.dataset.tab !== "my"));
+  $("my-tab").hidden = s.signed_in_with !== "oidc";
+  timers.push(setInterval(my.refresh, 3000));
+  if (developer) return openTab("my");
   openTab("pair");
   timers.push(setInterval(refreshDevices, 2000), setInterval(refreshPendingBadge, 5000));
   refreshPendingBadge();
@@ -102,6 +113,7 @@ function openTab(name) {
   if (name === "license") refreshLicense();
   if (name === "activity") refreshActivity();
   if (name === "tokens") refreshTokens();
+  if (name === "my") my.refresh();
 }
 
 async function signIn(event) {
@@ -110,15 +122,18 @@ async function signIn(event) {
     const answer = await api("POST", "/admin/session", { admin_token: $("admin-token").value });
     csrf = answer.csrf_token;
     $("admin-token").value = "";
-    showConsole();
+    showConsole(answer);
   } catch (error) {
     notice(error.status === 401 ? "That admin token is not right." : explain(error));
   }
 }
 
+/** Signs out; a person is sent on to the identity provider's logout. */
 async function signOut() {
-  try { await api("DELETE", "/admin/session"); } catch { /* signed out either way */ }
+  let answer = null;
+  try { answer = await api("DELETE", "/admin/session"); } catch { /* signed out either way */ }
   showSignIn("Signed out.");
+  if (answer?.logout_url) location.assign(answer.logout_url);
 }
 
 // Pairing ---------------------------------------------------------------
@@ -258,7 +273,7 @@ async function refreshDevices() {
     if (d.status === "active") actions.append(actionButton("Suspend", "quiet", () => change(d, "suspend")));
     if (d.status === "suspended") actions.append(actionButton("Reactivate", "quiet", () => change(d, "reactivate")));
     if (d.status === "active" || d.status === "suspended") actions.append(actionButton("Revoke", "danger", () => change(d, "revoke")));
-    else actions.textContent = "Revoked is final";
+    if (d.status === "revoked") actions.textContent = "Revoked is final";
     tr.append(actions);
     return tr;
   });
@@ -378,6 +393,7 @@ async function revokeToken(name) {
 }
 
 // Start -----------------------------------------------------------------
+const my = myPhones({ api, notice, explain, when });
 $("sign-in-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", signOut);
 document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => openTab(t.dataset.tab)));
@@ -397,7 +413,7 @@ fetch("/admin/session", { credentials: "same-origin" })
   .then((s) => {
     if (s) {
       csrf = s.csrf_token;
-      showConsole();
+      showConsole(s);
     } else {
       showSignIn();
     }

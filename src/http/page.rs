@@ -32,14 +32,14 @@ pub fn routes(state: Arc<State>) -> Routes {
     let pair = warp::path!("pair")
         .and(warp::get())
         .and(warp::query::<PairQuery>())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .and(ctx())
         .then(pair_page);
     let asset = warp::path("assets")
         .and(warp::path::tail())
         .and(warp::get())
         .map(|tail: warp::path::Tail| asset(tail.as_str()));
-    let console = warp::path::end().and(warp::get()).map(|| page("admin.html"));
+    let console = warp::path::end().and(warp::get()).and(with_state(state.clone())).map(|s: Arc<State>| console(&s));
     let app = warp::path!("app").and(warp::get()).map(|| page("app.html"));
     let manifest = warp::path!("manifest.webmanifest").and(warp::get()).map(|| root_file("manifest.webmanifest"));
     let worker = warp::path!("sw.js").and(warp::get()).map(|| root_file("sw.js"));
@@ -58,6 +58,18 @@ fn page(name: &str) -> Response {
         }
         None => super::errors::error_body(StatusCode::NOT_FOUND, "not_found", "no such page"),
     }
+}
+
+/// The console: its sign-in offers the company's identity provider when
+/// single sign-on is set up, the admin token as the break-glass way in.
+fn console(state: &State) -> Response {
+    let template = Assets::get("admin.html").map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default();
+    let (sso_hidden, token_hint) = match state.oidc {
+        Some(_) => ("", "Break-glass: the admin token printed when the appliance first started (or set with <code>ADMIN_TOKEN</code>); its use is audited."),
+        None => ("hidden", "Use the admin token printed when the appliance first started (or set with <code>ADMIN_TOKEN</code>)."),
+    };
+    let html = template.replace("{{sso_hidden}}", sso_hidden).replace("{{token_hint}}", token_hint);
+    warp::reply::with_header(warp::reply::html(html), "content-security-policy", PAGE_CSP).into_response()
 }
 
 /// A file served at the root (the service worker's scope is its path).

@@ -44,3 +44,12 @@ fn the_admin_console_and_phone_app_work_in_a_real_browser() {
 fn the_service_worker_shows_pushes_and_rejects_from_the_notification() {
     run("push.mjs");
 }
+
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs Node.js and chromium: the test command (tests/run.sh) installs it and runs this"
+)]
+#[test]
+fn people_sign_in_through_a_real_openid_provider_in_a_real_browser() {
+    run("oidc.mjs");
+}

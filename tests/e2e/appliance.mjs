@@ -8,6 +8,7 @@ import crypto from "node:crypto";
 import { once } from "node:events";
 import fs from "node:fs";
 import https from "node:https";
+import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 
@@ -53,7 +54,8 @@ export async function startAppliance(binary, scratch, extra = []) {
   const dataDir = path.join(scratch, "data");
   const readyFile = path.join(scratch, "ready.json");
   const token = `e2e-admin-${crypto.randomBytes(16).toString("hex")}`;
-  const args = ["serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0", "--sms-provider", "console", "--ready-file", readyFile, ...extra];
+  const httpAddr = extra.includes("--http-addr") ? [] : ["--http-addr", "127.0.0.1:0"];
+  const args = ["serve", "--data-dir", dataDir, ...httpAddr, "--mqtt-addr", "127.0.0.1:0", "--sms-provider", "console", "--ready-file", readyFile, ...extra];
   const child = spawn(binary, args, {
     env: { PATH: process.env.PATH, RUST_LOG: "info", ADMIN_TOKEN: token },
     stdio: ["ignore", "pipe", fs.openSync(path.join(scratch, "appliance.log"), "a")],
@@ -102,6 +104,17 @@ export function ideCall(app, method, route, body) {
 /** With a bearer token: a phone's device token, or an API token. */
 export function phoneCall(app, token, method, route, body) {
   return call(app, method, route, body, { authorization: `Bearer ${token}` });
+}
+
+/** A TCP port free on loopback now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
 }
 
 export async function shot(page, name) {
