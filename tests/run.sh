@@ -22,7 +22,8 @@ apt_install() {
 # network namespace; systemd: `systemd-analyze` for the unit's security
 # score; mosquitto-clients: a non-Rust MQTT client in the tests; openssl,
 # wrk and mosquitto: the benchmarks (cargo bench); chromium and Node.js: the
-# browser tests (tests/e2e, playwright-core); curl: HTTP/2 requests in the
+# browser tests (tests/e2e: playwright-core, and the npm package
+# oidc-provider as the OpenID provider of single sign-on); curl: HTTP/2 requests in the
 # tests; pebble (with pebble-challtestsrv): the ACME server of the ACME tests.
 apt_install procps systemd iproute2 mosquitto-clients openssl wrk mosquitto chromium curl pebble
 command -v node >/dev/null || apt_install nodejs

@@ -151,3 +151,19 @@ fn a_short_admin_token_is_refused() {
     let s = Settings { admin_token: Some(Secret("hunter2".into())), ..Default::default() };
     assert!(matches!(Config::resolve(s), Err(ConfigError::Invalid { setting: "admin_token", .. })));
 }
+
+#[test]
+fn an_openid_issuer_must_be_https_or_on_loopback_and_needs_its_client() {
+    let with = |text: &str| Config::resolve(file(text));
+    let client = "oidc_client_id = \"c\"\noidc_client_secret_file = \"/s\"";
+    let ok = with(&format!("oidc_issuer = \"https://id.example.com/\"\n{client}")).unwrap();
+    let oidc = ok.oidc.unwrap();
+    assert_eq!((oidc.issuer.as_str(), oidc.role_claim.as_str()), ("https://id.example.com", "groups"));
+    assert!(with(&format!("oidc_issuer = \"http://127.0.0.1:9000\"\n{client}")).is_ok(), "a provider on loopback");
+    let plain = with(&format!("oidc_issuer = \"http://id.example.com\"\n{client}"));
+    assert!(matches!(plain, Err(ConfigError::Invalid { setting: "oidc_issuer", .. })));
+    let no_client = with("oidc_issuer = \"https://id.example.com\"");
+    assert!(matches!(no_client, Err(ConfigError::Invalid { setting: "oidc_client_id", .. })));
+    let orphan = with("oidc_client_id = \"c\"");
+    assert!(matches!(orphan, Err(ConfigError::Invalid { setting: "oidc_issuer", .. })));
+}

@@ -11,6 +11,11 @@ use std::os::unix::fs::PermissionsExt;
 /// An appliance signing people in through `idp`; the secret's directory
 /// must outlive it.
 async fn appliance(idp: &Idp) -> (TestApp, tempfile::TempDir) {
+    appliance_with(idp, &[]).await
+}
+
+/// As [`appliance`], with `extra` arguments.
+async fn appliance_with(idp: &Idp, extra: &[&str]) -> (TestApp, tempfile::TempDir) {
     let secrets = tempfile::tempdir().unwrap();
     let file = secrets.path().join("client-secret");
     std::fs::write(&file, CLIENT_SECRET).unwrap();
@@ -26,6 +31,7 @@ async fn appliance(idp: &Idp) -> (TestApp, tempfile::TempDir) {
         .arg("admins")
         .arg("--oidc-developer-group")
         .arg("devs");
+    let options = extra.iter().fold(options, |o, a| o.arg(a));
     (spawn_with(options).await, secrets)
 }
 
@@ -250,6 +256,13 @@ async fn a_developer_pairs_and_revokes_only_their_own_phones_and_signs_out_at_th
     assert_eq!(status, 200, "{sent}");
     assert!(app.console_sms(1).await.contains("/pair?code="));
     app.pair("olga", "olgas-phone").await;
+    app.admin_post("/phone/notify", json!({"user_id": "olga", "title": "for olga"})).await;
+    let (status, _) = app.admin_post("/phone/notify", json!({"user_id": "dev", "title": "for dev"})).await;
+    assert_eq!(status, 200);
+    let (_, activity) = dev.call(reqwest::Method::GET, "/my/activity", None).await;
+    let titles: Vec<&str> =
+        activity["notifications"].as_array().unwrap().iter().filter_map(|n| n["title"].as_str()).collect();
+    assert_eq!(titles, ["for dev"], "only what was sent to them: {activity}");
     let (_, mine) = dev.call(reqwest::Method::GET, "/my/devices", None).await;
     let ids: Vec<&str> = mine["devices"].as_array().unwrap().iter().filter_map(|d| d["device_id"].as_str()).collect();
     assert_eq!(ids, ["dev-phone"], "only their own");
@@ -268,4 +281,41 @@ async fn a_developer_pairs_and_revokes_only_their_own_phones_and_signs_out_at_th
     let back = format!(":{}/", app.port);
     assert!(logout.query_pairs().any(|(k, v)| k == "post_logout_redirect_uri" && v.ends_with(&back)), "{logout}");
     assert_eq!(dev.call(reqwest::Method::GET, "/my/devices", None).await.0, 401, "the session has ended");
+}
+
+#[tokio::test]
+async fn admins_phones_hear_of_a_phone_waiting_for_approval_and_of_one_its_user_disowned() {
+    let key = Key::new("k1");
+    let idp = Idp::start(&[&key]).await;
+    let (mut app, _secrets) = appliance_with(&idp, &["--pairing-requires-approval"]).await;
+    let mut ada = Browser::new(&app);
+    assert_eq!(ada.sign_in(&idp, &key, person(&idp, "ada", &["admins"])).await.0, 303, "ada is known as an admin");
+    let adas = app.pair_full("ada", "adas-phone").await;
+    assert_eq!(send(app.admin(reqwest::Method::POST, "/phone/devices/adas-phone/approve")).await.0, 200);
+    let mut admin_phone = crate::phone::Phone::connect(&app, &adas).await;
+    let first = app.pair_full("max", "max-1").await;
+    assert_eq!(admin_phone.next("notification").await["kind"], "device_pending");
+    send(app.admin(reqwest::Method::POST, "/phone/devices/max-1/approve")).await;
+    let mut maxs = crate::phone::Phone::connect(&app, &first).await;
+    app.pair_full("max", "max-2").await;
+    let waiting = admin_phone.next("notification").await;
+    assert_eq!(
+        (waiting["kind"].as_str(), waiting["device"]["device_id"].as_str()),
+        (Some("device_pending"), Some("max-2"))
+    );
+    let alert = maxs.next("notification").await;
+    assert_eq!((alert["kind"].as_str(), alert["device"]["device_id"].as_str()), (Some("new_device"), Some("max-2")));
+    let path = format!("/phone/notifications/{}/not-me", alert["id"].as_str().unwrap());
+    let (status, _) = send(app.client.post(app.url(&path)).bearer_auth(first["jwt_token"].as_str().unwrap())).await;
+    assert_eq!(status, 200);
+    let told = admin_phone.next("notification").await;
+    assert_eq!((told["kind"].as_str(), told["device"]["device_id"].as_str()), (Some("device_disowned"), Some("max-2")));
+    let (_, listed) = app.admin_get("/phone/devices?user_id=max").await;
+    let states: Vec<(&str, &str)> = listed["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["device_id"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert!(states.contains(&("max-2", "revoked")) && states.contains(&("max-1", "active")), "{states:?}");
 }

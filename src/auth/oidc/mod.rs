@@ -206,3 +206,19 @@ impl Oidc {
 
 /// How `verify` says the token was signed by a key it does not know.
 const NO_MATCHING_KEY: &str = "signed by a key the provider does not list";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_secret_others_may_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_secret(&file).unwrap_err().to_string().contains("chmod 600"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret(&file).unwrap(), "s3cret");
+    }
+}
