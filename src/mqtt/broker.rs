@@ -83,6 +83,21 @@ pub fn valid_client_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// The client id the gateway gives the broker for connection `n` of
+/// `device`: one per connection, so the broker never sees two connections
+/// with one id (rumqttd then drops the older one, and a late goodbye of the
+/// older one could drop the newer); the gateway itself closes a device's
+/// older connections when a new one arrives.
+pub fn upstream_client_id(device: &str, n: u64) -> String {
+    format!("{device}.{n}")
+}
+
+/// Whether `id` is one [`upstream_client_id`] makes.
+fn valid_upstream_client_id(id: &str) -> bool {
+    id.rsplit_once('.')
+        .is_some_and(|(device, n)| valid_client_id(device) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn router_config() -> RouterConfig {
     RouterConfig {
         max_connections: 20_000,
@@ -113,11 +128,11 @@ fn connection_settings(secret: Arc<str>) -> ConnectionSettings {
     settings
 }
 
-/// The CONNECT check: a device id as client id and user name, and this
-/// boot's secret as password.
+/// The CONNECT check: a gateway connection's client id as client id and
+/// user name, and this boot's secret as password.
 fn gateway_login(secret: &str, client_id: &str, username: &str, password: &str) -> bool {
     let secret_matches: bool = password.as_bytes().ct_eq(secret.as_bytes()).into();
-    if !(secret_matches && valid_client_id(client_id) && client_id == username) {
+    if !(secret_matches && valid_upstream_client_id(client_id) && client_id == username) {
         tracing::warn!(client = client_id, "internal MQTT login refused: not the gateway");
         return false;
     }

@@ -119,15 +119,17 @@ pub fn client_id(frame: &Bytes) -> Result<String, Violation> {
 }
 
 /// The phone's CONNECT as the broker gets it, and the phone's password
-/// (its device token, which the gateway checks): the same packet with the
-/// gateway's login in place of the phone's (the client id as user name,
-/// this boot's `secret` as password).
-pub fn for_broker(frame: &Bytes, secret: &str) -> Result<(Bytes, Option<String>), Violation> {
-    let Packet::Connect(connect, properties, will, will_properties, login) = decode(frame)? else {
+/// (its device token, which the gateway checks): the same packet with this
+/// connection's own `client_id` for the broker, and the gateway's login in
+/// place of the phone's (that client id as user name, this boot's `secret`
+/// as password).
+pub fn for_broker(frame: &Bytes, secret: &str, client_id: &str) -> Result<(Bytes, Option<String>), Violation> {
+    let Packet::Connect(mut connect, properties, will, will_properties, login) = decode(frame)? else {
         return Err(Violation::Unexpected("non-CONNECT first"));
     };
     let token = login.map(|l| l.password);
-    let login = Some(Login { username: connect.client_id.clone(), password: secret.to_owned() });
+    connect.client_id = client_id.to_owned();
+    let login = Some(Login { username: client_id.to_owned(), password: secret.to_owned() });
     let mut out = BytesMut::with_capacity(frame.len() + secret.len());
     V4.write(Packet::Connect(connect, properties, will, will_properties, login), &mut out)
         .map_err(|e| Violation::Malformed(format!("{e:?}")))?;

@@ -224,6 +224,7 @@ impl Gateway {
         let Opened { phone, device, rules, connect } = opened.map_err(|_| Refused::Handshake("timed out".into()))??;
         let broker = self.upstream(&connect).await?;
         let (id, token, closing) = self.registry.add(&device);
+        self.registry.take_over(&device, id);
         tracing::Span::current().record("device", device.as_str());
         tracing::info!("phone connected over MQTT");
         let tracker = Tracker::new(self.registry.clone(), &device, id, closing);
@@ -262,7 +263,8 @@ impl Gateway {
         let rules = Rules::new(record.user_id.as_str(), &device, self.publish_rate);
         let connect = read_connect(&mut tls).await?;
         rules.connect(&connect)?;
-        let (connect, token) = inspect::for_broker(&connect, &self.internal.secret)?;
+        let upstream_id = crate::mqtt::broker::upstream_client_id(&device, rand::random());
+        let (connect, token) = inspect::for_broker(&connect, &self.internal.secret, &upstream_id)?;
         if let Err(why) = self.token_of(&device, token.as_deref()) {
             let _ = tls.write_all(&inspect::not_authorized()).await;
             let _ = tls.shutdown().await;

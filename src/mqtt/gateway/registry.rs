@@ -150,6 +150,16 @@ impl Registry {
         closing.len()
     }
 
+    /// Closes every connection of `device` but `id` (a newer connection
+    /// takes over, MQTT 3.1.1 §3.1.4); how many there were.
+    pub(super) fn take_over(&self, device: &str, id: u64) -> usize {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let conns = live.get(device).map(Vec::as_slice).unwrap_or_default();
+        let older: Vec<_> = conns.iter().filter(|c| c.id != id).collect();
+        older.iter().for_each(|c| c.token.cancel());
+        older.len()
+    }
+
     /// Closes every connection (at shutdown).
     pub(super) fn close_all(&self) {
         let all = std::mem::take(&mut *self.live.lock().unwrap_or_else(|p| p.into_inner()));
@@ -177,6 +187,16 @@ mod tests {
         assert!(a.is_cancelled() && b.is_cancelled() && !c.is_cancelled() && !newer.is_cancelled());
         registry.remove("p2", id);
         assert_eq!(registry.count(), 3, "a closed connection leaves when its task ends");
+    }
+
+    #[test]
+    fn a_new_connection_takes_over_from_the_devices_older_ones() {
+        let registry = Registry::default();
+        let (_, old, _) = registry.add("p1");
+        let (_, other, _) = registry.add("p2");
+        let (id, new, _) = registry.add("p1");
+        assert_eq!(registry.take_over("p1", id), 1);
+        assert!(old.is_cancelled() && !new.is_cancelled() && !other.is_cancelled());
     }
 
     #[tokio::test]
