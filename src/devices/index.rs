@@ -27,6 +27,13 @@ pub fn of(store: &Store, user: &UserId) -> Result<Vec<String>, StoreError> {
     Ok(filed.into_iter().map(|(k, ())| k[prefix.len()..].to_owned()).collect())
 }
 
+/// The ids of at most `limit` of `user`'s devices (any state; in id order).
+pub fn some_of(store: &Store, user: &UserId, limit: usize) -> Result<Vec<String>, StoreError> {
+    let prefix = format!("{user}/");
+    let filed: Vec<(String, ())> = store.scan_prefix(Table::UserDevices, &prefix, None, limit)?;
+    Ok(filed.into_iter().map(|(k, ())| k[prefix.len()..].to_owned()).collect())
+}
+
 /// Files every device afresh (at start-up), forgetting entries in `stale`.
 pub fn rebuild<E>(tx: &Tx<'_>, stale: &[String], devices: &[Device]) -> Result<(), TxAbort<E>> {
     stale.iter().try_for_each(|k| tx.remove(Table::UserDevices, k))?;

@@ -4,7 +4,11 @@
 
 pub mod counts;
 pub mod index;
+mod lifecycle;
 pub mod numbers;
+
+use lifecycle::apply_change;
+pub use lifecycle::Change;
 
 use crate::audit::{Actor, AuditLog, Event};
 use crate::auth::tokens::{Claims, IssuedToken, Subject, TokenError, Tokens};
@@ -145,36 +149,6 @@ pub struct Authenticated {
     pub claims: Claims,
 }
 
-/// The lifecycle change an admin asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// Refuse the device until reactivated.
-    Suspend,
-    /// Let a suspended device in again.
-    Reactivate,
-    /// Refuse the device for good.
-    Revoke,
-    /// Let a phone that waits for approval in.
-    Approve,
-    /// Refuse a phone that waits for approval (it is revoked).
-    Reject,
-    /// Revoke a phone its user's other phone says was not theirs.
-    Disown,
-}
-
-impl Change {
-    fn action(self) -> &'static str {
-        match self {
-            Change::Suspend => "device.suspend",
-            Change::Reactivate => "device.reactivate",
-            Change::Revoke => "device.revoke",
-            Change::Approve => "device.approve",
-            Change::Reject => "device.reject",
-            Change::Disown => "device.disown",
-        }
-    }
-}
-
 /// The device service.
 #[derive(Clone)]
 pub struct Devices {
@@ -211,6 +185,21 @@ impl Devices {
         };
         devices.sort_by_key(|d| std::cmp::Reverse(d.paired_at));
         Ok(devices)
+    }
+
+    /// The active devices of `user` among the first `limit` filed under
+    /// them, but `except` (a bounded read, whatever the user's count).
+    pub fn some_active(
+        &self,
+        user: &UserId,
+        except: Option<&DeviceId>,
+        limit: usize,
+    ) -> Result<Vec<Device>, DeviceError> {
+        let ids = crate::devices::index::some_of(&self.store, user, limit)?;
+        let wanted = |id: &&String| except.is_none_or(|e| e.as_str() != id.as_str());
+        let found: Vec<Option<Device>> =
+            ids.iter().filter(wanted).map(|id| self.store.get(Table::Devices, id)).collect::<Result<_, _>>()?;
+        Ok(found.into_iter().flatten().filter(|d| &d.user_id == user && d.status == DeviceState::Active).collect())
     }
 
     /// One device.
@@ -346,49 +335,6 @@ impl Devices {
         self.audit.record(Event::new(&actor, "token.refresh", device.device_id.as_str(), "ok")).await;
         Ok(issued)
     }
-}
-
-fn apply_change(
-    tx: &crate::store::Tx<'_>,
-    id: &str,
-    change: Change,
-    now: Timestamp,
-) -> Result<Device, TxAbort<DeviceError>> {
-    let mut device: Device =
-        tx.get(Table::Devices, id)?.ok_or_else(|| TxAbort::Domain(DeviceError::NotFound(id.into())))?;
-    let before = device.status;
-    match (change, device.status) {
-        (_, DeviceState::Revoked) if !matches!(change, Change::Revoke | Change::Disown) => {
-            return Err(TxAbort::Domain(DeviceError::AlreadyRevoked))
-        }
-        (_, DeviceState::Revoked) => return Ok(device),
-        (Change::Suspend | Change::Reactivate, DeviceState::PendingApproval) => {
-            return Err(TxAbort::Domain(DeviceError::NotPending("the phone waits for approval; approve or reject it")))
-        }
-        (Change::Reject, DeviceState::Active | DeviceState::Suspended) => {
-            return Err(TxAbort::Domain(DeviceError::NotPending("only a phone waiting for approval can be rejected")))
-        }
-        (Change::Approve, DeviceState::Suspended) => {
-            return Err(TxAbort::Domain(DeviceError::NotPending("the phone is suspended; reactivate it")))
-        }
-        (Change::Suspend, DeviceState::Active) => {
-            device.status = DeviceState::Suspended;
-            device.suspended_at = Some(now);
-        }
-        (Change::Reactivate, DeviceState::Suspended) | (Change::Approve, DeviceState::PendingApproval) => {
-            device.status = DeviceState::Active
-        }
-        (Change::Revoke | Change::Reject | Change::Disown, _) => {
-            crate::licensing::seats::release(tx, &device.user_id)?;
-            device.status = DeviceState::Revoked;
-            device.revoked_at = Some(now);
-            tx.put(Table::RevokedTokens, &device.token_jti, &device.token_expires_at.timestamp())?;
-        }
-        _ => return Ok(device),
-    }
-    crate::devices::counts::adjust(tx, Some(before), device.status)?;
-    tx.put(Table::Devices, id, &device)?;
-    Ok(device)
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@ use crate::ids::UserId;
 /// The kind of the alert a user's other phones get.
 pub const NEW_DEVICE: &str = "new_device";
 
+/// Most of a user's phones read to find the ones to tell of a new one: a
+/// person has a handful; an account with thousands (a test rig, a shared
+/// kiosk account) must not make every pairing read them all.
+const PHONES_READ: usize = 100;
+
 /// What an alert says about `device`.
 fn about(device: &Device, from: Option<String>) -> AboutDevice {
     AboutDevice {
@@ -27,14 +32,12 @@ fn about(device: &Device, from: Option<String>) -> AboutDevice {
 
 impl Messaging {
     /// A phone was paired (from address `from`): the user's other active
-    /// phones get a `new_device` alert, and where it waits for approval the
+    /// phones (among the first [`PHONES_READ`]) get a `new_device` alert, and where it waits for approval the
     /// admins' phones are told. Failures are logged: the pairing stands.
     pub async fn paired(&self, device: &Device, from: Option<String>, admins: &[UserId]) {
         let about = about(device, from);
-        let others: Vec<Device> = match self.devices.list(Some(&device.user_id)) {
-            Ok(all) => {
-                all.into_iter().filter(|d| d.status == DeviceState::Active && d.device_id != device.device_id).collect()
-            }
+        let others = match self.devices.some_active(&device.user_id, Some(&device.device_id), PHONES_READ) {
+            Ok(others) => others,
             Err(e) => return tracing::warn!(error = %e, "could not list a user's phones to tell them of a new one"),
         };
         if !others.is_empty() {
@@ -84,11 +87,12 @@ impl Messaging {
         Ok(revoked)
     }
 
-    /// Sends each admin's active phones an alert.
+    /// Sends each admin's active phones (among their first [`PHONES_READ`])
+    /// an alert.
     async fn tell_admins(&self, admins: &[UserId], kind: &str, title: String, body: String, about: &AboutDevice) {
         for admin in admins {
-            let phones: Vec<Device> = match self.devices.list(Some(admin)) {
-                Ok(all) => all.into_iter().filter(|d| d.status == DeviceState::Active).collect(),
+            let phones = match self.devices.some_active(admin, None, PHONES_READ) {
+                Ok(phones) => phones,
                 Err(e) => return tracing::warn!(error = %e, "could not list an admin's phones"),
             };
             if !phones.is_empty() {
