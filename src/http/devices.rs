@@ -64,30 +64,11 @@ pub fn routes(state: Arc<State>) -> Routes {
     let list = list.and(with_state(state.clone())).and(ctx()).then(list_devices);
     let one = devices.and(warp::path::param::<String>());
     let revoke = one.and(warp::path::end()).and(warp::delete()).map(|id| (id, Change::Revoke)).untuple_one();
-    let suspend = one
-        .and(warp::path("suspend"))
-        .and(warp::path::end())
-        .and(warp::post())
-        .map(|id| (id, Change::Suspend))
-        .untuple_one();
-    let reactivate = one
-        .and(warp::path("reactivate"))
-        .and(warp::path::end())
-        .and(warp::post())
-        .map(|id| (id, Change::Reactivate))
-        .untuple_one();
-    let approve = one
-        .and(warp::path("approve"))
-        .and(warp::path::end())
-        .and(warp::post())
-        .map(|id| (id, Change::Approve))
-        .untuple_one();
-    let reject = one
-        .and(warp::path("reject"))
-        .and(warp::path::end())
-        .and(warp::post())
-        .map(|id| (id, Change::Reject))
-        .untuple_one();
+    let post = move |verb: &'static str, change: Change| {
+        one.and(warp::path(verb)).and(warp::path::end()).and(warp::post()).map(move |id| (id, change)).untuple_one()
+    };
+    let (suspend, reactivate) = (post("suspend", Change::Suspend), post("reactivate", Change::Reactivate));
+    let (approve, reject) = (post("approve", Change::Approve), post("reject", Change::Reject));
     let change = revoke.or(suspend).unify().or(reactivate).unify().or(approve).unify().or(reject).unify();
     let change = change.and(with_state(state.clone())).and(ctx()).then(change_device);
     let number = one.and(warp::path("sms-number")).and(warp::path::end()).and(warp::post()).and(super::json_body());
