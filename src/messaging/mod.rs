@@ -13,6 +13,7 @@ pub mod error;
 pub mod escalation;
 pub mod inbound;
 pub mod notifications;
+mod notify_request;
 pub mod pushed;
 pub mod receipts;
 pub mod wire;
