@@ -22,9 +22,7 @@ pub fn file<E>(tx: &Tx<'_>, previous: Option<&Device>, device: &Device) -> Resul
 
 /// The ids of `user`'s devices (any state).
 pub fn of(store: &Store, user: &UserId) -> Result<Vec<String>, StoreError> {
-    let prefix = format!("{user}/");
-    let filed: Vec<(String, ())> = store.scan_prefix(Table::UserDevices, &prefix, None, usize::MAX)?;
-    Ok(filed.into_iter().map(|(k, ())| k[prefix.len()..].to_owned()).collect())
+    some_of(store, user, usize::MAX)
 }
 
 /// The ids of at most `limit` of `user`'s devices (any state; in id order).

@@ -5,7 +5,7 @@
 //! one wins). The HTTP shapes are those of the original design.
 
 use crate::audit::{Actor, AuditLog, Event};
-use crate::clock::{self, Clock, Timestamp};
+use crate::clock::{self, Clock};
 use crate::config::PairingConfig;
 use crate::error::Coded;
 
@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod answers;
 mod device;
 mod error;
 mod invite;
@@ -30,6 +31,7 @@ pub mod qr;
 mod tx;
 mod wire;
 
+use answers::{accept_action, hint_of, outcome, sms_answer, view};
 pub use error::PairingError;
 pub use invite::{Invite, InviteKind, InviteStatus};
 use tx::{accept_in, expire_in, get_invite, hash_otp, new_otp, renew_in};
@@ -370,46 +372,5 @@ impl Pairing {
             }
         }
         Ok(swept)
-    }
-}
-
-/// A safe-to-log form of whatever code a client sent.
-fn hint_of(raw_code: &str) -> String {
-    InviteCode::parse(raw_code).map(|c| c.masked()).unwrap_or_else(|_| "(malformed code)".into())
-}
-
-fn accept_action<T>(result: &Result<T, PairingError>) -> &'static str {
-    if result.is_ok() {
-        "invite.accept"
-    } else {
-        "invite.reject"
-    }
-}
-
-fn outcome<T>(result: &Result<T, PairingError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    }
-}
-
-fn view(code: &InviteCode, invite: &Invite, now: Timestamp) -> InviteView {
-    let status = invite.effective_status(now);
-    InviteView {
-        invite_code: code.as_str().to_owned(),
-        status,
-        expires_at: invite.expires_at,
-        is_expired: status == InviteStatus::Expired,
-        is_valid: status == InviteStatus::Pending,
-    }
-}
-
-fn sms_answer(code: &InviteCode, invite: &Invite, phone: &PhoneNumber, what: &str) -> SendSmsResponse {
-    SendSmsResponse {
-        invite_code: code.as_str().to_owned(),
-        phone_number: phone.masked(),
-        expires_at: invite.expires_at,
-        status: InviteStatus::Pending,
-        message: format!("{what} to {}", phone.masked()),
     }
 }
