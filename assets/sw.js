@@ -92,18 +92,29 @@ async function seen(item) {
   }).catch(() => {});
 }
 
-/** Rejects approval `id` with the phone's token; says how it went. */
-async function reject(id) {
+/** Rejects approval `id` with the phone's token; says how it went in a
+ * notification that replaces the approval's (same tag: the approval's is
+ * never closed first, as a close that lands after the replacement would
+ * take the answer away with it). */
+async function reject(notification, id) {
   const token = await self.topdogKeys.get("token");
-  if (!token) return openApp("/app");
-  const response = await fetch(`/phone/approvals/${encodeURIComponent(id)}/respond`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ decision: "reject", code: "" }),
-  });
-  const answer = await response.json().catch(() => null);
-  const body = response.ok ? "The request was rejected." : (answer?.detail ?? `The appliance answered ${response.status}.`);
-  await self.registration.showNotification(response.ok ? "Rejected" : "Not rejected", { body, tag: `approval-${id}`, icon: ICON, badge: ICON });
+  if (!token) {
+    notification.close();
+    return openApp("/app");
+  }
+  let title = "Not rejected";
+  let body = "The appliance could not be reached.";
+  try {
+    const response = await fetch(`/phone/approvals/${encodeURIComponent(id)}/respond`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ decision: "reject", code: "" }),
+    });
+    const answer = await response.json().catch(() => null);
+    title = response.ok ? "Rejected" : title;
+    body = response.ok ? "The request was rejected." : (answer?.detail ?? `The appliance answered ${response.status}.`);
+  } catch { /* said as "could not be reached" */ }
+  await self.registration.showNotification(title, { body, tag: `approval-${id}`, icon: ICON, badge: ICON });
 }
 
 /** Focuses the open app at `url`, or opens it. */
@@ -119,9 +130,10 @@ async function openApp(url) {
 }
 
 self.addEventListener("notificationclick", (event) => {
-  event.notification.close();
   const data = event.notification.data ?? {};
-  const opened = event.action === "reject" && data.approval ? reject(data.approval) : openApp(data.url ?? "/app");
+  const rejecting = event.action === "reject" && data.approval;
+  if (!rejecting) event.notification.close();
+  const opened = rejecting ? reject(event.notification, data.approval) : openApp(data.url ?? "/app");
   const work = Promise.all([seen(data.item), opened]);
   try {
     event.waitUntil(work);

@@ -21,9 +21,9 @@ export function fail(message) {
 }
 
 /** Calls `probe` every 100 ms until it resolves to something truthy, for
- * up to 15 s; `what` says what was awaited when it never does. */
-export async function eventually(probe, what) {
-  const deadline = Date.now() + TIMEOUT;
+ * up to `timeout` ms (15 s); `what` says what was awaited when it never does. */
+export async function eventually(probe, what, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
   for (;;) {
     const found = await probe();
     if (found) return found;

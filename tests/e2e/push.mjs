@@ -38,10 +38,10 @@ function showing(page) {
     .map((n) => ({ title: n.title, body: n.body, tag: n.tag, actions: n.actions.map((a) => a.action), requireInteraction: n.requireInteraction })));
 }
 
-/** Waits until a shown notification has `tag`. */
-function waitShown(page, tag) {
-  const found = async () => (await showing(page)).find((n) => n.tag === tag);
-  return eventually(found, async () => `a notification tagged ${tag}: ${JSON.stringify(await showing(page))}`);
+/** Waits until a shown notification has `tag` (and `title`, if given). */
+function waitShown(page, tag, title, timeout) {
+  const found = async () => (await showing(page)).find((n) => n.tag === tag && (title === undefined || n.title === title));
+  return eventually(found, async () => `a notification tagged ${tag} ${title ?? ""}: ${JSON.stringify(await showing(page))}`, timeout);
 }
 
 await runTest("push", ["--push-allowed-hosts", "127.0.0.1"], async (app, browser) => {
@@ -74,18 +74,32 @@ await runTest("push", ["--push-allowed-hosts", "127.0.0.1"], async (app, browser
   await cdp.send("ServiceWorker.enable");
   const ours = () => registrations.find((r) => r.scopeURL === `${app.base}/` && !r.isDeleted);
   const { registrationId } = await eventually(ours, () => `the worker's registration: ${JSON.stringify(registrations)}`);
-  const push = (message) => cdp.send("ServiceWorker.deliverPushMessage", { origin: app.base, registrationId, data: JSON.stringify(message) });
+  const deliver = (message) => cdp.send("ServiceWorker.deliverPushMessage", { origin: app.base, registrationId, data: JSON.stringify(message) });
+  // Delivers `message` until the worker shows it under `tag`. Under load,
+  // headless Chromium now and then loses a notification its worker showed
+  // for a DevTools-delivered push (the worker got the event; a second
+  // delivery of the same message is shown). The tag makes a redelivery
+  // replace, as a real push service's redelivery would.
+  const push = async (message, tag) => {
+    for (let attempt = 1; ; attempt++) {
+      await deliver(message);
+      try {
+        return await waitShown(phone, tag, undefined, 5_000);
+      } catch (error) {
+        if (attempt === 3) throw error;
+        console.log(`push: ${tag} not shown after delivery ${attempt}; delivering again`);
+      }
+    }
+  };
 
   const asked = await ideCall(app, "POST", "/phone/approvals", { user_id: "alice", title: "Deploy 1.4", detail: "build 7", timeout_s: 300 });
   if (asked.status !== 201) fail(`approval: ${JSON.stringify(asked)}`);
   const time = new Date().toISOString();
-  await push({ type: "approval_request", id: asked.body.id, time, title: "Deploy 1.4", detail: "build 7", choices: ["11", "42", "77"], expires_at: asked.body.expires_at });
-  const approval = await waitShown(phone, `approval-${asked.body.id}`);
+  const approval = await push({ type: "approval_request", id: asked.body.id, time, title: "Deploy 1.4", detail: "build 7", choices: ["11", "42", "77"], expires_at: asked.body.expires_at }, `approval-${asked.body.id}`);
   if (approval.title !== "Approve? Deploy 1.4" || approval.actions.join() !== "reject,review" || !approval.requireInteraction) {
     fail(`approval notification: ${JSON.stringify(approval)}`);
   }
-  await push({ type: "notification", id: "n00000000000000ff", time, title: "Build #8 failed", body: "3 tests failed", priority: 5, kind: "build_failure" });
-  const note = await waitShown(phone, "notification-n00000000000000ff");
+  const note = await push({ type: "notification", id: "n00000000000000ff", time, title: "Build #8 failed", body: "3 tests failed", priority: 5, kind: "build_failure" }, "notification-n00000000000000ff");
   if (note.title !== "Build #8 failed" || note.body !== "3 tests failed" || !note.requireInteraction) fail(`notification: ${JSON.stringify(note)}`);
 
   // Reject, from the notification, in the worker.
@@ -97,16 +111,16 @@ await runTest("push", ["--push-allowed-hosts", "127.0.0.1"], async (app, browser
   }, `approval-${asked.body.id}`);
   const outcome = await ideCall(app, "GET", `/phone/approvals/${asked.body.id}?wait=10s`);
   if (outcome.body.status !== "rejected") fail(`after Reject: ${JSON.stringify(outcome.body)}`);
-  await waitShown(phone, `approval-${asked.body.id}`).then((n) => n.title === "Rejected" || fail(`after Reject: ${JSON.stringify(n)}`));
+  // Its notification now says so (it replaces the approval's, same tag).
+  await waitShown(phone, `approval-${asked.body.id}`, "Rejected");
   // The tap counts as seen (the receipt the requester reads).
   const tracked = `/phone/approvals/${asked.body.id}`;
   await eventually(async () => (await receiptState(app, tracked)) === "seen", "the receipt says seen after the tap");
 
   // A revoked phone's worker clears what it showed and says why.
-  await push({ type: "control", id: "c1", time, action: "revoked", detail: "An admin revoked this phone." });
-  const control = await waitShown(phone, "control");
-  const left = await showing(phone);
-  if (control.title !== "This phone was unpaired" || left.length !== 1) fail(`after revoked: ${JSON.stringify(left)}`);
+  const control = await push({ type: "control", id: "c1", time, action: "revoked", detail: "An admin revoked this phone." }, "control");
+  if (control.title !== "This phone was unpaired") fail(`after revoked: ${JSON.stringify(control)}`);
+  await eventually(async () => (await showing(phone)).length === 1, async () => `only the control notice left: ${JSON.stringify(await showing(phone))}`);
   const kept = await worker.evaluate(() => self.topdogKeys.get("token"));
   if (kept !== undefined) fail("the worker kept the token of a revoked phone");
 });
