@@ -41,7 +41,7 @@ pub(super) fn messaging(
     tasks: &TaskTracker,
     reach: Reach,
 ) -> anyhow::Result<Messaging> {
-    let Reach { push, receipts, sms, templates, base_url } = reach;
+    let Reach { push, receipts, sms, templates, base_url, cluster } = reach;
     let clock = devices.clock();
     let delivery = Delivery::new(crate::messaging::delivery::Parts {
         link: broker.link.clone(),
@@ -52,6 +52,7 @@ pub(super) fn messaging(
         tasks: tasks.clone(),
         clock: clock.clone(),
         receipts: receipts.clone(),
+        cluster,
     });
     let notifications = Notifications::new(store.clone(), delivery.clone(), clock.clone());
     let approvals = Approvals::new(store.clone(), delivery.clone(), audit.clone(), tasks.clone(), clock.clone());
@@ -100,6 +101,7 @@ pub(super) struct Reach {
     pub(super) sms: Arc<dyn crate::sms::Sms>,
     pub(super) templates: Arc<Templates>,
     pub(super) base_url: String,
+    pub(super) cluster: crate::cluster::Cluster,
 }
 
 /// Web Push: the VAPID key and the sender (push services are told the

@@ -31,8 +31,10 @@ use crate::store::Store;
 mod acme;
 mod certs;
 mod messaging;
+mod shared;
 
 use self::messaging::{messaging, start_push, Reach};
+use crate::cluster::Cluster;
 use anyhow::Context as _;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -125,7 +127,8 @@ impl App {
         let tokens = Arc::new(Tokens::load_or_create(&dir, config.jwt_ttl, clock.clone()).context("JWT signing key")?);
         let admin = AdminToken::load_or_create(&dir, config.admin_token.as_ref().map(|s| s.0.as_str()))
             .context("admin token")?;
-        let store = Store::open(&dir.database()).context("database")?;
+        let store = shared::open_store(&config, &dir).await?;
+        let cluster = Cluster::new(store.clone(), config.node_name.clone());
         let audit = AuditLog::open(&dir.audit_log(), clock.clone()).context("audit log")?;
         let http =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
@@ -210,7 +213,14 @@ impl App {
             pushed: Some(Arc::new(move |device: &str, item: &str| pushed.reached(device, item, Step::Pushed))),
         };
         let push = start_push(&config, &base_url, push_parts)?;
-        let reach = Reach { push: push.clone(), receipts, sms: sms.clone(), templates, base_url: base_url.clone() };
+        let reach = Reach {
+            push: push.clone(),
+            receipts,
+            sms: sms.clone(),
+            templates,
+            base_url: base_url.clone(),
+            cluster: cluster.clone(),
+        };
         let messaging =
             messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, reach)?;
         let acme = match config.acme.clone() {
@@ -253,6 +263,8 @@ impl App {
             clock: clock.clone(),
             push,
             acme: acme.as_ref().map(|a| a.acme.clone()),
+            nodes: crate::cluster::nodes::Nodes::new(store.clone(), clock.clone()),
+            cluster,
         });
         let display_host =
             if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };
@@ -336,6 +348,9 @@ impl App {
         if let Some((live, cert, key)) = self.cert_files.clone() {
             tasks.spawn(crate::pki::live::watch_files(live, cert, key, stop.clone()));
         }
+        let node = shared::this_node(&self.state.cluster, &self.info.api_url, &self.info.mqtt_url, self.state.clock.now());
+        tasks.spawn(shared::beat(self.state.clone(), node, stop.clone()));
+        tasks.spawn(shared::hear(self.state.clone(), stop.clone()));
         tasks.spawn(sweeper(self.state.clone(), self.sweep, stop));
         let stop_inbound = self.state.shutdown.clone();
         let inbound = crate::messaging::inbound::serve(
@@ -377,24 +392,31 @@ async fn sweeper(state: Arc<State>, sweep: Sweep, mut stop: watch::Receiver<bool
             _ = ticks.tick() => {}
             _ = stop.changed() => return,
         }
-        match state.pairing.sweep().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "marked expired invites"),
-            Err(e) => tracing::error!(error = %e, "invite sweep failed"),
-        }
-        if let Err(e) = state.messaging.sweep(sweep.retention).await {
-            tracing::error!(error = %e, "messaging sweep failed");
-        }
-        if let Err(e) = state.hooks.prune().await {
-            tracing::error!(error = %e, "could not prune webhook delivery ids");
-        }
-        if let Err(e) = state.devices.prune_revoked_tokens() {
-            tracing::error!(error = %e, "could not prune revoked token ids");
-        }
         state.limits.forget_idle();
         state.sessions.forget_ended();
-        if let Err(e) = state.licensing.observe_clock().await {
-            tracing::error!(error = %e, "could not record the clock mark");
+        if state.cluster.leading() {
+            sweep_store(&state, &sweep).await;
         }
+    }
+}
+
+/// The sweep of the shared records (one node at a time does it).
+async fn sweep_store(state: &State, sweep: &Sweep) {
+    match state.pairing.sweep().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(expired = n, "marked expired invites"),
+        Err(e) => tracing::error!(error = %e, "invite sweep failed"),
+    }
+    if let Err(e) = state.messaging.sweep(sweep.retention).await {
+        tracing::error!(error = %e, "messaging sweep failed");
+    }
+    if let Err(e) = state.hooks.prune().await {
+        tracing::error!(error = %e, "could not prune webhook delivery ids");
+    }
+    if let Err(e) = state.devices.prune_revoked_tokens() {
+        tracing::error!(error = %e, "could not prune revoked token ids");
+    }
+    if let Err(e) = state.licensing.observe_clock().await {
+        tracing::error!(error = %e, "could not record the clock mark");
     }
 }

@@ -4,6 +4,7 @@
 
 mod banner;
 pub mod client;
+mod cluster;
 mod devices;
 mod license;
 mod maintenance;
@@ -113,6 +114,21 @@ enum Command {
         /// The data directory to create.
         #[arg(long, env = "TOPDOG_DATA_DIR", default_value = "topdog-data")]
         data_dir: PathBuf,
+    },
+    /// Apply the PostgreSQL schema's migrations (serve applies them too).
+    Migrate {
+        #[command(flatten)]
+        database: cluster::Database,
+    },
+    /// The records: copy them from sled into PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        action: cluster::StoreAction,
+    },
+    /// The keys every node of one appliance shares: export, import.
+    Keys {
+        #[command(subcommand)]
+        action: cluster::KeysAction,
     },
     /// The audit log.
     Audit {
@@ -256,6 +272,9 @@ fn init_logging(format: LogFormat) {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config, settings, ready_file } => serve(*settings, config, ready_file).await,
+        Command::Migrate { database } => cluster::migrate(&database).await,
+        Command::Store { action } => cluster::store(action).await,
+        Command::Keys { action } => cluster::keys(action),
         Command::Invite { action, remote } => invite(action, &remote).await,
         Command::Devices { action, remote } => devices::devices(action, &remote).await,
         Command::Status { remote } => show(remote.transport()?.send("GET", "/admin/status", None).await?),

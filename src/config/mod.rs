@@ -111,6 +111,10 @@ pub struct Config {
     pub acme: Option<crate::acme::AcmeConfig>,
     /// Console sign-in through an OpenID provider, when `oidc_issuer` is set.
     pub oidc: Option<OidcConfig>,
+    /// The shared PostgreSQL database, when `database_url` is set.
+    pub database: Option<DatabaseConfig>,
+    /// This node's name (among several sharing one database).
+    pub node_name: String,
     /// Plain HTTP instead of HTTPS.
     pub insecure_http: bool,
     /// Public base URL (None: derived from the host name and port).
@@ -203,6 +207,8 @@ impl Config {
         let config = Config {
             acme: acme::acme_config(&s, http_addr, &tls)?,
             oidc: oidc::oidc_config(&s)?,
+            database: database_config(&s)?,
+            node_name: node_name(&s)?,
             data_dir: s.data_dir.clone().unwrap_or_else(|| PathBuf::from("topdog-data")),
             http_addr,
             mqtt_addr: s.mqtt_addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8883))),
@@ -354,3 +360,37 @@ fn sms_config(s: &Settings) -> Result<SmsConfig, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Where the shared PostgreSQL database is.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Its URL (it may carry a password).
+    pub url: Secret,
+    /// A CA certificate to trust for its TLS (besides the public roots).
+    pub ca_cert: Option<PathBuf>,
+}
+
+fn database_config(s: &Settings) -> Result<Option<DatabaseConfig>, ConfigError> {
+    let Some(url) = s.database_url.clone() else {
+        return match s.database_ca_cert {
+            Some(_) => Err(invalid("database_ca_cert", "needs database_url")),
+            None => Ok(None),
+        };
+    };
+    let parsed = url::Url::parse(&url.0).map_err(|_| invalid("database_url", "is not a URL"))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(invalid("database_url", "must be a postgres:// URL"));
+    }
+    Ok(Some(DatabaseConfig { url, ca_cert: s.database_ca_cert.clone() }))
+}
+
+fn node_name(s: &Settings) -> Result<String, ConfigError> {
+    let name = s.node_name.clone().unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let fine = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    match fine {
+        true => Ok(name),
+        false => Err(invalid("node_name", "1–63 letters, digits, '-', '.' or '_'")),
+    }
+}

@@ -111,6 +111,18 @@ pub struct Settings {
     /// when the HTTPS listener is on port 443, else HTTP-01).
     #[arg(long, env = "TOPDOG_ACME_CHALLENGE")]
     pub acme_challenge: Option<String>,
+    /// A PostgreSQL database to keep the records in, shared by every node
+    /// given the same one (`postgres://user:password@host:port/db`; default:
+    /// the data directory's embedded database).
+    #[arg(long, env = "TOPDOG_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+    /// A CA certificate (PEM) to trust for the PostgreSQL server's TLS.
+    #[arg(long, env = "TOPDOG_DATABASE_CA_CERT")]
+    pub database_ca_cert: Option<PathBuf>,
+    /// This node's name among several sharing one database (default: the
+    /// host name).
+    #[arg(long, env = "TOPDOG_NODE_NAME")]
+    pub node_name: Option<String>,
     /// The OpenID provider people sign in to the console with (its issuer
     /// URL); turns single sign-on on.
     #[arg(long, env = "TOPDOG_OIDC_ISSUER")]

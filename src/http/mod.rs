@@ -83,6 +83,10 @@ pub struct State {
     pub push: crate::push::Push,
     /// Certificates by ACME, when on.
     pub acme: Option<Arc<crate::acme::Acme>>,
+    /// The nodes' heartbeats.
+    pub nodes: crate::cluster::nodes::Nodes,
+    /// This node among the nodes sharing the store.
+    pub cluster: crate::cluster::Cluster,
     /// The appliance CA (its certificate for `/ca`).
     pub ca: Arc<crate::pki::Ca>,
     /// The server certificate the listeners present.

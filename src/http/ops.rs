@@ -85,6 +85,9 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
             "certificate": state.server_cert.facts(state.clock.now()),
             "acme": state.acme.as_ref().map(|a| a.report()),
             "devices": devices,
+            "node": state.cluster.node(),
+            "store": if state.store.is_shared() { "postgres" } else { "sled" },
+            "nodes": state.nodes.list().map_err(|e| Error::Internal(e.to_string()))?,
         }))
     };
     respond(StatusCode::OK, result.await)
@@ -94,6 +97,7 @@ async fn backup(state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
         let actor = ctx.admin(&state).await?;
         let taken = crate::store::backup::take(&state.store, &state.data_dir, state.clock.now())
+            .await
             .map_err(|e| Error::Internal(e.to_string()));
         let outcome = if taken.is_ok() { "ok" } else { "internal" };
         state.audit.record(crate::audit::Event::new(&actor, "backup.take", "data directory", outcome)).await;

@@ -1,11 +1,14 @@
 //! Sends appliance → phone messages: published on the device's topic through
 //! the broker's in-process link, handed to the device's live event streams
 //! (the web app's SSE) and, unless it is a resend to a phone that just came
-//! back, pushed to its Web Push subscriptions. Counts them, and closes a
-//! device's MQTT connection after telling it why.
+//! back, pushed to its Web Push subscriptions; on a shared store, the other
+//! nodes are told too, and the one holding the phone publishes it. Counts
+//! them, and closes a device's MQTT connection after telling it why.
 
 use super::wire::{self, Outbound};
 use crate::clock::Clock;
+use crate::cluster::relay::{Relay, MAX_CARRIED};
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::mqtt::broker::Link;
 use crate::mqtt::gateway::Gateway;
@@ -72,6 +75,8 @@ pub struct Parts {
     pub clock: Clock,
     /// Notes what reached a phone.
     pub receipts: super::receipts::Receipts,
+    /// The other nodes.
+    pub cluster: Cluster,
 }
 
 /// The sender (cheap to clone).
@@ -105,8 +110,9 @@ impl Delivery {
         self.send_live_json(user_id, device_id, message).await.and_then(|(connection, _)| connection)
     }
 
-    /// Publishes and streams `message`: the connection it reached, and its
-    /// JSON (None when it could not be encoded).
+    /// Publishes and streams `message` here and tells the other nodes: the
+    /// connection it reached here, and its JSON (None when it could not be
+    /// encoded).
     async fn send_live_json(
         &self,
         user_id: &str,
@@ -121,22 +127,45 @@ impl Delivery {
                 return None;
             }
         };
+        let id = message.id().to_owned();
+        let connection = self.publish_here(user_id, device_id, kind, &id, &json).await;
+        if self.parts.cluster.is_shared() {
+            let (user, device) = (user_id.to_owned(), device_id.to_owned());
+            let relay = match json.len() <= MAX_CARRIED {
+                true => Relay::Publish { user, device, kind, id, json: json.clone() },
+                false => Relay::Replay { device },
+            };
+            self.parts.cluster.tell(relay).await;
+        }
+        Some((connection, json))
+    }
+
+    /// Publishes and streams a message another node sent, if the device is
+    /// connected here (by MQTT or an event stream).
+    pub async fn relayed(&self, user_id: &str, device_id: &str, kind: wire::Kind, id: &str, json: &str) {
+        if self.parts.gateway.holds(device_id) || self.streams_open(device_id) {
+            self.publish_here(user_id, device_id, kind, id, json).await;
+        }
+    }
+
+    /// Publishes `json` to the device's topic on this node's broker and
+    /// hands it to its event streams here: the connection it reached.
+    async fn publish_here(&self, user_id: &str, device_id: &str, kind: wire::Kind, id: &str, json: &str) -> Option<u64> {
         let settled = self.parts.gateway.settled(device_id).await;
         let topic = wire::topic(user_id, device_id, kind);
-        if let Err(e) = self.parts.link.publish(&topic, json.clone().into_bytes()).await {
+        if let Err(e) = self.parts.link.publish(&topic, json.as_bytes().to_vec()).await {
             tracing::error!(error = %e, device = device_id, "could not publish to the broker");
         }
         let subscribed = settled.connection;
         drop(settled);
-        let id = message.id().to_owned();
-        let tracked = matches!(message, Outbound::Notification(_) | Outbound::ApprovalRequest(_));
+        let tracked = matches!(kind, wire::Kind::Notification | wire::Kind::ApprovalRequest);
         if tracked && (subscribed.is_some() || self.streams_open(device_id)) {
-            self.parts.receipts.reached(device_id, &id, super::receipts::Step::Delivered);
+            self.parts.receipts.reached(device_id, id, super::receipts::Step::Delivered);
         }
-        let event = LiveEvent { device_id: device_id.to_owned(), kind, id, json: json.clone().into() };
+        let event = LiveEvent { device_id: device_id.to_owned(), kind, id: id.to_owned(), json: json.into() };
         let _ = self.live.send(event);
         self.parts.metrics.message(false, kind.as_str());
-        Some((subscribed, json))
+        subscribed
     }
 
     /// The device's live connection subscribed to its notifications (once
@@ -171,13 +200,25 @@ impl Delivery {
     /// or at [`CONTROL_DEADLINE`] if it never does (a phone not subscribed
     /// to `control`).
     pub async fn send_then_cut_off(&self, user_id: &str, device_id: &str, message: &Outbound) {
-        self.parts.gateway.close_after_control(device_id);
+        self.cut_off_here(device_id);
+        self.parts.cluster.tell(Relay::CutOff { device: device_id.to_owned() }).await;
         self.send(user_id, device_id, message).await;
+    }
+
+    /// Closes the device's MQTT connections on this node once the next
+    /// `control` message has passed (or at [`CONTROL_DEADLINE`]).
+    pub fn cut_off_here(&self, device_id: &str) {
+        self.parts.gateway.close_after_control(device_id);
         let (gateway, device) = (self.parts.gateway.clone(), device_id.to_owned());
         self.parts.tasks.spawn(async move {
             tokio::time::sleep(CONTROL_DEADLINE).await;
             gateway.kick_closing(&device);
         });
+    }
+
+    /// The other nodes.
+    pub fn cluster(&self) -> &Cluster {
+        &self.parts.cluster
     }
 
     /// The metrics.

@@ -51,6 +51,20 @@ fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, TlsError> {
     Ok(roots)
 }
 
+/// A client configuration trusting the public roots and, if given, the CA
+/// certificates in `extra_ca_pem` (for a server with a private CA).
+pub fn client(extra_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in extra_ca_pem.map(certs).transpose()?.unwrap_or_default() {
+        roots.add(cert)?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// The MQTT gateway's server configuration: a client certificate from the
 /// appliance CA is required; the server certificate is `live`'s.
 pub fn mqtt_server(live: Arc<LiveCert>, appliance_ca_pem: &str) -> Result<rustls::ServerConfig, TlsError> {

@@ -1,30 +1,26 @@
-//! The durable store: one sled database with a tree per record kind. Records
-//! are JSON. Every change that is acknowledged goes through `commit` or
-//! `insert`, which return only after sled has flushed it to disk; changes to
-//! several records happen in one transaction. Flushes are group commits: one
-//! flusher thread serves every waiting caller with one `flush()` (sled's own
-//! `flush_async` deadlocks its I/O pool under many concurrent callers).
-//! Nothing else touches sled.
+//! The durable store: a table per kind of record, records as JSON, kept in
+//! the embedded sled database (the default) or in PostgreSQL (shared by
+//! several nodes, `--database-url`). Both give the same guarantees: every
+//! acknowledged change goes through `commit` or `insert`, which return only
+//! once it is durable; changes to several records happen in one serializable
+//! transaction (retried on conflict). Nothing else touches a database.
 
 pub mod backup;
+pub mod copy;
 pub mod datadir;
+mod postgres;
+mod sled_db;
 mod table;
 pub mod upgrade;
 
+pub use postgres::{migrations, Connection, Leadership};
 pub use table::Table;
 use table::TABLES;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::Transactional;
+use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use std::path::Path;
-use std::sync::Arc;
-
-/// sled's page cache (its default is 1 GiB, which a busy appliance fills).
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A storage failure (always an internal error).
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +28,27 @@ pub enum StoreError {
     /// sled reported an error.
     #[error("database: {0}")]
     Sled(#[from] sled::Error),
+    /// PostgreSQL reported an error.
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had.
+    #[error("database connection: {0}")]
+    Pool(String),
+    /// The database's schema is not one this build can use.
+    #[error("database schema: {0}")]
+    Schema(String),
     /// A stored record could not be (de)serialised.
     #[error("record encoding: {0}")]
     Codec(#[from] serde_json::Error),
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> StoreError {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+            other => StoreError::Pool(other.to_string()),
+        }
+    }
 }
 
 /// The result of a transaction: the domain's refusal, or a storage failure.
@@ -56,35 +70,55 @@ impl From<TxError<std::convert::Infallible>> for StoreError {
     }
 }
 
+/// A failure of the database under a transaction.
+#[derive(Debug)]
+pub enum Fault {
+    /// sled's (a conflict is retried by sled).
+    Sled(UnabortableTransactionError),
+    /// PostgreSQL's (a serialization failure is retried by the store).
+    Postgres(tokio_postgres::Error),
+}
+
 /// Why a transaction closure stopped: return `TxAbort::Domain` to refuse.
 pub enum TxAbort<E> {
     /// The domain refused the change.
     Domain(E),
     /// A storage-level conflict or failure (retried or reported by the store).
-    Storage(UnabortableTransactionError),
+    Storage(Fault),
     /// A record could not be (de)serialised.
     Codec(serde_json::Error),
 }
 
 impl<E> From<UnabortableTransactionError> for TxAbort<E> {
     fn from(e: UnabortableTransactionError) -> Self {
+        TxAbort::Storage(Fault::Sled(e))
+    }
+}
+
+impl<E> From<Fault> for TxAbort<E> {
+    fn from(e: Fault) -> Self {
         TxAbort::Storage(e)
     }
 }
 
 /// The view of the store inside a transaction.
 pub struct Tx<'a> {
-    trees: &'a [TransactionalTree],
+    inner: TxInner<'a>,
+}
+
+enum TxInner<'a> {
+    Sled(&'a [TransactionalTree]),
+    Postgres(&'a postgres::PgTx<'a>),
 }
 
 impl Tx<'_> {
-    fn tree(&self, table: Table) -> &TransactionalTree {
-        &self.trees[table as usize]
-    }
-
     /// Reads a record.
     pub fn get<T: DeserializeOwned, E>(&self, table: Table, key: &str) -> Result<Option<T>, TxAbort<E>> {
-        match self.tree(table).get(key.as_bytes())? {
+        let bytes = match &self.inner {
+            TxInner::Sled(trees) => sled_db::tx_get(trees, table, key)?,
+            TxInner::Postgres(tx) => tx.get(table, key)?,
+        };
+        match bytes {
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(TxAbort::Codec),
             None => Ok(None),
         }
@@ -93,114 +127,97 @@ impl Tx<'_> {
     /// Writes a record.
     pub fn put<T: Serialize, E>(&self, table: Table, key: &str, value: &T) -> Result<(), TxAbort<E>> {
         let bytes = serde_json::to_vec(value).map_err(TxAbort::Codec)?;
-        self.tree(table).insert(key.as_bytes(), bytes)?;
+        match &self.inner {
+            TxInner::Sled(trees) => sled_db::tx_put(trees, table, key, bytes)?,
+            TxInner::Postgres(tx) => tx.put(table, key, bytes)?,
+        }
         Ok(())
     }
 
     /// Removes a record.
     pub fn remove<E>(&self, table: Table, key: &str) -> Result<(), TxAbort<E>> {
-        self.tree(table).remove(key.as_bytes())?;
+        match &self.inner {
+            TxInner::Sled(trees) => sled_db::tx_remove(trees, table, key)?,
+            TxInner::Postgres(tx) => tx.remove(table, key)?,
+        }
         Ok(())
     }
 }
 
-enum Inner<E> {
-    Domain(E),
-    Codec(serde_json::Error),
-}
-
-type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
-
 /// The database handle (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    flusher: Arc<Flusher>,
-    trees: Arc<[sled::Tree]>,
-    /// Writers share it; `export` takes it alone, for a consistent copy.
-    gate: Arc<std::sync::RwLock<()>>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sled(sled_db::SledDb),
+    Postgres(postgres::Pg),
 }
 
 /// Every record of every table: `(table name, [(key, JSON value)])`.
 pub type Dump = Vec<(String, Vec<(String, serde_json::Value)>)>;
 
-/// The group-commit thread; dropping the last handle stops it and waits, so
-/// the database is closed when the last `Store` is dropped.
-struct Flusher {
-    requests: Option<std::sync::mpsc::Sender<FlushWaiter>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    Ok(serde_json::from_slice(bytes)?)
 }
 
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        drop(self.requests.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Serves flush requests: each round takes every waiting request, flushes
-/// once, and answers them all. Ends when every `Store` handle is gone.
-fn run_flusher(db: sled::Db, requests: std::sync::mpsc::Receiver<FlushWaiter>) {
-    while let Ok(first) = requests.recv() {
-        let mut waiters = vec![first];
-        waiters.extend(requests.try_iter());
-        let outcome = db.flush().map(|_| ());
-        for waiter in waiters {
-            let _ = waiter.send(outcome.clone().map_err(StoreError::Sled));
-        }
-    }
+fn decode_keyed<T: DeserializeOwned>(records: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, T)>, StoreError> {
+    records.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the embedded database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open()?;
-        let trees = TABLES.iter().map(|(_, name)| db.open_tree(name)).collect::<Result<Arc<[_]>, _>>()?;
-        let (sender, requests) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("store-flusher".into())
-            .spawn({
-                let db = db.clone();
-                move || run_flusher(db, requests)
-            })
-            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
-        let flusher = Arc::new(Flusher { requests: Some(sender), thread: Some(thread) });
-        Ok(Store { db, flusher, trees, gate: Arc::default() })
+        Ok(Store { backend: Backend::Sled(sled_db::SledDb::open(path)?) })
     }
 
-    fn tree(&self, table: Table) -> &sled::Tree {
-        &self.trees[table as usize]
+    /// Connects to PostgreSQL and brings its schema up to date.
+    pub async fn connect(connection: &Connection) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Postgres(postgres::Pg::connect(connection).await?) })
+    }
+
+    /// Brings a PostgreSQL database's schema up to date; the migrations
+    /// applied now.
+    pub async fn migrate(connection: &Connection) -> Result<Vec<i32>, StoreError> {
+        postgres::Pg::migrate(connection).await
+    }
+
+    /// Whether the records are in PostgreSQL (shared with other nodes).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Reads a record.
     pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
-        match self.tree(table).get(key.as_bytes())? {
-            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
-            None => Ok(None),
-        }
+        let bytes = match &self.backend {
+            Backend::Sled(db) => db.get(table, key)?,
+            Backend::Postgres(db) => db.get(table, key)?,
+        };
+        bytes.as_deref().map(decode).transpose()
     }
 
     /// Whether a record exists.
     pub fn contains(&self, table: Table, key: &str) -> Result<bool, StoreError> {
-        Ok(self.tree(table).contains_key(key.as_bytes())?)
+        match &self.backend {
+            Backend::Sled(db) => db.contains(table, key),
+            Backend::Postgres(db) => db.contains(table, key),
+        }
     }
 
     /// Every record of a table, in key order.
     pub fn scan<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StoreError> {
-        self.tree(table).iter().values().map(|v| Ok(serde_json::from_slice(&v?)?)).collect()
+        Ok(self.scan_keyed(table)?.into_iter().map(|(_, v)| v).collect())
     }
 
     /// Every record of a table with its key, in key order.
     pub fn scan_keyed<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError> {
-        self.tree(table)
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?))
-            })
-            .collect()
+        let records = match &self.backend {
+            Backend::Sled(db) => db.scan(table)?,
+            Backend::Postgres(db) => db.scan(table)?,
+        };
+        decode_keyed(records)
     }
 
     /// The records whose key starts with `prefix` and sorts after `after`
@@ -212,114 +229,144 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, T)>, StoreError> {
-        let tree = self.tree(table);
-        let iter = match after {
-            Some(after) => {
-                tree.range::<&[u8], _>((std::ops::Bound::Excluded(after.as_bytes()), std::ops::Bound::Unbounded))
-            }
-            None => tree.scan_prefix(prefix.as_bytes()),
+        let records = match &self.backend {
+            Backend::Sled(db) => db.scan_prefix(table, prefix, after, limit)?,
+            Backend::Postgres(db) => db.scan_prefix(table, prefix, after, limit)?,
         };
-        iter.take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(prefix.as_bytes())))
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?))
-            })
-            .collect()
+        decode_keyed(records)
     }
 
     /// The last `n` records of a table (highest keys first).
     pub fn last<T: DeserializeOwned>(&self, table: Table, n: usize) -> Result<Vec<T>, StoreError> {
-        self.tree(table).iter().values().rev().take(n).map(|v| Ok(serde_json::from_slice(&v?)?)).collect()
+        let records = match &self.backend {
+            Backend::Sled(db) => db.last(table, n)?,
+            Backend::Postgres(db) => db.last(table, n)?,
+        };
+        records.iter().map(|v| decode(v)).collect()
     }
 
-    /// A new id, unique and increasing across restarts (gaps allowed).
+    /// A new id, unique and increasing across restarts (and nodes; gaps
+    /// allowed).
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        match &self.backend {
+            Backend::Sled(db) => db.next_id(),
+            Backend::Postgres(db) => db.next_id(),
+        }
     }
 
-    /// The number of records in a table.
+    /// The number of records in a table (0 when it cannot be counted).
     pub fn count(&self, table: Table) -> usize {
-        self.tree(table).len()
+        let counted = match &self.backend {
+            Backend::Sled(db) => db.count(table),
+            Backend::Postgres(db) => db.count(table),
+        };
+        counted.unwrap_or_else(|e| {
+            tracing::error!(error = %e, ?table, "could not count records");
+            0
+        })
     }
 
-    /// Writes one record and waits until it is on disk.
+    /// Writes one record and waits until it is durable.
     pub async fn insert<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(value)?;
-        {
-            let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
-            self.tree(table).insert(key.as_bytes(), bytes)?;
+        match &self.backend {
+            Backend::Sled(db) => db.insert(table, key, bytes).await,
+            Backend::Postgres(db) => db.insert(table, key, bytes).await,
         }
-        self.flush().await
     }
 
-    /// A consistent copy of every table (writers wait while it is taken).
-    pub fn export(&self) -> Result<Dump, StoreError> {
-        let _alone = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        let mut dump = Vec::new();
-        for (table, name) in TABLES {
-            let records = self
-                .tree(table)
-                .iter()
-                .map(|kv| {
-                    let (k, v) = kv?;
-                    Ok((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            dump.push((name.to_owned(), records));
-        }
-        Ok(dump)
+    /// A consistent copy of every table (sled: writers wait while it is
+    /// taken; PostgreSQL: one snapshot).
+    pub async fn export(&self) -> Result<Dump, StoreError> {
+        let tables = match &self.backend {
+            Backend::Sled(db) => db.export()?,
+            Backend::Postgres(db) => db.export().await?,
+        };
+        tables
+            .into_iter()
+            .map(|(table, records)| Ok((TABLES[table as usize].1.to_owned(), decode_keyed(records)?)))
+            .collect()
     }
 
-    /// Loads a dump into this (empty) store and flushes it.
-    pub async fn import(&self, dump: &Dump) -> Result<(), StoreError> {
+    /// Loads a dump into this (empty) store and makes it durable; ids given
+    /// from now on come after `next_id`.
+    pub async fn import(&self, dump: &Dump, next_id: u64) -> Result<(), StoreError> {
+        let mut tables = Vec::with_capacity(dump.len());
         for (name, records) in dump {
             let Some((table, _)) = TABLES.iter().find(|(_, n)| n == name) else {
                 return Err(StoreError::Codec(serde::de::Error::custom(format!("unknown table {name}"))));
             };
-            for (key, value) in records {
-                self.tree(*table).insert(key.as_bytes(), serde_json::to_vec(value)?)?;
-            }
+            let encoded = records
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), serde_json::to_vec(v)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            tables.push((*table, encoded));
         }
-        self.flush().await
+        match &self.backend {
+            Backend::Sled(db) => db.import(&tables).await,
+            Backend::Postgres(db) => db.import(&tables, next_id).await,
+        }
     }
 
     /// Runs `f` as one transaction over every table (retried on conflict),
-    /// then waits until the change is on disk.
+    /// then waits until the change is durable.
     pub async fn commit<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
-        let result = self.commit_unflushed(f)?;
-        self.flush().await.map_err(TxError::Store)?;
-        Ok(result)
+        match &self.backend {
+            Backend::Sled(db) => {
+                let result = db.transaction(|trees| f(&Tx { inner: TxInner::Sled(trees) }))?;
+                db.flush().await.map_err(TxError::Store)?;
+                Ok(result)
+            }
+            Backend::Postgres(db) => db.transaction(true, |tx| f(&Tx { inner: TxInner::Postgres(tx) })),
+        }
     }
 
     /// Runs `f` as one transaction without waiting for the disk: only for
     /// changes nobody is told about (such as a device's last-seen time).
     pub fn commit_unflushed<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
-        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
-        let outcome = trees.as_slice().transaction(|trees| {
-            let tx = Tx { trees };
-            f(&tx).map_err(|abort| match abort {
-                TxAbort::Domain(e) => ConflictableTransactionError::Abort(Inner::Domain(e)),
-                TxAbort::Codec(e) => ConflictableTransactionError::Abort(Inner::Codec(e)),
-                TxAbort::Storage(e) => e.into(),
-            })
-        });
-        outcome.map_err(|e| match e {
-            TransactionError::Abort(Inner::Domain(e)) => TxError::Domain(e),
-            TransactionError::Abort(Inner::Codec(e)) => TxError::Store(StoreError::Codec(e)),
-            TransactionError::Storage(e) => TxError::Store(StoreError::Sled(e)),
-        })
+        match &self.backend {
+            Backend::Sled(db) => db.transaction(|trees| f(&Tx { inner: TxInner::Sled(trees) })),
+            Backend::Postgres(db) => db.transaction(false, |tx| f(&Tx { inner: TxInner::Postgres(tx) })),
+        }
     }
 
-    /// Waits until every change so far is on disk (concurrent callers share
-    /// one flush).
+    /// Waits until every change so far is durable (concurrent callers share
+    /// one flush; PostgreSQL's commits already are).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let gone = || StoreError::Sled(sled::Error::ReportableBug("the store flusher has stopped".into()));
-        let sender = self.flusher.requests.as_ref().ok_or_else(gone)?;
-        sender.send(done).map_err(|_| gone())?;
-        wait.await.map_err(|_| gone())?
+        match &self.backend {
+            Backend::Sled(db) => db.flush().await,
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Tells every node sharing this store `payload` (nothing to do when
+    /// the store is this node's own).
+    pub async fn announce(&self, payload: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(()),
+            Backend::Postgres(db) => db.announce(payload).await,
+        }
+    }
+
+    /// What the nodes sharing this store announce (None when it is this
+    /// node's own); an empty message means some may have been missed.
+    pub fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        match &self.backend {
+            Backend::Sled(_) => None,
+            Backend::Postgres(db) => Some(db.listen()),
+        }
+    }
+
+    /// Whether this node runs the background work: always, on its own
+    /// store; one node at a time, on a shared one.
+    pub fn leadership(&self) -> Leadership {
+        match &self.backend {
+            Backend::Sled(_) => {
+                let (_, receiver) = tokio::sync::watch::channel(true);
+                receiver
+            }
+            Backend::Postgres(db) => db.lead(),
+        }
     }
 }
 

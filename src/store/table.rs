@@ -1,4 +1,5 @@
-//! The kinds of record the store keeps, each a sled tree of its own.
+//! The kinds of record the store keeps, each a sled tree (or a PostgreSQL
+//! table) of its own.
 
 /// The kinds of record the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +42,11 @@ pub enum Table {
     PendingApprovals,
     /// People who signed in to the console, by user id (their role).
     People,
+    /// The nodes serving this appliance, by node id (their heartbeat).
+    Nodes,
 }
 
-const TABLE_COUNT: usize = 19;
+const TABLE_COUNT: usize = 20;
 
 pub(super) const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Invites, "invites"),
@@ -65,4 +68,5 @@ pub(super) const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::HookDeliveries, "hook_deliveries"),
     (Table::PendingApprovals, "pending_approvals"),
     (Table::People, "people"),
+    (Table::Nodes, "nodes"),
 ];

@@ -75,8 +75,12 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
 }
 
-/// Starts an appliance with `options`.
-pub async fn spawn_with(options: Options) -> TestApp {
+/// Starts an appliance with `options` (on a database of its own when the
+/// tests run on PostgreSQL: see `postgres`).
+pub async fn spawn_with(mut options: Options) -> TestApp {
+    if crate::postgres::is_backend() && !options.args.iter().any(|a| a == "--database-url") {
+        options = options.arg("--database-url").arg(&crate::postgres::fresh_database().await);
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let unlicensed = options.unlicensed;
     let app = start(dir, options, None).await;

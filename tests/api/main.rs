@@ -29,6 +29,7 @@ mod pebble;
 mod people;
 mod phone;
 mod pipeline;
+mod postgres;
 mod proxies;
 mod push;
 #[path = "../support/push_service.rs"]

@@ -87,6 +87,11 @@ impl Approvals {
         let _ = self.decided.send(String::new());
     }
 
+    /// Wakes whoever waits on approval `id` (another node decided it).
+    pub fn decided_elsewhere(&self, id: &str) {
+        let _ = self.decided.send(id.to_owned());
+    }
+
     /// An approval by id.
     pub fn get(&self, id: &str) -> Result<Approval, MessagingError> {
         let mut approval: Approval = self.store.get(Table::Approvals, id)?.ok_or(MessagingError::ApprovalNotFound)?;
@@ -232,6 +237,7 @@ impl Approvals {
         let outcome = approval.reason.as_deref().unwrap_or("ok");
         self.audit.record(Event::new(actor, &action, &approval.id, outcome)).await;
         let _ = self.decided.send(approval.id.clone());
+        self.delivery.cluster().tell(crate::cluster::Relay::Decided { id: approval.id.clone() }).await;
         if let Some(url) = approval.webhook_url.clone() {
             let body = serde_json::json!({
                 "id": approval.id,

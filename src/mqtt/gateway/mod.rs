@@ -150,6 +150,11 @@ impl Gateway {
         self.registry.kick_closing(device)
     }
 
+    /// Whether `device` is connected to this node.
+    pub fn holds(&self, device: &str) -> bool {
+        self.registry.holds(device)
+    }
+
     /// Connected phones.
     pub fn connected(&self) -> usize {
         self.registry.count()

@@ -71,6 +71,11 @@ impl Registry {
         (id, token, closing)
     }
 
+    /// Whether `device` has a live connection.
+    pub(super) fn holds(&self, device: &str) -> bool {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).get(device).is_some_and(|c| !c.is_empty())
+    }
+
     /// Asks every connection of `device` to close once a `control` message
     /// has passed to the phone; how many there are.
     pub(super) fn close_after_control(&self, device: &str) -> usize {

@@ -1,0 +1,77 @@
+//! Several nodes acting as one appliance on a shared PostgreSQL store: what
+//! one node tells the others (a message to publish to a phone connected
+//! elsewhere, a phone to cut off, an approval decided), whether this node
+//! runs the background work now (one node at a time), and each node's
+//! heartbeat. On the embedded store there is one node: telling is a no-op
+//! and this node always leads.
+
+pub mod nodes;
+pub mod relay;
+
+use crate::store::{Leadership, Store};
+pub use relay::Relay;
+use serde::{Deserialize, Serialize};
+
+/// What crosses between nodes: who sent it, and what.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The node that sent it.
+    pub from: String,
+    /// What it says.
+    #[serde(flatten)]
+    pub relay: Relay,
+}
+
+/// This node's place among the nodes (cheap to clone).
+#[derive(Clone)]
+pub struct Cluster {
+    store: Store,
+    node: String,
+    leadership: Leadership,
+}
+
+impl Cluster {
+    /// This node, named `node`, on `store`.
+    pub fn new(store: Store, node: String) -> Cluster {
+        let leadership = store.leadership();
+        Cluster { store, node, leadership }
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether other nodes may hold phones (the store is shared).
+    pub fn is_shared(&self) -> bool {
+        self.store.is_shared()
+    }
+
+    /// Tells the other nodes `relay` (nothing to do on one's own store). A
+    /// failure is logged: the phone gets what it missed on its next replay.
+    pub async fn tell(&self, relay: Relay) {
+        if !self.store.is_shared() {
+            return;
+        }
+        let envelope = Envelope { from: self.node.clone(), relay };
+        let payload = match serde_json::to_string(&envelope) {
+            Ok(payload) => payload,
+            Err(e) => return tracing::error!(error = %e, "could not encode a message for the other nodes"),
+        };
+        if let Err(e) = self.store.announce(&payload).await {
+            tracing::error!(error = %e, "could not tell the other nodes");
+        }
+    }
+
+    /// What the nodes tell (None on one's own store), this node's own
+    /// messages included; an empty one stands for "some may have been
+    /// missed" (the channel was lost and found again).
+    pub fn heard(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        self.store.listen()
+    }
+
+    /// Whether this node runs the background work now.
+    pub fn leading(&self) -> bool {
+        *self.leadership.borrow()
+    }
+}

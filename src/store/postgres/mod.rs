@@ -1,0 +1,304 @@
+//! The shared backend: PostgreSQL, for several nodes acting as one. Each
+//! table is a PostgreSQL table of `(key, value json)`; a transaction is a
+//! SERIALIZABLE one, retried on a serialization failure as sled retries a
+//! conflict; a commit returns once PostgreSQL has made it durable. The
+//! domain's transaction closures are synchronous, so each statement inside
+//! one runs on the connection's async client from a blocking section
+//! (`block_in_place`): the appliance's multi-threaded runtime keeps every
+//! other task running meanwhile.
+
+mod channel;
+pub mod migrations;
+
+use super::table::{Table, TABLES};
+use super::{Fault, StoreError, TxAbort, TxError};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::future::Future;
+use std::time::Duration;
+
+pub use channel::Leadership;
+
+/// Connections a node keeps open to PostgreSQL at most.
+const POOL_SIZE: usize = 16;
+/// Tries of one transaction that keeps meeting concurrent ones.
+const MAX_ATTEMPTS: u32 = 60;
+
+type Records = Vec<(String, Vec<u8>)>;
+
+/// A PostgreSQL database (cheap to clone).
+#[derive(Clone)]
+pub(super) struct Pg {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    handle: tokio::runtime::Handle,
+}
+
+/// Where a PostgreSQL database is, and how to reach it.
+#[derive(Clone)]
+pub struct Connection {
+    /// The connection URL (`postgres://user:password@host:port/db`).
+    pub url: String,
+    /// TLS for the connection (used when the server offers it, required
+    /// with `sslmode=require`).
+    pub tls: rustls::ClientConfig,
+}
+
+fn name(table: Table) -> &'static str {
+    TABLES[table as usize].1
+}
+
+/// The first key after every key that starts with `prefix`.
+fn upper_bound(prefix: &str) -> String {
+    format!("{prefix}{}", char::MAX)
+}
+
+/// Whether PostgreSQL refused a transaction only because a concurrent one
+/// won (serialization failure or deadlock): it is tried again.
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+impl Pg {
+    /// Connects and applies the migrations; those applied now.
+    pub(super) async fn migrate(connection: &Connection) -> Result<Vec<i32>, StoreError> {
+        let pg = Pg::pool(connection)?;
+        let mut client = pg.pool.get().await?;
+        migrations::apply(&mut client).await
+    }
+
+    /// Connects (a pool, opened lazily) and applies the migrations.
+    pub(super) async fn connect(connection: &Connection) -> Result<Pg, StoreError> {
+        let pg = Pg::pool(connection)?;
+        let mut client = pg.pool.get().await?;
+        migrations::apply(&mut client).await?;
+        Ok(pg)
+    }
+
+    fn pool(connection: &Connection) -> Result<Pg, StoreError> {
+        let config: tokio_postgres::Config = connection.url.parse()?;
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(connection.tls.clone());
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(Pg { pool, config, tls, handle: tokio::runtime::Handle::current() })
+    }
+
+    /// Runs `work` to completion from synchronous code.
+    fn blocking<T>(&self, work: impl Future<Output = T>) -> T {
+        tokio::task::block_in_place(|| self.handle.block_on(work))
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+
+    fn rows(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Records, StoreError> {
+        let rows = self.blocking(self.query(sql, params))?;
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1).into_bytes())).collect())
+    }
+
+    pub(super) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let sql = format!("SELECT key, value::text FROM {} WHERE key = $1", name(table));
+        Ok(self.rows(&sql, &[&key])?.pop().map(|(_, v)| v))
+    }
+
+    pub(super) fn contains(&self, table: Table, key: &str) -> Result<bool, StoreError> {
+        let sql = format!("SELECT 1 FROM {} WHERE key = $1", name(table));
+        Ok(!self.blocking(self.query(&sql, &[&key]))?.is_empty())
+    }
+
+    pub(super) fn scan(&self, table: Table) -> Result<Records, StoreError> {
+        self.rows(&format!("SELECT key, value::text FROM {} ORDER BY key", name(table)), &[])
+    }
+
+    pub(super) fn scan_prefix(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Records, StoreError> {
+        let sql = format!(
+            "SELECT key, value::text FROM {} WHERE key >= $1 AND key < $2 AND ($3::text IS NULL OR key > $3) \
+             ORDER BY key LIMIT $4",
+            name(table)
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.rows(&sql, &[&prefix, &upper_bound(prefix), &after, &limit])
+    }
+
+    pub(super) fn last(&self, table: Table, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let sql = format!("SELECT key, value::text FROM {} ORDER BY key DESC LIMIT $1", name(table));
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(self.rows(&sql, &[&n])?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub(super) fn next_id(&self) -> Result<u64, StoreError> {
+        let rows = self.blocking(self.query("SELECT nextval('topdog_ids')", &[]))?;
+        let id: i64 = rows.first().map(|r| r.get(0)).unwrap_or_default();
+        Ok(u64::try_from(id).unwrap_or_default())
+    }
+
+    pub(super) fn count(&self, table: Table) -> Result<usize, StoreError> {
+        let rows = self.blocking(self.query(&format!("SELECT count(*) FROM {}", name(table)), &[]))?;
+        let n: i64 = rows.first().map(|r| r.get(0)).unwrap_or_default();
+        Ok(usize::try_from(n).unwrap_or_default())
+    }
+
+    pub(super) async fn insert(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let value = String::from_utf8(bytes).map_err(|e| StoreError::Pool(e.to_string()))?;
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(&upsert(table)).await?;
+        client.execute(&statement, &[&key, &value]).await?;
+        Ok(())
+    }
+
+    /// Every record of every table, from one snapshot.
+    pub(super) async fn export(&self) -> Result<Vec<(Table, Records)>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let txn = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let mut tables = Vec::with_capacity(TABLES.len());
+        for (table, name) in TABLES {
+            let rows = txn.query(&format!("SELECT key, value::text FROM {name} ORDER BY key"), &[]).await?;
+            let records = rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1).into_bytes())).collect();
+            tables.push((table, records));
+        }
+        txn.commit().await?;
+        Ok(tables)
+    }
+
+    /// Writes every record in one transaction; ids given from now on come
+    /// after `next_id`.
+    pub(super) async fn import(&self, tables: &[(Table, Records)], next_id: u64) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let txn = client.transaction().await?;
+        for (table, records) in tables {
+            let statement = txn.prepare(&upsert(*table)).await?;
+            for (key, value) in records {
+                let value = String::from_utf8_lossy(value);
+                txn.execute(&statement, &[key, &value.as_ref()]).await?;
+            }
+        }
+        let next = i64::try_from(next_id).unwrap_or(i64::MAX);
+        txn.execute("SELECT setval('topdog_ids', GREATEST($1, (SELECT last_value FROM topdog_ids)))", &[&next])
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Runs `f` as one SERIALIZABLE transaction, tried again while
+    /// concurrent transactions win; `durable` waits for PostgreSQL's commit
+    /// to reach its disk (the default), otherwise it is asynchronous.
+    pub(super) fn transaction<R, E>(
+        &self,
+        durable: bool,
+        f: impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
+    ) -> Result<R, TxError<E>> {
+        tokio::task::block_in_place(|| {
+            let mut client = self.handle.block_on(self.pool.get()).map_err(|e| TxError::Store(e.into()))?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.attempt(&mut client, durable, &f) {
+                    Err(TxError::Store(StoreError::Postgres(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                        std::thread::sleep(Duration::from_micros(u64::from(attempt) * 500));
+                    }
+                    outcome => return outcome,
+                }
+            }
+        })
+    }
+
+    fn attempt<R, E>(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        durable: bool,
+        f: &impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
+    ) -> Result<R, TxError<E>> {
+        let store = |e: tokio_postgres::Error| TxError::Store(StoreError::Postgres(e));
+        let begin = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::Serializable);
+        let txn = self.handle.block_on(begin.start()).map_err(store)?;
+        if !durable {
+            self.handle.block_on(txn.batch_execute("SET LOCAL synchronous_commit TO off")).map_err(store)?;
+        }
+        let outcome = f(&PgTx { txn: &txn, handle: &self.handle });
+        match outcome {
+            Ok(result) => {
+                self.handle.block_on(txn.commit()).map_err(store)?;
+                Ok(result)
+            }
+            Err(abort) => {
+                let _ = self.handle.block_on(txn.rollback());
+                Err(match abort {
+                    TxAbort::Domain(e) => TxError::Domain(e),
+                    TxAbort::Codec(e) => TxError::Store(StoreError::Codec(e)),
+                    TxAbort::Storage(Fault::Postgres(e)) => store(e),
+                    TxAbort::Storage(Fault::Sled(e)) => TxError::Store(StoreError::Pool(format!("{e:?}"))),
+                })
+            }
+        }
+    }
+}
+
+/// `INSERT … ON CONFLICT UPDATE` of one record of `table`.
+fn upsert(table: Table) -> String {
+    format!(
+        "INSERT INTO {} (key, value) VALUES ($1, $2::text::json) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        name(table)
+    )
+}
+
+/// One transaction in progress.
+pub(super) struct PgTx<'a> {
+    txn: &'a deadpool_postgres::Transaction<'a>,
+    handle: &'a tokio::runtime::Handle,
+}
+
+impl PgTx<'_> {
+    fn run(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, Fault> {
+        self.handle
+            .block_on(async {
+                let statement = self.txn.prepare_cached(sql).await?;
+                self.txn.query(&statement, params).await
+            })
+            .map_err(Fault::Postgres)
+    }
+
+    pub(super) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, Fault> {
+        let rows = self.run(&format!("SELECT value::text FROM {} WHERE key = $1", name(table)), &[&key])?;
+        Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
+    }
+
+    pub(super) fn put(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), Fault> {
+        let value = String::from_utf8_lossy(&bytes);
+        self.run(&upsert(table), &[&key, &value.as_ref()])?;
+        Ok(())
+    }
+
+    pub(super) fn remove(&self, table: Table, key: &str) -> Result<(), Fault> {
+        self.run(&format!("DELETE FROM {} WHERE key = $1", name(table)), &[&key])?;
+        Ok(())
+    }
+}

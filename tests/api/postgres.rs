@@ -1,0 +1,87 @@
+//! PostgreSQL for the tests: the test command starts a throwaway server
+//! (`tests/support/postgres.sh`) and names it in `TOPDOG_TEST_DATABASE_URL`;
+//! each appliance gets a database of its own on it. With
+//! `TOPDOG_TEST_BACKEND=postgres`, every appliance the helpers start keeps
+//! its records there instead of in sled (the test command runs the API and
+//! messaging tests so, besides on sled). A test that must restart
+//! PostgreSQL starts a private server of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether the helpers put every appliance on PostgreSQL.
+pub fn is_backend() -> bool {
+    std::env::var("TOPDOG_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The shared test server's URL.
+pub fn server() -> String {
+    std::env::var("TOPDOG_TEST_DATABASE_URL")
+        .expect("TOPDOG_TEST_DATABASE_URL: the test command (tests/run.sh) starts PostgreSQL and sets it")
+}
+
+/// A new, empty database on the server at `url`; its URL.
+pub async fn fresh_database_on(url: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    let name = format!("td_{:016x}", rand::random::<u64>());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create a database");
+    let mut parsed = url::Url::parse(url).expect("database URL");
+    parsed.set_path(&name);
+    parsed.to_string()
+}
+
+/// A new, empty database on the shared test server.
+pub async fn fresh_database() -> String {
+    fresh_database_on(&server()).await
+}
+
+/// Runs `sql` on `url`, the rows' first columns as text.
+pub async fn query(url: &str, sql: &str) -> Vec<String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    let rows = client.simple_query(sql).await.expect("query");
+    rows.iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A private PostgreSQL server (stopped when dropped).
+pub struct Private {
+    dir: tempfile::TempDir,
+    /// Its URL (the `postgres` database).
+    pub url: String,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/postgres.sh")
+}
+
+fn run(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(script()).args(args).arg(dir.join("pg")).output().expect("tests/support/postgres.sh");
+    assert!(out.status.success(), "postgres.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl Private {
+    /// Starts one.
+    pub fn start() -> Private {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = run(&["start"], dir.path());
+        Private { dir, url }
+    }
+
+    /// Restarts it (fast shutdown: every session is cut).
+    pub fn restart(&self) {
+        run(&["restart"], self.dir.path());
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(self.dir.path().join("pg")).output();
+    }
+}
