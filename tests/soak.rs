@@ -11,6 +11,9 @@ mod helpers;
 #[path = "api/phone.rs"]
 #[allow(dead_code)]
 mod phone;
+#[path = "api/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
 
 use helpers::{spawn_with, Options, TestApp};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};

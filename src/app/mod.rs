@@ -348,7 +348,8 @@ impl App {
         if let Some((live, cert, key)) = self.cert_files.clone() {
             tasks.spawn(crate::pki::live::watch_files(live, cert, key, stop.clone()));
         }
-        let node = shared::this_node(&self.state.cluster, &self.info.api_url, &self.info.mqtt_url, self.state.clock.now());
+        let node =
+            shared::this_node(&self.state.cluster, &self.info.api_url, &self.info.mqtt_url, self.state.clock.now());
         tasks.spawn(shared::beat(self.state.clone(), node, stop.clone()));
         tasks.spawn(shared::hear(self.state.clone(), stop.clone()));
         tasks.spawn(sweeper(self.state.clone(), self.sweep, stop));

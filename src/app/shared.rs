@@ -58,7 +58,9 @@ async fn act(state: &State, relay: Relay) {
         Relay::Decided { id } => messaging.approvals.decided_elsewhere(&id),
         Relay::Replay { device } if state.gateway.holds(&device) => {
             let replayed = match state.devices.get(&device) {
-                Ok(device) => messaging.notifications.replay(&device, None).await.map(|_| ()).map_err(|e| e.to_string()),
+                Ok(device) => {
+                    messaging.notifications.replay(&device, None).await.map(|_| ()).map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = replayed {

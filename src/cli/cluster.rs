@@ -81,7 +81,10 @@ pub async fn migrate(database: &Database) -> anyhow::Result<ExitCode> {
     let applied = Store::migrate(&database.connection()?).await?;
     match applied.as_slice() {
         [] => println!("The database is up to date (schema version {}).", crate::store::migrations::latest()),
-        versions => println!("Applied migrations {versions:?}; the schema is at version {}.", crate::store::migrations::latest()),
+        versions => println!(
+            "Applied migrations {versions:?}; the schema is at version {}.",
+            crate::store::migrations::latest()
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

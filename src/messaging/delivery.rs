@@ -150,7 +150,14 @@ impl Delivery {
 
     /// Publishes `json` to the device's topic on this node's broker and
     /// hands it to its event streams here: the connection it reached.
-    async fn publish_here(&self, user_id: &str, device_id: &str, kind: wire::Kind, id: &str, json: &str) -> Option<u64> {
+    async fn publish_here(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        kind: wire::Kind,
+        id: &str,
+        json: &str,
+    ) -> Option<u64> {
         let settled = self.parts.gateway.settled(device_id).await;
         let topic = wire::topic(user_id, device_id, kind);
         if let Err(e) = self.parts.link.publish(&topic, json.as_bytes().to_vec()).await {

@@ -176,10 +176,10 @@ impl Worker {
                 }
             }
             Tried::Gone => {
-                metrics.push("gone");
                 if let Err(e) = self.parts.subscriptions.gone(&job.subscription).await {
                     tracing::error!(error = %e, "could not remove a push subscription that is gone");
                 }
+                metrics.push("gone");
             }
             Tried::Refused(status) => {
                 metrics.push("refused");

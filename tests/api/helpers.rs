@@ -97,6 +97,12 @@ pub async fn start_existing(dir: tempfile::TempDir, token: &str) -> TestApp {
     start(dir, Options::default(), Some(token.to_owned())).await
 }
 
+/// Starts an appliance with `options` on `dir`, prepared beforehand (keys
+/// imported into its `data` folder), whose admin token is `token`.
+pub async fn start_in(dir: tempfile::TempDir, options: Options, token: &str) -> TestApp {
+    start(dir, options, Some(token.to_owned())).await
+}
+
 /// A 1,000-seat license signed with the development key.
 pub fn test_license() -> String {
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -21,6 +21,7 @@ mod license;
 mod logs;
 mod messaging;
 mod mqtt;
+mod nodes;
 mod offline;
 mod oidc;
 mod openapi;

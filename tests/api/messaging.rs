@@ -122,7 +122,7 @@ async fn what_a_phone_got_live_before_its_presence_is_not_replayed_again() {
     assert!(metrics.contains("topdog_notifications_replayed_total 1\n"), "{metrics}");
 }
 
-async fn ask(app: &TestApp, user: &str, timeout_s: u64, webhook: Option<String>) -> Value {
+pub(crate) async fn ask(app: &TestApp, user: &str, timeout_s: u64, webhook: Option<String>) -> Value {
     let mut body =
         json!({"user_id": user, "title": "Deploy 1.4 to production?", "detail": "build 42", "timeout_s": timeout_s});
     if let Some(url) = webhook {

@@ -22,7 +22,8 @@ pub fn server() -> String {
 
 /// A new, empty database on the server at `url`; its URL.
 pub async fn fresh_database_on(url: &str) -> String {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
     tokio::spawn(connection);
     let name = format!("td_{:016x}", rand::random::<u64>());
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create a database");
@@ -38,7 +39,8 @@ pub async fn fresh_database() -> String {
 
 /// Runs `sql` on `url`, the rows' first columns as text.
 pub async fn query(url: &str, sql: &str) -> Vec<String> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
     tokio::spawn(connection);
     let rows = client.simple_query(sql).await.expect("query");
     rows.iter()

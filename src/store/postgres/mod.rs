@@ -5,7 +5,8 @@
 //! domain's transaction closures are synchronous, so each statement inside
 //! one runs on the connection's async client from a blocking section
 //! (`block_in_place`): the appliance's multi-threaded runtime keeps every
-//! other task running meanwhile.
+//! other task running meanwhile (a caller on a single-threaded runtime, the
+//! Web Push sender's, waits on a helper thread).
 
 mod channel;
 pub mod migrations;
@@ -95,8 +96,8 @@ impl Pg {
     }
 
     /// Runs `work` to completion from synchronous code.
-    fn blocking<T>(&self, work: impl Future<Output = T>) -> T {
-        tokio::task::block_in_place(|| self.handle.block_on(work))
+    fn blocking<T: Send>(&self, work: impl Future<Output = T> + Send) -> T {
+        blocking_section(|| wait(&self.handle, work))
     }
 
     async fn query(
@@ -202,8 +203,7 @@ impl Pg {
             }
         }
         let next = i64::try_from(next_id).unwrap_or(i64::MAX);
-        txn.execute("SELECT setval('topdog_ids', GREATEST($1, (SELECT last_value FROM topdog_ids)))", &[&next])
-            .await?;
+        txn.execute("SELECT setval('topdog_ids', GREATEST($1, (SELECT last_value FROM topdog_ids)))", &[&next]).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -216,8 +216,8 @@ impl Pg {
         durable: bool,
         f: impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
     ) -> Result<R, TxError<E>> {
-        tokio::task::block_in_place(|| {
-            let mut client = self.handle.block_on(self.pool.get()).map_err(|e| TxError::Store(e.into()))?;
+        blocking_section(|| {
+            let mut client = wait(&self.handle, self.pool.get()).map_err(|e| TxError::Store(e.into()))?;
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -239,18 +239,18 @@ impl Pg {
     ) -> Result<R, TxError<E>> {
         let store = |e: tokio_postgres::Error| TxError::Store(StoreError::Postgres(e));
         let begin = client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::Serializable);
-        let txn = self.handle.block_on(begin.start()).map_err(store)?;
+        let txn = wait(&self.handle, begin.start()).map_err(store)?;
         if !durable {
-            self.handle.block_on(txn.batch_execute("SET LOCAL synchronous_commit TO off")).map_err(store)?;
+            wait(&self.handle, txn.batch_execute("SET LOCAL synchronous_commit TO off")).map_err(store)?;
         }
         let outcome = f(&PgTx { txn: &txn, handle: &self.handle });
         match outcome {
             Ok(result) => {
-                self.handle.block_on(txn.commit()).map_err(store)?;
+                wait(&self.handle, txn.commit()).map_err(store)?;
                 Ok(result)
             }
             Err(abort) => {
-                let _ = self.handle.block_on(txn.rollback());
+                let _ = wait(&self.handle, txn.rollback());
                 Err(match abort {
                     TxAbort::Domain(e) => TxError::Domain(e),
                     TxAbort::Codec(e) => TxError::Store(StoreError::Codec(e)),
@@ -259,6 +259,27 @@ impl Pg {
                 })
             }
         }
+    }
+}
+
+/// Runs `f`, which blocks, without stalling the other tasks of a
+/// multi-threaded runtime's worker (its tasks move to another thread).
+fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Waits for `work` on the database's runtime from synchronous code: from a
+/// single-threaded runtime's thread (which cannot block on another), on a
+/// helper thread.
+fn wait<T: Send>(handle: &tokio::runtime::Handle, work: impl Future<Output = T> + Send) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => std::thread::scope(|scope| {
+            scope.spawn(|| handle.block_on(work)).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        _ => handle.block_on(work),
     }
 }
 
@@ -277,13 +298,16 @@ pub(super) struct PgTx<'a> {
 }
 
 impl PgTx<'_> {
-    fn run(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, Fault> {
-        self.handle
-            .block_on(async {
-                let statement = self.txn.prepare_cached(sql).await?;
-                self.txn.query(&statement, params).await
-            })
-            .map_err(Fault::Postgres)
+    fn run(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, Fault> {
+        wait(self.handle, async {
+            let statement = self.txn.prepare_cached(sql).await?;
+            self.txn.query(&statement, params).await
+        })
+        .map_err(Fault::Postgres)
     }
 
     pub(super) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, Fault> {
