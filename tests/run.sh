@@ -24,24 +24,34 @@ apt_install() {
 # wrk and mosquitto: the benchmarks (cargo bench); chromium and Node.js: the
 # browser tests (tests/e2e: playwright-core, and the npm package
 # oidc-provider as the OpenID provider of single sign-on); curl: HTTP/2 requests in the
-# tests; pebble (with pebble-challtestsrv): the ACME server of the ACME tests.
-apt_install procps systemd iproute2 mosquitto-clients openssl wrk mosquitto chromium curl pebble
+# tests; pebble (with pebble-challtestsrv): the ACME server of the ACME tests;
+# postgresql: the shared store of several nodes (a throwaway server below).
+apt_install procps systemd iproute2 mosquitto-clients openssl wrk mosquitto chromium curl pebble postgresql
 command -v node >/dev/null || apt_install nodejs
 command -v npm >/dev/null || apt_install npm
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
-# sslyze (TLS scan) and schemathesis (API fuzzing), in a virtualenv under target/.
+# sslyze (TLS scan), schemathesis (API fuzzing) and kubernetes-validate (the
+# Kubernetes manifests, offline schemas), in a virtualenv under target/.
 apt_install python3 python3-venv
 [ -x target/pyenv/bin/python ] || python3 -m venv target/pyenv
-for tool in sslyze==6.3.1 schemathesis==4.32.5; do
+for tool in sslyze==6.3.1 schemathesis==4.32.5 kubernetes-validate==1.37.0; do
   target/pyenv/bin/python -m pip show "${tool%%=*}" >/dev/null 2>&1 || target/pyenv/bin/python -m pip install -q "$tool"
 done
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
 cargo clippy --all-targets --features dev-license-key,system-tests -- -D warnings
+target/pyenv/bin/kubernetes-validate --strict --quiet installer/kubernetes/*.yaml
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+pg=$(mktemp -d)
+trap 'tests/support/postgres.sh stop "$pg/server" >/dev/null 2>&1 || true; rm -rf "$log" "$pg"' EXIT
+TOPDOG_TEST_DATABASE_URL=$(tests/support/postgres.sh start "$pg/server")
+export TOPDOG_TEST_DATABASE_URL
 cargo test --all-targets --features dev-license-key,system-tests 2>&1 | tee "$log"
+# The API tests that keep records, again with every appliance on PostgreSQL.
+TOPDOG_TEST_BACKEND=postgres cargo test --features dev-license-key,system-tests --test api -- \
+  pairing:: messaging:: devices:: mqtt:: commands:: receipts:: people:: qr:: hardening:: input:: escalation:: \
+  push:: hooks:: license:: tokens:: scoped_tokens:: review:: security:: pipeline:: oidc:: console:: sms:: 2>&1 | tee -a "$log"
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
 echo "all tests: $passed passed, $failed failed"

@@ -41,7 +41,7 @@ pub(super) async fn hear(state: Arc<State>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         match serde_json::from_str::<Envelope>(&payload) {
-            Ok(envelope) if envelope.from == state.cluster.node() => {}
+            Ok(envelope) if envelope.from == state.cluster.instance() => {}
             Ok(envelope) => act(&state, envelope.relay).await,
             Err(e) => tracing::warn!(error = %e, "a message from another node could not be read"),
         }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 /// What crosses between nodes: who sent it, and what.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
-    /// The node that sent it.
+    /// The node process that sent it (its instance, not its name: two
+    /// nodes given one name still hear each other).
     pub from: String,
     /// What it says.
     #[serde(flatten)]
@@ -27,6 +28,7 @@ pub struct Envelope {
 pub struct Cluster {
     store: Store,
     node: String,
+    instance: String,
     leadership: Leadership,
 }
 
@@ -34,7 +36,13 @@ impl Cluster {
     /// This node, named `node`, on `store`.
     pub fn new(store: Store, node: String) -> Cluster {
         let leadership = store.leadership();
-        Cluster { store, node, leadership }
+        let instance = format!("{:016x}", rand::random::<u64>());
+        Cluster { store, node, instance, leadership }
+    }
+
+    /// This node process (a new one at every start).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// This node's name.
@@ -53,7 +61,7 @@ impl Cluster {
         if !self.store.is_shared() {
             return;
         }
-        let envelope = Envelope { from: self.node.clone(), relay };
+        let envelope = Envelope { from: self.instance.clone(), relay };
         let payload = match serde_json::to_string(&envelope) {
             Ok(payload) => payload,
             Err(e) => return tracing::error!(error = %e, "could not encode a message for the other nodes"),

@@ -153,7 +153,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sled(sled_db::SledDb),
-    Postgres(postgres::Pg),
+    Postgres(Box<postgres::Pg>),
 }
 
 /// Every record of every table: `(table name, [(key, JSON value)])`.
@@ -175,7 +175,7 @@ impl Store {
 
     /// Connects to PostgreSQL and brings its schema up to date.
     pub async fn connect(connection: &Connection) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Postgres(postgres::Pg::connect(connection).await?) })
+        Ok(Store { backend: Backend::Postgres(Box::new(postgres::Pg::connect(connection).await?)) })
     }
 
     /// Brings a PostgreSQL database's schema up to date; the migrations

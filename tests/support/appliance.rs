@@ -43,7 +43,7 @@ fn spawn(dir: &Path, addrs: [&str; 2], args: &[String], token: &str) -> (Child, 
         .arg(&ready_file)
         .args(args)
         .env("ADMIN_TOKEN", token)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::null())
         .spawn()
         .expect("start topdog");
@@ -65,6 +65,24 @@ impl Appliance {
         let app = Appliance { child: Mutex::new(child), ready, token, client, dir: dir.to_owned(), args };
         app.license(seats).await;
         app
+    }
+
+    /// Starts another node of the appliance `first` (sharing its database:
+    /// `args` name it) in `dir`, with `first`'s keys (`topdog keys export`,
+    /// then `import`) and admin token; the licence is the shared one.
+    pub async fn start_node(first: &Appliance, dir: &Path, args: &[&str]) -> Appliance {
+        let keys = dir.join("keys.json");
+        let topdog = |args: &[&std::ffi::OsStr]| {
+            let status = Command::new(env!("CARGO_BIN_EXE_topdog")).args(args).status().expect("topdog keys");
+            assert!(status.success(), "topdog {args:?}");
+        };
+        let (from, to) = (first.dir.join("data"), dir.join("data"));
+        topdog(&["keys".as_ref(), "export".as_ref(), keys.as_os_str(), "--data-dir".as_ref(), from.as_os_str()]);
+        topdog(&["keys".as_ref(), "import".as_ref(), keys.as_os_str(), "--data-dir".as_ref(), to.as_os_str()]);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, ready) = spawn(dir, ["127.0.0.1:0", "127.0.0.1:0"], &args, &first.token);
+        let client = first.client.clone();
+        Appliance { child: Mutex::new(child), ready, token: first.token.clone(), client, dir: dir.to_owned(), args }
     }
 
     /// Stops the appliance (SIGTERM, waiting for it to exit) and starts it

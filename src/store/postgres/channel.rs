@@ -67,13 +67,9 @@ impl Pg {
             return Ok(());
         }
         while let Some(message) = incoming.recv().await {
-            match message? {
-                AsyncMessage::Notification(n) if n.channel() == CHANNEL => {
-                    if heard.send(n.payload().to_owned()).await.is_err() {
-                        break;
-                    }
-                }
-                _ => {}
+            let AsyncMessage::Notification(n) = message? else { continue };
+            if n.channel() == CHANNEL && heard.send(n.payload().to_owned()).await.is_err() {
+                break;
             }
         }
         driver.abort();

@@ -1,0 +1,288 @@
+//! One box or several: accept-invite throughput (`wrk` over HTTPS, as the
+//! pairing benchmark) and notify → phone latency (p50/p99 of `POST
+//! /phone/notify` at 20/s until the phone has it over MQTT/TLS) with the
+//! records in sled, in PostgreSQL on one node, and in PostgreSQL shared by
+//! three nodes (invites accepted on all three at once; notifications posted
+//! to the third node for a phone connected to the first), side by side in
+//! one run. PostgreSQL is Debian's, started for the run with its defaults
+//! (fsync on, synchronous commit) on loopback, as sled flushes each commit.
+//!
+//! Run: `cargo bench --features dev-license-key --bench nodes` (needs `wrk`
+//! and PostgreSQL; the test command installs them). Without `--bench` (as
+//! `cargo test --all-targets` runs it) a quick pass only checks that every
+//! step works. Method and results: BENCHMARKS.md.
+
+#[path = "../tests/support/appliance.rs"]
+#[allow(dead_code)]
+mod appliance;
+
+use appliance::Appliance;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How much to do.
+#[derive(Clone, Copy)]
+struct Scale {
+    /// Each `wrk` run, seconds.
+    seconds: u64,
+    /// Invites made before the accept run.
+    invites: usize,
+    /// Notifications timed.
+    notifications: usize,
+}
+
+const FULL: Scale = Scale { seconds: 10, invites: 12_000, notifications: 400 };
+const QUICK: Scale = Scale { seconds: 1, invites: 300, notifications: 10 };
+/// Notifications posted a second.
+const NOTIFY_RATE: u64 = 20;
+/// Requests that make invites at once.
+const MAKERS: usize = 8;
+/// `wrk` connections in all, shared by the nodes.
+const CONNECTIONS: usize = 30;
+const LIMITS: [&str; 4] = ["--rate-invites-per-minute", "100000000", "--rate-accepts-per-minute", "100000000"];
+
+const ACCEPT_LUA: &str = r#"
+local codes = {}
+local counter = 0
+function init(args)
+  for line in io.lines(args[1]) do table.insert(codes, line) end
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  counter = counter + 1
+  local code = codes[(counter % #codes) + 1]
+  local body = '{"invite_code":"' .. code .. '","device_id":"' .. args_prefix .. counter .. '","device_name":"Bench","device_type":"android","os_version":"14","app_version":"1"}'
+  return wrk.format(nil, "/phone/pairing/accept-invite", nil, body)
+end
+"#;
+
+/// A throwaway PostgreSQL server for the run.
+struct Postgres {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/postgres.sh")
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(script()).arg("start").arg(dir.path().join("pg")).output().expect("postgres.sh");
+        assert!(out.status.success(), "PostgreSQL: {}", String::from_utf8_lossy(&out.stderr));
+        Postgres { url: String::from_utf8_lossy(&out.stdout).trim().to_owned(), dir }
+    }
+
+    /// A new database; its URL.
+    async fn database(&self, name: &str) -> String {
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        self.url.replace("/postgres", &format!("/{name}"))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(self.dir.path().join("pg")).output();
+    }
+}
+
+/// The nodes of one configuration (the first made the keys).
+struct Setup {
+    name: &'static str,
+    nodes: Vec<Arc<Appliance>>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn setup(name: &'static str, database: Option<String>, nodes: usize, scale: Scale) -> Setup {
+    let mut dirs = vec![tempfile::tempdir().expect("temp dir")];
+    let db: Vec<String> = database.map(|url| vec!["--database-url".to_owned(), url]).unwrap_or_default();
+    let args: Vec<&str> = LIMITS.iter().copied().chain(db.iter().map(String::as_str)).collect();
+    let named = |i: usize| [args.clone(), vec!["--node-name", ["node-1", "node-2", "node-3"][i]]].concat();
+    let seats = u32::try_from(scale.invites + 10).expect("seats");
+    let first = Arc::new(Appliance::start(dirs[0].path(), &named(0), seats).await);
+    let mut all = vec![first.clone()];
+    for i in 1..nodes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        all.push(Arc::new(Appliance::start_node(&first, dir.path(), &named(i)).await));
+        dirs.push(dir);
+    }
+    Setup { name, nodes: all, _dirs: dirs }
+}
+
+/// `n` invites on the first node, each for a user of its own (a developer
+/// pairing their phone: no other phone of theirs to alert), eight at a time.
+async fn make_invites(app: &Arc<Appliance>, n: usize) -> Vec<String> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..MAKERS {
+        let app = app.clone();
+        tasks.spawn(async move {
+            let mut codes = Vec::new();
+            for i in 0..n / MAKERS {
+                let user = format!("bench-{t}-{i}");
+                let body = json!({"phone_number": "+14155552671", "user_id": user, "user_name": "B"});
+                let (status, answer) = app.request("/phone/pairing/send-sms", Some(&body), true).await;
+                assert_eq!(status, 200, "invite: {answer}");
+                codes.push(answer["invite_code"].as_str().expect("a code").to_owned());
+            }
+            codes
+        });
+    }
+    let mut codes = Vec::new();
+    while let Some(part) = tasks.join_next().await {
+        codes.extend(part.expect("invites"));
+    }
+    codes
+}
+
+/// Accepts/s over every node at once (each its own share of the codes and
+/// of [`CONNECTIONS`]); how many requests were refused.
+async fn accept_rate(setup: &Setup, scale: Scale) -> (f64, u64) {
+    let codes = make_invites(&setup.nodes[0], scale.invites).await;
+    let share = codes.len().div_ceil(setup.nodes.len());
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let mut runs = Vec::new();
+    for (i, (node, part)) in setup.nodes.iter().zip(codes.chunks(share)).enumerate() {
+        let (codes_file, script) =
+            (scratch.path().join(format!("codes-{i}")), scratch.path().join(format!("s-{i}.lua")));
+        std::fs::write(&codes_file, part.join("\n")).expect("codes");
+        std::fs::write(&script, format!("args_prefix = \"n{i}-\"\n{ACCEPT_LUA}")).expect("script");
+        let connections = (CONNECTIONS / setup.nodes.len()).to_string();
+        let args = ["-t1", "-c", &connections, "-d", &format!("{}s", scale.seconds), "-s"].map(str::to_owned);
+        let mut command = Command::new("wrk");
+        command.args(args).arg(&script).arg(&node.ready.api_url).arg("--").arg(&codes_file);
+        runs.push(std::thread::spawn(move || command.output().expect("wrk (apt-get install wrk)")));
+    }
+    let (mut rate, mut refused) = (0.0, 0);
+    for run in runs {
+        let report = String::from_utf8_lossy(&run.join().expect("wrk").stdout).into_owned();
+        let line = report.lines().find(|l| l.starts_with("Requests/sec:")).unwrap_or_else(|| panic!("wrk: {report}"));
+        rate += line.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()).expect("a rate");
+        refused += report
+            .lines()
+            .find(|l| l.contains("Non-2xx"))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(0);
+        assert!(!report.contains("Socket errors"), "{}: socket errors\n{report}", setup.name);
+    }
+    (rate, refused)
+}
+
+fn tls(paired: &Value) -> Arc<rustls::ClientConfig> {
+    let pem = |field: &str| paired[field].as_str().expect("PEM").as_bytes().to_vec();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem("mqtt_ca_cert").as_slice()) {
+        roots.add(cert.expect("CA")).expect("root");
+    }
+    let chain =
+        rustls_pemfile::certs(&mut pem("mqtt_client_cert").as_slice()).collect::<Result<Vec<_>, _>>().expect("cert");
+    let key = rustls_pemfile::private_key(&mut pem("mqtt_client_key").as_slice()).expect("key").expect("a key");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client certificate");
+    Arc::new(config)
+}
+
+/// The phone of `paired` on `node`'s MQTT port, subscribed to its
+/// notifications.
+async fn phone(node: &Appliance, paired: &Value) -> EventLoop {
+    let id = paired["device_id"].as_str().expect("device id");
+    let mut options = MqttOptions::new(id, "127.0.0.1", node.ready.mqtt_port());
+    options.set_credentials(id, paired["jwt_token"].as_str().expect("token"));
+    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls(paired))));
+    let (client, mut events) = AsyncClient::new(options, 100);
+    let topic = format!("{}/notification", paired["mqtt_topic_prefix"].as_str().expect("prefix"));
+    client.subscribe(topic, QoS::AtLeastOnce).await.expect("subscribe");
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::SubAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => panic!("phone: {e}"),
+        }
+    }
+    std::mem::forget(client);
+    events
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// p50 and p99 of notify (posted to the last node) → the phone on the first.
+async fn notify_latency(setup: &Setup, scale: Scale) -> (Duration, Duration) {
+    let (first, last) = (&setup.nodes[0], setup.nodes[setup.nodes.len() - 1].clone());
+    let (status, qr) = first.request("/phone/pairing/generate-qr", Some(&json!({"user_id": "solo"})), true).await;
+    assert_eq!(status, 200, "QR: {qr}");
+    let body = json!({"invite_code": qr["invite_code"], "device_id": "solo-phone", "device_name": "B",
+        "device_type": "android", "os_version": "1", "app_version": "1"});
+    let (status, paired) = first.request("/phone/pairing/accept-invite", Some(&body), false).await;
+    assert_eq!(status, 200, "pairing: {paired}");
+    let mut events = phone(first, &paired).await;
+    let base = Instant::now();
+    let total = scale.notifications;
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_nanos(1_000_000_000 / NOTIFY_RATE));
+        for _ in 0..total {
+            ticks.tick().await;
+            let body = json!({"user_id": "solo", "title": base.elapsed().as_nanos().to_string()});
+            let node = last.clone();
+            tokio::spawn(async move {
+                let (status, answer) = node.request("/phone/notify", Some(&body), true).await;
+                assert_eq!(status, 200, "notify: {answer}");
+            });
+        }
+    });
+    let mut samples = Vec::with_capacity(total);
+    while samples.len() < total {
+        if let Event::Incoming(Packet::Publish(p)) = events.poll().await.expect("the phone's connection") {
+            let message: Value = serde_json::from_slice(&p.payload).expect("JSON");
+            let sent: u64 = message["title"].as_str().and_then(|t| t.parse().ok()).expect("a send time");
+            samples.push(base.elapsed() - Duration::from_nanos(sent));
+        }
+    }
+    samples.sort();
+    (percentile(&samples, 0.50), percentile(&samples, 0.99))
+}
+
+#[tokio::main]
+async fn main() {
+    let scale = if std::env::args().any(|a| a == "--bench") { FULL } else { QUICK };
+    let postgres = Postgres::start();
+    let setups = [
+        setup("sled, 1 node", None, 1, scale).await,
+        setup("PostgreSQL, 1 node", Some(postgres.database("bench_one").await), 1, scale).await,
+        setup("PostgreSQL, 3 nodes", Some(postgres.database("bench_three").await), 3, scale).await,
+    ];
+    let mut rows = Vec::new();
+    for setup in &setups {
+        eprintln!("{}: accept-invite", setup.name);
+        let (accepts, refused) = accept_rate(setup, scale).await;
+        eprintln!("{}: notify → phone", setup.name);
+        let (p50, p99) = notify_latency(setup, scale).await;
+        rows.push((setup.name, accepts, refused, p50, p99));
+    }
+    let (sled_accepts, sled_p99) = (rows[0].1, rows[0].4);
+    println!(
+        "{:<22} {:>12} {:>8} {:>12} {:>12} {:>10} {:>10}",
+        "", "accepts/s", "non-2xx", "notify p50", "notify p99", "× sled/s", "× sled p99"
+    );
+    for (name, accepts, refused, p50, p99) in rows {
+        println!(
+            "{name:<22} {accepts:>12.0} {refused:>8} {:>12.2?} {:>12.2?} {:>10.2} {:>10.2}",
+            p50,
+            p99,
+            accepts / sled_accepts,
+            p99.as_secs_f64() / sled_p99.as_secs_f64()
+        );
+    }
+}
