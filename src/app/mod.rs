@@ -248,7 +248,7 @@ impl App {
             gateway: gateway.clone(),
             messaging,
             shutdown,
-            sessions: crate::auth::sessions::Sessions::new(clock.clone()),
+            sessions: crate::auth::sessions::Sessions::new(clock.clone(), &store),
             long_poll_max: config.long_poll_max,
             metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
             api_tokens: crate::auth::api_tokens::ApiTokens::new(store.clone(), clock.clone()),
@@ -419,5 +419,8 @@ async fn sweep_store(state: &State, sweep: &Sweep) {
     }
     if let Err(e) = state.licensing.observe_clock().await {
         tracing::error!(error = %e, "could not record the clock mark");
+    }
+    if let Err(e) = state.sessions.prune() {
+        tracing::error!(error = %e, "could not prune ended console sessions");
     }
 }

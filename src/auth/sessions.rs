@@ -2,10 +2,13 @@
 //! through the company's OpenID provider (a person with a role) gives a
 //! random session id (sent as an HttpOnly, Secure, SameSite=Strict
 //! cookie) and a CSRF token that every state-changing request must echo in
-//! `x-csrf-token`. Only the SHA-256 of a session id is kept, in memory: a
-//! restart signs everyone out. Sessions end after `TTL` or at sign-out.
+//! `x-csrf-token`. Only the SHA-256 of a session id is kept: in memory on
+//! one node (a restart signs everyone out), in the shared store when
+//! several nodes share one (a browser may reach any node; a sign-out on one
+//! ends it on all). Sessions end after `TTL` or at sign-out.
 
 use crate::clock::{Clock, Timestamp};
+use crate::store::{Store, Table};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -38,7 +41,8 @@ pub enum SessionError {
 }
 
 /// Who a session is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Who {
     /// Whoever holds the admin token (the break-glass way in).
     AdminToken,
@@ -52,7 +56,7 @@ pub enum Who {
 }
 
 /// A live session as a request sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Live {
     /// Its CSRF token.
     pub csrf_token: String,
@@ -80,6 +84,8 @@ type Session = Live;
 pub struct Sessions {
     live: Arc<Mutex<HashMap<[u8; 32], Session>>>,
     clock: Clock,
+    /// The store several nodes share, when they do.
+    shared: Option<Store>,
 }
 
 fn random() -> String {
@@ -93,24 +99,37 @@ fn key(id: &str) -> [u8; 32] {
 }
 
 impl Sessions {
-    /// No sessions yet; they end by `clock`.
-    pub fn new(clock: Clock) -> Sessions {
-        Sessions { live: Arc::default(), clock }
+    /// No sessions yet; they end by `clock`. They are kept in `store` when
+    /// it is shared by several nodes, in memory otherwise.
+    pub fn new(clock: Clock, store: &Store) -> Sessions {
+        let shared = store.is_shared().then(|| store.clone());
+        Sessions { live: Arc::default(), clock, shared }
     }
 
     /// Starts a session for `who` (the caller has checked their credential).
     pub fn start(&self, who: Who) -> Started {
         let (id, csrf_token, expires_at) = (random(), random(), self.clock.now() + TTL);
         let session = Session { csrf_token: csrf_token.clone(), expires_at, who };
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(key(&id), session);
+        match &self.shared {
+            Some(store) => {
+                let stored = store.commit_unflushed(|tx| tx.put::<_, ()>(Table::Sessions, &stored_key(&id), &session));
+                if stored.is_err() {
+                    tracing::error!("could not store a console session; it will not be known to the other nodes");
+                }
+            }
+            None => _ = self.live.lock().unwrap_or_else(|p| p.into_inner()).insert(key(&id), session),
+        }
         Started { id, csrf_token, expires_at }
     }
 
     /// The session, if it is live.
     pub fn get(&self, id: &str) -> Result<Live, SessionError> {
-        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        match live.get(&key(id)) {
-            Some(s) if s.expires_at > self.clock.now() => Ok(s.clone()),
+        let session = match &self.shared {
+            Some(store) => store.get::<Session>(Table::Sessions, &stored_key(id)).ok().flatten(),
+            None => self.live.lock().unwrap_or_else(|p| p.into_inner()).get(&key(id)).cloned(),
+        };
+        match session {
+            Some(s) if s.expires_at > self.clock.now() => Ok(s),
             _ => Err(SessionError::Ended),
         }
     }
@@ -127,14 +146,45 @@ impl Sessions {
 
     /// Ends a session; who it was for.
     pub fn end(&self, id: &str) -> Option<Who> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(id)).map(|s| s.who)
+        let Some(store) = &self.shared else {
+            return self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(id)).map(|s| s.who);
+        };
+        let stored_key = stored_key(id);
+        let ended = store.commit_unflushed(|tx| {
+            let session = tx.get::<Session, ()>(Table::Sessions, &stored_key)?;
+            tx.remove(Table::Sessions, &stored_key)?;
+            Ok(session)
+        });
+        ended.ok().flatten().map(|s| s.who)
     }
 
-    /// Drops sessions that have ended.
+    /// Drops sessions that have ended (in memory; [`Sessions::prune`] does
+    /// it in a shared store).
     pub fn forget_ended(&self) {
         let now = self.clock.now();
         self.live.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, s| s.expires_at > now);
     }
+
+    /// Removes ended sessions from the shared store (one node does it).
+    pub fn prune(&self) -> Result<usize, crate::store::StoreError> {
+        let Some(store) = &self.shared else { return Ok(0) };
+        let now = self.clock.now();
+        let ended: Vec<String> = store
+            .scan_keyed::<Session>(Table::Sessions)?
+            .into_iter()
+            .filter(|(_, s)| s.expires_at <= now)
+            .map(|(k, _)| k)
+            .collect();
+        store.commit_unflushed(|tx| {
+            ended.iter().try_for_each(|k| tx.remove::<std::convert::Infallible>(Table::Sessions, k))
+        })?;
+        Ok(ended.len())
+    }
+}
+
+/// A session's key in the shared store: the hex of its id's SHA-256.
+fn stored_key(id: &str) -> String {
+    hex::encode(key(id))
 }
 
 #[cfg(test)]
@@ -143,7 +193,8 @@ mod tests {
 
     #[test]
     fn sessions_need_their_csrf_token_for_changes_and_end_at_sign_out() {
-        let sessions = Sessions::new(Clock::system());
+        let tmp = tempfile::tempdir().unwrap();
+        let sessions = Sessions::new(Clock::system(), &Store::open(tmp.path()).unwrap());
         let s = sessions.start(Who::AdminToken);
         assert_eq!(sessions.check(&s.id, None, false), Ok(Who::AdminToken));
         assert_eq!(sessions.check(&s.id, None, true), Err(SessionError::Csrf));

@@ -44,9 +44,12 @@ pub enum Table {
     People,
     /// The nodes serving this appliance, by node id (their heartbeat).
     Nodes,
+    /// Console sessions, by the SHA-256 of their id (only when several
+    /// nodes share the store; in memory otherwise).
+    Sessions,
 }
 
-const TABLE_COUNT: usize = 20;
+const TABLE_COUNT: usize = 21;
 
 pub(super) const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Invites, "invites"),
@@ -69,4 +72,5 @@ pub(super) const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::PendingApprovals, "pending_approvals"),
     (Table::People, "people"),
     (Table::Nodes, "nodes"),
+    (Table::Sessions, "sessions"),
 ];

@@ -6,7 +6,7 @@
 use crate::helpers::{send, spawn_app, TestApp};
 use serde_json::{json, Value};
 
-async fn sign_in(app: &TestApp) -> (String, String) {
+pub(crate) async fn sign_in(app: &TestApp) -> (String, String) {
     let response =
         app.client.post(app.url("/admin/session")).json(&json!({"admin_token": app.admin_token})).send().await.unwrap();
     assert_eq!(response.status(), 200);

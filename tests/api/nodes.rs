@@ -2,7 +2,7 @@
 //! one appliance's keys, given by `topdog keys export|import`): a message
 //! posted to one node reaches a phone connected to another, a revoke on any
 //! node cuts the phone off wherever it is, an approval answered on two
-//! nodes at once is decided once, a node killed mid-way loses nothing, the
+//! nodes at once is decided once, a console session works on every node, a node killed mid-way loses nothing, the
 //! nodes ride out a PostgreSQL restart, and `topdog store copy` moves a
 //! sled appliance into PostgreSQL with the same answers.
 
@@ -107,6 +107,16 @@ async fn three_nodes_act_as_one_appliance() {
         })
         .sum();
     assert_eq!(decisions, 1, "one decision is recorded, on one node");
+
+    // A console session begun on node 1 works on node 3; signed out on
+    // node 3, it is over on node 1 too.
+    let (cookie, csrf) = crate::console::sign_in(&nodes[0]).await;
+    let session = |app: &TestApp| send(app.client.get(app.url("/phone/devices")).header("cookie", &cookie));
+    assert_eq!(session(&nodes[2]).await.0, 200, "the session is known on every node");
+    let out =
+        nodes[2].client.delete(nodes[2].url("/admin/session")).header("cookie", &cookie).header("x-csrf-token", &csrf);
+    assert_eq!(send(out).await.0, 200);
+    assert_eq!(session(&nodes[0]).await.0, 401, "signed out everywhere");
 
     // A revoke on node 2 cuts the phone off on node 1 within a second, and
     // no node lets it back in.

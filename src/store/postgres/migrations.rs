@@ -9,7 +9,8 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x7d06_0000;
 
 /// Every migration: `(version, what it does, SQL)`.
-const MIGRATIONS: [(i32, &str, &str); 1] = [(1, "the appliance's tables and id sequence", V1)];
+const MIGRATIONS: [(i32, &str, &str); 2] =
+    [(1, "the appliance's tables and id sequence", V1), (2, "console sessions shared by the nodes", V2)];
 
 /// One `(key, value)` table per kind of record; keys sort bytewise, as sled's.
 const V1: &str = r#"
@@ -34,6 +35,11 @@ CREATE TABLE hook_deliveries (key text COLLATE "C" PRIMARY KEY, value json NOT N
 CREATE TABLE pending_approvals (key text COLLATE "C" PRIMARY KEY, value json NOT NULL);
 CREATE TABLE people (key text COLLATE "C" PRIMARY KEY, value json NOT NULL);
 CREATE TABLE nodes (key text COLLATE "C" PRIMARY KEY, value json NOT NULL);
+"#;
+
+/// Console sessions, so that a browser may reach any node.
+const V2: &str = r#"
+CREATE TABLE sessions (key text COLLATE "C" PRIMARY KEY, value json NOT NULL);
 "#;
 
 /// The newest schema version this build knows.
@@ -74,7 +80,8 @@ mod tests {
     #[test]
     fn every_table_has_a_postgres_table() {
         for (_, name) in crate::store::table::TABLES {
-            assert!(super::V1.contains(&format!("CREATE TABLE {name} (")), "{name} has no table in migration 1");
+            let create = format!("CREATE TABLE {name} (");
+            assert!(super::MIGRATIONS.iter().any(|(_, _, sql)| sql.contains(&create)), "{name} has no table");
         }
     }
 }
