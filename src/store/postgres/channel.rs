@@ -17,6 +17,9 @@ const LEADER_LOCK: i64 = 0x7d06_0001;
 /// How often the listening and leading connections are checked (and a lost
 /// one replaced).
 const CHECK: Duration = Duration::from_millis(500);
+/// How long the leading session has to answer before this node stops
+/// counting itself the leader.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 /// Messages heard but not yet handled, per node.
 const BACKLOG: usize = 4096;
 
@@ -98,10 +101,17 @@ impl Pg {
         let mut driver = tokio::spawn(connection);
         loop {
             let was = *leading.borrow();
-            let held = match was {
-                true => client.query_one("SELECT 1", &[]).await.map(|_| true)?,
-                false => client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await?.get(0),
+            let check = async {
+                match was {
+                    true => client.query_one("SELECT 1", &[]).await.map(|_| true),
+                    false => {
+                        client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await.map(|r| r.get(0))
+                    }
+                }
             };
+            // A session that stops answering may have lost the lock already.
+            let Ok(held) = tokio::time::timeout(ANSWER_WITHIN, check).await else { return Ok(()) };
+            let held = held?;
             if held && !was {
                 tracing::info!("this node now runs the background work");
             }

@@ -170,11 +170,15 @@ impl Pg {
         Ok(usize::try_from(n).unwrap_or_default())
     }
 
+    /// Writes one record, in its turn among the writers.
     pub(super) async fn insert(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let value = String::from_utf8(bytes).map_err(|e| StoreError::Pool(e.to_string()))?;
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(&upsert(table)).await?;
-        client.execute(&statement, &[&key, &value]).await?;
+        let mut client = self.pool.get().await?;
+        let txn = client.transaction().await?;
+        txn.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})")).await?;
+        let statement = txn.prepare_cached(&upsert(table)).await?;
+        txn.execute(&statement, &[&key, &value]).await?;
+        txn.commit().await?;
         Ok(())
     }
 
