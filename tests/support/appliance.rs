@@ -2,7 +2,9 @@
 //! data directory, ephemeral ports, a known admin token, a development
 //! licence with the seats asked for, and a client that trusts its CA. It
 //! starts through the ready file, as scripts do; it can be restarted on the
-//! same ports (SIGTERM, then a new start); dropping it stops it.
+//! same ports (SIGTERM, then a new start); dropping it stops it. It logs
+//! warnings to the benchmark's stderr (`BENCH_LOG` sets another filter,
+//! e.g. `BENCH_LOG=info,topdog::store=debug`).
 
 #[path = "ready.rs"]
 mod ready;
