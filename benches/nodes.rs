@@ -39,8 +39,6 @@ const FULL: Scale = Scale { seconds: 10, invites: 12_000, notifications: 400 };
 const QUICK: Scale = Scale { seconds: 1, invites: 300, notifications: 10 };
 /// Notifications posted a second.
 const NOTIFY_RATE: u64 = 20;
-/// Requests that make invites at once.
-const MAKERS: usize = 8;
 /// `wrk` connections in all, shared by the nodes.
 const CONNECTIONS: usize = 30;
 const LIMITS: [&str; 4] = ["--rate-invites-per-minute", "100000000", "--rate-accepts-per-minute", "100000000"];
@@ -117,35 +115,10 @@ async fn setup(name: &'static str, database: Option<String>, nodes: usize, scale
     Setup { name, nodes: all, _dirs: dirs }
 }
 
-/// `n` invites on the first node, each for a user of its own (a developer
-/// pairing their phone: no other phone of theirs to alert), eight at a time.
-async fn make_invites(app: &Arc<Appliance>, n: usize) -> Vec<String> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for t in 0..MAKERS {
-        let app = app.clone();
-        tasks.spawn(async move {
-            let mut codes = Vec::new();
-            for i in 0..n / MAKERS {
-                let user = format!("bench-{t}-{i}");
-                let body = json!({"phone_number": "+14155552671", "user_id": user, "user_name": "B"});
-                let (status, answer) = app.request("/phone/pairing/send-sms", Some(&body), true).await;
-                assert_eq!(status, 200, "invite: {answer}");
-                codes.push(answer["invite_code"].as_str().expect("a code").to_owned());
-            }
-            codes
-        });
-    }
-    let mut codes = Vec::new();
-    while let Some(part) = tasks.join_next().await {
-        codes.extend(part.expect("invites"));
-    }
-    codes
-}
-
 /// Accepts/s over every node at once (each its own share of the codes and
 /// of [`CONNECTIONS`]); how many requests were refused.
 async fn accept_rate(setup: &Setup, scale: Scale) -> (f64, u64) {
-    let codes = make_invites(&setup.nodes[0], scale.invites).await;
+    let codes = appliance::make_invites(&setup.nodes[0], scale.invites, |t, i| format!("bench-{t}-{i}")).await;
     let share = codes.len().div_ceil(setup.nodes.len());
     let scratch = tempfile::tempdir().expect("temp dir");
     let mut runs = Vec::new();

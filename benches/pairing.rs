@@ -29,8 +29,6 @@ struct Scale {
 
 const FULL: Scale = Scale { seconds: 10, invites: 24_000, openssl: true };
 const QUICK: Scale = Scale { seconds: 1, invites: 1_000, openssl: false };
-/// Users the invites are for (each takes a seat).
-const USERS: usize = 8;
 
 fn openssl_speed(multi: usize) -> (f64, f64) {
     let out = Command::new("openssl")
@@ -43,30 +41,6 @@ fn openssl_speed(multi: usize) -> (f64, f64) {
         text.lines().rev().find(|l| l.starts_with("rsa 2048") || l.starts_with("rsa  2048")).expect("openssl rsa line");
     let fields: Vec<f64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
     (fields[fields.len() - 2], fields[fields.len() - 1])
-}
-
-/// `n` invites, spread over [`USERS`] users, eight requests at a time.
-async fn make_invites(app: &std::sync::Arc<Appliance>, n: usize) -> Vec<String> {
-    let mut tasks = tokio::task::JoinSet::new();
-    let per_task = n / USERS;
-    for t in 0..USERS {
-        let app = app.clone();
-        tasks.spawn(async move {
-            let mut codes = Vec::with_capacity(per_task);
-            let body = json!({"phone_number": "+14155552671", "user_id": format!("bench-{t}"), "user_name": "Bench"});
-            for _ in 0..per_task {
-                let (status, answer) = app.request("/phone/pairing/send-sms", Some(&body), true).await;
-                assert_eq!(status, 200, "invite: {answer}");
-                codes.push(answer["invite_code"].as_str().expect("a code").to_owned());
-            }
-            codes
-        });
-    }
-    let mut codes = Vec::new();
-    while let Some(part) = tasks.join_next().await {
-        codes.extend(part.unwrap());
-    }
-    codes
 }
 
 const ACCEPT_LUA: &str = r#"
@@ -129,7 +103,7 @@ async fn main() {
     let limits = ["--rate-invites-per-minute", "100000000", "--rate-accepts-per-minute", "100000000"];
     let app = std::sync::Arc::new(Appliance::start(scratch.path(), &limits, 100).await);
 
-    let codes = make_invites(&app, scale.invites).await;
+    let codes = appliance::make_invites(&app, scale.invites, |t, _| format!("bench-{t}")).await;
     let codes_file = scratch.path().join("codes.txt");
     std::fs::write(&codes_file, codes.join("\n")).expect("codes file");
     let script = scratch.path().join("accept.lua");

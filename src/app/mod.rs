@@ -32,6 +32,7 @@ mod acme;
 mod certs;
 mod messaging;
 mod shared;
+mod sweep;
 
 use self::messaging::{messaging, start_push, Reach};
 use crate::cluster::Cluster;
@@ -76,8 +77,8 @@ pub struct App {
 /// The periodic housekeeping's settings.
 #[derive(Debug, Clone, Copy)]
 struct Sweep {
-    every: Duration,
-    retention: Duration,
+    pub(super) every: Duration,
+    pub(super) retention: Duration,
 }
 
 /// What the operator is told at start-up.
@@ -352,7 +353,7 @@ impl App {
             shared::this_node(&self.state.cluster, &self.info.api_url, &self.info.mqtt_url, self.state.clock.now());
         tasks.spawn(shared::beat(self.state.clone(), node, stop.clone()));
         tasks.spawn(shared::hear(self.state.clone(), stop.clone()));
-        tasks.spawn(sweeper(self.state.clone(), self.sweep, stop));
+        tasks.spawn(sweep::sweeper(self.state.clone(), self.sweep, stop));
         let stop_inbound = self.state.shutdown.clone();
         let inbound = crate::messaging::inbound::serve(
             self.state.messaging.clone(),
@@ -383,44 +384,5 @@ impl App {
         let _ = std::fs::remove_file(&self.info.admin_socket);
         tracing::info!("stopped cleanly");
         Ok(())
-    }
-}
-
-async fn sweeper(state: Arc<State>, sweep: Sweep, mut stop: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(sweep.every);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stop.changed() => return,
-        }
-        state.limits.forget_idle();
-        state.sessions.forget_ended();
-        if state.cluster.leading() {
-            sweep_store(&state, &sweep).await;
-        }
-    }
-}
-
-/// The sweep of the shared records (one node at a time does it).
-async fn sweep_store(state: &State, sweep: &Sweep) {
-    match state.pairing.sweep().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(expired = n, "marked expired invites"),
-        Err(e) => tracing::error!(error = %e, "invite sweep failed"),
-    }
-    if let Err(e) = state.messaging.sweep(sweep.retention).await {
-        tracing::error!(error = %e, "messaging sweep failed");
-    }
-    if let Err(e) = state.hooks.prune().await {
-        tracing::error!(error = %e, "could not prune webhook delivery ids");
-    }
-    if let Err(e) = state.devices.prune_revoked_tokens() {
-        tracing::error!(error = %e, "could not prune revoked token ids");
-    }
-    if let Err(e) = state.licensing.observe_clock().await {
-        tracing::error!(error = %e, "could not record the clock mark");
-    }
-    if let Err(e) = state.sessions.prune() {
-        tracing::error!(error = %e, "could not prune ended console sessions");
     }
 }

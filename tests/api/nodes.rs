@@ -12,6 +12,7 @@ use crate::messaging::ask;
 use crate::phone::Phone;
 use crate::postgres;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// Options for node `name` on database `url`.
 fn node(url: &str, name: &str) -> Options {
@@ -37,6 +38,14 @@ async fn nodes_on(url: &str, n: usize) -> Vec<TestApp> {
     nodes
 }
 
+/// `device` of `user`, paired on node 1 and connected there, online.
+async fn phone_on_first(nodes: &mut [TestApp], user: &str, device: &str) -> (Value, Phone) {
+    let paired = nodes[0].pair_full(user, device).await;
+    let mut phone = Phone::connect(&nodes[0], &paired).await;
+    phone.online(None).await;
+    (paired, phone)
+}
+
 async fn notify(app: &TestApp, user: &str, title: &str) -> String {
     let body = json!({"user_id": user, "title": title, "body": "from another node", "priority": 3});
     let (status, sent) = app.admin_post("/phone/notify", body).await;
@@ -49,10 +58,8 @@ async fn notify(app: &TestApp, user: &str, title: &str) -> String {
 async fn three_nodes_act_as_one_appliance() {
     let url = postgres::fresh_database().await;
     let mut nodes = nodes_on(&url, 3).await;
-    let paired = nodes[0].pair_full("ada", "phone-a").await;
+    let (paired, mut phone) = phone_on_first(&mut nodes, "ada", "phone-a").await;
     let token = paired["jwt_token"].as_str().unwrap().to_owned();
-    let mut phone = Phone::connect(&nodes[0], &paired).await;
-    phone.online(None).await;
 
     // Every node knows the others, and the phone is on node 1.
     let status = eventually(|| async {
@@ -139,9 +146,7 @@ async fn three_nodes_act_as_one_appliance() {
 async fn a_phone_whose_node_is_killed_moves_to_another_and_misses_nothing() {
     let url = postgres::fresh_database().await;
     let mut nodes = nodes_on(&url, 2).await;
-    let paired = nodes[0].pair_full("bo", "phone-b").await;
-    let mut phone = Phone::connect(&nodes[0], &paired).await;
-    phone.online(None).await;
+    let (paired, mut phone) = phone_on_first(&mut nodes, "bo", "phone-b").await;
     let first = notify(&nodes[1], "bo", "before").await;
     assert_eq!(phone.next("notification").await["id"].as_str(), Some(first.as_str()));
 
@@ -176,37 +181,43 @@ async fn the_nodes_ride_out_a_postgres_restart_without_losing_an_acknowledged_wr
     let server = postgres::Private::start();
     let url = postgres::fresh_database_on(&server.url).await;
     let mut nodes = nodes_on(&url, 2).await;
-    let paired = nodes[0].pair_full("cy", "phone-c").await;
-    let mut phone = Phone::connect(&nodes[0], &paired).await;
-    phone.online(None).await;
+    let (_, _phone) = phone_on_first(&mut nodes, "cy", "phone-c").await;
 
     // Notifications keep being posted to both nodes while PostgreSQL
-    // restarts: each one acknowledged (200) must be kept.
+    // restarts (once ten were acknowledged), until each node has had ten
+    // more acknowledged after it: each one acknowledged (200) must be kept.
+    let wrote = Arc::new(tokio::sync::watch::Sender::new(0usize));
+    let restarted = Arc::new(tokio::sync::watch::Sender::new(false));
     let load = |app: &TestApp, tag: &'static str| {
         let (client, url) = (app.client.clone(), app.url("/phone/notify"));
         let token = app.admin_token.clone();
+        let (wrote, restarted) = (wrote.clone(), restarted.subscribe());
         async move {
-            let mut kept = Vec::new();
-            for i in 0..60 {
+            let (mut kept, mut after) = (Vec::new(), 0);
+            for i in 0..5_000 {
                 let body = json!({"user_id": "cy", "title": format!("{tag} {i}"), "body": "load", "priority": 2});
                 let answer = client.post(&url).header("x-admin-token", &token).json(&body).send().await;
-                if let Ok(answer) = answer {
-                    if answer.status() == 200 {
-                        let sent: Value = answer.json().await.unwrap();
-                        kept.push(sent["id"].as_str().unwrap().to_owned());
-                    }
+                let Ok(answer) = answer.map_err(|_| ()).and_then(|a| a.error_for_status().map_err(|_| ())) else {
+                    continue;
+                };
+                let sent: Value = answer.json().await.unwrap();
+                kept.push(sent["id"].as_str().unwrap().to_owned());
+                wrote.send_modify(|n| *n += 1);
+                after += usize::from(*restarted.borrow());
+                if after == 10 {
+                    break;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            kept
+            (kept, after)
         }
     };
     let restart = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let _ = wrote.subscribe().wait_for(|n| *n >= 10).await;
         tokio::task::block_in_place(|| server.restart());
+        restarted.send_replace(true);
     };
-    let (a, b, ()) = tokio::join!(load(&nodes[0], "one"), load(&nodes[1], "two"), restart);
-    assert!(!a.is_empty() && !b.is_empty(), "both nodes kept working: {} and {}", a.len(), b.len());
+    let ((a, a_after), (b, b_after), ()) = tokio::join!(load(&nodes[0], "one"), load(&nodes[1], "two"), restart);
+    assert_eq!((a_after, b_after), (10, 10), "both nodes kept working after the restart");
 
     // Both nodes answer again, and every acknowledged notification is there.
     let after = notify(&nodes[1], "cy", "after the restart").await;

@@ -141,3 +141,29 @@ impl Appliance {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 }
+
+/// `n` SMS invites made through `app`, eight requests at a time; request
+/// `i` of maker `t` invites user `user(t, i)`. Their codes.
+pub async fn make_invites(app: &std::sync::Arc<Appliance>, n: usize, user: fn(usize, usize) -> String) -> Vec<String> {
+    const MAKERS: usize = 8;
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..MAKERS {
+        let app = app.clone();
+        tasks.spawn(async move {
+            let mut codes = Vec::with_capacity(n / MAKERS);
+            for i in 0..n / MAKERS {
+                let body =
+                    serde_json::json!({"phone_number": "+14155552671", "user_id": user(t, i), "user_name": "Bench"});
+                let (status, answer) = app.request("/phone/pairing/send-sms", Some(&body), true).await;
+                assert_eq!(status, 200, "invite: {answer}");
+                codes.push(answer["invite_code"].as_str().expect("a code").to_owned());
+            }
+            codes
+        });
+    }
+    let mut codes = Vec::new();
+    while let Some(part) = tasks.join_next().await {
+        codes.extend(part.expect("invites"));
+    }
+    codes
+}
