@@ -5,6 +5,7 @@
 //! ends, so nothing answers for a challenge that is no longer open.
 
 use super::error::AcmeError;
+use crate::cluster::relay::AcmeNews;
 use crate::pki::live::AlpnChallenges;
 use crate::pki::tls::{self, TlsError};
 use rcgen::{CertificateParams, CustomExtension, KeyPair};
@@ -44,6 +45,20 @@ impl Challenges {
         let signer = tls::provider().key_provider.load_private_key(tls::key(&key.serialize_pem())?);
         let certified = Arc::new(CertifiedKey::new(vec![cert.der().clone()], signer.map_err(TlsError::from)?));
         self.tls.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_ascii_lowercase(), certified);
+        Ok(())
+    }
+
+    /// Answers what the leading node's order asks (here or on another
+    /// node); other news needs no answer.
+    pub(super) fn answer(&self, news: &AcmeNews) -> Result<(), AcmeError> {
+        match news {
+            AcmeNews::Http01 { token, key_authorization } => self.answer_http01(token, key_authorization),
+            AcmeNews::TlsAlpn01 { name, digest } => {
+                let digest = hex::decode(digest).map_err(|e| AcmeError::Order(format!("challenge digest: {e}")))?;
+                self.answer_tls_alpn01(name, &digest)?;
+            }
+            AcmeNews::Closed | AcmeNews::Issued => self.clear(),
+        }
         Ok(())
     }
 

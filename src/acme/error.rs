@@ -25,6 +25,9 @@ pub enum AcmeError {
     /// The account or certificate file could not be read or written.
     #[error("ACME file: {0}")]
     Io(#[from] std::io::Error),
+    /// The shared store failed.
+    #[error("ACME certificate in the shared store: {0}")]
+    Store(#[from] crate::store::StoreError),
     /// The account file does not parse.
     #[error("ACME account file: {0}")]
     Account(#[from] serde_json::Error),

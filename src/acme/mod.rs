@@ -5,7 +5,9 @@
 //! dropping a connection, and renews it at two thirds of its lifetime.
 //! A failed attempt keeps the certificate in force, is logged, audited and
 //! shown in the status, and is retried with backoff. Until the first
-//! certificate arrives the appliance's own one serves.
+//! certificate arrives the appliance's own one serves. Where several nodes
+//! share a store, the node leading the background work orders and renews;
+//! every node answers its challenges and serves the certificate it stored.
 
 pub mod account;
 pub mod challenges;
@@ -15,9 +17,11 @@ pub mod stored;
 
 use self::challenges::Challenges;
 use self::error::AcmeError;
-use self::stored::Lifetime;
+use self::stored::{Keeper, Lifetime};
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{Clock, Timestamp};
+use crate::cluster::relay::AcmeNews;
+use crate::cluster::{Cluster, Relay};
 use crate::pki::live::LiveCert;
 use crate::pki::TlsPair;
 use crate::store::datadir::DataDir;
@@ -112,8 +116,12 @@ pub struct AcmeReport {
 pub struct Parts {
     /// The ACME settings.
     pub config: AcmeConfig,
-    /// Where the account and certificate are kept.
+    /// Where the account is kept.
     pub dir: DataDir,
+    /// Where the certificate is kept.
+    pub keeper: Keeper,
+    /// Whether this node orders (it leads), and the nodes to tell.
+    pub cluster: Cluster,
     /// The listeners' certificate, replaced on each issuance.
     pub live: Arc<LiveCert>,
     /// For the renewal schedule.
@@ -132,8 +140,8 @@ pub struct Acme {
 impl Acme {
     /// The certificate stored by an earlier start, when it still serves
     /// `config`'s names: the listeners start with it.
-    pub fn stored(dir: &DataDir, config: &AcmeConfig, now: Timestamp) -> Option<TlsPair> {
-        let pair = stored::load(dir).ok().flatten()?;
+    pub fn stored(keeper: &Keeper, config: &AcmeConfig, now: Timestamp) -> Option<TlsPair> {
+        let pair = keeper.load().ok().flatten()?;
         let serves = Lifetime::of(&pair).is_some_and(|l| l.serves(&config.domains, now));
         (serves && crate::pki::live::certified(&pair).is_ok()).then_some(pair)
     }
@@ -172,27 +180,57 @@ impl Acme {
 
     /// The stored ACME certificate, when it is the one in force.
     fn in_force(&self) -> Option<Lifetime> {
-        let stored = Acme::stored(&self.parts.dir, &self.parts.config, self.parts.clock.now())?;
+        let stored = Acme::stored(&self.parts.keeper, &self.parts.config, self.parts.clock.now())?;
         let leaf = crate::pki::tls::certs(&stored.chain_pem).ok()?.into_iter().next()?;
         (self.parts.live.chain().first() == Some(&leaf)).then(|| Lifetime::of(&stored)).flatten()
     }
 
-    /// Orders certificates when due, until `stop` turns true: at once
-    /// unless an earlier start's certificate is in force.
+    /// Orders certificates when due while this node leads, until `stop`
+    /// turns true.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if let Some(life) = self.in_force() {
+            self.in_force_now(&life);
+        }
+        let mut leading = self.parts.cluster.leadership();
+        loop {
+            tokio::select! {
+                led = async { leading.wait_for(|l| *l).await.is_ok() } => if !led { return },
+                _ = stop.changed() => return,
+            }
+            if !self.lead(&mut leading, &mut stop).await {
+                return;
+            }
+        }
+    }
+
+    /// Orders when due (at once unless the stored certificate is in force)
+    /// until this node stops leading (true) or `stop` turns true (false).
+    async fn lead(&self, leading: &mut crate::store::Leadership, stop: &mut watch::Receiver<bool>) -> bool {
         let mut next = match self.in_force() {
             Some(life) => self.in_force_now(&life),
             None => self.parts.clock.now(),
         };
+        let mut follows = leading.clone();
+        let lost = async move {
+            // One's own store never changes hands: a closed channel is a lead kept.
+            if follows.wait_for(|l| !*l).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(lost);
         loop {
             self.update(|r| r.next_attempt = Some(next));
             tokio::select! {
                 _ = self.parts.clock.sleep_until(next) => {}
-                _ = stop.changed() => return,
+                _ = &mut lost => {
+                    self.update(|r| r.next_attempt = None);
+                    return true;
+                }
+                _ = stop.changed() => return false,
             }
             let attempt = tokio::select! {
                 attempt = self.renew() => attempt,
-                _ = stop.changed() => return,
+                _ = stop.changed() => return false,
             };
             next = match attempt {
                 Ok(life) => self.succeeded(&life).await,
@@ -201,17 +239,48 @@ impl Acme {
         }
     }
 
-    /// One order, checked, stored, then put in force (on disk first, so a
-    /// certificate in force is always the one a restart finds).
+    /// One order, checked, stored, then put in force (stored first, so a
+    /// certificate in force is always the one a restart finds); the other
+    /// nodes are told to answer its challenges, then to serve it.
     async fn renew(&self) -> Result<Lifetime, AcmeError> {
-        let Parts { config, dir, live, .. } = &self.parts;
+        let Parts { config, dir, live, keeper, cluster, .. } = &self.parts;
         let account = account::load_or_create(dir, config).await?;
-        let pair = order::issue(&account, &config.domains, config.challenge, &self.challenges).await?;
+        let answerers = order::Answerers { here: &self.challenges, cluster };
+        let issued = order::issue(&account, &config.domains, config.challenge, &answerers).await;
+        cluster.tell(Relay::Acme { news: AcmeNews::Closed }).await;
+        let pair = issued?;
         let life = Lifetime::of(&pair).ok_or(AcmeError::Order("valid, but its certificate does not parse".into()))?;
         crate::pki::live::certified(&pair)?;
-        stored::save(dir, &pair)?;
+        keeper.save(&pair).await?;
         live.replace(&pair)?;
+        cluster.tell(Relay::Acme { news: AcmeNews::Issued }).await;
         Ok(life)
+    }
+
+    /// What the leading node's ACME client told this one: a challenge to
+    /// answer too, or a certificate to serve.
+    pub fn heard(&self, news: &AcmeNews) {
+        if let Err(e) = self.challenges.answer(news) {
+            tracing::warn!(error = %e, "could not answer an ACME challenge of the leading node");
+        }
+        if *news == AcmeNews::Issued {
+            if let Err(e) = self.adopt() {
+                tracing::error!(error = %e, "could not serve the certificate the leading node stored");
+            }
+        }
+    }
+
+    /// Serves the stored certificate, when it serves the names.
+    fn adopt(&self) -> Result<(), AcmeError> {
+        let Some(pair) = Acme::stored(&self.parts.keeper, &self.parts.config, self.parts.clock.now()) else {
+            return Ok(());
+        };
+        self.parts.live.replace(&pair)?;
+        if let Some(life) = Lifetime::of(&pair) {
+            self.in_force_now(&life);
+            tracing::info!(not_after = %life.not_after, "serving the ACME certificate the leading node stored");
+        }
+        Ok(())
     }
 
     /// Records `life` as the certificate in force; when it is due.

@@ -6,6 +6,8 @@
 use super::challenges::Challenges;
 use super::error::AcmeError;
 use super::ChallengeKind;
+use crate::cluster::relay::AcmeNews;
+use crate::cluster::{Cluster, Relay};
 use crate::pki::TlsPair;
 use instant_acme::{Account, AuthorizationStatus, Identifier, NewOrder, OrderStatus, RetryPolicy};
 use rcgen::{CertificateParams, DistinguishedName, KeyPair};
@@ -23,17 +25,25 @@ impl Drop for Answering<'_> {
     }
 }
 
+/// Where challenges are answered: here, and on the other nodes.
+pub struct Answerers<'a> {
+    /// This node's answers.
+    pub here: &'a Challenges,
+    /// The other nodes (the CA may reach any of them).
+    pub cluster: &'a Cluster,
+}
+
 /// Orders a certificate for `domains`, answering challenges of `kind`.
 pub async fn issue(
     account: &Account,
     domains: &[String],
     kind: ChallengeKind,
-    challenges: &Challenges,
+    answerers: &Answerers<'_>,
 ) -> Result<TlsPair, AcmeError> {
     let identifiers: Vec<Identifier> = domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
     let mut order = account.new_order(&NewOrder::new(&identifiers)).await?;
-    let _answering = Answering(challenges);
-    answer(&mut order, kind, challenges).await?;
+    let _answering = Answering(answerers.here);
+    answer(&mut order, kind, answerers).await?;
     let retries = RetryPolicy::new().timeout(PATIENCE);
     let status = order.poll_ready(&retries).await?;
     if status != OrderStatus::Ready {
@@ -52,7 +62,7 @@ pub async fn issue(
 async fn answer(
     order: &mut instant_acme::Order,
     kind: ChallengeKind,
-    challenges: &Challenges,
+    answerers: &Answerers<'_>,
 ) -> Result<(), AcmeError> {
     let mut authorizations = order.authorizations();
     while let Some(authorization) = authorizations.next().await {
@@ -66,10 +76,17 @@ async fn answer(
         let mut challenge =
             authorization.challenge(kind.acme()).ok_or(AcmeError::NotOffered(kind.name(), name.clone()))?;
         let key_authorization = challenge.key_authorization();
-        match kind {
-            ChallengeKind::Http01 => challenges.answer_http01(&challenge.token, key_authorization.as_str()),
-            ChallengeKind::TlsAlpn01 => challenges.answer_tls_alpn01(&name, key_authorization.digest().as_ref())?,
-        }
+        let news = match kind {
+            ChallengeKind::Http01 => {
+                let key_authorization = key_authorization.as_str().to_owned();
+                AcmeNews::Http01 { token: challenge.token.clone(), key_authorization }
+            }
+            ChallengeKind::TlsAlpn01 => {
+                AcmeNews::TlsAlpn01 { name: name.clone(), digest: hex::encode(key_authorization.digest()) }
+            }
+        };
+        answerers.here.answer(&news)?;
+        answerers.cluster.tell(Relay::Acme { news }).await;
         challenge.set_ready().await?;
         tracing::info!(domain = %name, challenge = kind.name(), "ACME challenge answered");
     }

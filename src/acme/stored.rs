@@ -1,14 +1,22 @@
-//! The certificate the ACME server issued, kept in the data directory as
-//! one file (`acme-certificate.pem`, mode 0600: the chain and its key
-//! together, written atomically so they never disagree), and when it is due
-//! for renewal: at two thirds of its lifetime, as Let's Encrypt advises.
+//! The certificate the ACME server issued and when it is due for renewal:
+//! at two thirds of its lifetime, as Let's Encrypt advises. One appliance
+//! keeps it in the data directory as one file (`acme-certificate.pem`,
+//! mode 0600: the chain and its key together, written atomically so they
+//! never disagree); nodes sharing a PostgreSQL store keep it there, so each
+//! serves the certificate the leading node ordered.
 
+use super::error::AcmeError;
 use crate::clock::Timestamp;
 use crate::pki::TlsPair;
 use crate::store::datadir::{self, DataDir};
+use crate::store::{Store, Table};
+use serde::{Deserialize, Serialize};
 
 /// The file holding the chain (leaf first) followed by the key.
 pub const FILE: &str = "acme-certificate.pem";
+
+/// Where the shared store keeps it (in the `meta` table).
+const SHARED_KEY: &str = "acme_certificate";
 
 /// Reads the stored certificate, if any.
 pub fn load(dir: &DataDir) -> std::io::Result<Option<TlsPair>> {
@@ -22,6 +30,49 @@ pub fn load(dir: &DataDir) -> std::io::Result<Option<TlsPair>> {
 pub fn save(dir: &DataDir, pair: &TlsPair) -> std::io::Result<()> {
     let chain = pair.chain_pem.trim_end();
     datadir::write_secret(&dir.file(FILE), format!("{chain}\n{}", pair.key_pem).as_bytes())
+}
+
+/// The certificate as the shared store keeps it.
+#[derive(Serialize, Deserialize)]
+struct Shared {
+    chain_pem: String,
+    key_pem: String,
+}
+
+/// Where this node keeps the certificate: its data directory, or the store
+/// the nodes share.
+#[derive(Clone)]
+pub struct Keeper {
+    dir: DataDir,
+    shared: Option<Store>,
+}
+
+impl Keeper {
+    /// The keeper for an appliance with `dir` and `store`.
+    pub fn new(dir: &DataDir, store: &Store) -> Keeper {
+        Keeper { dir: dir.clone(), shared: store.is_shared().then(|| store.clone()) }
+    }
+
+    /// The stored certificate, if any.
+    pub fn load(&self) -> Result<Option<TlsPair>, AcmeError> {
+        match &self.shared {
+            None => Ok(load(&self.dir)?),
+            Some(store) => Ok(store
+                .get::<Shared>(Table::Meta, SHARED_KEY)?
+                .map(|s| TlsPair { chain_pem: s.chain_pem, key_pem: s.key_pem })),
+        }
+    }
+
+    /// Stores `pair` in place of the previous one, durably.
+    pub async fn save(&self, pair: &TlsPair) -> Result<(), AcmeError> {
+        match &self.shared {
+            None => Ok(save(&self.dir, pair)?),
+            Some(store) => {
+                let shared = Shared { chain_pem: pair.chain_pem.clone(), key_pem: pair.key_pem.clone() };
+                Ok(store.insert(Table::Meta, SHARED_KEY, &shared).await?)
+            }
+        }
+    }
 }
 
 /// What renewal needs to know of a certificate.

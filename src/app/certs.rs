@@ -1,5 +1,6 @@
 //! The certificates the listeners start with.
 
+use crate::acme::stored::Keeper;
 use crate::clock::Clock;
 use crate::config::{Config, TlsSource};
 use crate::pki::live::LiveCert;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub(super) fn listener_certs(
     config: &Config,
     dir: &DataDir,
+    keeper: &Keeper,
     ca: &Ca,
     clock: &Clock,
 ) -> anyhow::Result<(Arc<LiveCert>, Arc<LiveCert>)> {
@@ -29,6 +31,6 @@ pub(super) fn listener_certs(
     };
     let mqtt = LiveCert::new(&own)?;
     let Some(acme) = &config.acme else { return Ok((mqtt.clone(), mqtt)) };
-    let https = crate::acme::Acme::stored(dir, acme, clock.now()).unwrap_or(own);
+    let https = crate::acme::Acme::stored(keeper, acme, clock.now()).unwrap_or(own);
     Ok((LiveCert::new(&https)?, mqtt))
 }

@@ -87,8 +87,8 @@ pub(super) fn messaging(
         metrics: metrics.clone(),
         clock: clock.clone(),
         base_url,
+        cluster: delivery.cluster().clone(),
     });
-    escalation.resume().context("resuming escalations")?;
     let devices = devices.clone();
     Ok(Messaging { notifications, approvals, commands, delivery, receipts, escalation, devices, clock })
 }

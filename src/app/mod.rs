@@ -3,7 +3,6 @@
 //! reports their addresses; `App::run_until` serves until the shutdown
 //! future resolves, then drains connections and flushes the store.
 
-use crate::audit::AuditLog;
 use crate::auth::admin::AdminToken;
 use crate::auth::tokens::Tokens;
 use crate::clock::Clock;
@@ -130,11 +129,12 @@ impl App {
             .context("admin token")?;
         let store = shared::open_store(&config, &dir).await?;
         let cluster = Cluster::new(store.clone(), config.node_name.clone());
-        let audit = AuditLog::open(&dir.audit_log(), clock.clone()).context("audit log")?;
+        let audit = shared::open_audit(&store, &dir, &clock)?;
         let http =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
         let http_addr = http.local_addr()?;
-        let (live_cert, mqtt_cert) = certs::listener_certs(&config, &dir, &ca, &clock)?;
+        let keeper = crate::acme::stored::Keeper::new(&dir, &store);
+        let (live_cert, mqtt_cert) = certs::listener_certs(&config, &dir, &keeper, &ca, &clock)?;
         let cert_files = match &config.tls {
             TlsSource::Files { cert, key } => Some((live_cert.clone(), cert.clone(), key.clone())),
             TlsSource::Generated => None,
@@ -226,8 +226,9 @@ impl App {
             messaging(&config, &dir, &store, &audit, &devices, &broker, &gateway, &metrics, &limits, &tasks, reach)?;
         let acme = match config.acme.clone() {
             Some(config) => {
-                let (live, clock, audit) = (live_cert.clone(), clock.clone(), audit.clone());
-                Some(acme::start(crate::acme::Parts { config, dir: dir.clone(), live, clock, audit }).await?)
+                let (live, clock, audit, cluster) = (live_cert.clone(), clock.clone(), audit.clone(), cluster.clone());
+                let dir = dir.clone();
+                Some(acme::start(crate::acme::Parts { config, dir, keeper, live, clock, audit, cluster }).await?)
             }
             None => None,
         };

@@ -2,6 +2,7 @@
 //! PostgreSQL one several nodes share) and this node's part among the
 //! nodes sharing it: acting on what the others tell it, and its heartbeat.
 
+use crate::audit::AuditLog;
 use crate::cluster::nodes::{self, Node};
 use crate::cluster::{Cluster, Envelope, Relay};
 use crate::config::Config;
@@ -25,6 +26,15 @@ pub(super) async fn open_store(config: &Config, dir: &DataDir) -> anyhow::Result
     let tls = crate::pki::tls::client(ca.as_deref()).context("TLS for the database")?;
     let connection = crate::store::Connection { url: database.url.0.clone(), tls };
     Store::connect(&connection).await.context("PostgreSQL database (--database-url)")
+}
+
+/// The audit log: the data directory's file, or the one the nodes keep in
+/// the shared store.
+pub(super) fn open_audit(store: &Store, dir: &DataDir, clock: &crate::clock::Clock) -> anyhow::Result<AuditLog> {
+    if store.is_shared() {
+        return Ok(AuditLog::shared(store.clone(), clock.clone()));
+    }
+    AuditLog::open(&dir.audit_log(), clock.clone()).context("audit log")
 }
 
 /// Acts on what the other nodes tell this one until `stop`.
@@ -56,6 +66,12 @@ async fn act(state: &State, relay: Relay) {
         }
         Relay::CutOff { device } => messaging.delivery.cut_off_here(&device),
         Relay::Decided { id } => messaging.approvals.decided_elsewhere(&id),
+        Relay::Watch { item, at } => messaging.escalation.watch_here(item, at),
+        Relay::Acme { news } => {
+            if let Some(acme) = &state.acme {
+                acme.heard(&news);
+            }
+        }
         Relay::Replay { device } if state.gateway.holds(&device) => {
             let replayed = match state.devices.get(&device) {
                 Ok(device) => {

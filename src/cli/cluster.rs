@@ -24,7 +24,13 @@ pub struct Database {
 }
 
 impl Database {
-    fn connection(&self) -> anyhow::Result<Connection> {
+    /// The database at `url`, its TLS trusting `ca_cert` when given.
+    pub fn new(url: String, ca_cert: Option<PathBuf>) -> Database {
+        Database { database_url: url, database_ca_cert: ca_cert }
+    }
+
+    /// How to reach it.
+    pub fn connection(&self) -> anyhow::Result<Connection> {
         let ca = match &self.database_ca_cert {
             Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
             None => None,
@@ -96,12 +102,16 @@ pub async fn store(action: StoreAction) -> anyhow::Result<ExitCode> {
     if std::os::unix::net::UnixStream::connect(dir.admin_socket()).is_ok() {
         anyhow::bail!("an appliance is running on {}; stop it first", data_dir.display());
     }
+    let entries = crate::audit::file::entries(&dir.audit_log()).context("the audit log (audit verify)")?;
     let copied = copy::copy(from, to, &dir.database(), &database.connection()?).await?;
     let total: usize = copied.iter().map(|(_, n)| n).sum();
     println!("Copied {total} records from {} into PostgreSQL:", dir.database().display());
     for (table, n) in copied.iter().filter(|(_, n)| *n > 0) {
         println!("  {table:<20} {n}");
     }
+    let target = Store::connect(&database.connection()?).await?;
+    let lines = crate::audit::shared::copy(&entries, &target).await?;
+    println!("and {lines} audit log entries from {}, their chain continued.", dir.audit_log().display());
     println!("Start the appliance with --database-url to use them.");
     Ok(ExitCode::SUCCESS)
 }

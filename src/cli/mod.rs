@@ -216,6 +216,13 @@ enum AuditAction {
         /// Data directory holding audit.jsonl.
         #[arg(long, env = "TOPDOG_DATA_DIR", default_value = "topdog-data")]
         data_dir: PathBuf,
+        /// The PostgreSQL database of several nodes: check the log they
+        /// share there instead.
+        #[arg(long, env = "TOPDOG_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// A CA certificate (PEM) to trust for the database's TLS.
+        #[arg(long, env = "TOPDOG_DATABASE_CA_CERT")]
+        database_ca_cert: Option<PathBuf>,
     },
 }
 
@@ -282,7 +289,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init { data_dir } => maintenance::init(&data_dir),
         Command::Backup { file, remote } => maintenance::backup(&remote, &file).await,
         Command::Restore { file, data_dir } => maintenance::restore(&file, &data_dir).await,
-        Command::Audit { action: AuditAction::Verify { data_dir } } => audit_verify(&data_dir),
+        Command::Audit { action: AuditAction::Verify { data_dir, database_url, database_ca_cert } } => {
+            let database = database_url.map(|url| cluster::Database::new(url, database_ca_cert));
+            audit_verify(&data_dir, database.as_ref()).await
+        }
         Command::Tokens { action, remote } => tokens::run(action, &remote).await,
         Command::Notify { args, remote } => pipeline::notify(args, &remote).await,
         Command::Approve { args, remote } => Ok(pipeline::approve(args, &remote).await),
@@ -373,8 +383,12 @@ fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_verify(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    match crate::audit::verify(&data_dir.join("audit.jsonl")) {
+async fn audit_verify(data_dir: &std::path::Path, database: Option<&cluster::Database>) -> anyhow::Result<ExitCode> {
+    let report = match database {
+        Some(database) => crate::audit::shared::verify(&crate::store::Store::connect(&database.connection()?).await?),
+        None => crate::audit::verify(&data_dir.join("audit.jsonl")),
+    };
+    match report {
         Ok(report) => {
             println!("audit log OK: {} entries, chain intact", report.lines);
             for line in &report.torn {

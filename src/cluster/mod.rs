@@ -82,4 +82,10 @@ impl Cluster {
     pub fn leading(&self) -> bool {
         *self.leadership.borrow()
     }
+
+    /// Whether this node runs the background work, to wait on changes (on
+    /// one's own store it is always true, and never changes).
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.clone()
+    }
 }

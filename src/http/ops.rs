@@ -126,7 +126,7 @@ async fn audit_log(query: AuditQuery, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
         ctx.authorize(&state, Scope::Admin).await?;
         let limit = query.limit.unwrap_or(100).min(1000);
-        crate::audit::recent(state.audit.path(), limit).map_err(|e| Error::Internal(e.to_string()))
+        state.audit.recent(limit).map_err(|e| Error::Internal(e.to_string()))
     };
     respond(StatusCode::OK, result.await)
 }

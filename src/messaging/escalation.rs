@@ -7,6 +7,12 @@
 //! is seen (Pushover's emergency priority), at most `max_per_item` times,
 //! and a user gets at most `max_per_user_hour` texts an hour. Every text is
 //! audited and counted.
+//!
+//! Where several nodes share the store, the node leading the background
+//! work escalates: the others tell it of the items they make, a node that
+//! takes the lead picks up what is waiting from the store, and each text is
+//! claimed in the store before it is sent, so a change of leader never
+//! texts twice.
 
 use super::approvals::{Approvals, Status};
 use super::notifications::Notifications;
@@ -14,6 +20,8 @@ use super::receipts::Receipts;
 use super::MessagingError;
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{span, Clock, Timestamp};
+pub use crate::cluster::relay::Item;
+use crate::cluster::{Cluster, Relay};
 use crate::devices::{DeviceState, Devices};
 use crate::ids::UserId;
 use crate::metrics::Metrics;
@@ -49,15 +57,6 @@ impl Default for EscalationConfig {
             max_per_user_hour: 10,
         }
     }
-}
-
-/// An item that may escalate.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Item {
-    /// An approval request, by id.
-    Approval(String),
-    /// A priority-5 notification, by id.
-    Notification(String),
 }
 
 /// Texts sent for one item, kept in the store.
@@ -104,6 +103,21 @@ pub struct Parts {
     pub clock: Clock,
     /// Base URL of links into the app.
     pub base_url: String,
+    /// Whether this node escalates (it leads), and how to tell the one
+    /// that does.
+    pub cluster: Cluster,
+}
+
+/// What the store says of texting an item now.
+enum Claim {
+    /// Texted now (counted before sending).
+    Granted,
+    /// Texted as often as it may be, or it does not repeat.
+    Done,
+    /// Texted by another node lately: not before then.
+    NotYet(Timestamp),
+    /// The user's texts this hour are spent.
+    OverBudget,
 }
 
 /// Escalation (cheap to clone).
@@ -125,45 +139,76 @@ impl Escalation {
         !self.parts.config.after.is_zero()
     }
 
-    /// Watches `item`, made at `at`: it escalates `after` that if unseen.
-    pub fn watch(&self, item: Item, at: Timestamp) {
-        if self.on() {
-            let due = at + span(self.parts.config.after);
-            self.due.lock().unwrap_or_else(|p| p.into_inner()).insert((due, item));
+    /// Watches `item`, made at `at`: it escalates `after` that if unseen
+    /// (here when this node leads, otherwise on the node that does).
+    pub async fn watch(&self, item: Item, at: Timestamp) {
+        if !self.on() {
+            return;
+        }
+        if self.parts.cluster.leading() {
+            self.watch_here(item, at);
+        } else {
+            self.parts.cluster.tell(Relay::Watch { item, at }).await;
         }
     }
 
-    /// Watches again what was waiting before a restart: pending approvals
-    /// and recent priority-5 notifications.
-    pub fn resume(&self) -> Result<(), MessagingError> {
-        if !self.on() {
-            return Ok(());
+    /// Watches `item` on this node, when it leads (another node made it).
+    pub fn watch_here(&self, item: Item, at: Timestamp) {
+        if self.on() && self.parts.cluster.leading() {
+            let due = at + span(self.parts.config.after);
+            self.lock_due().insert((due, item));
         }
+    }
+
+    fn lock_due(&self) -> std::sync::MutexGuard<'_, BTreeSet<(Timestamp, Item)>> {
+        self.due.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Watches what is waiting in the store (after a start, or when this
+    /// node takes the lead): pending approvals and recent priority-5
+    /// notifications.
+    fn resume(&self) -> Result<(), MessagingError> {
         let now = self.parts.clock.now();
         for approval in self.parts.approvals.recent(1000)? {
             if approval.effective_status(now) == Status::Pending {
-                self.watch(Item::Approval(approval.id), approval.created_at);
+                self.watch_here(Item::Approval(approval.id), approval.created_at);
             }
         }
         for recent in self.parts.notifications.recent(1000)? {
             if recent.message.priority == 5 {
-                self.watch(Item::Notification(recent.message.id), recent.message.time);
+                self.watch_here(Item::Notification(recent.message.id), recent.message.time);
             }
         }
         Ok(())
     }
 
-    /// Texts what is due, once a second, until `stop` turns true.
+    /// Texts what is due, once a second while this node leads, until
+    /// `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        if !self.on() {
+            return;
+        }
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        let mut leading = false;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
                 _ = stop.changed() => return,
             }
+            if !self.parts.cluster.leading() {
+                if std::mem::take(&mut leading) {
+                    self.lock_due().clear();
+                }
+                continue;
+            }
+            if !std::mem::replace(&mut leading, true) {
+                if let Err(e) = self.resume() {
+                    tracing::error!(error = %e, "could not pick up the items waiting to escalate");
+                }
+            }
             for item in self.take_due() {
                 match self.escalate(&item).await {
-                    Ok(Some(next)) => _ = self.due.lock().unwrap_or_else(|p| p.into_inner()).insert((next, item)),
+                    Ok(Some(next)) => _ = self.lock_due().insert((next, item)),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, ?item, "escalation failed"),
                 }
@@ -173,7 +218,7 @@ impl Escalation {
 
     fn take_due(&self) -> Vec<Item> {
         let now = self.parts.clock.now();
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due = self.lock_due();
         let mut ready = Vec::new();
         while let Some(first) = due.first() {
             if first.0 > now {
@@ -244,21 +289,21 @@ impl Escalation {
         if self.parts.receipts.seen_by_any(&subject.id, &subject.devices)? {
             return Ok(None);
         }
-        let config = self.parts.config;
-        let texted: Texted = self.parts.store.get(Table::Escalations, &subject.id)?.unwrap_or_default();
-        if texted.count >= config.max_per_item || (!subject.repeats && texted.count > 0) {
-            return Ok(None);
-        }
         let now = self.parts.clock.now();
-        let next = subject.repeats.then(|| now + span(config.repeat));
+        let next = subject.repeats.then(|| now + span(self.parts.config.repeat));
         let numbers = self.numbers(&subject.devices)?;
         if numbers.is_empty() {
             self.parts.metrics.escalation("no_number");
             return Ok(None);
         }
-        if !self.within_hourly_budget(&subject.user, now).await? {
-            self.parts.metrics.escalation("over_budget");
-            return Ok(next);
+        match self.claim(&subject, now).await? {
+            Claim::Granted => {}
+            Claim::Done => return Ok(None),
+            Claim::NotYet(at) => return Ok(Some(at)),
+            Claim::OverBudget => {
+                self.parts.metrics.escalation("over_budget");
+                return Ok(next);
+            }
         }
         let text = self.parts.templates.escalation(&subject.user, subject.kind, &subject.title, &subject.link);
         for number in &numbers {
@@ -272,9 +317,32 @@ impl Escalation {
                 Event::new(&Actor::System, "escalation.sms", format!("{} {}", subject.id, number.masked()), outcome);
             self.parts.audit.record(event).await;
         }
-        let texted = Texted { count: texted.count + 1, last_at: Some(now) };
-        self.parts.store.insert(Table::Escalations, &subject.id, &texted).await?;
         Ok(next)
+    }
+
+    /// Claims a text of `subject` now, within its own budget and its
+    /// user's for this hour, in one transaction (so that two nodes never
+    /// both send it).
+    async fn claim(&self, subject: &Subject, now: Timestamp) -> Result<Claim, MessagingError> {
+        let config = self.parts.config;
+        let hour = format!("hour/{}/{}", subject.user, now.timestamp() / 3600);
+        let claim = self.parts.store.commit::<_, MessagingError>(|tx| {
+            let texted: Texted = tx.get(Table::Escalations, &subject.id)?.unwrap_or_default();
+            if texted.count >= config.max_per_item || (!subject.repeats && texted.count > 0) {
+                return Ok(Claim::Done);
+            }
+            if let Some(again) = texted.last_at.map(|last| last + span(config.repeat)).filter(|at| *at > now) {
+                return Ok(Claim::NotYet(again));
+            }
+            let used: u32 = tx.get(Table::Escalations, &hour)?.unwrap_or(0);
+            if used >= config.max_per_user_hour {
+                return Ok(Claim::OverBudget);
+            }
+            tx.put(Table::Escalations, &hour, &(used + 1))?;
+            tx.put(Table::Escalations, &subject.id, &Texted { count: texted.count + 1, last_at: Some(now) })?;
+            Ok(Claim::Granted)
+        });
+        Ok(claim.await?)
     }
 
     /// The distinct numbers `devices` were paired with.
@@ -288,17 +356,5 @@ impl Escalation {
             }
         }
         Ok(numbers)
-    }
-
-    /// Counts a text to `user` in this hour; false when the hour's budget
-    /// is spent.
-    async fn within_hourly_budget(&self, user: &str, now: Timestamp) -> Result<bool, MessagingError> {
-        let key = format!("hour/{user}/{}", now.timestamp() / 3600);
-        let used: u32 = self.parts.store.get(Table::Escalations, &key)?.unwrap_or(0);
-        if used >= self.parts.config.max_per_user_hour {
-            return Ok(false);
-        }
-        self.parts.store.insert(Table::Escalations, &key, &(used + 1)).await?;
-        Ok(true)
     }
 }

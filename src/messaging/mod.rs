@@ -154,7 +154,7 @@ impl Messaging {
         let recipients = self.recipients(request.user_id.as_deref(), request.device_id.as_deref())?;
         let notified = self.notifications.notify(request, &recipients).await?;
         if request.priority == Some(5) {
-            self.escalation.watch(Item::Notification(notified.id.clone()), self.clock.now());
+            self.escalation.watch(Item::Notification(notified.id.clone()), self.clock.now()).await;
         }
         Ok(notified)
     }
@@ -173,7 +173,7 @@ impl Messaging {
             }
         }
         let approval = self.approvals.create(actor, request, &recipients, None).await?;
-        self.escalation.watch(Item::Approval(approval.id.clone()), approval.created_at);
+        self.escalation.watch(Item::Approval(approval.id.clone()), approval.created_at).await;
         Ok(approval)
     }
 

@@ -47,9 +47,12 @@ pub enum Table {
     /// Console sessions, by the SHA-256 of their id (only when several
     /// nodes share the store; in memory otherwise).
     Sessions,
+    /// The audit log's entries by sequence number (only when several nodes
+    /// share the store; a file in the data directory otherwise).
+    Audit,
 }
 
-const TABLE_COUNT: usize = 21;
+const TABLE_COUNT: usize = 22;
 
 pub(super) const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::Invites, "invites"),
@@ -73,4 +76,5 @@ pub(super) const TABLES: [(Table, &str); TABLE_COUNT] = [
     (Table::People, "people"),
     (Table::Nodes, "nodes"),
     (Table::Sessions, "sessions"),
+    (Table::Audit, "audit"),
 ];

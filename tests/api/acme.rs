@@ -11,7 +11,7 @@ use crate::pebble::{client_for, free_port, Pebble};
 use crate::phone::Phone;
 use serde_json::{json, Value};
 
-const DOMAIN: &str = "pair.topdog.test";
+pub(crate) const DOMAIN: &str = "pair.topdog.test";
 
 /// An unlicensed appliance on `https` with `flags`; its clients then trust
 /// only pebble's root and reach it by `DOMAIN` (the license is activated
@@ -26,13 +26,13 @@ async fn appliance(pebble: &Pebble, https: u16, domains: &[&str], flags: &[&str]
     app
 }
 
-fn trust_only_pebble(app: &mut TestApp, pebble: &Pebble) {
+pub(crate) fn trust_only_pebble(app: &mut TestApp, pebble: &Pebble) {
     app.client = client_for(&pebble.issuing_root, DOMAIN, app.port);
     app.base = format!("https://{DOMAIN}:{}", app.port);
 }
 
 /// The status once a client trusting only pebble gets through.
-async fn issued(app: &TestApp, pebble: &Pebble) -> Value {
+pub(crate) async fn issued(app: &TestApp, pebble: &Pebble) -> Value {
     eventually(|| async {
         let answer = app.admin(reqwest::Method::GET, "/admin/status").send().await.map_err(|e| format!("{e:?}"))?;
         let status: Value = answer.json().await.map_err(|e| e.to_string())?;
@@ -45,7 +45,7 @@ async fn issued(app: &TestApp, pebble: &Pebble) -> Value {
 }
 
 /// The DER of the leaf a new handshake for `DOMAIN` is shown.
-async fn leaf_now(app: &TestApp, pebble: &Pebble) -> Vec<u8> {
+pub(crate) async fn leaf_now(app: &TestApp, pebble: &Pebble) -> Vec<u8> {
     let conn = connect_as(app.port, &pebble.issuing_root, DOMAIN).await.expect("handshake");
     conn.get_ref().1.peer_certificates().expect("a certificate")[0].to_vec()
 }

@@ -374,12 +374,52 @@ impl TestApp {
     /// The audit log's lines, parsed, without the test license's
     /// activation that `spawn_with` performs.
     pub fn audit(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.data_dir().join("audit.jsonl")).unwrap_or_default();
+        let text = match self.database_url() {
+            Some(url) => {
+                crate::postgres::query_blocking(url, "SELECT value #>> '{}' FROM audit ORDER BY key").join("\n")
+            }
+            None => std::fs::read_to_string(self.data_dir().join("audit.jsonl")).unwrap_or_default(),
+        };
         let mut lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("audit line")).collect();
         if !self.options.unlicensed && lines.first().is_some_and(|e| e["action"] == "license.activate") {
             lines.remove(0);
         }
         lines
+    }
+
+    /// The PostgreSQL database this appliance keeps its records in, if any.
+    pub fn database_url(&self) -> Option<&str> {
+        let args = &self.options.args;
+        args.iter().position(|a| a == "--database-url").and_then(|i| args.get(i + 1)).map(String::as_str)
+    }
+
+    /// `topdog audit verify` of this appliance's audit log.
+    pub fn audit_verify(&self) -> std::process::Output {
+        let mut verify = Command::new(binary());
+        verify.args(["audit", "verify", "--data-dir"]).arg(self.data_dir());
+        if let Some(url) = self.database_url() {
+            verify.args(["--database-url", url]);
+        }
+        verify.output().expect("topdog audit verify")
+    }
+
+    /// Replaces the first `from` in the audit log's entries by `to`, as an
+    /// intruder editing it would.
+    pub fn tamper_with_audit(&self, from: &str, to: &str) {
+        match self.database_url() {
+            Some(url) => {
+                let sql = format!(
+                    "UPDATE audit SET value = to_json(replace(value #>> '{{}}', '{from}', '{to}')) \
+                     WHERE key = (SELECT min(key) FROM audit WHERE value::text LIKE '%{from}%')"
+                );
+                crate::postgres::query_blocking(url, &sql);
+            }
+            None => {
+                let path = self.data_dir().join("audit.jsonl");
+                let text = std::fs::read_to_string(&path).expect("audit log");
+                std::fs::write(path, text.replacen(from, to, 1)).expect("audit log");
+            }
+        }
     }
 
     /// Stops the process with SIGTERM and waits for it; its exit status.

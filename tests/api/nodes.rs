@@ -14,15 +14,25 @@ use crate::postgres;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Options for node `name` on database `url`.
-fn node(url: &str, name: &str) -> Options {
-    Options::default().arg("--database-url").arg(url).arg("--node-name").arg(name)
+/// `options` for node `name` on database `url`.
+fn node(options: &Options, url: &str, name: &str) -> Options {
+    options.clone().arg("--database-url").arg(url).arg("--node-name").arg(name)
 }
 
 /// `n` nodes on database `url`: the first makes the keys, the others get
 /// them by `topdog keys export|import`.
 async fn nodes_on(url: &str, n: usize) -> Vec<TestApp> {
-    let first = spawn_with(node(url, "node-1")).await;
+    nodes_with(&Options::default(), url, n).await
+}
+
+/// `n` nodes started with `options` on database `url`.
+async fn nodes_with(options: &Options, url: &str, n: usize) -> Vec<TestApp> {
+    nodes_each(url, n, |_| options.clone()).await
+}
+
+/// `n` nodes on database `url`, node `i` (from 1) started with `options(i)`.
+async fn nodes_each(url: &str, n: usize, options: impl Fn(usize) -> Options) -> Vec<TestApp> {
+    let first = spawn_with(node(&options(1), url, "node-1")).await;
     let keys = first.dir.path().join("keys.json");
     let export = topdog(&["keys", "export", keys.to_str().unwrap(), "--data-dir", first.data_dir().to_str().unwrap()]);
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
@@ -33,7 +43,7 @@ async fn nodes_on(url: &str, n: usize) -> Vec<TestApp> {
         let import = topdog(&["keys", "import", keys.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
         assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
         let token = nodes[0].admin_token.clone();
-        nodes.push(start_in(dir, node(url, &format!("node-{i}")), &token).await);
+        nodes.push(start_in(dir, node(&options(i), url, &format!("node-{i}")), &token).await);
     }
     nodes
 }
@@ -104,16 +114,14 @@ async fn three_nodes_act_as_one_appliance() {
         "the waiter on node 1 hears it: {}",
         waited.1
     );
-    let decisions: usize = nodes
+    let decisions = nodes[1]
+        .audit()
         .iter()
-        .map(|n| {
-            n.audit()
-                .iter()
-                .filter(|e| e["action"] == "approval.approved" || e["action"] == "approval.rejected")
-                .count()
-        })
-        .sum();
-    assert_eq!(decisions, 1, "one decision is recorded, on one node");
+        .filter(|e| e["action"] == "approval.approved" || e["action"] == "approval.rejected")
+        .count();
+    assert_eq!(decisions, 1, "one decision is recorded in the audit log the nodes share");
+    let verified = nodes[2].audit_verify();
+    assert!(verified.status.success(), "one chain for all the nodes: {}", String::from_utf8_lossy(&verified.stderr));
 
     // A console session begun on node 1 works on node 3; signed out on
     // node 3, it is over on node 1 too.
@@ -173,6 +181,140 @@ async fn a_phone_whose_node_is_killed_moves_to_another_and_misses_nothing() {
         }
     })
     .await;
+}
+
+/// The name of the node leading the background work, as `app` lists the
+/// nodes, once `n` are alive and one of them leads.
+async fn leader(app: &TestApp, n: usize) -> String {
+    eventually(|| async {
+        let (_, status) = app.admin_get("/admin/status").await;
+        let listed = status["nodes"].as_array().cloned().unwrap_or_default();
+        let alive: Vec<&Value> = listed.iter().filter(|n| n["alive"] == true).collect();
+        let leading: Vec<&str> =
+            alive.iter().filter(|n| n["leading"] == true).filter_map(|n| n["name"].as_str()).collect();
+        match leading[..] {
+            [name] if alive.len() == n => Ok(name.to_owned()),
+            _ => Err(format!("{status}")),
+        }
+    })
+    .await
+}
+
+/// The escalation texts the stand-in received, by approval id.
+fn texted(hook: &crate::fakes::Fake, ids: &[&str]) -> Vec<usize> {
+    let texts = hook.messages();
+    ids.iter().map(|id| texts.iter().filter(|m| m.body.contains(&format!("approval-{id}"))).count()).collect()
+}
+
+#[cfg_attr(not(feature = "system-tests"), ignore = "needs PostgreSQL: the test command (tests/run.sh) starts it")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_runs_on_the_leading_node_and_moves_when_it_dies() {
+    let url = postgres::fresh_database().await;
+    let mut hook = crate::fakes::webhook().await;
+    let options = crate::sms::through_webhook(Options::default().arg("--escalate-after").arg("30s"), &hook);
+    let mut nodes = nodes_with(&options, &url, 2).await;
+    nodes[0].pair("vic", "vic-phone").await;
+    hook.wait_for(1).await;
+    let lead = if leader(&nodes[0], 2).await == "node-1" { 0 } else { 1 };
+    let other = 1 - lead;
+    let id = |approval: &Value| approval["id"].as_str().unwrap().to_owned();
+
+    // Asked on the node that does not lead: the leader texts it, once.
+    let first = id(&ask(&nodes[other], "vic", 3600, None).await);
+    for node in &nodes {
+        node.shift_clock(31).await;
+    }
+    hook.wait_for(2).await;
+    assert_eq!(texted(&hook, &[&first]), [1]);
+
+    // Asked on the leader, which dies before it is due: the other node
+    // takes the lead, picks it up from the store and texts it; the first
+    // one, texted already, is not texted again.
+    let second = id(&ask(&nodes[lead], "vic", 3600, None).await);
+    nodes[lead].kill9();
+    assert_eq!(leader(&nodes[other], 1).await, format!("node-{}", other + 1));
+    nodes[other].shift_clock(31).await;
+    hook.wait_for(3).await;
+    // Past the repeat interval too: a repeat of a text already sent would
+    // go out before the marker's.
+    nodes[other].shift_clock(600).await;
+    let marker = id(&ask(&nodes[other], "vic", 3600, None).await);
+    nodes[other].shift_clock(31).await;
+    hook.wait_for(4).await;
+    assert_eq!(texted(&hook, &[&first, &second, &marker]), [1, 1, 1], "{:?}", hook.messages());
+}
+
+#[cfg_attr(
+    not(feature = "system-tests"),
+    ignore = "needs PostgreSQL and pebble: the test command (tests/run.sh) starts them"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leading_node_orders_the_certificate_every_node_serves_and_the_next_leader_renews() {
+    use crate::acme::{issued, leaf_now, trust_only_pebble, DOMAIN};
+    let url = postgres::fresh_database().await;
+    let plain: Vec<u16> = (0..2).map(|_| crate::pebble::free_port()).collect();
+    // pebble validates HTTP-01 on node 2's port: node 1 leads and orders,
+    // node 2 answers for it.
+    let pebble = crate::pebble::Pebble::start(plain[1], crate::pebble::free_port()).await;
+    let mut nodes = nodes_each(&url, 2, |i| {
+        let flags = pebble.flags(&[DOMAIN]);
+        let options = flags.iter().fold(Options::default().unlicensed(), |o, flag| o.arg(flag));
+        options
+            .arg("--acme-challenge")
+            .arg("http-01")
+            .arg("--acme-http-addr")
+            .arg(&format!("127.0.0.1:{}", plain[i - 1]))
+    })
+    .await;
+    // Until node 1 serves pebble's certificate, a client of its own CA
+    // reaches it. Its first order may have failed before node 2 listened:
+    // the retry, a minute later, is brought forward.
+    let (own, own_base) = (nodes[0].client.clone(), nodes[0].base.clone());
+    let token = nodes[0].admin_token.clone();
+    let as_admin = |request: reqwest::RequestBuilder| request.header("x-admin-token", &token);
+    for node in nodes.iter_mut() {
+        trust_only_pebble(node, &pebble);
+    }
+    eventually(|| async {
+        if let Ok(answer) = nodes[0].admin(reqwest::Method::GET, "/admin/status").send().await {
+            let status: Value = answer.json().await.map_err(|e| e.to_string())?;
+            return if status["acme"]["state"] == "valid" { Ok(()) } else { Err(status.to_string()) };
+        }
+        let answer = as_admin(own.get(format!("{own_base}/admin/status"))).send().await;
+        let status: Value = answer.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        if status["acme"]["failures"].as_u64() > Some(0) {
+            let shift = as_admin(own.post(format!("{own_base}/admin/test/clock"))).json(&json!({"shift_s": 61}));
+            shift.send().await.map_err(|e| e.to_string())?;
+        }
+        Err(format!("{status}\n{}", pebble.log()))
+    })
+    .await;
+    let status = issued(&nodes[1], &pebble).await;
+    assert_eq!(leader(&nodes[1], 2).await, "node-1");
+    let first = leaf_now(&nodes[0], &pebble).await;
+    assert_eq!(leaf_now(&nodes[1], &pebble).await, first, "every node serves the certificate the leader ordered");
+    let issued_ok = |app: &TestApp| {
+        app.audit().iter().filter(|e| e["action"] == "certificate.issue" && e["result"] == "ok").count()
+    };
+    assert_eq!(issued_ok(&nodes[1]), 1, "one order, by the leader");
+
+    // The leader dies; node 2 leads and renews at two thirds of the
+    // certificate's life, answering its own challenge.
+    nodes[0].kill9();
+    assert_eq!(leader(&nodes[1], 1).await, "node-2");
+    let days_left = status["certificate"]["days_left"].as_i64().unwrap();
+    nodes[1].shift_clock(days_left * 86_400 * 3 / 4).await;
+    let second = eventually(|| async {
+        let now = leaf_now(&nodes[1], &pebble).await;
+        if now != first {
+            Ok(now)
+        } else {
+            Err(pebble.log())
+        }
+    })
+    .await;
+    assert_ne!(second, first);
+    assert_eq!(issued_ok(&nodes[1]), 2);
 }
 
 #[cfg_attr(not(feature = "system-tests"), ignore = "needs PostgreSQL: the test command (tests/run.sh) starts it")]
@@ -249,6 +391,7 @@ async fn store_copy_moves_a_sled_appliance_into_postgres_with_the_same_answers()
     let sent = [notify(&app, "di", "one").await, notify(&app, "di", "two").await];
     let before = answers(&app, &token).await;
     assert_eq!(before.2.as_array().map(Vec::len), Some(2), "{:?}", before.2);
+    let history = app.audit();
     let status = app.stop();
     assert!(status.success());
 
@@ -279,6 +422,9 @@ async fn store_copy_moves_a_sled_appliance_into_postgres_with_the_same_answers()
     let (_, status) = app.admin_get("/admin/status").await;
     assert_eq!(status["store"], "postgres");
     assert_eq!(answers(&app, &token).await, before, "the same answers from PostgreSQL");
+    assert_eq!(app.audit()[..history.len()], history[..], "the audit log came along");
+    let verified = app.audit_verify();
+    assert!(verified.status.success(), "its chain continues: {}", String::from_utf8_lossy(&verified.stderr));
     let next = notify(&app, "di", "three").await;
     assert!(sent.iter().all(|id| *id < next), "new ids come after the copied ones: {sent:?} < {next}");
 }

@@ -51,6 +51,17 @@ pub async fn query(url: &str, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// [`query`] from synchronous code (its own thread and runtime).
+pub fn query_blocking(url: &str, sql: &str) -> Vec<String> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(query(&url, &sql))
+    })
+    .join()
+    .expect("query thread")
+}
+
 /// A private PostgreSQL server (stopped when dropped).
 pub struct Private {
     dir: tempfile::TempDir,

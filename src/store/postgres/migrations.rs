@@ -9,8 +9,11 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x7d06_0000;
 
 /// Every migration: `(version, what it does, SQL)`.
-const MIGRATIONS: [(i32, &str, &str); 2] =
-    [(1, "the appliance's tables and id sequence", V1), (2, "console sessions shared by the nodes", V2)];
+const MIGRATIONS: [(i32, &str, &str); 3] = [
+    (1, "the appliance's tables and id sequence", V1),
+    (2, "console sessions shared by the nodes", V2),
+    (3, "one audit log for all the nodes", V3),
+];
 
 /// One `(key, value)` table per kind of record; keys sort bytewise, as sled's.
 const V1: &str = r#"
@@ -40,6 +43,11 @@ CREATE TABLE nodes (key text COLLATE "C" PRIMARY KEY, value json NOT NULL);
 /// Console sessions, so that a browser may reach any node.
 const V2: &str = r#"
 CREATE TABLE sessions (key text COLLATE "C" PRIMARY KEY, value json NOT NULL);
+"#;
+
+/// The audit log's entries, so that the nodes keep one chain.
+const V3: &str = r#"
+CREATE TABLE audit (key text COLLATE "C" PRIMARY KEY, value json NOT NULL);
 "#;
 
 /// The newest schema version this build knows.

@@ -1,19 +1,19 @@
-//! The audit log: `audit.jsonl` in the data directory, one JSON event per
-//! line (time, actor, action, target, result; never a secret or a whole phone
-//! number), each carrying the SHA-256 of the line before it, so that editing
-//! or removing a line breaks the chain. `verify` walks the chain. A last
-//! line torn by a crash is not dropped: on the next start it is closed off
-//! and followed by an `audit.torn_line` entry naming it, which continues the
-//! chain from the last whole line; `verify` reports such lines.
+//! The audit log: one JSON event per entry (time, actor, action, target,
+//! result; never a secret or a whole phone number), each carrying the
+//! SHA-256 of the entry before it, so that editing or removing one breaks
+//! the chain. One appliance keeps it in `audit.jsonl` in its data directory
+//! (`file`); nodes sharing a PostgreSQL store keep one chain in the store
+//! (`shared`), so every node's events follow each other in one order.
 
-use crate::clock::{Clock, Timestamp};
+mod chain;
+pub mod file;
+pub mod shared;
+
+use crate::clock::Clock;
+use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+
+pub use file::verify;
 
 /// Who asked for an audited change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,89 +75,74 @@ impl Event {
     }
 }
 
-/// A line as stored.
-#[derive(Debug, Serialize, Deserialize)]
-struct Line {
-    seq: u64,
-    time: Timestamp,
-    #[serde(flatten)]
-    event: Event,
-    prev: String,
-}
-
 /// Why the audit log could not be written or verified.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// Reading or writing the file failed.
     #[error("audit log: {0}")]
     Io(#[from] std::io::Error),
+    /// The shared store failed.
+    #[error("audit log: {0}")]
+    Store(#[from] StoreError),
     /// The chain is broken at `line` (1-based).
     #[error("audit log broken at line {line}: {reason}")]
     Broken { line: u64, reason: String },
 }
 
-struct Tail {
-    file: File,
-    seq: u64,
-    last_hash: String,
-}
-
 /// The appending side of the audit log (cheap to clone).
 #[derive(Clone)]
 pub struct AuditLog {
-    path: PathBuf,
-    tail: Arc<Mutex<Tail>>,
+    sink: Sink,
     clock: Clock,
 }
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-fn hash_line(line: &str) -> String {
-    hex::encode(Sha256::digest(line.as_bytes()))
+#[derive(Clone)]
+enum Sink {
+    File(file::FileLog),
+    Store(Store),
 }
 
 impl AuditLog {
-    /// Opens the log for appending, continuing its chain.
-    pub fn open(path: &Path, clock: Clock) -> Result<AuditLog, AuditError> {
-        let report = verify(path)?;
-        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        if report.torn_tail.is_some() {
-            file.write_all(b"\n")?;
-        }
-        let tail = Tail { file, seq: report.lines, last_hash: report.last_hash };
-        let log = AuditLog { path: path.to_owned(), tail: Arc::new(Mutex::new(tail)), clock };
-        if let Some(line) = report.torn_tail {
+    /// Opens the file at `path` for appending, continuing its chain.
+    pub fn open(path: &std::path::Path, clock: Clock) -> Result<AuditLog, AuditError> {
+        let log = file::FileLog::open(path)?;
+        let audit = AuditLog { sink: Sink::File(log.clone()), clock };
+        if let Some(line) = log.torn_tail() {
             tracing::warn!(line, "the audit log's last line was torn by a crash; it is kept and marked");
-            log.append(Event::new(&Actor::System, TORN, torn_target(line), "kept"))?;
+            log.append(file::torn_marker(line), audit.clock.now())?;
         }
-        Ok(log)
+        Ok(audit)
     }
 
-    /// The log's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The log the nodes sharing `store` keep in it.
+    pub fn shared(store: Store, clock: Clock) -> AuditLog {
+        AuditLog { sink: Sink::Store(store), clock }
     }
 
-    /// Appends `event` and syncs it to disk.
+    /// Appends `event`, durably (a failure is logged).
     pub async fn record(&self, event: Event) {
-        let log = self.clone();
-        let written = tokio::task::spawn_blocking(move || log.append(event)).await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "could not write the audit log"),
-            Err(e) => tracing::error!(error = %e, "audit writer failed"),
+        let now = self.clock.now();
+        let written = match &self.sink {
+            Sink::File(log) => {
+                let log = log.clone();
+                tokio::task::spawn_blocking(move || log.append(event, now))
+                    .await
+                    .unwrap_or_else(|e| Err(AuditError::Io(std::io::Error::other(e))))
+            }
+            Sink::Store(store) => shared::append(store, event, now).await,
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, "could not write the audit log");
         }
     }
 
-    fn append(&self, event: Event) -> Result<(), AuditError> {
-        let mut tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let line = Line { seq: tail.seq + 1, time: self.clock.now(), event, prev: tail.last_hash.clone() };
-        let text = serde_json::to_string(&line).map_err(|e| AuditError::Io(e.into()))?;
-        tail.file.write_all(format!("{text}\n").as_bytes())?;
-        tail.file.sync_data()?;
-        tail.seq += 1;
-        tail.last_hash = hash_line(&text);
-        Ok(())
+    /// The newest `limit` events, newest first (the cost does not grow
+    /// with the log's length).
+    pub fn recent(&self, limit: usize) -> Result<Vec<serde_json::Value>, AuditError> {
+        match &self.sink {
+            Sink::File(log) => file::recent(log.path(), limit),
+            Sink::Store(store) => shared::recent(store, limit),
+        }
     }
 }
 
@@ -175,81 +160,12 @@ pub struct Report {
     pub torn_tail: Option<u64>,
 }
 
-const TORN: &str = "audit.torn_line";
-
-fn torn_target(line: u64) -> String {
-    format!("line {line}")
-}
-
-/// Checks every line's `prev` and sequence number; a missing file is an
-/// empty, valid log.
-pub fn verify(path: &Path) -> Result<Report, AuditError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    let ends_whole = bytes.last().is_none_or(|b| *b == b'\n');
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    let mut report = Report { lines: 0, last_hash: GENESIS.to_owned(), torn: Vec::new(), torn_tail: None };
-    let mut pending_torn: Option<u64> = None;
-    for (i, text) in lines.iter().enumerate() {
-        let number = i as u64 + 1;
-        let broken = |reason: &str| AuditError::Broken { line: number, reason: reason.to_owned() };
-        let Ok(line) = serde_json::from_str::<Line>(text) else {
-            if number == lines.len() as u64 && !ends_whole {
-                report.torn_tail = Some(number);
-                break;
-            }
-            if pending_torn.is_some() {
-                return Err(broken("not a valid audit entry"));
-            }
-            pending_torn = Some(number);
-            continue;
-        };
-        if let Some(torn) = pending_torn.take() {
-            if line.event.action != TORN || line.event.target != torn_target(torn) {
-                return Err(AuditError::Broken { line: torn, reason: "not a valid audit entry".into() });
-            }
-            report.torn.push(torn);
-        }
-        if line.seq != report.lines + 1 {
-            return Err(broken("sequence number out of order"));
-        }
-        if line.prev != report.last_hash {
-            return Err(broken("does not follow the line before it (edited, removed or reordered)"));
-        }
-        report.lines += 1;
-        report.last_hash = hash_line(text);
-    }
-    if let Some(torn) = pending_torn {
-        return Err(AuditError::Broken { line: torn, reason: "not a valid audit entry".into() });
-    }
-    Ok(report)
-}
-
-/// The newest `limit` events, newest first, read from the end of the log
-/// (so the cost does not grow with its length); a torn line is skipped.
-pub fn recent(path: &Path, limit: usize) -> Result<Vec<serde_json::Value>, AuditError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut events = Vec::with_capacity(limit.min(1024));
-    for line in rev_lines::RawRevLines::new(file) {
-        if events.len() >= limit {
-            break;
-        }
-        events.extend(serde_json::from_slice::<serde_json::Value>(&line?).ok());
-    }
-    Ok(events)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use file::recent;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     #[tokio::test]
     async fn chain_verifies_across_reopen_and_detects_edits() {
