@@ -2,7 +2,7 @@
 //! table) of its own.
 
 /// The kinds of record the store keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     /// Invites and QR tokens, keyed by the SHA-256 of the code.
     Invites,

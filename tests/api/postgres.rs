@@ -98,3 +98,33 @@ impl Drop for Private {
         let _ = Command::new(script()).arg("stop").arg(self.dir.path().join("pg")).output();
     }
 }
+
+#[cfg_attr(not(feature = "system-tests"), ignore = "needs PostgreSQL: the test command (tests/run.sh) starts it")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_reads_its_own_writes_and_they_land_in_order() {
+    use topdog::store::{Connection, Store, Table, TxAbort};
+    let tls = topdog::pki::tls::client(None).expect("TLS");
+    let store = Store::connect(&Connection { url: fresh_database().await, tls }).await.expect("connect");
+    store.insert(Table::Meta, "gone", &1).await.unwrap();
+    let seen = store
+        .commit::<_, std::convert::Infallible>(|tx| {
+            tx.put(Table::Meta, "n", &1)?;
+            let first: Option<i64> = tx.get(Table::Meta, "n")?;
+            tx.put(Table::Meta, "n", &(first.unwrap_or_default() + 1))?;
+            tx.remove(Table::Meta, "gone")?;
+            Ok((first, tx.get::<i64, _>(Table::Meta, "gone")?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, (Some(1), None), "writes not yet sent are seen by the transaction's own reads");
+    assert_eq!(store.get::<i64>(Table::Meta, "n").unwrap(), Some(2), "the later write wins");
+    assert!(!store.contains(Table::Meta, "gone").unwrap());
+    let refused = store
+        .commit(|tx| {
+            tx.put(Table::Meta, "n", &9)?;
+            Err::<(), _>(TxAbort::Domain("refused"))
+        })
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(store.get::<i64>(Table::Meta, "n").unwrap(), Some(2), "a refused transaction writes nothing");
+}

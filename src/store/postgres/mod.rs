@@ -2,8 +2,14 @@
 //! table is a PostgreSQL table of `(key, value json)`; writing transactions
 //! take turns on one advisory lock (serial, so each sees every earlier one
 //! committed: the guarantees of sled's serializable transactions), and are
-//! tried again on a deadlock or serialization failure all the same; a commit
-//! returns once PostgreSQL has made it durable. The
+//! tried again on a deadlock or serialization failure all the same. A
+//! writer's turn ends at its commit, before the disk: a commit then returns
+//! once PostgreSQL has made it durable, waiting outside the turn, so that
+//! concurrent writers share the disk's flushes (`DURABLE`); another
+//! session may read a commit a moment before it is on disk, as with
+//! PostgreSQL's asynchronous commit, but nobody is answered before it is.
+//! A transaction's
+//! writes go out together, pipelined, at its commit (`tx`). The
 //! domain's transaction closures are synchronous, so each statement inside
 //! one runs on the connection's async client from a blocking section
 //! (`block_in_place`): the appliance's multi-threaded runtime keeps every
@@ -12,6 +18,7 @@
 
 mod channel;
 pub mod migrations;
+mod tx;
 
 use super::table::{Table, TABLES};
 use super::{Fault, StoreError, TxAbort, TxError};
@@ -20,6 +27,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use channel::Leadership;
+pub(super) use tx::PgTx;
 
 /// Connections a node keeps open to PostgreSQL at most.
 const POOL_SIZE: usize = 16;
@@ -30,6 +38,19 @@ const MAX_ATTEMPTS: u32 = 60;
 /// writers met on the hot records (the seat and device counters every
 /// pairing updates) and retried each other dozens of times under load.
 const WRITE_LOCK: i64 = 0x7d06_0002;
+
+/// How a writing transaction starts: its turn among the writers, with a
+/// commit that does not wait for the disk, so that the turn is not held
+/// through the WAL flush.
+fn take_turn() -> String {
+    format!("SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+}
+
+/// What a writer then waits for, after its turn: a transaction with a WAL
+/// record of its own commits synchronously, and so flushes the WAL up to it,
+/// every commit before it included. Concurrent writers share PostgreSQL's
+/// flushes (group commit) instead of each flushing in turn.
+const DURABLE: &str = "BEGIN; SELECT pg_logical_emit_message(true, 'topdog', 'durable'); COMMIT";
 
 type Records = Vec<(String, Vec<u8>)>;
 
@@ -175,10 +196,11 @@ impl Pg {
         let value = String::from_utf8(bytes).map_err(|e| StoreError::Pool(e.to_string()))?;
         let mut client = self.pool.get().await?;
         let txn = client.transaction().await?;
-        txn.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})")).await?;
-        let statement = txn.prepare_cached(&upsert(table)).await?;
+        txn.batch_execute(&take_turn()).await?;
+        let statement = txn.prepare_cached(&tx::upsert(table)).await?;
         txn.execute(&statement, &[&key, &value]).await?;
         txn.commit().await?;
+        client.batch_execute(DURABLE).await?;
         Ok(())
     }
 
@@ -207,7 +229,7 @@ impl Pg {
         let mut client = self.pool.get().await?;
         let txn = client.transaction().await?;
         for (table, records) in tables {
-            let statement = txn.prepare(&upsert(*table)).await?;
+            let statement = txn.prepare(&tx::upsert(*table)).await?;
             for (key, value) in records {
                 let value = String::from_utf8_lossy(value);
                 txn.execute(&statement, &[key, &value.as_ref()]).await?;
@@ -221,8 +243,8 @@ impl Pg {
 
     /// Runs `f` as one transaction, in its turn among the writers (tried
     /// again should PostgreSQL refuse it for a concurrent one); `durable`
-    /// waits for PostgreSQL's commit to reach its disk (the default),
-    /// otherwise it is asynchronous.
+    /// then waits until the commit is on PostgreSQL's disk (the default),
+    /// otherwise it is left to PostgreSQL's background writer.
     pub(super) fn transaction<R, E>(
         &self,
         durable: bool,
@@ -231,33 +253,40 @@ impl Pg {
         blocking_section(|| {
             let mut client = wait(&self.handle, self.pool.get()).map_err(|e| TxError::Store(e.into()))?;
             let mut attempt = 0;
-            loop {
+            let result = loop {
                 attempt += 1;
-                match self.attempt(&mut client, durable, &f) {
+                match self.attempt(&mut client, &f) {
                     Err(TxError::Store(StoreError::Postgres(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                         tracing::debug!(attempt, error = %e, "a concurrent transaction won; trying again");
                     }
-                    outcome => return outcome,
+                    outcome => break outcome?,
                 }
+            };
+            if durable {
+                wait(&self.handle, client.batch_execute(DURABLE)).map_err(|e| TxError::Store(e.into()))?;
             }
+            Ok(result)
         })
     }
 
     fn attempt<R, E>(
         &self,
         client: &mut deadpool_postgres::Object,
-        durable: bool,
         f: &impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
     ) -> Result<R, TxError<E>> {
         let store = |e: tokio_postgres::Error| TxError::Store(StoreError::Postgres(e));
         let txn = wait(&self.handle, client.transaction()).map_err(store)?;
-        let commit = if durable { "" } else { "SET LOCAL synchronous_commit TO off;" };
-        wait(&self.handle, txn.batch_execute(&format!("{commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")))
-            .map_err(store)?;
-        let outcome = f(&PgTx { txn: &txn, handle: &self.handle });
+        wait(&self.handle, txn.batch_execute(&take_turn())).map_err(store)?;
+        let tx = PgTx::new(&txn, &self.handle);
+        let outcome = f(&tx);
+        let writes = tx.into_writes();
         match outcome {
             Ok(result) => {
-                wait(&self.handle, txn.commit()).map_err(store)?;
+                wait(&self.handle, async {
+                    tx::send(&txn, &writes).await?;
+                    txn.commit().await
+                })
+                .map_err(store)?;
                 Ok(result)
             }
             Err(abort) => {
@@ -291,49 +320,5 @@ fn wait<T: Send>(handle: &tokio::runtime::Handle, work: impl Future<Output = T> 
             scope.spawn(|| handle.block_on(work)).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         }),
         _ => handle.block_on(work),
-    }
-}
-
-/// `INSERT … ON CONFLICT UPDATE` of one record of `table`.
-fn upsert(table: Table) -> String {
-    format!(
-        "INSERT INTO {} (key, value) VALUES ($1, $2::text::json) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-        name(table)
-    )
-}
-
-/// One transaction in progress.
-pub(super) struct PgTx<'a> {
-    txn: &'a deadpool_postgres::Transaction<'a>,
-    handle: &'a tokio::runtime::Handle,
-}
-
-impl PgTx<'_> {
-    fn run(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, Fault> {
-        wait(self.handle, async {
-            let statement = self.txn.prepare_cached(sql).await?;
-            self.txn.query(&statement, params).await
-        })
-        .map_err(Fault::Postgres)
-    }
-
-    pub(super) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, Fault> {
-        let rows = self.run(&format!("SELECT value::text FROM {} WHERE key = $1", name(table)), &[&key])?;
-        Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
-    }
-
-    pub(super) fn put(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), Fault> {
-        let value = String::from_utf8_lossy(&bytes);
-        self.run(&upsert(table), &[&key, &value.as_ref()])?;
-        Ok(())
-    }
-
-    pub(super) fn remove(&self, table: Table, key: &str) -> Result<(), Fault> {
-        self.run(&format!("DELETE FROM {} WHERE key = $1", name(table)), &[&key])?;
-        Ok(())
     }
 }

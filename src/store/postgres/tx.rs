@@ -1,0 +1,100 @@
+//! One writing transaction in progress on PostgreSQL: reads go to the
+//! database at once (seeing this transaction's own writes first); writes
+//! are held and sent together, pipelined, just before the commit, so that a
+//! transaction of n writes costs one round trip for them, not n, while it
+//! holds the writers' lock.
+
+use super::{name, wait};
+use crate::store::table::Table;
+use crate::store::Fault;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// A write held until the commit.
+pub(super) enum Write {
+    Put { table: Table, key: String, value: String },
+    Remove { table: Table, key: String },
+}
+
+/// What the held writes leave of each record they touch (None: removed).
+type Written = HashMap<(Table, String), Option<Vec<u8>>>;
+
+/// One transaction in progress.
+pub(in crate::store) struct PgTx<'a> {
+    txn: &'a deadpool_postgres::Transaction<'a>,
+    handle: &'a tokio::runtime::Handle,
+    writes: RefCell<Vec<Write>>,
+    written: RefCell<Written>,
+}
+
+/// `INSERT … ON CONFLICT UPDATE` of one record of `table`.
+pub(super) fn upsert(table: Table) -> String {
+    format!(
+        "INSERT INTO {} (key, value) VALUES ($1, $2::text::json) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        name(table)
+    )
+}
+
+fn delete(table: Table) -> String {
+    format!("DELETE FROM {} WHERE key = $1", name(table))
+}
+
+impl<'a> PgTx<'a> {
+    pub(super) fn new(txn: &'a deadpool_postgres::Transaction<'a>, handle: &'a tokio::runtime::Handle) -> PgTx<'a> {
+        PgTx { txn, handle, writes: RefCell::default(), written: RefCell::default() }
+    }
+
+    /// The writes held, in order, to send before the commit.
+    pub(super) fn into_writes(self) -> Vec<Write> {
+        self.writes.into_inner()
+    }
+
+    pub(in crate::store) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, Fault> {
+        if let Some(held) = self.written.borrow().get(&(table, key.to_owned())) {
+            return Ok(held.clone());
+        }
+        let sql = format!("SELECT value::text FROM {} WHERE key = $1", name(table));
+        let rows = wait(self.handle, async {
+            let statement = self.txn.prepare_cached(&sql).await?;
+            self.txn.query(&statement, &[&key]).await
+        })
+        .map_err(Fault::Postgres)?;
+        Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
+    }
+
+    pub(in crate::store) fn put(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), Fault> {
+        let value = String::from_utf8_lossy(&bytes).into_owned();
+        self.written.borrow_mut().insert((table, key.to_owned()), Some(bytes));
+        self.writes.borrow_mut().push(Write::Put { table, key: key.to_owned(), value });
+        Ok(())
+    }
+
+    pub(in crate::store) fn remove(&self, table: Table, key: &str) -> Result<(), Fault> {
+        self.written.borrow_mut().insert((table, key.to_owned()), None);
+        self.writes.borrow_mut().push(Write::Remove { table, key: key.to_owned() });
+        Ok(())
+    }
+}
+
+/// Sends `writes` in order, pipelined: each statement is prepared (once
+/// per connection), then all go out without waiting for one another.
+pub(super) async fn send(
+    txn: &deadpool_postgres::Transaction<'_>,
+    writes: &[Write],
+) -> Result<(), tokio_postgres::Error> {
+    let mut statements = Vec::with_capacity(writes.len());
+    for write in writes {
+        statements.push(match write {
+            Write::Put { table, .. } => txn.prepare_cached(&upsert(*table)).await?,
+            Write::Remove { table, .. } => txn.prepare_cached(&delete(*table)).await?,
+        });
+    }
+    let sent = writes.iter().zip(&statements).map(|(write, statement)| async move {
+        match write {
+            Write::Put { key, value, .. } => txn.execute(statement, &[key, value]).await,
+            Write::Remove { key, .. } => txn.execute(statement, &[key]).await,
+        }
+    });
+    futures_util::future::try_join_all(sent).await?;
+    Ok(())
+}
