@@ -95,9 +95,17 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Something else failed inside the appliance.
-    #[error("{0}")]
-    Internal(String),
+    /// Something else failed inside the appliance (the cause is logged
+    /// with the request id, never sent).
+    #[error(transparent)]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// An internal failure caused by `cause`.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error::Internal(cause.into())
+    }
 }
 
 impl Coded for Error {

@@ -11,7 +11,6 @@ use crate::devices::Devices;
 use crate::http::serve::{self, Lifecycle};
 use crate::http::{self, State};
 use crate::licensing::key::VendorKeys;
-use crate::licensing::seats;
 use crate::licensing::Licensing;
 use crate::limits::connections::{ConnLimits, Shares};
 use crate::limits::RateLimits;
@@ -168,7 +167,7 @@ impl App {
         });
         let metrics = Metrics::new();
         let licensing = Licensing::new(store.clone(), VendorKeys::embedded(), audit.clone(), clock.clone());
-        seats::rebuild(&store).await.context("recounting seats")?;
+        crate::devices::recount::rebuild(&store).await.context("recounting seats")?;
         crate::messaging::approvals::pending::rebuild(&store).await.context("filing pending approvals")?;
         licensing.observe_clock().await.context("clock mark")?;
         let sms = sms::from_config(&config.sms);

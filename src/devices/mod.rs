@@ -6,6 +6,7 @@ pub mod counts;
 pub mod index;
 mod lifecycle;
 pub mod numbers;
+pub mod recount;
 
 use lifecycle::apply_change;
 pub use lifecycle::Change;

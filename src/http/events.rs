@@ -58,7 +58,7 @@ fn missed(state: &State, device: &Device, after: Option<&str>) -> Result<Vec<(St
     let mut events = Vec::new();
     for listed in messaging.notifications.list(device, after)? {
         let message = Outbound::Notification(listed.message);
-        let json = serde_json::to_string(&message).map_err(|e| Error::Internal(e.to_string()))?;
+        let json = serde_json::to_string(&message).map_err(Error::internal)?;
         events.push((message.id().to_owned(), event(Kind::Notification, message.id(), &json)));
     }
     for approval in messaging.approvals.pending_for(device)? {
@@ -70,8 +70,7 @@ fn missed(state: &State, device: &Device, after: Option<&str>) -> Result<Vec<(St
             choices: approval.choices,
             expires_at: approval.expires_at,
         };
-        let json =
-            serde_json::to_string(&Outbound::ApprovalRequest(request)).map_err(|e| Error::Internal(e.to_string()))?;
+        let json = serde_json::to_string(&Outbound::ApprovalRequest(request)).map_err(Error::internal)?;
         events.push((String::new(), event(Kind::ApprovalRequest, &approval.id, &json)));
     }
     Ok(events)

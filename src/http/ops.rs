@@ -87,7 +87,7 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
             "devices": devices,
             "node": state.cluster.node(),
             "store": if state.store.is_shared() { "postgres" } else { "sled" },
-            "nodes": state.nodes.list().map_err(|e| Error::Internal(e.to_string()))?,
+            "nodes": state.nodes.list().map_err(Error::internal)?,
         }))
     };
     respond(StatusCode::OK, result.await)
@@ -96,9 +96,8 @@ async fn status(state: Arc<State>, ctx: Ctx) -> Response {
 async fn backup(state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
         let actor = ctx.admin(&state).await?;
-        let taken = crate::store::backup::take(&state.store, &state.data_dir, state.clock.now())
-            .await
-            .map_err(|e| Error::Internal(e.to_string()));
+        let taken =
+            crate::store::backup::take(&state.store, &state.data_dir, state.clock.now()).await.map_err(Error::internal);
         let outcome = if taken.is_ok() { "ok" } else { "internal" };
         state.audit.record(crate::audit::Event::new(&actor, "backup.take", "data directory", outcome)).await;
         taken
@@ -126,7 +125,7 @@ async fn audit_log(query: AuditQuery, state: Arc<State>, ctx: Ctx) -> Response {
     let result = async {
         ctx.authorize(&state, Scope::Admin).await?;
         let limit = query.limit.unwrap_or(100).min(1000);
-        state.audit.recent(limit).map_err(|e| Error::Internal(e.to_string()))
+        state.audit.recent(limit).map_err(Error::internal)
     };
     respond(StatusCode::OK, result.await)
 }

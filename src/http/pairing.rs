@@ -83,14 +83,19 @@ async fn accept_invite(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
 /// The user's other phones (and, for a phone that waits for approval, the
 /// admins' phones) hear of a new pairing.
 async fn tell_of_new_phone(state: &State, ctx: &Ctx, device_id: &str) {
-    let admins = state.people.admins().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "could not read who the admins are");
-        Vec::new()
-    });
-    match state.devices.get(device_id) {
-        Ok(device) => state.messaging.paired(&device, ctx.client_address(), &admins).await,
-        Err(e) => tracing::warn!(error = %e, "a new phone could not be read back"),
-    }
+    let device = match state.devices.get(device_id) {
+        Ok(device) => device,
+        Err(e) => return tracing::warn!(error = %e, "a new phone could not be read back"),
+    };
+    // Who the admins are is read only when they are to be told.
+    let admins = match device.status {
+        crate::devices::DeviceState::PendingApproval => state.people.admins().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read who the admins are");
+            Vec::new()
+        }),
+        _ => Vec::new(),
+    };
+    state.messaging.paired(&device, ctx.client_address(), &admins).await;
 }
 
 async fn invite_status(code: String, state: Arc<State>, ctx: Ctx) -> Response {

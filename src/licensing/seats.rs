@@ -3,11 +3,9 @@
 //! users with a seat, changed in the same transaction as the devices, so two
 //! racing pairings can never take more seats than the license has.
 
-use crate::devices::{Device, DeviceState};
 use crate::ids::UserId;
 use crate::store::{Store, StoreError, Table, Tx, TxAbort};
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 
 const USED: &str = "seats_used";
 
@@ -76,33 +74,19 @@ pub enum CheckError {
     Store(#[from] StoreError),
 }
 
-/// Recounts every seat (and the devices by state, and files each device
-/// under its user) from the devices (at start-up, so these always match the
-/// devices, whatever version wrote them).
-pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
-    let devices: Vec<Device> = store.scan(Table::Devices)?;
-    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-    for device in devices.iter().filter(|d| d.status != DeviceState::Revoked) {
-        *counts.entry(device.user_id.to_string()).or_default() += 1;
+/// Users holding a seat now (for a recount).
+pub fn holders(store: &Store) -> Result<Vec<String>, StoreError> {
+    Ok(store.scan_keyed::<u32>(Table::Seats)?.into_iter().map(|(k, _)| k).collect())
+}
+
+/// Sets every seat from a recount: `holders` (as found before) lose
+/// theirs, then each user in `counts` holds one with that many devices.
+pub fn reset<E>(tx: &Tx<'_>, holders: &[String], counts: &BTreeMap<String, u32>) -> Result<(), TxAbort<E>> {
+    for user in holders {
+        tx.remove(Table::Seats, user)?;
     }
-    let by_state: Vec<(DeviceState, i64)> = crate::devices::counts::STATES
-        .into_iter()
-        .map(|s| (s, devices.iter().filter(|d| d.status == s).count() as i64))
-        .collect();
-    let stale: Vec<String> = store.scan_keyed::<u32>(Table::Seats)?.into_iter().map(|(k, _)| k).collect();
-    let stale_index = crate::devices::index::all_keys(store)?;
-    let outcome = store
-        .commit(|tx| {
-            for user in &stale {
-                tx.remove::<Infallible>(Table::Seats, user)?;
-            }
-            for (user, count) in &counts {
-                tx.put::<_, Infallible>(Table::Seats, user, count)?;
-            }
-            crate::devices::counts::set::<Infallible>(tx, &by_state)?;
-            crate::devices::index::rebuild::<Infallible>(tx, &stale_index, &devices)?;
-            tx.put::<_, Infallible>(Table::Meta, USED, &(counts.len() as u32))
-        })
-        .await;
-    outcome.map_err(StoreError::from)
+    for (user, count) in counts {
+        tx.put(Table::Seats, user, count)?;
+    }
+    tx.put(Table::Meta, USED, &(counts.len() as u32))
 }
