@@ -51,7 +51,8 @@ cargo test --all-targets --features dev-license-key,system-tests 2>&1 | tee "$lo
 # The API tests that keep records, again with every appliance on PostgreSQL.
 TOPDOG_TEST_BACKEND=postgres cargo test --features dev-license-key,system-tests --test api -- \
   pairing:: messaging:: devices:: mqtt:: commands:: receipts:: people:: qr:: hardening:: input:: escalation:: \
-  push:: hooks:: license:: tokens:: scoped_tokens:: review:: security:: pipeline:: oidc:: console:: sms:: 2>&1 | tee -a "$log"
+  push:: hooks:: license:: tokens:: scoped_tokens:: review:: security:: pipeline:: oidc:: console:: sms:: \
+  cli:: proxies:: logs:: openapi:: certificates:: ui:: service::sigterm service::tells 2>&1 | tee -a "$log"
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
 echo "all tests: $passed passed, $failed failed"
