@@ -128,3 +128,33 @@ async fn a_transaction_reads_its_own_writes_and_they_land_in_order() {
     assert!(refused.is_err());
     assert_eq!(store.get::<i64>(Table::Meta, "n").unwrap(), Some(2), "a refused transaction writes nothing");
 }
+
+#[cfg_attr(not(feature = "system-tests"), ignore = "needs PostgreSQL: the test command (tests/run.sh) starts it")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_may_not_write_wal_messages_still_commits() {
+    use topdog::store::{Connection, Store, Table};
+    let url = fresh_database().await;
+    let role = format!("td_plain_{:08x}", rand::random::<u32>());
+    query(
+        &url,
+        &format!(
+            "REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) FROM PUBLIC; \
+             REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, bytea) FROM PUBLIC; \
+             CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA public TO {role}"
+        ),
+    )
+    .await;
+    let mut as_role = url::Url::parse(&url).unwrap();
+    as_role.set_username(&role).unwrap();
+    let tls = topdog::pki::tls::client(None).expect("TLS");
+    let store = Store::connect(&Connection { url: as_role.to_string(), tls }).await.expect("connect as a plain role");
+    store.insert(Table::Meta, "a", &1).await.expect("an insert commits");
+    store
+        .commit::<_, std::convert::Infallible>(|tx| tx.put(Table::Meta, "b", &2))
+        .await
+        .expect("a transaction commits");
+    assert_eq!(
+        (store.get::<i64>(Table::Meta, "a").unwrap(), store.get::<i64>(Table::Meta, "b").unwrap()),
+        (Some(1), Some(2))
+    );
+}

@@ -39,18 +39,48 @@ const MAX_ATTEMPTS: u32 = 60;
 /// pairing updates) and retried each other dozens of times under load.
 const WRITE_LOCK: i64 = 0x7d06_0002;
 
-/// How a writing transaction starts: its turn among the writers, with a
-/// commit that does not wait for the disk, so that the turn is not held
-/// through the WAL flush.
-fn take_turn() -> String {
-    format!("SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+/// How a writing transaction starts: its turn among the writers; with
+/// `commit_async`, a commit that does not wait for the disk, so that the
+/// turn is not held through the WAL flush.
+fn take_turn(commit_async: bool) -> String {
+    let commit = if commit_async { "SET LOCAL synchronous_commit TO off; " } else { "" };
+    format!("{commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")
 }
 
-/// What a writer then waits for, after its turn: a transaction with a WAL
-/// record of its own commits synchronously, and so flushes the WAL up to it,
-/// every commit before it included. Concurrent writers share PostgreSQL's
-/// flushes (group commit) instead of each flushing in turn.
-const DURABLE: &str = "BEGIN; SELECT pg_logical_emit_message(true, 'topdog', 'durable'); COMMIT";
+/// What a writer then waits for, after its turn: a statement that writes a
+/// WAL record of its own in its own (implicit) transaction commits
+/// synchronously, and so flushes the WAL up to it, every commit before it
+/// included; concurrent writers share PostgreSQL's flushes (group commit)
+/// instead of each flushing in turn. Failing, it leaves no transaction open.
+const DURABLE: &str = "SELECT pg_logical_emit_message(true, 'topdog', 'durable')";
+
+/// When a writer's commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// After its turn, through [`DURABLE`] (concurrent writers share flushes).
+    AfterTurn,
+    /// Within its turn: where the role may not call [`DURABLE`]'s function.
+    InTurn,
+}
+
+impl Flush {
+    /// Whether the barrier works for this database and role.
+    async fn probe(client: &deadpool_postgres::Object) -> Result<Flush, StoreError> {
+        use tokio_postgres::error::SqlState;
+        match client.batch_execute(DURABLE).await {
+            Ok(()) => Ok(Flush::AfterTurn),
+            Err(e)
+                if [SqlState::INSUFFICIENT_PRIVILEGE, SqlState::UNDEFINED_FUNCTION]
+                    .iter()
+                    .any(|c| e.code() == Some(c)) =>
+            {
+                tracing::warn!(error = %e, "pg_logical_emit_message is not allowed: each writer waits for the disk in its turn (slower under load)");
+                Ok(Flush::InTurn)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
 
 type Records = Vec<(String, Vec<u8>)>;
 
@@ -61,6 +91,7 @@ pub(super) struct Pg {
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     handle: tokio::runtime::Handle,
+    flush: Flush,
 }
 
 /// Where a PostgreSQL database is, and how to reach it.
@@ -99,9 +130,10 @@ impl Pg {
 
     /// Connects (a pool, opened lazily) and applies the migrations.
     pub(super) async fn connect(connection: &Connection) -> Result<Pg, StoreError> {
-        let pg = Pg::pool(connection)?;
+        let mut pg = Pg::pool(connection)?;
         let mut client = pg.pool.get().await?;
         migrations::apply(&mut client).await?;
+        pg.flush = Flush::probe(&client).await?;
         Ok(pg)
     }
 
@@ -120,7 +152,7 @@ impl Pg {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        Ok(Pg { pool, config, tls, handle: tokio::runtime::Handle::current() })
+        Ok(Pg { pool, config, tls, handle: tokio::runtime::Handle::current(), flush: Flush::InTurn })
     }
 
     /// Runs `work` to completion from synchronous code.
@@ -196,11 +228,13 @@ impl Pg {
         let value = String::from_utf8(bytes).map_err(|e| StoreError::Pool(e.to_string()))?;
         let mut client = self.pool.get().await?;
         let txn = client.transaction().await?;
-        txn.batch_execute(&take_turn()).await?;
+        txn.batch_execute(&take_turn(self.flush == Flush::AfterTurn)).await?;
         let statement = txn.prepare_cached(&tx::upsert(table)).await?;
         txn.execute(&statement, &[&key, &value]).await?;
         txn.commit().await?;
-        client.batch_execute(DURABLE).await?;
+        if self.flush == Flush::AfterTurn {
+            client.batch_execute(DURABLE).await?;
+        }
         Ok(())
     }
 
@@ -255,14 +289,14 @@ impl Pg {
             let mut attempt = 0;
             let result = loop {
                 attempt += 1;
-                match self.attempt(&mut client, &f) {
+                match self.attempt(&mut client, durable, &f) {
                     Err(TxError::Store(StoreError::Postgres(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                         tracing::debug!(attempt, error = %e, "a concurrent transaction won; trying again");
                     }
                     outcome => break outcome?,
                 }
             };
-            if durable {
+            if durable && self.flush == Flush::AfterTurn {
                 wait(&self.handle, client.batch_execute(DURABLE)).map_err(|e| TxError::Store(e.into()))?;
             }
             Ok(result)
@@ -272,11 +306,13 @@ impl Pg {
     fn attempt<R, E>(
         &self,
         client: &mut deadpool_postgres::Object,
+        durable: bool,
         f: &impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
     ) -> Result<R, TxError<E>> {
         let store = |e: tokio_postgres::Error| TxError::Store(StoreError::Postgres(e));
         let txn = wait(&self.handle, client.transaction()).map_err(store)?;
-        wait(&self.handle, txn.batch_execute(&take_turn())).map_err(store)?;
+        let commit_async = !durable || self.flush == Flush::AfterTurn;
+        wait(&self.handle, txn.batch_execute(&take_turn(commit_async))).map_err(store)?;
         let tx = PgTx::new(&txn, &self.handle);
         let outcome = f(&tx);
         let writes = tx.into_writes();
