@@ -197,7 +197,7 @@ impl Acme {
                 led = async { leading.wait_for(|l| *l).await.is_ok() } => if !led { return },
                 _ = stop.changed() => return,
             }
-            if !self.lead(&mut leading, &mut stop).await {
+            if !self.lead(&leading, &mut stop).await {
                 return;
             }
         }
@@ -205,7 +205,7 @@ impl Acme {
 
     /// Orders when due (at once unless the stored certificate is in force)
     /// until this node stops leading (true) or `stop` turns true (false).
-    async fn lead(&self, leading: &mut crate::store::Leadership, stop: &mut watch::Receiver<bool>) -> bool {
+    async fn lead(&self, leading: &crate::store::Leadership, stop: &mut watch::Receiver<bool>) -> bool {
         let mut next = match self.in_force() {
             Some(life) => self.in_force_now(&life),
             None => self.parts.clock.now(),
@@ -270,8 +270,12 @@ impl Acme {
         }
     }
 
-    /// Serves the stored certificate, when it serves the names.
+    /// Serves the stored certificate, when it serves the names and is not
+    /// the one serving already.
     fn adopt(&self) -> Result<(), AcmeError> {
+        if self.in_force().is_some() {
+            return Ok(());
+        }
         let Some(pair) = Acme::stored(&self.parts.keeper, &self.parts.config, self.parts.clock.now()) else {
             return Ok(());
         };

@@ -48,6 +48,7 @@ pub(super) async fn hear(state: Arc<State>, mut stop: watch::Receiver<bool>) {
         let Some(payload) = payload else { return };
         if payload.is_empty() {
             tracing::warn!("messages from other nodes may have been missed; phones get them on their next replay");
+            catch_up(&state);
             continue;
         }
         match serde_json::from_str::<Envelope>(&payload) {
@@ -55,6 +56,18 @@ pub(super) async fn hear(state: Arc<State>, mut stop: watch::Receiver<bool>) {
             Ok(envelope) => act(&state, envelope.relay).await,
             Err(e) => tracing::warn!(error = %e, "a message from another node could not be read"),
         }
+    }
+}
+
+/// What this node does when it may have missed messages: the leader picks
+/// up again what waits to escalate, and the certificate the leader stored
+/// is served if it is newer.
+fn catch_up(state: &State) {
+    if let Err(e) = state.messaging.escalation.pick_up() {
+        tracing::error!(error = %e, "could not pick up the items waiting to escalate");
+    }
+    if let Some(acme) = &state.acme {
+        acme.heard(&crate::cluster::relay::AcmeNews::Issued);
     }
 }
 

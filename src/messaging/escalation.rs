@@ -164,6 +164,15 @@ impl Escalation {
         self.due.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Watches again what is waiting in the store, when this node leads (it
+    /// may have missed what other nodes told it).
+    pub fn pick_up(&self) -> Result<(), MessagingError> {
+        match self.on() && self.parts.cluster.leading() {
+            true => self.resume(),
+            false => Ok(()),
+        }
+    }
+
     /// Watches what is waiting in the store (after a start, or when this
     /// node takes the lead): pending approvals and recent priority-5
     /// notifications.
