@@ -102,7 +102,8 @@ pub async fn store(action: StoreAction) -> anyhow::Result<ExitCode> {
     if std::os::unix::net::UnixStream::connect(dir.admin_socket()).is_ok() {
         anyhow::bail!("an appliance is running on {}; stop it first", data_dir.display());
     }
-    let entries = crate::audit::file::entries(&dir.audit_log()).context("the audit log (audit verify)")?;
+    let entries = crate::audit::file::entries(&dir.audit_log())
+        .context("reading the audit log (check it with `topdog audit verify`)")?;
     let copied = copy::copy(from, to, &dir.database(), &database.connection()?).await?;
     let total: usize = copied.iter().map(|(_, n)| n).sum();
     println!("Copied {total} records from {} into PostgreSQL:", dir.database().display());
