@@ -64,7 +64,7 @@ pub struct App {
     /// Proxies whose forwarded client addresses are believed.
     trusted_proxies: crate::proxy::TrustedProxies,
     /// The operator's certificate files, watched for a new certificate.
-    cert_files: Option<(Arc<LiveCert>, PathBuf, PathBuf)>,
+    cert_files: Option<(Arc<LiveCert>, crate::pki::live::CertFiles)>,
     /// Certificates by ACME, when on.
     acme: Option<acme::AcmeStart>,
     /// Background work (phones' messages, command runs, webhooks, kicks)
@@ -133,11 +133,12 @@ impl App {
             TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
         let http_addr = http.local_addr()?;
         let keeper = crate::acme::stored::Keeper::new(&dir, &store);
-        let (live_cert, mqtt_cert) = certs::listener_certs(&config, &dir, &keeper, &ca, &clock)?;
-        let cert_files = match &config.tls {
-            TlsSource::Files { cert, key } => Some((live_cert.clone(), cert.clone(), key.clone())),
+        let files = match &config.tls {
+            TlsSource::Files { cert, key } => Some(crate::pki::live::CertFiles::before_reading(cert, key)),
             TlsSource::Generated => None,
         };
+        let (live_cert, mqtt_cert) = certs::listener_certs(&config, &dir, &keeper, &ca, &clock)?;
+        let cert_files = files.map(|files| (live_cert.clone(), files));
         let tls = if config.insecure_http {
             tracing::warn!("serving plain HTTP: tokens and invite codes cross the network unencrypted");
             None
@@ -346,8 +347,8 @@ impl App {
         drop(life); // the listeners hold their own: shutdown waits for them
         tasks.spawn(self.gateway.clone().serve(self.mqtt, stop.clone()));
         tasks.spawn(self.state.messaging.escalation.clone().run(stop.clone()));
-        if let Some((live, cert, key)) = self.cert_files.clone() {
-            tasks.spawn(crate::pki::live::watch_files(live, cert, key, stop.clone()));
+        if let Some((live, files)) = self.cert_files.clone() {
+            tasks.spawn(crate::pki::live::watch_files(live, files, stop.clone()));
         }
         let node =
             shared::this_node(&self.state.cluster, &self.info.api_url, &self.info.mqtt_url, self.state.clock.now());

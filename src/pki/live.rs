@@ -110,8 +110,11 @@ impl ResolvesServerCert for LiveCert {
     }
 }
 
+/// What a file looked like: changed time and size (None: unreadable).
+type Stamp = Option<(SystemTime, u64)>;
+
 /// What a file looked like: changed time and size.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
@@ -121,9 +124,27 @@ pub fn read_pair(cert: &Path, key: &Path) -> Result<TlsPair, TlsError> {
     Ok(TlsPair { chain_pem: std::fs::read_to_string(cert)?, key_pem: std::fs::read_to_string(key)? })
 }
 
-/// Reloads `live` from `cert` and `key` when they change or on SIGHUP,
-/// until `stop` turns true.
-pub async fn watch_files(live: Arc<LiveCert>, cert: PathBuf, key: PathBuf, mut stop: watch::Receiver<bool>) {
+/// The operator's certificate and key files, and how they looked just
+/// before the appliance first read them (so a change made while it starts
+/// is not missed).
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    seen: (Stamp, Stamp),
+}
+
+impl CertFiles {
+    /// Notes how `cert` and `key` look, before they are read.
+    pub fn before_reading(cert: &Path, key: &Path) -> CertFiles {
+        CertFiles { cert: cert.to_owned(), key: key.to_owned(), seen: (stamp(cert), stamp(key)) }
+    }
+}
+
+/// Reloads `live` from the files when they change or on SIGHUP, until
+/// `stop` turns true.
+pub async fn watch_files(live: Arc<LiveCert>, files: CertFiles, mut stop: watch::Receiver<bool>) {
+    let CertFiles { cert, key, mut seen } = files;
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),
         Err(e) => {
@@ -131,7 +152,6 @@ pub async fn watch_files(live: Arc<LiveCert>, cert: PathBuf, key: PathBuf, mut s
             None
         }
     };
-    let mut seen = (stamp(&cert), stamp(&key));
     let mut ticks = tokio::time::interval(EVERY);
     loop {
         let why = tokio::select! {
