@@ -62,11 +62,19 @@ impl FileLog {
         &self.path
     }
 
-    /// Appends `event` at `time` and syncs it to disk.
-    pub fn append(&self, event: Event, time: Timestamp) -> Result<(), AuditError> {
+    /// Appends each event at its time, in order, and syncs them to disk
+    /// (one flush for all).
+    pub fn append(&self, entries: Vec<(Event, Timestamp)>) -> Result<(), AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (text, head) = tail.head.next(event, time).map_err(|e| AuditError::Io(e.into()))?;
-        tail.file.write_all(format!("{text}\n").as_bytes())?;
+        let mut head = tail.head.clone();
+        let mut lines = String::new();
+        for (event, time) in entries {
+            let (text, next) = head.next(event, time).map_err(|e| AuditError::Io(e.into()))?;
+            lines.push_str(&text);
+            lines.push('\n');
+            head = next;
+        }
+        tail.file.write_all(lines.as_bytes())?;
         tail.file.sync_data()?;
         tail.head = head;
         Ok(())

@@ -5,6 +5,7 @@
 //! (`file`); nodes sharing a PostgreSQL store keep one chain in the store
 //! (`shared`), so every node's events follow each other in one order.
 
+mod batch;
 mod chain;
 pub mod file;
 pub mod shared;
@@ -94,6 +95,7 @@ pub enum AuditError {
 pub struct AuditLog {
     sink: Sink,
     clock: Clock,
+    batcher: batch::Batcher,
 }
 
 #[derive(Clone)]
@@ -106,33 +108,43 @@ impl AuditLog {
     /// Opens the file at `path` for appending, continuing its chain.
     pub fn open(path: &std::path::Path, clock: Clock) -> Result<AuditLog, AuditError> {
         let log = file::FileLog::open(path)?;
-        let audit = AuditLog { sink: Sink::File(log.clone()), clock };
+        let audit = AuditLog { sink: Sink::File(log.clone()), clock, batcher: batch::Batcher::default() };
         if let Some(line) = log.torn_tail() {
             tracing::warn!(line, "the audit log's last line was torn by a crash; it is kept and marked");
-            log.append(file::torn_marker(line), audit.clock.now())?;
+            log.append(vec![(file::torn_marker(line), audit.clock.now())])?;
         }
         Ok(audit)
     }
 
     /// The log the nodes sharing `store` keep in it.
     pub fn shared(store: Store, clock: Clock) -> AuditLog {
-        AuditLog { sink: Sink::Store(store), clock }
+        AuditLog { sink: Sink::Store(store), clock, batcher: batch::Batcher::default() }
     }
 
-    /// Appends `event`, durably (a failure is logged).
+    /// Appends `event`, durably, together with the events recorded while
+    /// the write before it was on its way (a failure is logged). The write
+    /// runs on a task of its own, so that a caller that goes away (a client
+    /// that hangs up) does not take the events of others with it.
     pub async fn record(&self, event: Event) {
-        let now = self.clock.now();
+        let written = self.batcher.push(event, self.clock.now());
+        let log = self.clone();
+        tokio::spawn(async move { log.batcher.in_turn(|batch| log.write(batch)).await });
+        let _ = written.await;
+    }
+
+    async fn write(&self, entries: Vec<(Event, crate::clock::Timestamp)>) {
+        let events = entries.len();
         let written = match &self.sink {
             Sink::File(log) => {
                 let log = log.clone();
-                tokio::task::spawn_blocking(move || log.append(event, now))
+                tokio::task::spawn_blocking(move || log.append(entries))
                     .await
                     .unwrap_or_else(|e| Err(AuditError::Io(std::io::Error::other(e))))
             }
-            Sink::Store(store) => shared::append(store, event, now).await,
+            Sink::Store(store) => shared::append(store, &entries).await,
         };
         if let Err(e) = written {
-            tracing::error!(error = %e, "could not write the audit log");
+            tracing::error!(error = %e, events, "could not write the audit log");
         }
     }
 
@@ -190,6 +202,37 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
         assert!(matches!(verify(&path), Err(AuditError::Broken { line: 2, .. })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_recorded_at_once_are_written_together_in_one_chain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        let log = AuditLog::open(&path, Clock::system()).unwrap();
+        let event = |i: usize| Event::new(&Actor::Device(format!("p{i}")), "device.revoke", format!("p{i}"), "ok");
+        let records: Vec<_> = (0..50)
+            .map(|i| {
+                tokio::spawn({
+                    let log = log.clone();
+                    async move { log.record(event(i)).await }
+                })
+            })
+            .collect();
+        for record in records {
+            record.await.unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().lines, 50);
+        let targets: std::collections::HashSet<_> =
+            recent(&path, 100).unwrap().iter().map(|e| e["target"].clone()).collect();
+        assert_eq!(targets.len(), 50, "every event is in the log once");
+
+        // A caller that goes away after its first step (a client hanging up).
+        let mut gone = Box::pin(log.record(event(50)));
+        let _ = futures_util::FutureExt::now_or_never(&mut gone);
+        drop(gone);
+        log.record(event(51)).await;
+        let newest: Vec<_> = recent(&path, 2).unwrap().iter().map(|e| e["target"].clone()).collect();
+        assert_eq!(newest, ["p51", "p50"], "an event whose caller went away is still written, in its turn");
     }
 
     #[tokio::test]

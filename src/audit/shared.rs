@@ -17,13 +17,17 @@ fn key(seq: u64) -> String {
     format!("{seq:020}")
 }
 
-/// Appends `event` at `time` after the chain's head.
-pub(super) async fn append(store: &Store, event: Event, time: Timestamp) -> Result<(), AuditError> {
+/// Appends each event at its time, in order, after the chain's head (one
+/// transaction for all).
+pub(super) async fn append(store: &Store, entries: &[(Event, Timestamp)]) -> Result<(), AuditError> {
     store
         .commit::<_, Infallible>(|tx| {
-            let head: Head = tx.get(Table::Meta, HEAD)?.unwrap_or_default();
-            let (text, head) = head.next(event.clone(), time).map_err(TxAbort::Codec)?;
-            tx.put(Table::Audit, &key(head.seq), &text)?;
+            let mut head: Head = tx.get(Table::Meta, HEAD)?.unwrap_or_default();
+            for (event, time) in entries {
+                let (text, next) = head.next(event.clone(), *time).map_err(TxAbort::Codec)?;
+                tx.put(Table::Audit, &key(next.seq), &text)?;
+                head = next;
+            }
             tx.put(Table::Meta, HEAD, &head)
         })
         .await

@@ -13,6 +13,12 @@ fn key(state: DeviceState) -> String {
     format!("devices_{}", state.as_str())
 }
 
+/// The record `adjust` reads to count a new device in state `to` (to read
+/// it ahead).
+pub fn record(to: DeviceState) -> (Table, String) {
+    (Table::Meta, key(to))
+}
+
 /// Moves one device from `from` (none: a new device) to `to`.
 pub fn adjust<E>(tx: &Tx<'_>, from: Option<DeviceState>, to: DeviceState) -> Result<(), TxAbort<E>> {
     if from == Some(to) {

@@ -17,6 +17,11 @@ pub struct SeatLimit {
     pub limit: u32,
 }
 
+/// The records `take` reads for `user` (to read them ahead).
+pub fn records(user: &UserId) -> [(Table, String); 2] {
+    [(Table::Seats, user.as_str().to_owned()), (Table::Meta, USED.to_owned())]
+}
+
 /// Counts one more device for `user`, taking a seat if it had none.
 pub fn take<E: From<SeatLimit>>(tx: &Tx<'_>, user: &UserId, limit: u32) -> Result<(), TxAbort<E>> {
     let count: u32 = tx.get(Table::Seats, user.as_str())?.unwrap_or(0);

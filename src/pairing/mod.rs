@@ -325,6 +325,7 @@ impl Pairing {
         let pre = self.load(&code)?;
         pre.acceptable(self.clock.now())?;
         let limit = self.check_seat(&pre.user_id)?;
+        device.user_id = pre.user_id.clone();
         let tenant = crate::messaging::wire::tenant_of(device.device_id.as_str());
         let (cert_pem, key_pem, cert_fingerprint) =
             device::client_cert(&self.mqtt.ca, req, device.device_id.as_str(), &tenant)?;

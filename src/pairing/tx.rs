@@ -62,6 +62,13 @@ pub(super) fn accept_in(
     seat_limit: u32,
 ) -> Result<Result<Invite, PairingError>, TxAbort<PairingError>> {
     let key = code.key().0;
+    // Everything read below, in one go (`device.user_id`: the invite's user
+    // as read before the transaction; should it differ, the seat is read
+    // when taken).
+    let mut reads = vec![(Table::Invites, key.clone()), (Table::Devices, device.device_id.to_string())];
+    reads.push(crate::devices::counts::record(device.status));
+    reads.extend(seats::records(&device.user_id));
+    tx.prefetch(&reads)?;
     let mut invite = get_invite(tx, code)?;
     invite.acceptable(now).map_err(TxAbort::Domain)?;
     if let Some(expected) = &invite.otp_hash {

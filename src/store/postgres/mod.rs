@@ -5,7 +5,7 @@
 //! tried again on a deadlock or serialization failure all the same. A
 //! writer's turn ends at its commit, before the disk: a commit then returns
 //! once PostgreSQL has made it durable, waiting outside the turn, so that
-//! concurrent writers share the disk's flushes (`DURABLE`); another
+//! concurrent writers share the disk's flushes (`durable`); another
 //! session may read a commit a moment before it is on disk, as with
 //! PostgreSQL's asynchronous commit, but nobody is answered before it is.
 //! A transaction's
@@ -17,6 +17,7 @@
 //! Web Push sender's, waits on a helper thread).
 
 mod channel;
+mod durable;
 pub mod migrations;
 mod tx;
 
@@ -27,6 +28,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use channel::Leadership;
+use durable::{Flush, Flusher};
 pub(super) use tx::PgTx;
 
 /// Connections a node keeps open to PostgreSQL at most.
@@ -47,41 +49,6 @@ fn take_turn(commit_async: bool) -> String {
     format!("{commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")
 }
 
-/// What a writer then waits for, after its turn: a statement that writes a
-/// WAL record of its own in its own (implicit) transaction commits
-/// synchronously, and so flushes the WAL up to it, every commit before it
-/// included; concurrent writers share PostgreSQL's flushes (group commit)
-/// instead of each flushing in turn. Failing, it leaves no transaction open.
-const DURABLE: &str = "SELECT pg_logical_emit_message(true, 'topdog', 'durable')";
-
-/// When a writer's commit reaches the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flush {
-    /// After its turn, through [`DURABLE`] (concurrent writers share flushes).
-    AfterTurn,
-    /// Within its turn: where the role may not call [`DURABLE`]'s function.
-    InTurn,
-}
-
-impl Flush {
-    /// Whether the barrier works for this database and role.
-    async fn probe(client: &deadpool_postgres::Object) -> Result<Flush, StoreError> {
-        use tokio_postgres::error::SqlState;
-        match client.batch_execute(DURABLE).await {
-            Ok(()) => Ok(Flush::AfterTurn),
-            Err(e)
-                if [SqlState::INSUFFICIENT_PRIVILEGE, SqlState::UNDEFINED_FUNCTION]
-                    .iter()
-                    .any(|c| e.code() == Some(c)) =>
-            {
-                tracing::warn!(error = %e, "pg_logical_emit_message is not allowed: each writer waits for the disk in its turn (slower under load)");
-                Ok(Flush::InTurn)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
 type Records = Vec<(String, Vec<u8>)>;
 
 /// A PostgreSQL database (cheap to clone).
@@ -92,6 +59,7 @@ pub(super) struct Pg {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     handle: tokio::runtime::Handle,
     flush: Flush,
+    flusher: std::sync::Arc<Flusher>,
 }
 
 /// Where a PostgreSQL database is, and how to reach it.
@@ -152,7 +120,8 @@ impl Pg {
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        Ok(Pg { pool, config, tls, handle: tokio::runtime::Handle::current(), flush: Flush::InTurn })
+        let handle = tokio::runtime::Handle::current();
+        Ok(Pg { pool, config, tls, handle, flush: Flush::InTurn, flusher: Default::default() })
     }
 
     /// Runs `work` to completion from synchronous code.
@@ -233,7 +202,7 @@ impl Pg {
         txn.execute(&statement, &[&key, &value]).await?;
         txn.commit().await?;
         if self.flush == Flush::AfterTurn {
-            client.batch_execute(DURABLE).await?;
+            self.flusher.wait(&client).await?;
         }
         Ok(())
     }
@@ -297,7 +266,7 @@ impl Pg {
                 }
             };
             if durable && self.flush == Flush::AfterTurn {
-                wait(&self.handle, client.batch_execute(DURABLE)).map_err(|e| TxError::Store(e.into()))?;
+                wait(&self.handle, self.flusher.wait(&client)).map_err(|e| TxError::Store(e.into()))?;
             }
             Ok(result)
         })

@@ -16,15 +16,17 @@ pub(super) enum Write {
     Remove { table: Table, key: String },
 }
 
-/// What the held writes leave of each record they touch (None: removed).
-type Written = HashMap<(Table, String), Option<Vec<u8>>>;
+/// What the held writes leave of each record they touch, or what a read
+/// ahead found (None: no such record).
+type Records = HashMap<(Table, String), Option<Vec<u8>>>;
 
 /// One transaction in progress.
 pub(in crate::store) struct PgTx<'a> {
     txn: &'a deadpool_postgres::Transaction<'a>,
     handle: &'a tokio::runtime::Handle,
     writes: RefCell<Vec<Write>>,
-    written: RefCell<Written>,
+    written: RefCell<Records>,
+    read_ahead: RefCell<Records>,
 }
 
 /// `INSERT … ON CONFLICT UPDATE` of one record of `table`.
@@ -41,7 +43,7 @@ fn delete(table: Table) -> String {
 
 impl<'a> PgTx<'a> {
     pub(super) fn new(txn: &'a deadpool_postgres::Transaction<'a>, handle: &'a tokio::runtime::Handle) -> PgTx<'a> {
-        PgTx { txn, handle, writes: RefCell::default(), written: RefCell::default() }
+        PgTx { txn, handle, writes: RefCell::default(), written: RefCell::default(), read_ahead: RefCell::default() }
     }
 
     /// The writes held, in order, to send before the commit.
@@ -50,16 +52,28 @@ impl<'a> PgTx<'a> {
     }
 
     pub(in crate::store) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, Fault> {
-        if let Some(held) = self.written.borrow().get(&(table, key.to_owned())) {
-            return Ok(held.clone());
+        let record = (table, key.to_owned());
+        if let Some(known) = self.written.borrow().get(&record).or(self.read_ahead.borrow().get(&record)) {
+            return Ok(known.clone());
         }
-        let sql = format!("SELECT value::text FROM {} WHERE key = $1", name(table));
-        let rows = wait(self.handle, async {
-            let statement = self.txn.prepare_cached(&sql).await?;
-            self.txn.query(&statement, &[&key]).await
-        })
-        .map_err(Fault::Postgres)?;
-        Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
+        wait(self.handle, read(self.txn, table, key)).map_err(Fault::Postgres)
+    }
+
+    /// Reads `records` (those not known yet) pipelined, for `get`.
+    pub(in crate::store) fn prefetch(&self, records: &[(Table, String)]) -> Result<(), Fault> {
+        let unknown: Vec<&(Table, String)> = records
+            .iter()
+            .filter(|record| {
+                !self.written.borrow().contains_key(record) && !self.read_ahead.borrow().contains_key(record)
+            })
+            .collect();
+        let reads = unknown.iter().map(|(table, key)| read(self.txn, *table, key));
+        let found = wait(self.handle, futures_util::future::try_join_all(reads)).map_err(Fault::Postgres)?;
+        let mut read_ahead = self.read_ahead.borrow_mut();
+        for (record, value) in unknown.into_iter().zip(found) {
+            read_ahead.insert(record.clone(), value);
+        }
+        Ok(())
     }
 
     pub(in crate::store) fn put(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), Fault> {
@@ -74,6 +88,17 @@ impl<'a> PgTx<'a> {
         self.writes.borrow_mut().push(Write::Remove { table, key: key.to_owned() });
         Ok(())
     }
+}
+
+/// One record of `table`, as the transaction sees it.
+async fn read(
+    txn: &deadpool_postgres::Transaction<'_>,
+    table: Table,
+    key: &str,
+) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
+    let statement = txn.prepare_cached(&format!("SELECT value::text FROM {} WHERE key = $1", name(table))).await?;
+    let rows = txn.query(&statement, &[&key]).await?;
+    Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
 }
 
 /// Sends `writes` in order, pipelined: each statement is prepared (once
