@@ -1,13 +1,16 @@
-//! The `jsonwebtoken` crypto provider: aws-lc-rs, except that RS256 signing
-//! keeps each parsed RSA key instead of re-parsing it for every token (the
-//! stock provider parses the key on each sign, which costs about 40 % of
-//! accept-invite throughput). Verification is the stock aws-lc-rs one.
+//! The `jsonwebtoken` crypto provider, on ring (the crypto the TLS stack
+//! already uses, so the build carries one C crypto library, not two). The
+//! two algorithms the appliance uses run on ring: RS256 (device tokens;
+//! each parsed RSA key is kept, since parsing one costs more than a
+//! signature) and ES256 (Web Push's VAPID). Any other algorithm, which the
+//! appliance never asks for, falls back to the crate's RustCrypto provider.
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
-use jsonwebtoken::crypto::{aws_lc, CryptoProvider, JwtSigner};
+use jsonwebtoken::crypto::{rust_crypto, CryptoProvider, JwtSigner, JwtVerifier};
 use jsonwebtoken::errors::{ErrorKind, Result};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::signature::{Error as SignatureError, Signer, Verifier};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+use ring::rand::SystemRandom;
+use ring::signature::{self as sig, EcdsaKeyPair, RsaKeyPair, RsaPublicKeyComponents, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,33 +33,108 @@ fn parsed(der: &[u8]) -> Result<Arc<RsaKeyPair>> {
     Ok(key)
 }
 
-struct CachedRs256(Arc<RsaKeyPair>);
+struct Rs256Signer(Arc<RsaKeyPair>);
 
-impl signature::Signer<Vec<u8>> for CachedRs256 {
-    fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, signature::Error> {
-        let mut sig = vec![0; self.0.public_modulus_len()];
-        self.0.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig).map_err(signature::Error::from_source)?;
-        Ok(sig)
+impl Signer<Vec<u8>> for Rs256Signer {
+    fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, SignatureError> {
+        let mut signature = vec![0; self.0.public().modulus_len()];
+        self.0
+            .sign(&sig::RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut signature)
+            .map_err(SignatureError::from_source)?;
+        Ok(signature)
     }
 }
 
-impl JwtSigner for CachedRs256 {
+impl JwtSigner for Rs256Signer {
     fn algorithm(&self) -> Algorithm {
         Algorithm::RS256
     }
 }
 
-fn signer_factory(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
-    if *alg != Algorithm::RS256 {
-        return (aws_lc::DEFAULT_PROVIDER.signer_factory)(alg, key);
+struct Rs256Verifier(DecodingKey);
+
+impl Verifier<Vec<u8>> for Rs256Verifier {
+    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
+        let algorithm = &sig::RSA_PKCS1_2048_8192_SHA256;
+        match self.0.kind() {
+            DecodingKeyKind::SecretOrDer(der) => UnparsedPublicKey::new(algorithm, der).verify(msg, signature),
+            DecodingKeyKind::RsaModulusExponent { n, e } => {
+                RsaPublicKeyComponents { n, e }.verify(algorithm, msg, signature)
+            }
+        }
+        .map_err(SignatureError::from_source)
     }
-    Ok(Box::new(CachedRs256(parsed(key.as_bytes())?)))
+}
+
+impl JwtVerifier for Rs256Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
+    }
+}
+
+struct Es256Signer(EcdsaKeyPair);
+
+impl Signer<Vec<u8>> for Es256Signer {
+    fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, SignatureError> {
+        let signature = self.0.sign(&SystemRandom::new(), msg).map_err(SignatureError::from_source)?;
+        Ok(signature.as_ref().to_vec())
+    }
+}
+
+impl JwtSigner for Es256Signer {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::ES256
+    }
+}
+
+struct Es256Verifier(DecodingKey);
+
+impl Verifier<Vec<u8>> for Es256Verifier {
+    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), SignatureError> {
+        let point = self.0.try_get_as_bytes().map_err(SignatureError::from_source)?;
+        UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
+            .verify(msg, signature)
+            .map_err(SignatureError::from_source)
+    }
+}
+
+impl JwtVerifier for Es256Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::ES256
+    }
+}
+
+fn signer_factory(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+    match alg {
+        Algorithm::RS256 if key.family() == AlgorithmFamily::Rsa => Ok(Box::new(Rs256Signer(parsed(key.as_bytes())?))),
+        Algorithm::ES256 if key.family() == AlgorithmFamily::Ec => {
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, key.as_bytes(), &SystemRandom::new())
+                    .map_err(|_| ErrorKind::InvalidEcdsaKey)?;
+            Ok(Box::new(Es256Signer(pair)))
+        }
+        Algorithm::RS256 | Algorithm::ES256 => Err(ErrorKind::InvalidKeyFormat.into()),
+        _ => (rust_crypto::DEFAULT_PROVIDER.signer_factory)(alg, key),
+    }
+}
+
+fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+    match alg {
+        Algorithm::RS256 if key.family() == AlgorithmFamily::Rsa => Ok(Box::new(Rs256Verifier(key.clone()))),
+        Algorithm::ES256 if key.family() == AlgorithmFamily::Ec => Ok(Box::new(Es256Verifier(key.clone()))),
+        Algorithm::RS256 | Algorithm::ES256 => Err(ErrorKind::InvalidKeyFormat.into()),
+        _ => (rust_crypto::DEFAULT_PROVIDER.verifier_factory)(alg, key),
+    }
 }
 
 /// Installs the provider for this process (idempotent; an earlier choice
 /// stands).
 pub fn install() {
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
-    let provider = PROVIDER.get_or_init(|| CryptoProvider { signer_factory, ..aws_lc::DEFAULT_PROVIDER.clone() });
+    let provider = PROVIDER.get_or_init(|| CryptoProvider {
+        signer_factory,
+        verifier_factory,
+        key_utils: rust_crypto::DEFAULT_PROVIDER.key_utils.clone(),
+    });
     let _ = provider.install_default();
 }

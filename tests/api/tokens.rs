@@ -14,7 +14,7 @@ fn claims_of(token: &str) -> Value {
 
 /// Signs `claims` with the appliance's own key file and `kid`.
 fn sign_as_appliance(app: &TestApp, kid: &str, claims: &Value) -> String {
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
     let pem = std::fs::read(app.data_dir().join("jwt-signing-key.pem")).unwrap();
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_owned());
@@ -23,7 +23,7 @@ fn sign_as_appliance(app: &TestApp, kid: &str, claims: &Value) -> String {
 
 #[tokio::test]
 async fn tokens_verify_against_the_published_jwks() {
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
     let mut app = spawn_app().await;
     let token = app.pair("alice", "phone-1").await;
     let (status, jwks) = app.get("/.well-known/jwks.json").await;
