@@ -2,7 +2,8 @@
 //! flushed transaction each) and authenticated `GET /phone/me` (one RS256
 //! verification), driven by `wrk` over HTTPS on loopback against the
 //! appliance binary, reported beside `openssl speed rsa2048` from the same
-//! run. Invites go to eight users (a 100-seat development licence).
+//! run. Each invite is for a user of its own (a development licence with a
+//! seat for each).
 //!
 //! Run: `cargo bench --features dev-license-key --bench pairing` (needs
 //! `wrk` and `openssl`; the test script installs them). Without `--bench`
@@ -101,9 +102,12 @@ async fn main() {
     let speed = scale.openssl.then(|| (openssl_speed(1), openssl_speed(2)));
     let scratch = tempfile::tempdir().expect("temp dir");
     let limits = ["--rate-invites-per-minute", "100000000", "--rate-accepts-per-minute", "100000000"];
-    let app = std::sync::Arc::new(Appliance::start(scratch.path(), &limits, 100).await);
+    // A seat for every invite: each is for a user of its own, as a developer
+    // pairing their phone (no other phone of theirs to alert).
+    let seats = u32::try_from(scale.invites + 10).expect("seats");
+    let app = std::sync::Arc::new(Appliance::start(scratch.path(), &limits, seats).await);
 
-    let codes = appliance::make_invites(&app, scale.invites, |t, _| format!("bench-{t}")).await;
+    let codes = appliance::make_invites(&app, scale.invites, |t, i| format!("bench-{t}-{i}")).await;
     let codes_file = scratch.path().join("codes.txt");
     std::fs::write(&codes_file, codes.join("\n")).expect("codes file");
     let script = scratch.path().join("accept.lua");

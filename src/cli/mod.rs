@@ -2,6 +2,7 @@
 //! talk to the running appliance through `client`; `audit verify` works on
 //! the files directly.
 
+mod audit;
 mod banner;
 pub mod client;
 mod cluster;
@@ -291,7 +292,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Restore { file, data_dir } => maintenance::restore(&file, &data_dir).await,
         Command::Audit { action: AuditAction::Verify { data_dir, database_url, database_ca_cert } } => {
             let database = database_url.map(|url| cluster::Database::new(url, database_ca_cert));
-            audit_verify(&data_dir, database.as_ref()).await
+            audit::verify(&data_dir, database.as_ref()).await
         }
         Command::Tokens { action, remote } => tokens::run(action, &remote).await,
         Command::Notify { args, remote } => pipeline::notify(args, &remote).await,
@@ -381,27 +382,4 @@ fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     }
     println!("Expires at {}", answer.body["expires_at"].as_str().unwrap_or("?"));
     Ok(ExitCode::SUCCESS)
-}
-
-async fn audit_verify(data_dir: &std::path::Path, database: Option<&cluster::Database>) -> anyhow::Result<ExitCode> {
-    let report = match database {
-        Some(database) => crate::audit::shared::verify(&crate::store::Store::connect(&database.connection()?).await?),
-        None => crate::audit::verify(&data_dir.join("audit.jsonl")),
-    };
-    match report {
-        Ok(report) => {
-            println!("audit log OK: {} entries, chain intact", report.lines);
-            for line in &report.torn {
-                println!("  line {line} was torn by a crash; kept, and marked by the entry after it");
-            }
-            if let Some(line) = report.torn_tail {
-                println!("  line {line} (the last) was torn by a crash; the appliance marks it when it next starts");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("audit log FAILED: {e}");
-            Ok(ExitCode::from(2))
-        }
-    }
 }
