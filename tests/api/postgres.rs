@@ -158,3 +158,41 @@ async fn a_role_that_may_not_write_wal_messages_still_commits() {
         (Some(1), Some(2))
     );
 }
+
+#[cfg_attr(not(feature = "system-tests"), ignore = "needs PostgreSQL: the test command (tests/run.sh) starts it")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_panics_gives_its_turn_back_and_its_connection_never_comes_back_open() {
+    use topdog::store::{Connection, Store, Table};
+    let url = fresh_database().await;
+    let tls = topdog::pki::tls::client(None).expect("TLS");
+    let store = Store::connect(&Connection { url: url.clone(), tls }).await.expect("connect");
+    let panicking = store.clone();
+    let crashed = tokio::spawn(async move {
+        panicking
+            .commit::<(), std::convert::Infallible>(|tx| {
+                let _: Option<i64> = tx.get(Table::Meta, "n")?;
+                panic!("a bug inside a transaction, its turn taken");
+            })
+            .await
+    })
+    .await;
+    assert!(crashed.is_err_and(|e| e.is_panic()));
+    let database = url.rsplit('/').next().unwrap_or_default().to_owned();
+    let held = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}' AND state LIKE 'idle in transaction%' \
+         UNION ALL SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = '{database}')"
+    );
+    crate::helpers::eventually(|| async {
+        let counts = query(&url, &held).await;
+        if counts == ["0", "0"] {
+            Ok(())
+        } else {
+            Err(format!("connections idle in a transaction, turns held: {counts:?}"))
+        }
+    })
+    .await;
+    let written = store.commit::<_, std::convert::Infallible>(|tx| tx.put(Table::Meta, "n", &1)).await;
+    assert!(written.is_ok(), "the next writer gets its turn");
+    assert_eq!(store.get::<i64>(Table::Meta, "n").unwrap(), Some(1));
+}

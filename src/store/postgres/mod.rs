@@ -8,8 +8,9 @@
 //! concurrent writers share the disk's flushes (`durable`); another
 //! session may read a commit a moment before it is on disk, as with
 //! PostgreSQL's asynchronous commit, but nobody is answered before it is.
-//! A transaction's
-//! writes go out together, pipelined, at its commit (`tx`). The
+//! A writing transaction begins and takes its turn in one round trip, and
+//! its writes go out together with its commit, pipelined (`tx`), so the
+//! turn ends one round trip after its last read. The
 //! domain's transaction closures are synchronous, so each statement inside
 //! one runs on the connection's async client from a blocking section
 //! (`block_in_place`): the appliance's multi-threaded runtime keeps every
@@ -41,12 +42,12 @@ const MAX_ATTEMPTS: u32 = 60;
 /// pairing updates) and retried each other dozens of times under load.
 const WRITE_LOCK: i64 = 0x7d06_0002;
 
-/// How a writing transaction starts: its turn among the writers; with
-/// `commit_async`, a commit that does not wait for the disk, so that the
-/// turn is not held through the WAL flush.
-fn take_turn(commit_async: bool) -> String {
+/// How a writing transaction starts, in one round trip: its turn among the
+/// writers; with `commit_async`, a commit that does not wait for the disk,
+/// so that the turn is not held through the WAL flush.
+fn begin_in_turn(commit_async: bool) -> String {
     let commit = if commit_async { "SET LOCAL synchronous_commit TO off; " } else { "" };
-    format!("{commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+    format!("BEGIN; {commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")
 }
 
 type Records = Vec<(String, Vec<u8>)>;
@@ -197,7 +198,8 @@ impl Pg {
         let value = String::from_utf8(bytes).map_err(|e| StoreError::Pool(e.to_string()))?;
         let mut client = self.pool.get().await?;
         let txn = client.transaction().await?;
-        txn.batch_execute(&take_turn(self.flush == Flush::AfterTurn)).await?;
+        let commit = if self.flush == Flush::AfterTurn { "SET LOCAL synchronous_commit TO off; " } else { "" };
+        txn.batch_execute(&format!("{commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")).await?;
         let statement = txn.prepare_cached(&tx::upsert(table)).await?;
         txn.execute(&statement, &[&key, &value]).await?;
         txn.commit().await?;
@@ -254,11 +256,14 @@ impl Pg {
         f: impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
     ) -> Result<R, TxError<E>> {
         blocking_section(|| {
-            let mut client = wait(&self.handle, self.pool.get()).map_err(|e| TxError::Store(e.into()))?;
+            let client = wait(&self.handle, self.pool.get()).map_err(|e| TxError::Store(e.into()))?;
+            let session = Session { client: Some(client), open: std::cell::Cell::new(false) };
+            let client =
+                session.client.as_ref().ok_or_else(|| TxError::Store(StoreError::Pool("no connection".into())))?;
             let mut attempt = 0;
             let result = loop {
                 attempt += 1;
-                match self.attempt(&mut client, durable, &f) {
+                match self.attempt(client, &session.open, durable, &f) {
                     Err(TxError::Store(StoreError::Postgres(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                         tracing::debug!(attempt, error = %e, "a concurrent transaction won; trying again");
                     }
@@ -266,36 +271,49 @@ impl Pg {
                 }
             };
             if durable && self.flush == Flush::AfterTurn {
-                wait(&self.handle, self.flusher.wait(&client)).map_err(|e| TxError::Store(e.into()))?;
+                wait(&self.handle, self.flusher.wait(client)).map_err(|e| TxError::Store(e.into()))?;
             }
             Ok(result)
         })
     }
 
+    /// One try of a writing transaction on `client`; `open` says whether
+    /// one is still open on it (see [`Session`]).
     fn attempt<R, E>(
         &self,
-        client: &mut deadpool_postgres::Object,
+        client: &deadpool_postgres::Object,
+        open: &std::cell::Cell<bool>,
         durable: bool,
         f: &impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
     ) -> Result<R, TxError<E>> {
         let store = |e: tokio_postgres::Error| TxError::Store(StoreError::Postgres(e));
-        let txn = wait(&self.handle, client.transaction()).map_err(store)?;
+        let rollback = || {
+            if wait(&self.handle, client.batch_execute("ROLLBACK")).is_ok() {
+                open.set(false);
+            }
+        };
+        open.set(true);
         let commit_async = !durable || self.flush == Flush::AfterTurn;
-        wait(&self.handle, txn.batch_execute(&take_turn(commit_async))).map_err(store)?;
-        let tx = PgTx::new(&txn, &self.handle);
+        if let Err(e) = wait(&self.handle, client.batch_execute(&begin_in_turn(commit_async))) {
+            rollback();
+            return Err(store(e));
+        }
+        let tx = PgTx::new(client, &self.handle);
         let outcome = f(&tx);
         let writes = tx.into_writes();
         match outcome {
-            Ok(result) => {
-                wait(&self.handle, async {
-                    tx::send(&txn, &writes).await?;
-                    txn.commit().await
-                })
-                .map_err(store)?;
-                Ok(result)
-            }
+            Ok(result) => match wait(&self.handle, tx::send_and_commit(client, &writes)) {
+                Ok(()) => {
+                    open.set(false);
+                    Ok(result)
+                }
+                Err(e) => {
+                    rollback();
+                    Err(store(e))
+                }
+            },
             Err(abort) => {
-                let _ = wait(&self.handle, txn.rollback());
+                rollback();
                 Err(match abort {
                     TxAbort::Domain(e) => TxError::Domain(e),
                     TxAbort::Codec(e) => TxError::Store(StoreError::Codec(e)),
@@ -303,6 +321,26 @@ impl Pg {
                     TxAbort::Storage(Fault::Sled(e)) => TxError::Store(StoreError::Pool(format!("{e:?}"))),
                 })
             }
+        }
+    }
+}
+
+/// A pooled connection lent to writing transactions, which begin and end
+/// by plain statements (so that beginning and taking the turn is one round
+/// trip, and the commit goes out with the writes). Dropped with a
+/// transaction still open (a panic, or a `ROLLBACK` that failed), it leaves
+/// the pool and closes: PostgreSQL then rolls the transaction back and
+/// releases the turn, and no other caller gets the connection in the middle
+/// of it.
+struct Session {
+    client: Option<deadpool_postgres::Object>,
+    open: std::cell::Cell<bool>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take().filter(|_| self.open.get()) {
+            drop(deadpool_postgres::Object::take(client));
         }
     }
 }

@@ -22,7 +22,7 @@ type Records = HashMap<(Table, String), Option<Vec<u8>>>;
 
 /// One transaction in progress.
 pub(in crate::store) struct PgTx<'a> {
-    txn: &'a deadpool_postgres::Transaction<'a>,
+    client: &'a deadpool_postgres::ClientWrapper,
     handle: &'a tokio::runtime::Handle,
     writes: RefCell<Vec<Write>>,
     written: RefCell<Records>,
@@ -42,8 +42,8 @@ fn delete(table: Table) -> String {
 }
 
 impl<'a> PgTx<'a> {
-    pub(super) fn new(txn: &'a deadpool_postgres::Transaction<'a>, handle: &'a tokio::runtime::Handle) -> PgTx<'a> {
-        PgTx { txn, handle, writes: RefCell::default(), written: RefCell::default(), read_ahead: RefCell::default() }
+    pub(super) fn new(client: &'a deadpool_postgres::ClientWrapper, handle: &'a tokio::runtime::Handle) -> PgTx<'a> {
+        PgTx { client, handle, writes: RefCell::default(), written: RefCell::default(), read_ahead: RefCell::default() }
     }
 
     /// The writes held, in order, to send before the commit.
@@ -56,7 +56,7 @@ impl<'a> PgTx<'a> {
         if let Some(known) = self.written.borrow().get(&record).or(self.read_ahead.borrow().get(&record)) {
             return Ok(known.clone());
         }
-        wait(self.handle, read(self.txn, table, key)).map_err(Fault::Postgres)
+        wait(self.handle, read(self.client, table, key)).map_err(Fault::Postgres)
     }
 
     /// Reads `records` (those not known yet) pipelined, for `get`.
@@ -67,7 +67,7 @@ impl<'a> PgTx<'a> {
                 !self.written.borrow().contains_key(record) && !self.read_ahead.borrow().contains_key(record)
             })
             .collect();
-        let reads = unknown.iter().map(|(table, key)| read(self.txn, *table, key));
+        let reads = unknown.iter().map(|(table, key)| read(self.client, *table, key));
         let found = wait(self.handle, futures_util::future::try_join_all(reads)).map_err(Fault::Postgres)?;
         let mut read_ahead = self.read_ahead.borrow_mut();
         for (record, value) in unknown.into_iter().zip(found) {
@@ -92,34 +92,42 @@ impl<'a> PgTx<'a> {
 
 /// One record of `table`, as the transaction sees it.
 async fn read(
-    txn: &deadpool_postgres::Transaction<'_>,
+    client: &deadpool_postgres::ClientWrapper,
     table: Table,
     key: &str,
 ) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
-    let statement = txn.prepare_cached(&format!("SELECT value::text FROM {} WHERE key = $1", name(table))).await?;
-    let rows = txn.query(&statement, &[&key]).await?;
+    let statement = client.prepare_cached(&format!("SELECT value::text FROM {} WHERE key = $1", name(table))).await?;
+    let rows = client.query(&statement, &[&key]).await?;
     Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
 }
 
-/// Sends `writes` in order, pipelined: each statement is prepared (once
-/// per connection), then all go out without waiting for one another.
-pub(super) async fn send(
-    txn: &deadpool_postgres::Transaction<'_>,
+/// Sends `writes` in order and the commit after them, pipelined: each
+/// statement is prepared (once per connection), then all go out without
+/// waiting for one another, so the writers' turn ends one round trip after
+/// the transaction's last read. Should a write fail, PostgreSQL ends the
+/// transaction at that `COMMIT` with a rollback, and the write's error is
+/// the answer.
+pub(super) async fn send_and_commit(
+    client: &deadpool_postgres::ClientWrapper,
     writes: &[Write],
 ) -> Result<(), tokio_postgres::Error> {
     let mut statements = Vec::with_capacity(writes.len());
     for write in writes {
         statements.push(match write {
-            Write::Put { table, .. } => txn.prepare_cached(&upsert(*table)).await?,
-            Write::Remove { table, .. } => txn.prepare_cached(&delete(*table)).await?,
+            Write::Put { table, .. } => client.prepare_cached(&upsert(*table)).await?,
+            Write::Remove { table, .. } => client.prepare_cached(&delete(*table)).await?,
         });
     }
     let sent = writes.iter().zip(&statements).map(|(write, statement)| async move {
         match write {
-            Write::Put { key, value, .. } => txn.execute(statement, &[key, value]).await,
-            Write::Remove { key, .. } => txn.execute(statement, &[key]).await,
+            Write::Put { key, value, .. } => client.execute(statement, &[key, value]).await,
+            Write::Remove { key, .. } => client.execute(statement, &[key]).await,
         }
     });
-    futures_util::future::try_join_all(sent).await?;
-    Ok(())
+    // Polled in this order, the writes are queued on the connection before
+    // the commit.
+    let (written, committed) =
+        futures_util::future::join(futures_util::future::try_join_all(sent), client.batch_execute("COMMIT")).await;
+    written?;
+    committed
 }
