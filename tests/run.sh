@@ -47,17 +47,9 @@ pg=$(mktemp -d)
 trap 'tests/support/postgres.sh stop "$pg/server" >/dev/null 2>&1 || true; rm -rf "$log" "$pg"' EXIT
 TOPDOG_TEST_DATABASE_URL=$(tests/support/postgres.sh start "$pg/server")
 export TOPDOG_TEST_DATABASE_URL
-features=(--features dev-license-key,system-tests)
-# The API tests, three at a time: most of their time goes to waiting on the
-# appliances they start, which leaves a two-core machine's CPU half idle.
-cargo test "${features[@]}" --test api -- --test-threads 3 2>&1 | tee "$log"
-# Everything else: unit tests, every other test target, the benchmarks'
-# quick runs.
-others=(--lib --bins --benches)
-for target in tests/*.rs; do others+=(--test "$(basename "$target" .rs)"); done
-cargo test "${features[@]}" "${others[@]}" 2>&1 | tee -a "$log"
+cargo test --all-targets --features dev-license-key,system-tests 2>&1 | tee "$log"
 # The API tests that keep records, again with every appliance on PostgreSQL.
-TOPDOG_TEST_BACKEND=postgres cargo test "${features[@]}" --test api -- --test-threads 3 \
+TOPDOG_TEST_BACKEND=postgres cargo test --features dev-license-key,system-tests --test api -- \
   pairing:: messaging:: devices:: mqtt:: commands:: receipts:: people:: qr:: hardening:: input:: escalation:: \
   push:: hooks:: license:: tokens:: scoped_tokens:: review:: security:: pipeline:: oidc:: console:: sms:: \
   cli:: proxies:: logs:: openapi:: certificates:: ui:: service::sigterm service::tells 2>&1 | tee -a "$log"

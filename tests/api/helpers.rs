@@ -174,7 +174,8 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
         lines,
         seen,
     };
-    let ready = ready::wait_ready(&ready_file, &mut app.child, Duration::from_secs(60));
+    let log = app.dir.path().join("stderr.log");
+    let ready = ready::wait_ready(&ready_file, &mut app.child, Duration::from_secs(60), Some(&log));
     (app.base, app.port, app.mqtt_port) = (ready.api_url.clone(), ready.api_port(), ready.mqtt_port());
     app.wait_line(|l| l.starts_with("Next: pair a phone")).await;
     if let Some(i) = app.output().iter().position(|l| l.starts_with("Admin token (shown only")) {

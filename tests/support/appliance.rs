@@ -49,7 +49,8 @@ fn spawn(dir: &Path, addrs: [&str; 2], args: &[String], token: &str) -> (Child, 
         .stdout(Stdio::null())
         .spawn()
         .expect("start topdog");
-    let ready = ready::wait_ready(&ready_file, &mut child, Duration::from_secs(60));
+    // Its standard error is the benchmark's own: a failure shows there.
+    let ready = ready::wait_ready(&ready_file, &mut child, Duration::from_secs(60), None);
     (child, ready)
 }
 

@@ -37,15 +37,18 @@ fn port_of(url: &str) -> u16 {
 }
 
 /// Waits for `child` to write its ready file at `path` (polling; the
-/// appliance writes it whole, by rename), failing if it exits first.
-pub fn wait_ready(path: &Path, child: &mut Child, within: Duration) -> Ready {
+/// appliance writes it whole, by rename), failing if it exits first (with
+/// the end of `log`, where its standard error goes, when there is one).
+pub fn wait_ready(path: &Path, child: &mut Child, within: Duration, log: Option<&Path>) -> Ready {
     let deadline = Instant::now() + within;
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
             return serde_json::from_str(&text).expect("a JSON ready file");
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("topdog exited before it was ready: {status}");
+            let said = log.and_then(|log| std::fs::read_to_string(log).ok()).unwrap_or_default();
+            let tail: Vec<&str> = said.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!("topdog exited before it was ready: {status}\n{}", tail.join("\n"));
         }
         assert!(Instant::now() < deadline, "topdog was not ready within {within:?}");
         std::thread::sleep(Duration::from_millis(20));
