@@ -1,8 +1,9 @@
 //! The audit log of one appliance: `audit.jsonl` in the data directory, one
-//! entry per line, each write synced to disk. A last line torn by a crash
-//! is not dropped: on the next start it is closed off and followed by an
-//! `audit.torn_line` entry naming it, which continues the chain from the
-//! last whole line; `verify` reports such lines.
+//! entry per line, each write (the events recorded together) synced to
+//! disk. A last line torn by a crash is not dropped: on the next start it is
+//! closed off and followed by an `audit.torn_line` entry naming it, which
+//! continues the chain from the last whole line; `verify` reports such
+//! lines.
 
 use super::chain::{Head, Line};
 use super::{Actor, AuditError, Event, Report};
