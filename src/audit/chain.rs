@@ -48,6 +48,22 @@ impl Head {
         Ok((text, head))
     }
 
+    /// The entries after this head recording each event at its time, in
+    /// order, as (sequence number, text); and the head after them.
+    pub fn extend(
+        &self,
+        entries: impl IntoIterator<Item = (Event, Timestamp)>,
+    ) -> Result<(Vec<(u64, String)>, Head), serde_json::Error> {
+        let mut head = self.clone();
+        let mut texts = Vec::new();
+        for (event, time) in entries {
+            let (text, next) = head.next(event, time)?;
+            texts.push((next.seq, text));
+            head = next;
+        }
+        Ok((texts, head))
+    }
+
     /// Moves past `line` (read from `text`, entry `number` of the log),
     /// unless it does not follow this head.
     pub fn follow(&mut self, line: &Line, text: &str, number: u64) -> Result<(), AuditError> {

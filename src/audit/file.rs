@@ -67,14 +67,8 @@ impl FileLog {
     /// (one flush for all).
     pub fn append(&self, entries: Vec<(Event, Timestamp)>) -> Result<(), AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut head = tail.head.clone();
-        let mut lines = String::new();
-        for (event, time) in entries {
-            let (text, next) = head.next(event, time).map_err(|e| AuditError::Io(e.into()))?;
-            lines.push_str(&text);
-            lines.push('\n');
-            head = next;
-        }
+        let (texts, head) = tail.head.extend(entries).map_err(|e| AuditError::Io(e.into()))?;
+        let lines: String = texts.iter().map(|(_, text)| format!("{text}\n")).collect();
         tail.file.write_all(lines.as_bytes())?;
         tail.file.sync_data()?;
         tail.head = head;

@@ -205,7 +205,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn events_recorded_at_once_are_written_together_in_one_chain() {
+    async fn events_recorded_at_once_all_land_in_one_chain_even_when_a_caller_goes_away() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("audit.jsonl");
         let log = AuditLog::open(&path, Clock::system()).unwrap();

@@ -22,11 +22,10 @@ fn key(seq: u64) -> String {
 pub(super) async fn append(store: &Store, entries: &[(Event, Timestamp)]) -> Result<(), AuditError> {
     store
         .commit::<_, Infallible>(|tx| {
-            let mut head: Head = tx.get(Table::Meta, HEAD)?.unwrap_or_default();
-            for (event, time) in entries {
-                let (text, next) = head.next(event.clone(), *time).map_err(TxAbort::Codec)?;
-                tx.put(Table::Audit, &key(next.seq), &text)?;
-                head = next;
+            let head: Head = tx.get(Table::Meta, HEAD)?.unwrap_or_default();
+            let (texts, head) = head.extend(entries.iter().cloned()).map_err(TxAbort::Codec)?;
+            for (seq, text) in &texts {
+                tx.put(Table::Audit, &key(*seq), text)?;
             }
             tx.put(Table::Meta, HEAD, &head)
         })

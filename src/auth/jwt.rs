@@ -45,12 +45,6 @@ impl Signer<Vec<u8>> for Rs256Signer {
     }
 }
 
-impl JwtSigner for Rs256Signer {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::RS256
-    }
-}
-
 struct Rs256Verifier(DecodingKey);
 
 impl Verifier<Vec<u8>> for Rs256Verifier {
@@ -66,24 +60,12 @@ impl Verifier<Vec<u8>> for Rs256Verifier {
     }
 }
 
-impl JwtVerifier for Rs256Verifier {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::RS256
-    }
-}
-
 struct Es256Signer(EcdsaKeyPair);
 
 impl Signer<Vec<u8>> for Es256Signer {
     fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, SignatureError> {
         let signature = self.0.sign(&SystemRandom::new(), msg).map_err(SignatureError::from_source)?;
         Ok(signature.as_ref().to_vec())
-    }
-}
-
-impl JwtSigner for Es256Signer {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::ES256
     }
 }
 
@@ -98,10 +80,22 @@ impl Verifier<Vec<u8>> for Es256Verifier {
     }
 }
 
-impl JwtVerifier for Es256Verifier {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::ES256
-    }
+/// Each signer and verifier says its algorithm.
+macro_rules! algorithm {
+    ($($kind:ident for $type:ty => $alg:ident),* $(,)?) => {
+        $(impl $kind for $type {
+            fn algorithm(&self) -> Algorithm {
+                Algorithm::$alg
+            }
+        })*
+    };
+}
+
+algorithm! {
+    JwtSigner for Rs256Signer => RS256,
+    JwtVerifier for Rs256Verifier => RS256,
+    JwtSigner for Es256Signer => ES256,
+    JwtVerifier for Es256Verifier => ES256,
 }
 
 fn signer_factory(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {

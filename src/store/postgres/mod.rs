@@ -42,12 +42,17 @@ const MAX_ATTEMPTS: u32 = 60;
 /// pairing updates) and retried each other dozens of times under load.
 const WRITE_LOCK: i64 = 0x7d06_0002;
 
-/// How a writing transaction starts, in one round trip: its turn among the
-/// writers; with `commit_async`, a commit that does not wait for the disk,
-/// so that the turn is not held through the WAL flush.
-fn begin_in_turn(commit_async: bool) -> String {
+/// How a writing transaction takes its turn among the writers; with
+/// `commit_async`, a commit that does not wait for the disk, so that the
+/// turn is not held through the WAL flush.
+fn take_turn(commit_async: bool) -> String {
     let commit = if commit_async { "SET LOCAL synchronous_commit TO off; " } else { "" };
-    format!("BEGIN; {commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+    format!("{commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+}
+
+/// [`take_turn`] with the `BEGIN` before it, in one round trip.
+fn begin_in_turn(commit_async: bool) -> String {
+    format!("BEGIN; {}", take_turn(commit_async))
 }
 
 type Records = Vec<(String, Vec<u8>)>;
@@ -198,8 +203,7 @@ impl Pg {
         let value = String::from_utf8(bytes).map_err(|e| StoreError::Pool(e.to_string()))?;
         let mut client = self.pool.get().await?;
         let txn = client.transaction().await?;
-        let commit = if self.flush == Flush::AfterTurn { "SET LOCAL synchronous_commit TO off; " } else { "" };
-        txn.batch_execute(&format!("{commit}SELECT pg_advisory_xact_lock({WRITE_LOCK})")).await?;
+        txn.batch_execute(&take_turn(self.flush == Flush::AfterTurn)).await?;
         let statement = txn.prepare_cached(&tx::upsert(table)).await?;
         txn.execute(&statement, &[&key, &value]).await?;
         txn.commit().await?;
