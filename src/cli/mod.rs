@@ -183,11 +183,20 @@ enum InviteAction {
         name: Option<String>,
     },
     /// Show an invite's status.
-    Status { code: String },
+    Status {
+        #[arg(allow_hyphen_values = true)]
+        code: String,
+    },
     /// Send an SMS invite again with a new expiry.
-    Resend { code: String },
+    Resend {
+        #[arg(allow_hyphen_values = true)]
+        code: String,
+    },
     /// Cancel a pending invite.
-    Cancel { code: String },
+    Cancel {
+        #[arg(allow_hyphen_values = true)]
+        code: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,15 +208,30 @@ enum DeviceAction {
         user: Option<String>,
     },
     /// Revoke a device for good.
-    Revoke { id: String },
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Suspend a device.
-    Suspend { id: String },
+    Suspend {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Reactivate a suspended device.
-    Reactivate { id: String },
+    Reactivate {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Let in a new phone that waits for approval.
-    Approve { id: String },
+    Approve {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Refuse a new phone that waits for approval (it is revoked).
-    Reject { id: String },
+    Reject {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -382,4 +406,17 @@ fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
     }
     println!("Expires at {}", answer.body["expires_at"].as_str().unwrap_or("?"));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn invite_codes_and_device_ids_may_start_with_a_hyphen() {
+        for args in [["topdog", "invite", "status", "-0aBc"], ["topdog", "devices", "revoke", "-phone"]] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+    }
 }
