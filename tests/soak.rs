@@ -14,6 +14,9 @@ mod phone;
 #[path = "api/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+#[path = "api/running.rs"]
+#[allow(dead_code)]
+mod running;
 
 use helpers::{spawn_with, Options, TestApp};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
@@ -207,7 +210,7 @@ async fn a_thousand_phones_under_load_then_a_restart_under_them() {
         .arg("5000")
         .env("RUST_LOG", "warn")
         .env("MALLOC_ARENA_MAX", "2"); // as systemd/topdog.service sets it
-    let mut app = spawn_with(options).await;
+    let mut app = spawn_with(options.process()).await;
     let paired = pair_all(&app).await;
     let inboxes: Inboxes = Arc::default();
     let (connects_tx, mut connects) = tokio::sync::mpsc::unbounded_channel();

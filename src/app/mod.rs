@@ -118,6 +118,12 @@ fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
 impl App {
     /// Opens everything and binds the listeners.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        App::build_with(config, sms::ConsoleOut::Stdout).await
+    }
+
+    /// As `build`, with the console SMS provider writing to `console` (a
+    /// program that runs the appliance in its own process, as the tests do).
+    pub async fn build_with(config: Config, console: sms::ConsoleOut) -> anyhow::Result<App> {
         let dir =
             DataDir::open(&config.data_dir).with_context(|| format!("data directory {}", config.data_dir.display()))?;
         crate::store::upgrade::prepare(&dir)?;
@@ -171,7 +177,7 @@ impl App {
         crate::devices::recount::rebuild(&store).await.context("recounting seats")?;
         crate::messaging::approvals::pending::rebuild(&store).await.context("filing pending approvals")?;
         licensing.observe_clock().await.context("clock mark")?;
-        let sms = sms::from_config(&config.sms);
+        let sms = sms::from_config(&config.sms, &console);
         let templates = Arc::new(Templates::new(&config.sms_templates, &base_url)?);
         let devices = Devices::new(store.clone(), tokens.clone(), audit.clone(), clock.clone());
         let pairing = Pairing::new(Parts {

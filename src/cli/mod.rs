@@ -3,7 +3,7 @@
 //! the files directly.
 
 mod audit;
-mod banner;
+pub mod banner;
 pub mod client;
 mod cluster;
 mod devices;
@@ -321,6 +321,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Tokens { action, remote } => tokens::run(action, &remote).await,
         Command::Notify { args, remote } => pipeline::notify(args, &remote).await,
         Command::Approve { args, remote } => Ok(pipeline::approve(args, &remote).await),
+    }
+}
+
+/// The configuration `topdog serve ARGS…` would run with (its flags, the
+/// environment and its `--config` file), for a program that runs the
+/// appliance inside its own process (the tests).
+pub fn serve_config<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<Config> {
+    let argv = ["topdog".to_owned(), "serve".to_owned()].into_iter().chain(args);
+    match Cli::try_parse_from(argv)?.command {
+        Command::Serve { config, settings, .. } => Ok(Config::load(*settings, config.as_deref())?),
+        _ => anyhow::bail!("not the serve command"),
     }
 }
 

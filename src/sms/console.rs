@@ -8,16 +8,50 @@
 use super::{Sms, SmsError};
 use crate::sms::number::PhoneNumber;
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+/// Where the console provider's blocks go: standard output, or, for a
+/// program that runs the appliance inside its own process (the tests), a
+/// function given each line.
+#[derive(Clone, Default)]
+pub enum ConsoleOut {
+    /// The process's standard output.
+    #[default]
+    Stdout,
+    /// Each line of each block, in order.
+    Lines(Arc<dyn Fn(&str) + Send + Sync>),
+}
+
+impl ConsoleOut {
+    fn is_terminal(&self) -> bool {
+        matches!(self, ConsoleOut::Stdout) && std::io::stdout().is_terminal()
+    }
+
+    fn write(&self, text: &str) -> std::io::Result<()> {
+        match self {
+            ConsoleOut::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            }
+            ConsoleOut::Lines(each) => {
+                text.lines().for_each(|line| each(line));
+                Ok(())
+            }
+        }
+    }
+}
 
 /// Prints messages instead of sending them.
 pub struct Console {
     show_text: bool,
+    out: ConsoleOut,
 }
 
 impl Console {
-    /// A console provider; `chosen` when the operator named it explicitly.
-    pub fn new(chosen: bool) -> Console {
-        Console { show_text: chosen || std::io::stdout().is_terminal() }
+    /// A console provider writing to `out`; `chosen` when the operator
+    /// named it explicitly.
+    pub fn new(chosen: bool, out: ConsoleOut) -> Console {
+        Console { show_text: chosen || out.is_terminal(), out }
     }
 }
 
@@ -43,9 +77,8 @@ impl Sms for Console {
     }
 
     async fn send(&self, to: &PhoneNumber, body: &str) -> Result<(), SmsError> {
-        let mut out = std::io::stdout().lock();
-        out.write_all(block(to, body, self.show_text).as_bytes())
-            .and_then(|()| out.flush())
+        self.out
+            .write(&block(to, body, self.show_text))
             .map_err(|e| SmsError::Provider { provider: "console", message: e.to_string() })?;
         tracing::info!(to = %to, "SMS printed on the console");
         Ok(())

@@ -5,6 +5,7 @@
 
 mod command;
 mod console;
+pub use console::ConsoleOut;
 pub mod number;
 mod sns;
 pub mod templates;
@@ -40,9 +41,9 @@ pub trait Sms: Send + Sync {
 }
 
 /// Builds the configured provider.
-pub fn from_config(config: &SmsConfig) -> Arc<dyn Sms> {
+pub fn from_config(config: &SmsConfig, console: &ConsoleOut) -> Arc<dyn Sms> {
     match config {
-        SmsConfig::Console { show_links } => Arc::new(console::Console::new(*show_links)),
+        SmsConfig::Console { show_links } => Arc::new(console::Console::new(*show_links, console.clone())),
         SmsConfig::Twilio { account_sid, auth_token, from, api_base } => {
             Arc::new(twilio::Twilio::new(account_sid.clone(), auth_token.0.clone(), from.clone(), api_base.clone()))
         }

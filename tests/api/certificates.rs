@@ -92,7 +92,7 @@ async fn a_replaced_certificate_serves_new_handshakes_and_open_connections_keep_
     let (chain, secret) = leaf(&first_ca, "first");
     std::fs::write(&cert, chain).unwrap();
     std::fs::write(&key, secret).unwrap();
-    let options = Options::default().unlicensed().arg("--tls-cert").arg(cert.to_str().unwrap());
+    let options = Options::default().unlicensed().process().arg("--tls-cert").arg(cert.to_str().unwrap());
     let app = spawn_with(options.arg("--tls-key").arg(key.to_str().unwrap())).await;
 
     let mut open = connect(&app, &roots).await;

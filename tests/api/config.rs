@@ -16,7 +16,7 @@ fn minutes_until(expires_at: &serde_json::Value) -> i64 {
 
 #[tokio::test]
 async fn first_start_makes_private_secrets_and_a_second_start_reuses_them() {
-    let app = spawn_app().await;
+    let app = spawn_with(Options::default().fresh_keys()).await;
     let dir = app.data_dir();
     assert_eq!(mode(&dir), 0o700);
     for secret in
@@ -139,7 +139,7 @@ async fn https_only_unless_plain_http_is_asked_for() {
     assert!(untrusted.is_err(), "the certificate chains to the appliance CA, not a public one");
     drop(app);
 
-    let insecure = spawn_with(Options::default().arg("--insecure-http")).await;
+    let insecure = spawn_with(Options::default().process().arg("--insecure-http")).await;
     assert!(insecure.base.starts_with("http://"));
     let ok = reqwest::get(insecure.url("/healthz")).await.unwrap();
     assert_eq!(ok.status(), 200);

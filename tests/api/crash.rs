@@ -4,13 +4,13 @@
 //! approvals) lose nothing acknowledged, never leave an accepted invite
 //! pending, keep seats and devices in agreement and the audit chain whole.
 
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_process;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 #[tokio::test]
 async fn acknowledged_invites_survive_kill_9() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_process().await;
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let (enough_tx, mut enough_rx) = tokio::sync::watch::channel(0usize);
     let mut writers = tokio::task::JoinSet::new();
@@ -225,7 +225,7 @@ async fn check_after_restart(app: &crate::helpers::TestApp, watcher: &str, acked
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_kill_9_cycles_under_mixed_load_lose_nothing_acknowledged() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_process().await;
     let watcher = app.pair("u0", "watcher").await;
     let acked = Arc::new(Mutex::new(Acked::default()));
     for cycle in 0..10 {

@@ -23,7 +23,7 @@ use std::process::Command;
 )]
 #[tokio::test]
 async fn schemathesis_finds_nothing() {
-    let mut app = spawn_with(Options::default().arg("--long-poll-max").arg("1s")).await;
+    let mut app = spawn_with(Options::default().process().arg("--long-poll-max").arg("1s")).await;
     let token = app.pair("fuzz", "fuzz-phone").await;
     let st = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/st");
     let output = Command::new(st)

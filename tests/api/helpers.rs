@@ -1,16 +1,18 @@
-//! The one helper every test uses: `spawn_app` starts the real binary with a
-//! fresh data directory on an ephemeral port, waits for its ready file, and
-//! hands back an HTTPS client that trusts the appliance CA, the admin token
-//! and everything the process prints.
+//! The one helper every test uses: `spawn_app` starts an appliance with a
+//! fresh data directory on ephemeral ports (inside the test process, or the
+//! real binary as a child process when the test needs one: see `running`),
+//! waits until it listens, and hands back an HTTPS client that trusts the
+//! appliance CA, the admin token and everything it prints.
 
 #[path = "../support/ready.rs"]
 #[allow(dead_code)]
 mod ready;
 
+use crate::running::{self, Running};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -31,6 +33,13 @@ pub struct Options {
     /// Leave the SMS provider to the appliance's default (otherwise the
     /// console provider is named, so it prints pairing links).
     pub default_sms: bool,
+    /// Run the real binary as a child process (a test that signals or kills
+    /// it, or reads its log); so does any test that sets `env`.
+    pub process: bool,
+    /// Let the appliance make its own JWT signing key (by default a fresh
+    /// data directory gets a copy of one made once per test run: making a
+    /// 2048-bit RSA key is most of an appliance's start-up time).
+    pub fresh_keys: bool,
 }
 
 impl Options {
@@ -49,6 +58,19 @@ impl Options {
         self.unlicensed = true;
         self
     }
+    /// Runs the real binary as a child process.
+    pub fn process(mut self) -> Self {
+        self.process = true;
+        self
+    }
+    /// Lets the appliance make its own JWT signing key.
+    pub fn fresh_keys(mut self) -> Self {
+        self.fresh_keys = true;
+        self
+    }
+    fn needs_process(&self) -> bool {
+        self.process || !self.env.is_empty()
+    }
     /// Adds an environment variable.
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_owned(), v.to_owned()));
@@ -64,7 +86,7 @@ pub struct TestApp {
     pub mqtt_port: u16,
     pub admin_token: String,
     pub client: reqwest::Client,
-    child: Child,
+    running: Running,
     options: Options,
     lines: Arc<Mutex<Vec<String>>>,
     seen: watch::Receiver<usize>,
@@ -75,6 +97,11 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Options::default()).await
 }
 
+/// Starts the real binary as a child process, with the test defaults.
+pub async fn spawn_process() -> TestApp {
+    spawn_with(Options::default().process()).await
+}
+
 /// Starts an appliance with `options` (on a database of its own when the
 /// tests run on PostgreSQL: see `postgres`).
 pub async fn spawn_with(mut options: Options) -> TestApp {
@@ -82,6 +109,9 @@ pub async fn spawn_with(mut options: Options) -> TestApp {
         options = options.arg("--database-url").arg(&crate::postgres::fresh_database().await);
     }
     let dir = tempfile::tempdir().expect("temp dir");
+    if !options.fresh_keys {
+        seed_signing_key(&data_dir(dir.path()));
+    }
     let unlicensed = options.unlicensed;
     let app = start(dir, options, None).await;
     if !unlicensed {
@@ -122,61 +152,52 @@ fn data_dir(dir: &Path) -> PathBuf {
     dir.join("data")
 }
 
+/// Puts a copy of the run's one test JWT signing key into a new data
+/// directory (made as the appliance makes it: 0700, the key 0600).
+fn seed_signing_key(data: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    static KEY: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, key) = KEY.get_or_init(|| {
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let dir = topdog::store::datadir::DataDir::open(scratch.path()).expect("scratch data directory");
+        let ttl = Duration::from_secs(60);
+        topdog::auth::tokens::Tokens::load_or_create(&dir, ttl, topdog::clock::Clock::system()).expect("a key");
+        let key = scratch.path().join("jwt-signing-key.pem");
+        (scratch, key)
+    });
+    std::fs::create_dir_all(data).expect("data directory");
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).expect("0700");
+    let copy = data.join("jwt-signing-key.pem");
+    std::fs::copy(key, &copy).expect("the test signing key");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).expect("0600");
+}
+
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_topdog")
 }
 
 async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<String>) -> TestApp {
-    let stderr =
-        std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("stderr.log")).expect("log");
-    let ready_file = dir.path().join("ready.json");
-    let _ = std::fs::remove_file(&ready_file);
-    let mut command = Command::new(binary());
-    command
-        .arg("serve")
-        .arg("--ready-file")
-        .arg(&ready_file)
-        .arg("--data-dir")
-        .arg(data_dir(dir.path()))
-        .args(default_addrs(&options.args))
-        .args(generous_limits(&options.args))
-        .args(console_sms(&options))
-        .args(&options.args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .envs(options.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr);
-    let mut child = command.spawn().expect("start topdog");
-    let stdout = child.stdout.take().expect("stdout");
     let lines = Arc::new(Mutex::new(Vec::new()));
     let (tx, seen) = watch::channel(0usize);
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-            tx.send_modify(|n| *n += 1);
-        }
-        tx.send_modify(|n| *n += 1);
-    });
+    let sink = Sink { lines: lines.clone(), seen: Arc::new(tx) };
+    let args = serve_args(dir.path(), &options);
+    let (running, api_url, mqtt_url) = match options.needs_process() {
+        true => start_process(dir.path(), args, &options, sink),
+        false => start_in_process(args, sink).await,
+    };
     let mut app = TestApp {
-        dir,
-        base: String::new(),
-        port: 0,
-        mqtt_port: 0,
+        port: ready::port_of(&api_url),
+        mqtt_port: ready::port_of(&mqtt_url),
+        base: api_url,
         admin_token: known_token.unwrap_or_default(),
         client: reqwest::Client::new(),
-        child,
+        running,
         options,
         lines,
         seen,
+        dir,
     };
-    let log = app.dir.path().join("stderr.log");
-    let ready = ready::wait_ready(&ready_file, &mut app.child, Duration::from_secs(60), Some(&log));
-    (app.base, app.port, app.mqtt_port) = (ready.api_url.clone(), ready.api_port(), ready.mqtt_port());
     app.wait_line(|l| l.starts_with("Next: pair a phone")).await;
     if let Some(i) = app.output().iter().position(|l| l.starts_with("Admin token (shown only")) {
         app.admin_token = app.output()[i + 1].trim().to_owned();
@@ -186,6 +207,76 @@ async fn start(dir: tempfile::TempDir, options: Options, known_token: Option<Str
     }
     app.client = client_trusting(&app.ca_file());
     app
+}
+
+/// Collects what an appliance prints, line by line, and wakes those
+/// waiting for a line.
+#[derive(Clone)]
+struct Sink {
+    lines: Arc<Mutex<Vec<String>>>,
+    seen: Arc<watch::Sender<usize>>,
+}
+
+impl Sink {
+    fn push(&self, line: &str) {
+        self.lines.lock().unwrap().push(line.to_owned());
+        self.seen.send_modify(|n| *n += 1);
+    }
+
+    /// Wakes the waiters once more (the output ended).
+    fn close(&self) {
+        self.seen.send_modify(|n| *n += 1);
+    }
+}
+
+/// `topdog serve`'s flags for a test appliance in `dir`.
+fn serve_args(dir: &Path, options: &Options) -> Vec<String> {
+    let mut args = vec!["--data-dir".to_owned(), data_dir(dir).to_string_lossy().into_owned()];
+    args.extend(default_addrs(&options.args).into_iter().map(str::to_owned));
+    args.extend(generous_limits(&options.args).into_iter().map(str::to_owned));
+    args.extend(console_sms(options).into_iter().map(str::to_owned));
+    args.extend(options.args.iter().cloned());
+    args
+}
+
+/// Runs the appliance inside the test process; it, its API and MQTT URLs.
+async fn start_in_process(args: Vec<String>, sink: Sink) -> (Running, String, String) {
+    let console = sink.clone();
+    let (embedded, info) = running::embed(args, Arc::new(move |line: &str| console.push(line))).await;
+    topdog::cli::banner::render(&info).lines().for_each(|line| sink.push(line));
+    (Running::InProcess(embedded), info.api_url, info.mqtt_url)
+}
+
+/// Runs the real binary as a child process, its standard error into
+/// `stderr.log` in `dir`; it, its API and MQTT URLs.
+fn start_process(dir: &Path, args: Vec<String>, options: &Options, sink: Sink) -> (Running, String, String) {
+    let log = dir.join("stderr.log");
+    let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");
+    let ready_file = dir.join("ready.json");
+    let _ = std::fs::remove_file(&ready_file);
+    let mut command = Command::new(binary());
+    command
+        .arg("serve")
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    let mut child = command.spawn().expect("start topdog");
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.push(&line);
+        }
+        sink.close();
+    });
+    let ready = ready::wait_ready(&ready_file, &mut child, Duration::from_secs(60), Some(&log));
+    (Running::Process(child), ready.api_url, ready.mqtt_url)
 }
 
 /// Ephemeral loopback ports, unless a test names its own.
@@ -238,7 +329,7 @@ impl TestApp {
     /// The appliance's process id (to signal it; the soak test reads its memory).
     #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.running.pid()
     }
 
     /// The data directory.
@@ -256,8 +347,9 @@ impl TestApp {
         self.lines.lock().unwrap().clone()
     }
 
-    /// The log (stderr) so far.
+    /// The log (stderr) so far (an appliance run as a process).
     pub fn log(&self) -> String {
+        assert!(matches!(self.running, Running::Process(_)), "reading the log needs Options::process()");
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
@@ -423,16 +515,17 @@ impl TestApp {
         }
     }
 
-    /// Stops the process with SIGTERM and waits for it; its exit status.
+    /// Stops the appliance (a process with SIGTERM) and waits for it; its
+    /// exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        signal(&self.child, "TERM");
-        self.child.wait().expect("wait")
+        self.running.stop()
     }
 
     /// Kills the process with SIGKILL.
     pub fn kill9(&mut self) {
-        signal(&self.child, "KILL");
-        let _ = self.child.wait();
+        let child = self.running.child();
+        running::signal(child, "KILL");
+        let _ = child.wait();
     }
 
     /// Stops (SIGTERM) and starts again on the same data directory.
@@ -449,23 +542,10 @@ impl TestApp {
 
     /// Starts again on the same data directory after a stop or kill.
     pub async fn start_again(mut self, change: impl FnOnce(Options) -> Options) -> TestApp {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.running.end();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("dir"));
         let options = change(self.options.clone());
         start(dir, options, Some(self.admin_token.clone())).await
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().expect("kill");
-    assert!(status.success(), "kill -{sig} failed");
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,7 +4,7 @@
 //! over MQTT, and bad signatures, replays, unmapped people, oversized
 //! bodies and events nobody asked for are refused and change nothing.
 
-use crate::helpers::{send, spawn_app, TestApp};
+use crate::helpers::{send, spawn_app, spawn_process, TestApp};
 use crate::phone::Phone;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -265,7 +265,7 @@ async fn generic_hooks_sign_a_timestamp_and_name_allowed_users() {
 
 #[tokio::test]
 async fn a_changed_hooks_file_is_used_at_once_and_a_broken_one_keeps_the_last() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_process().await;
     app.pair("alice", "alice-phone").await;
     write_hooks(&app, &hooks_toml());
     let body = fixture("github/workflow_run.completed.json");

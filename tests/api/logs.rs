@@ -7,7 +7,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn answers_carry_a_request_id_that_the_json_log_lines_name() {
-    let app = spawn_with(Options::default().arg("--log-format").arg("json")).await;
+    let app = spawn_with(Options::default().process().arg("--log-format").arg("json")).await;
     let answer = app.client.get(app.url("/healthz")).send().await.unwrap();
     let id = answer.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()), "a new id: {id}");

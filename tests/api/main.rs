@@ -38,6 +38,7 @@ mod push_service;
 mod qr;
 mod receipts;
 mod review;
+mod running;
 mod scoped_tokens;
 mod security;
 mod service;

@@ -248,7 +248,7 @@ fn internal_ports(app: &TestApp) -> Vec<u16> {
 )]
 #[tokio::test]
 async fn the_brokers_loopback_port_lets_in_only_the_gateway() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_with(Options::default().process()).await;
     let paired = app.pair_full("alice", "phone-a").await;
     let token = paired["jwt_token"].as_str().unwrap();
     let ports = internal_ports(&app);

@@ -14,9 +14,9 @@ use crate::postgres;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// `options` for node `name` on database `url`.
+/// `options` for node `name` on database `url` (a process: some are killed).
 fn node(options: &Options, url: &str, name: &str) -> Options {
-    options.clone().arg("--database-url").arg(url).arg("--node-name").arg(name)
+    options.clone().process().arg("--database-url").arg(url).arg("--node-name").arg(name)
 }
 
 /// `n` nodes on database `url`: the first makes the keys, the others get

@@ -1,12 +1,12 @@
 //! SMS pairing end to end in console mode, the pairing page, invite
 //! lifecycle (status, resend, cancel) and the one-time guarantee.
 
-use crate::helpers::{accept_body, code_in, spawn_app};
+use crate::helpers::{accept_body, code_in, spawn_app, spawn_process};
 use serde_json::json;
 
 #[tokio::test]
 async fn sms_pairing_end_to_end_in_console_mode() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_process().await;
     let (status, invite) = app.send_sms("+1 415 555 2671", "alice").await;
     assert_eq!(status, 200, "{invite}");
     assert_eq!(invite["phone_number"], "+1******2671");

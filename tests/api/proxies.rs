@@ -88,7 +88,8 @@ async fn load_balancer(target: u16, client: SocketAddr, v2: bool) -> u16 {
 
 #[tokio::test]
 async fn the_proxy_protocol_carries_the_phones_address_from_a_trusted_balancer_only() {
-    let options = Options::default().arg("--trusted-proxies").arg("127.0.0.1").arg("--mqtt-max-per-ip").arg("1");
+    let options =
+        Options::default().process().arg("--trusted-proxies").arg("127.0.0.1").arg("--mqtt-max-per-ip").arg("1");
     let mut app = spawn_with(options).await;
     let first = app.pair_full("alice", "alice-one").await;
     let second = app.pair_full("alice", "alice-two").await;

@@ -4,7 +4,7 @@
 //! revoked phone, topic and retained-message floods, event-stream caps and
 //! revocation, trickled bodies and dotted device ids.
 
-use crate::helpers::{accept_body, send, spawn_app, spawn_with, Options, TestApp};
+use crate::helpers::{accept_body, send, spawn_app, spawn_process, spawn_with, Options, TestApp};
 use crate::phone::{self, Phone};
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
@@ -175,7 +175,7 @@ async fn malformed_accepts_are_counted_and_audited_in_aggregate() {
 
 #[tokio::test]
 async fn a_phone_is_held_to_its_topics_and_cannot_leave_retained_messages() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_process().await;
     let watcher = app.pair_full("dan", "watcher").await;
     let mut watching = Phone::connect(&app, &watcher).await;
     let rss_before = rss_kib(app.pid());

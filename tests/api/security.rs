@@ -3,7 +3,7 @@
 //! stays healthy; after a whole story (pairing, notify, approval, command,
 //! revoke) the log holds no secret and no whole phone number.
 
-use crate::helpers::{send, spawn_app, TestApp};
+use crate::helpers::{send, spawn_app, spawn_process, TestApp};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +65,7 @@ async fn oversized_headers_are_refused_and_the_server_stays_healthy() {
 
 #[tokio::test]
 async fn the_log_holds_no_secret_and_no_whole_phone_number() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_process().await;
     let (_, invite) = app.send_sms("+14155552671", "alice").await;
     let code = invite["invite_code"].as_str().unwrap().to_owned();
     let (_, paired) = app.accept(&code, "phone-a").await;

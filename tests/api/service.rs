@@ -2,7 +2,7 @@
 //! are up), a clean exit on SIGTERM (also under load, with a phone that
 //! misses nothing across the restart), and backup and restore.
 
-use crate::helpers::{binary, send, spawn_app, spawn_with, Options};
+use crate::helpers::{binary, send, spawn_app, spawn_process, spawn_with, Options};
 use reqwest::Method;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -23,7 +23,7 @@ async fn tells_systemd_it_is_ready_once_it_answers() {
 
 #[tokio::test]
 async fn sigterm_exits_cleanly_and_removes_the_socket() {
-    let mut app = spawn_app().await;
+    let mut app = spawn_process().await;
     let status = app.stop();
     assert!(status.success(), "{status}");
     assert!(!app.data_dir().join("admin.sock").exists());

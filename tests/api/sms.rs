@@ -145,7 +145,7 @@ async fn command_gets_the_message_on_stdin() {
 
 #[tokio::test]
 async fn console_by_default_masks_the_number_and_hides_the_link_off_a_terminal() {
-    let app = spawn_with(Options::default().default_sms()).await;
+    let app = spawn_with(Options::default().default_sms().process()).await;
     let (status, invite) = app.send_sms("+14155552671", "gina").await;
     assert_eq!(status, 200, "{invite}");
     let code = invite["invite_code"].as_str().unwrap();

@@ -4,7 +4,7 @@
 //! directory of a newer format is refused with a clear error and left as
 //! it was.
 
-use crate::helpers::{binary, start_existing};
+use crate::helpers::{binary, start_in, Options};
 use std::path::Path;
 use std::process::Command;
 
@@ -22,7 +22,7 @@ async fn a_format_1_directory_is_upgraded_and_keeps_everything() {
     assert!(!data.join("format-version").exists(), "the fixture predates the version file");
     let token = std::fs::read_to_string(dir.path().join("token.txt")).unwrap().trim().to_owned();
     let old_cert = std::fs::read_to_string(data.join("server-cert.pem")).unwrap();
-    let mut app = start_existing(dir, "fixture-admin-token").await;
+    let mut app = start_in(dir, Options::default().process(), "fixture-admin-token").await;
     assert_eq!(std::fs::read_to_string(app.data_dir().join("format-version")).unwrap(), "2\n");
     let new_cert = std::fs::read_to_string(app.data_dir().join("server-cert.pem")).unwrap();
     assert_ne!(new_cert, old_cert, "format 2 re-issues the server certificate");

@@ -32,7 +32,8 @@ impl Ready {
     }
 }
 
-fn port_of(url: &str) -> u16 {
+/// The port in a URL such as `https://127.0.0.1:8443`.
+pub fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("a port in the URL")
 }
 
