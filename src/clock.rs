@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// A point in time, UTC, serialised as RFC 3339.
-pub type Timestamp = DateTime<Utc>;
+pub(crate) type Timestamp = DateTime<Utc>;
 
 /// The appliance's clock (cheap to clone; clones share the shift).
 #[derive(Debug, Clone, Default)]
@@ -28,19 +28,21 @@ impl Clock {
     }
 
     /// The current time.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         Utc::now() + chrono::Duration::milliseconds(self.shift_ms.load(Ordering::Relaxed))
     }
 
-    /// Moves this clock (and its clones) by `by`, forward or back.
-    pub fn shift(&self, by: chrono::Duration) {
+    /// Moves this clock (and its clones) by `by`, forward or back (tests and
+    /// the test builds' clock route only).
+    #[cfg(any(test, feature = "dev-license-key"))]
+    pub(crate) fn shift(&self, by: chrono::Duration) {
         self.shift_ms.fetch_add(by.num_milliseconds(), Ordering::Relaxed);
         self.moved.notify_waiters();
     }
 
     /// Sleeps until this clock reads `deadline` or later, waking early to
     /// look again when the clock is moved.
-    pub async fn sleep_until(&self, deadline: Timestamp) {
+    pub(crate) async fn sleep_until(&self, deadline: Timestamp) {
         loop {
             let moved = self.moved.notified();
             let left = (deadline - self.now()).to_std().unwrap_or_default();
@@ -56,7 +58,7 @@ impl Clock {
 }
 
 /// Converts a `std::time::Duration` into a chrono duration, saturating.
-pub fn span(d: std::time::Duration) -> chrono::Duration {
+pub(crate) fn span(d: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 

@@ -12,7 +12,7 @@ use crate::store::StoreError;
 
 /// What sort of failure an error is; the http layer gives each a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The request is wrong (400).
     Invalid,
     /// No credential, or one that is not accepted (401).
@@ -36,7 +36,7 @@ pub enum Kind {
 }
 
 /// An error that knows its API code and kind.
-pub trait Coded {
+pub(crate) trait Coded {
     /// The API code and the kind, from one match.
     fn coded(&self) -> (&'static str, Kind);
 
@@ -53,7 +53,7 @@ pub trait Coded {
 
 /// Any error an API request can end in.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Pairing refused or failed.
     #[error(transparent)]
     Pairing(#[from] PairingError),
@@ -103,7 +103,7 @@ pub enum Error {
 
 impl Error {
     /// An internal failure caused by `cause`.
-    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    pub(crate) fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error::Internal(cause.into())
     }
 }

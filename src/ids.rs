@@ -41,7 +41,7 @@ fn check_client_id(field: &'static str, value: &str) -> Result<(), InvalidId> {
 }
 
 /// Checks a message or command id sent by a phone: `[A-Za-z0-9._-]{1,64}`.
-pub fn check_message_id(field: &'static str, value: &str) -> Result<(), InvalidId> {
+pub(crate) fn check_message_id(field: &'static str, value: &str) -> Result<(), InvalidId> {
     check_id(field, value)
 }
 
@@ -139,7 +139,7 @@ impl fmt::Display for DisplayName {
 
 /// Checks a short free-text field (versions, device type): 1 to 64
 /// printable characters.
-pub fn short_text(field: &'static str, value: &str) -> Result<String, InvalidId> {
+pub(crate) fn short_text(field: &'static str, value: &str) -> Result<String, InvalidId> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 64 {
         return Err(InvalidId { field, reason: "must be 1 to 64 characters" });
@@ -153,20 +153,20 @@ pub fn short_text(field: &'static str, value: &str) -> Result<String, InvalidId>
 /// A one-time pairing code: 256 random bits from the OS, base64url (43
 /// characters). Only its SHA-256 (`InviteKey`) is stored.
 #[derive(Clone, PartialEq, Eq)]
-pub struct InviteCode(String);
+pub(crate) struct InviteCode(String);
 
 /// The length of an encoded invite code.
-pub const INVITE_CODE_LEN: usize = 43;
+pub(crate) const INVITE_CODE_LEN: usize = 43;
 
 impl InviteCode {
     /// A fresh random code.
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
     /// Accepts only the exact shape `generate` produces.
-    pub fn parse(value: &str) -> Result<Self, InvalidId> {
+    pub(crate) fn parse(value: &str) -> Result<Self, InvalidId> {
         let bad = InvalidId { field: "invite_code", reason: "is not a valid invite code" };
         if value.len() != INVITE_CODE_LEN {
             return Err(bad);
@@ -177,15 +177,15 @@ impl InviteCode {
         }
     }
     /// The code as the phone sees it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
     /// The key the invite is stored under.
-    pub fn key(&self) -> InviteKey {
+    pub(crate) fn key(&self) -> InviteKey {
         InviteKey(hex::encode(Sha256::digest(self.0.as_bytes())))
     }
     /// A short, safe-to-log form: the first six characters.
-    pub fn masked(&self) -> String {
+    pub(crate) fn masked(&self) -> String {
         format!("{}…", &self.0[..6])
     }
 }
@@ -198,7 +198,7 @@ impl fmt::Debug for InviteCode {
 
 /// The stored identity of an invite: hex SHA-256 of its code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InviteKey(pub String);
+pub(crate) struct InviteKey(pub String);
 
 #[cfg(test)]
 mod tests {

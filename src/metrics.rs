@@ -49,7 +49,7 @@ struct ReasonLabel {
 
 /// Invite outcomes counted by `invite_event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InviteEvent {
+pub(crate) enum InviteEvent {
     /// An SMS invite or QR token was made.
     Created,
     /// An invite was accepted.
@@ -62,7 +62,7 @@ pub enum InviteEvent {
 
 /// The appliance's metrics (cheap to clone).
 #[derive(Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     inner: Arc<Inner>,
 }
 
@@ -92,7 +92,7 @@ struct OutcomeLabel {
 
 /// Values read at scrape time.
 #[derive(Debug, Default, Clone)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Devices by state.
     pub devices_by_state: Vec<(&'static str, i64)>,
     /// Seats the license grants now.
@@ -117,7 +117,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Registers every metric.
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("topdog");
         let invites: [Family<KindLabel, Counter>; 4] = Default::default();
         let names = ["invites_created", "invites_accepted", "invites_expired", "invites_cancelled"];
@@ -200,49 +200,49 @@ impl Metrics {
     }
 
     /// Counts an invite event for an invite of `kind` (`sms` or `qr`).
-    pub fn invite_event(&self, event: InviteEvent, kind: &'static str) {
+    pub(crate) fn invite_event(&self, event: InviteEvent, kind: &'static str) {
         self.inner.invites[event as usize].get_or_create(&KindLabel { kind }).inc();
     }
 
     /// Counts one answered HTTP request.
-    pub fn http_request(&self, route: &'static str, method: &str, status: u16) {
+    pub(crate) fn http_request(&self, route: &'static str, method: &str, status: u16) {
         let labels = RequestLabels { route, method: method_label(method), status };
         self.inner.requests.get_or_create(&labels).inc();
     }
 
     /// Counts one MQTT message; `inbound` when a phone sent it.
-    pub fn message(&self, inbound: bool, kind: &'static str) {
+    pub(crate) fn message(&self, inbound: bool, kind: &'static str) {
         let direction = if inbound { "in" } else { "out" };
         self.inner.messages.get_or_create(&MessageLabels { direction, r#type: kind }).inc();
     }
 
     /// Counts notifications replayed to a phone.
-    pub fn replayed(&self, n: usize) {
+    pub(crate) fn replayed(&self, n: usize) {
         self.inner.replayed.inc_by(n as u64);
     }
 
     /// Counts an accept-invite that named no invite (audited in aggregate).
-    pub fn accept_refused(&self, reason: &'static str) {
+    pub(crate) fn accept_refused(&self, reason: &'static str) {
         self.inner.accepts_refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Counts one Web Push try's outcome.
-    pub fn push(&self, outcome: &'static str) {
+    pub(crate) fn push(&self, outcome: &'static str) {
         self.inner.pushes.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// Counts one escalation text's outcome.
-    pub fn escalation(&self, outcome: &'static str) {
+    pub(crate) fn escalation(&self, outcome: &'static str) {
         self.inner.escalations.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// Counts a connection the gateway refused.
-    pub fn gateway_refused(&self, reason: &'static str) {
+    pub(crate) fn gateway_refused(&self, reason: &'static str) {
         self.inner.handshake_failures.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// The text exposition, with the values read at scrape time.
-    pub fn render(&self, now: &Snapshot) -> String {
+    pub(crate) fn render(&self, now: &Snapshot) -> String {
         for (state, count) in &now.devices_by_state {
             self.inner.devices.get_or_create(&StateLabel { state }).set(*count);
         }

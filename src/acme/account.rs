@@ -10,7 +10,7 @@ use instant_acme::{Account, AccountBuilder, AccountCredentials, NewAccount};
 use serde::{Deserialize, Serialize};
 
 /// The account file.
-pub const FILE: &str = "acme-account.json";
+pub(crate) const FILE: &str = "acme-account.json";
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -26,7 +26,7 @@ fn builder(config: &AcmeConfig) -> Result<AccountBuilder, AcmeError> {
 }
 
 /// The account at `config.directory`, registering one the first time.
-pub async fn load_or_create(dir: &DataDir, config: &AcmeConfig) -> Result<Account, AcmeError> {
+pub(crate) async fn load_or_create(dir: &DataDir, config: &AcmeConfig) -> Result<Account, AcmeError> {
     if let Some(bytes) = datadir::read_optional(&dir.file(FILE))? {
         let stored: Stored = serde_json::from_slice(&bytes)?;
         if stored.directory == config.directory {

@@ -15,14 +15,14 @@ use std::sync::{Arc, RwLock};
 
 /// The open challenges' answers.
 #[derive(Debug, Default)]
-pub struct Challenges {
+pub(crate) struct Challenges {
     http: RwLock<HashMap<String, String>>,
     tls: RwLock<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl Challenges {
     /// The key authorization for an HTTP-01 `token`, while it is open.
-    pub fn http01(&self, token: &str) -> Option<String> {
+    pub(crate) fn http01(&self, token: &str) -> Option<String> {
         self.http.read().unwrap_or_else(|p| p.into_inner()).get(token).cloned()
     }
 

@@ -3,7 +3,7 @@
 /// Why an ACME order (or the account it needs) failed. None reaches a
 /// client: each is logged, shown in the status and retried with backoff.
 #[derive(Debug, thiserror::Error)]
-pub enum AcmeError {
+pub(crate) enum AcmeError {
     /// The server refused a request, or could not be reached.
     #[error("ACME server: {0}")]
     Protocol(#[from] instant_acme::Error),

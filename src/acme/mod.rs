@@ -9,11 +9,11 @@
 //! share a store, the node leading the background work orders and renews;
 //! every node answers its challenges and serves the certificate it stored.
 
-pub mod account;
-pub mod challenges;
-pub mod error;
-pub mod order;
-pub mod stored;
+pub(crate) mod account;
+pub(crate) mod challenges;
+pub(crate) mod error;
+pub(crate) mod order;
+pub(crate) mod stored;
 
 use self::challenges::Challenges;
 use self::error::AcmeError;
@@ -33,9 +33,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Let's Encrypt's production directory (the default).
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub(crate) const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Let's Encrypt's staging directory (`--acme-staging`).
-pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+pub(crate) const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 /// The first retry after a failure; each next one waits twice as long.
 const FIRST_RETRY: Duration = Duration::from_secs(60);
@@ -44,7 +44,7 @@ const LONGEST_RETRY: Duration = Duration::from_secs(6 * 3600);
 
 /// Which challenge proves the names are ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ChallengeKind {
+pub(crate) enum ChallengeKind {
     /// A validation certificate on the HTTPS listener (it must be on 443).
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
@@ -55,7 +55,7 @@ pub enum ChallengeKind {
 
 impl ChallengeKind {
     /// Its name in RFC 8555 and RFC 8737.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ChallengeKind::TlsAlpn01 => "tls-alpn-01",
             ChallengeKind::Http01 => "http-01",
@@ -72,7 +72,7 @@ impl ChallengeKind {
 
 /// The ACME settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcmeConfig {
+pub(crate) struct AcmeConfig {
     /// The names to get a certificate for (the first one is the appliance's
     /// public name: pairing links and the MQTT host use it).
     pub domains: Vec<String>,
@@ -91,7 +91,7 @@ pub struct AcmeConfig {
 
 /// Where certificate renewal stands, for the status page and metrics.
 #[derive(Debug, Clone, Serialize)]
-pub struct AcmeReport {
+pub(crate) struct AcmeReport {
     /// The names asked for.
     pub domains: Vec<String>,
     /// The ACME directory.
@@ -113,7 +113,7 @@ pub struct AcmeReport {
 }
 
 /// The ACME client's parts.
-pub struct Parts {
+pub(crate) struct Parts {
     /// The ACME settings.
     pub config: AcmeConfig,
     /// Where the account is kept.
@@ -131,7 +131,7 @@ pub struct Parts {
 }
 
 /// The ACME client: it owns the renewal schedule.
-pub struct Acme {
+pub(crate) struct Acme {
     parts: Parts,
     challenges: Arc<Challenges>,
     report: Mutex<AcmeReport>,
@@ -140,14 +140,14 @@ pub struct Acme {
 impl Acme {
     /// The certificate stored by an earlier start, when it still serves
     /// `config`'s names: the listeners start with it.
-    pub fn stored(keeper: &Keeper, config: &AcmeConfig, now: Timestamp) -> Option<TlsPair> {
+    pub(crate) fn stored(keeper: &Keeper, config: &AcmeConfig, now: Timestamp) -> Option<TlsPair> {
         let pair = keeper.load().ok().flatten()?;
         let serves = Lifetime::of(&pair).is_some_and(|l| l.serves(&config.domains, now));
         (serves && crate::pki::live::certified(&pair).is_ok()).then_some(pair)
     }
 
     /// An ACME client serving challenges through `parts.live`.
-    pub fn new(parts: Parts) -> Arc<Acme> {
+    pub(crate) fn new(parts: Parts) -> Arc<Acme> {
         let challenges = Arc::new(Challenges::default());
         parts.live.answer_alpn_challenges(challenges.clone());
         let report = AcmeReport {
@@ -165,12 +165,12 @@ impl Acme {
     }
 
     /// The open challenges (for the HTTP-01 listener).
-    pub fn challenges(&self) -> Arc<Challenges> {
+    pub(crate) fn challenges(&self) -> Arc<Challenges> {
         self.challenges.clone()
     }
 
     /// Where renewal stands.
-    pub fn report(&self) -> AcmeReport {
+    pub(crate) fn report(&self) -> AcmeReport {
         self.report.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -187,7 +187,7 @@ impl Acme {
 
     /// Orders certificates when due while this node leads, until `stop`
     /// turns true.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         if let Some(life) = self.in_force() {
             self.in_force_now(&life);
         }
@@ -259,7 +259,7 @@ impl Acme {
 
     /// What the leading node's ACME client told this one: a challenge to
     /// answer too, or a certificate to serve.
-    pub fn heard(&self, news: &AcmeNews) {
+    pub(crate) fn heard(&self, news: &AcmeNews) {
         if let Err(e) = self.challenges.answer(news) {
             tracing::warn!(error = %e, "could not answer an ACME challenge of the leading node");
         }

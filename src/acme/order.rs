@@ -26,7 +26,7 @@ impl Drop for Answering<'_> {
 }
 
 /// Where challenges are answered: here, and on the other nodes.
-pub struct Answerers<'a> {
+pub(crate) struct Answerers<'a> {
     /// This node's answers.
     pub here: &'a Challenges,
     /// The other nodes (the CA may reach any of them).
@@ -34,7 +34,7 @@ pub struct Answerers<'a> {
 }
 
 /// Orders a certificate for `domains`, answering challenges of `kind`.
-pub async fn issue(
+pub(crate) async fn issue(
     account: &Account,
     domains: &[String],
     kind: ChallengeKind,

@@ -13,13 +13,13 @@ use crate::store::{Store, Table};
 use serde::{Deserialize, Serialize};
 
 /// The file holding the chain (leaf first) followed by the key.
-pub const FILE: &str = "acme-certificate.pem";
+pub(crate) const FILE: &str = "acme-certificate.pem";
 
 /// Where the shared store keeps it (in the `meta` table).
 const SHARED_KEY: &str = "acme_certificate";
 
 /// Reads the stored certificate, if any.
-pub fn load(dir: &DataDir) -> std::io::Result<Option<TlsPair>> {
+pub(crate) fn load(dir: &DataDir) -> std::io::Result<Option<TlsPair>> {
     let Some(bytes) = datadir::read_optional(&dir.file(FILE))? else { return Ok(None) };
     let text = String::from_utf8_lossy(&bytes);
     let key_at = text.find("-----BEGIN PRIVATE KEY-----").unwrap_or(text.len());
@@ -27,7 +27,7 @@ pub fn load(dir: &DataDir) -> std::io::Result<Option<TlsPair>> {
 }
 
 /// Stores `pair` in place of the previous one.
-pub fn save(dir: &DataDir, pair: &TlsPair) -> std::io::Result<()> {
+pub(crate) fn save(dir: &DataDir, pair: &TlsPair) -> std::io::Result<()> {
     let chain = pair.chain_pem.trim_end();
     datadir::write_secret(&dir.file(FILE), format!("{chain}\n{}", pair.key_pem).as_bytes())
 }
@@ -42,19 +42,19 @@ struct Shared {
 /// Where this node keeps the certificate: its data directory, or the store
 /// the nodes share.
 #[derive(Clone)]
-pub struct Keeper {
+pub(crate) struct Keeper {
     dir: DataDir,
     shared: Option<Store>,
 }
 
 impl Keeper {
     /// The keeper for an appliance with `dir` and `store`.
-    pub fn new(dir: &DataDir, store: &Store) -> Keeper {
+    pub(crate) fn new(dir: &DataDir, store: &Store) -> Keeper {
         Keeper { dir: dir.clone(), shared: store.is_shared().then(|| store.clone()) }
     }
 
     /// The stored certificate, if any.
-    pub fn load(&self) -> Result<Option<TlsPair>, AcmeError> {
+    pub(crate) fn load(&self) -> Result<Option<TlsPair>, AcmeError> {
         match &self.shared {
             None => Ok(load(&self.dir)?),
             Some(store) => Ok(store
@@ -64,7 +64,7 @@ impl Keeper {
     }
 
     /// Stores `pair` in place of the previous one, durably.
-    pub async fn save(&self, pair: &TlsPair) -> Result<(), AcmeError> {
+    pub(crate) async fn save(&self, pair: &TlsPair) -> Result<(), AcmeError> {
         match &self.shared {
             None => Ok(save(&self.dir, pair)?),
             Some(store) => {
@@ -77,7 +77,7 @@ impl Keeper {
 
 /// What renewal needs to know of a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lifetime {
+pub(crate) struct Lifetime {
     /// When it starts.
     pub not_before: Timestamp,
     /// When it ends.
@@ -88,7 +88,7 @@ pub struct Lifetime {
 
 impl Lifetime {
     /// Reads the leaf of `pair`.
-    pub fn of(pair: &TlsPair) -> Option<Lifetime> {
+    pub(crate) fn of(pair: &TlsPair) -> Option<Lifetime> {
         let der = crate::pki::tls::certs(&pair.chain_pem).ok()?.into_iter().next()?;
         let (_, leaf) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
         let at = |t: x509_parser::time::ASN1Time| chrono::DateTime::from_timestamp(t.timestamp(), 0);
@@ -108,7 +108,7 @@ impl Lifetime {
     }
 
     /// When to renew: two thirds of the way through its lifetime.
-    pub fn renew_at(&self) -> Timestamp {
+    pub(crate) fn renew_at(&self) -> Timestamp {
         self.not_before + (self.not_after - self.not_before) * 2 / 3
     }
 
@@ -116,12 +116,12 @@ impl Lifetime {
     /// but no sooner than a sixth of its lifetime from `now`, so that a
     /// clock ahead of the CA's cannot turn renewal into a loop of orders
     /// (and a CA's rate limit).
-    pub fn next_renewal(&self, now: Timestamp) -> Timestamp {
+    pub(crate) fn next_renewal(&self, now: Timestamp) -> Timestamp {
         self.renew_at().max(now + (self.not_after - self.not_before) / 6)
     }
 
     /// Whether it names every one of `domains` and has not ended at `now`.
-    pub fn serves(&self, domains: &[String], now: Timestamp) -> bool {
+    pub(crate) fn serves(&self, domains: &[String], now: Timestamp) -> bool {
         now < self.not_after && domains.iter().all(|d| self.names.contains(&d.to_ascii_lowercase()))
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Where and how to reach the model.
 #[derive(Clone)]
-pub struct LlmConfig {
+pub(crate) struct LlmConfig {
     /// `ANTHROPIC_API_KEY`.
     pub api_key: String,
     /// The API's base URL (`https://api.anthropic.com` unless overridden).
@@ -34,7 +34,7 @@ impl std::fmt::Debug for LlmConfig {
 /// Why the model gave no usable answer (logged; the phone gets the offline
 /// matcher's answer).
 #[derive(Debug, thiserror::Error)]
-pub enum LlmError {
+pub(crate) enum LlmError {
     /// The request failed.
     #[error("LLM request: {0}")]
     Http(#[from] reqwest::Error),
@@ -45,7 +45,7 @@ pub enum LlmError {
 
 /// The LLM matcher.
 #[derive(Clone)]
-pub struct LlmMatcher {
+pub(crate) struct LlmMatcher {
     config: LlmConfig,
     http: reqwest::Client,
 }
@@ -98,13 +98,13 @@ fn judge(actions: &[Action], text: &str, input: &Value) -> Match {
 
 impl LlmMatcher {
     /// A matcher for `config`.
-    pub fn new(config: LlmConfig) -> Result<LlmMatcher, LlmError> {
+    pub(crate) fn new(config: LlmConfig) -> Result<LlmMatcher, LlmError> {
         let http = reqwest::Client::builder().timeout(config.timeout).build()?;
         Ok(LlmMatcher { config, http })
     }
 
     /// Asks the model which action `text` means.
-    pub async fn choose(&self, actions: &[Action], text: &str) -> Result<Match, LlmError> {
+    pub(crate) async fn choose(&self, actions: &[Action], text: &str) -> Result<Match, LlmError> {
         if actions.is_empty() {
             return Ok(Match::Unknown);
         }

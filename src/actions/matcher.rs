@@ -32,7 +32,7 @@ pub enum Match {
 
 /// The lower-case words of `text` (letters and digits; everything else
 /// separates words).
-pub fn words(text: &str) -> Vec<String> {
+pub(crate) fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
@@ -59,7 +59,7 @@ pub fn match_text(actions: &[Action], text: &str) -> Match {
 
 /// Fills an action's parameters from the words of the text, taking a value
 /// from `given` first (the LLM matcher's choice, already checked).
-pub fn fill(action: &Action, text: &[String], given: impl Fn(&str) -> Option<String>) -> Match {
+pub(crate) fn fill(action: &Action, text: &[String], given: impl Fn(&str) -> Option<String>) -> Match {
     let mut params = BTreeMap::new();
     for p in &action.params {
         let named: Vec<&String> = p.values.iter().filter(|v| contains_run(text, &words(v))).collect();
@@ -81,7 +81,7 @@ pub fn fill(action: &Action, text: &[String], given: impl Fn(&str) -> Option<Str
 }
 
 /// A sentence listing what the phone can say.
-pub fn help(actions: &[Action]) -> String {
+pub(crate) fn help(actions: &[Action]) -> String {
     if actions.is_empty() {
         return "No actions are set up yet; an admin can add them to actions.toml on the appliance.".into();
     }

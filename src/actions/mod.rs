@@ -5,9 +5,9 @@
 //! `confirm = true` for risky ones, and typed parameters with allowed
 //! values. The file is read again when it changes.
 
-pub mod llm;
+pub(crate) mod llm;
 pub mod matcher;
-pub mod runner;
+pub(crate) mod runner;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,14 +49,14 @@ pub enum ActionsError {
 /// One parameter of an action.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct Param {
+pub(crate) struct Param {
     /// Its name, used as `{name}` in argv.
-    pub name: String,
+    pub(crate) name: String,
     /// The allowed values (letters, digits, `.`, `_`, `-`).
-    pub values: Vec<String>,
+    pub(crate) values: Vec<String>,
     /// Used when the text names no value; without it the value is required.
     #[serde(default)]
-    pub default: Option<String>,
+    pub(crate) default: Option<String>,
 }
 
 /// One allow-listed action.
@@ -64,26 +64,26 @@ pub struct Param {
 #[serde(deny_unknown_fields)]
 pub struct Action {
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// What it does, in words (shown on the phone).
     #[serde(default)]
-    pub description: String,
+    pub(crate) description: String,
     /// Phrases that select it ("nightly build", "run the tests").
-    pub phrases: Vec<String>,
+    pub(crate) phrases: Vec<String>,
     /// The program and its arguments; `{param}` placeholders allowed.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// Where it runs (default: the data directory).
     #[serde(default)]
-    pub workdir: Option<PathBuf>,
+    pub(crate) workdir: Option<PathBuf>,
     /// Seconds before it is stopped (default 600).
     #[serde(default = "default_timeout")]
-    pub timeout_s: u64,
+    pub(crate) timeout_s: u64,
     /// Ask the phone for an approval first.
     #[serde(default)]
-    pub confirm: bool,
+    pub(crate) confirm: bool,
     /// Its parameters.
     #[serde(default, rename = "param")]
-    pub params: Vec<Param>,
+    pub(crate) params: Vec<Param>,
 }
 
 fn default_timeout() -> u64 {
@@ -101,12 +101,12 @@ const MAX_TIMEOUT_S: u64 = 24 * 3600;
 
 impl Action {
     /// The timeout.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_s)
     }
 
     /// The argv with every placeholder filled from `params`.
-    pub fn argv_with(&self, params: &BTreeMap<String, String>) -> Vec<String> {
+    pub(crate) fn argv_with(&self, params: &BTreeMap<String, String>) -> Vec<String> {
         self.argv
             .iter()
             .map(|arg| params.iter().fold(arg.clone(), |arg, (name, value)| arg.replace(&format!("{{{name}}}"), value)))
@@ -185,7 +185,7 @@ const EXAMPLE: &str = r#"# Actions a paired phone may start by voice or text. No
 
 /// The allow-list, re-read when the file changes.
 #[derive(Clone)]
-pub struct Actions {
+pub(crate) struct Actions {
     path: PathBuf,
     loaded: Arc<Mutex<Loaded>>,
 }
@@ -195,7 +195,7 @@ type Loaded = (Option<SystemTime>, Arc<Vec<Action>>);
 
 impl Actions {
     /// Loads `path`, writing a commented example there when it is missing.
-    pub fn load(path: &Path) -> Result<Actions, ActionsError> {
+    pub(crate) fn load(path: &Path) -> Result<Actions, ActionsError> {
         if !path.exists() {
             let read = |source| ActionsError::Read { path: path.display().to_string(), source };
             std::fs::write(path, EXAMPLE).map_err(read)?;
@@ -218,7 +218,7 @@ impl Actions {
 
     /// The current allow-list (the last good one when the file has become
     /// invalid, which is logged).
-    pub fn current(&self) -> Arc<Vec<Action>> {
+    pub(crate) fn current(&self) -> Arc<Vec<Action>> {
         self.reload().unwrap_or_else(|e| {
             tracing::error!(error = %e, "actions.toml is invalid; keeping the previous actions");
             self.loaded.lock().unwrap_or_else(|p| p.into_inner()).1.clone()

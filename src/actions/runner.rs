@@ -13,11 +13,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 /// How much of the output's end is kept.
-pub const TAIL_BYTES: usize = 2048;
+pub(crate) const TAIL_BYTES: usize = 2048;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The process exited with this code.
     Exited(i32),
     /// It was killed by a signal.
@@ -30,7 +30,7 @@ pub enum Outcome {
 
 /// A finished run.
 #[derive(Debug, Clone)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// How it ended.
     pub outcome: Outcome,
     /// The end of stdout and stderr, interleaved as read.
@@ -81,7 +81,7 @@ fn kill_group(leader: Option<u32>) {
 }
 
 /// Runs `action` with `params` (already checked against its allowed values).
-pub async fn run(action: &Action, params: &BTreeMap<String, String>, default_dir: &Path) -> Finished {
+pub(crate) async fn run(action: &Action, params: &BTreeMap<String, String>, default_dir: &Path) -> Finished {
     let mut child = match command(action, params, default_dir).spawn() {
         Ok(child) => child,
         Err(e) => return Finished { outcome: Outcome::NotStarted(e.to_string()), output_tail: String::new() },

@@ -25,7 +25,7 @@ pub(super) struct Batcher {
 
 impl Batcher {
     /// Queues `event`; the receiver hears when its write is over.
-    pub fn push(&self, event: Event, time: Timestamp) -> oneshot::Receiver<()> {
+    pub(super) fn push(&self, event: Event, time: Timestamp) -> oneshot::Receiver<()> {
         let (written, wait) = oneshot::channel();
         self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(Queued { event, time, written });
         wait
@@ -34,7 +34,7 @@ impl Batcher {
     /// Waits for the writers' turn, hands `write` everything queued by then
     /// (nothing to do when an earlier turn took it all), and tells those
     /// waiting for it once `write` is over.
-    pub async fn in_turn<F>(&self, write: impl FnOnce(Vec<(Event, Timestamp)>) -> F)
+    pub(super) async fn in_turn<F>(&self, write: impl FnOnce(Vec<(Event, Timestamp)>) -> F)
     where
         F: std::future::Future<Output = ()>,
     {

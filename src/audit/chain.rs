@@ -41,7 +41,7 @@ impl Default for Head {
 impl Head {
     /// The entry after this head recording `event` at `time`, as text; and
     /// the head after it.
-    pub fn next(&self, event: Event, time: Timestamp) -> Result<(String, Head), serde_json::Error> {
+    pub(super) fn next(&self, event: Event, time: Timestamp) -> Result<(String, Head), serde_json::Error> {
         let line = Line { seq: self.seq + 1, time, event, prev: self.hash.clone() };
         let text = serde_json::to_string(&line)?;
         let head = Head { seq: line.seq, hash: hash_line(&text) };
@@ -50,7 +50,7 @@ impl Head {
 
     /// The entries after this head recording each event at its time, in
     /// order, as (sequence number, text); and the head after them.
-    pub fn extend(
+    pub(super) fn extend(
         &self,
         entries: impl IntoIterator<Item = (Event, Timestamp)>,
     ) -> Result<(Vec<(u64, String)>, Head), serde_json::Error> {
@@ -66,7 +66,7 @@ impl Head {
 
     /// Moves past `line` (read from `text`, entry `number` of the log),
     /// unless it does not follow this head.
-    pub fn follow(&mut self, line: &Line, text: &str, number: u64) -> Result<(), AuditError> {
+    pub(super) fn follow(&mut self, line: &Line, text: &str, number: u64) -> Result<(), AuditError> {
         let broken = |reason: &str| AuditError::Broken { line: number, reason: reason.to_owned() };
         if line.seq != self.seq + 1 {
             return Err(broken("sequence number out of order"));

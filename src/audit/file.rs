@@ -40,7 +40,7 @@ pub(super) struct FileLog {
 
 impl FileLog {
     /// Opens the file, checking its chain; a torn last line is closed off.
-    pub fn open(path: &Path) -> Result<FileLog, AuditError> {
+    pub(super) fn open(path: &Path) -> Result<FileLog, AuditError> {
         let report = verify(path)?;
         let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         if report.torn_tail.is_some() {
@@ -55,17 +55,17 @@ impl FileLog {
     }
 
     /// The torn last line found at opening, to be marked.
-    pub fn torn_tail(&self) -> Option<u64> {
+    pub(super) fn torn_tail(&self) -> Option<u64> {
         self.torn_tail
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends each event at its time, in order, and syncs them to disk
     /// (one flush for all).
-    pub fn append(&self, entries: Vec<(Event, Timestamp)>) -> Result<(), AuditError> {
+    pub(super) fn append(&self, entries: Vec<(Event, Timestamp)>) -> Result<(), AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (texts, head) = tail.head.extend(entries).map_err(|e| AuditError::Io(e.into()))?;
         let lines: String = texts.iter().map(|(_, text)| format!("{text}\n")).collect();
@@ -78,7 +78,7 @@ impl FileLog {
 
 /// Checks every line's `prev` and sequence number; a missing file is an
 /// empty, valid log.
-pub fn verify(path: &Path) -> Result<Report, AuditError> {
+pub(crate) fn verify(path: &Path) -> Result<Report, AuditError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -119,7 +119,7 @@ pub fn verify(path: &Path) -> Result<Report, AuditError> {
 
 /// The whole entries of the file at `path`, as text, in order (torn lines
 /// left out), for a copy into the shared store.
-pub fn entries(path: &Path) -> Result<Vec<String>, AuditError> {
+pub(crate) fn entries(path: &Path) -> Result<Vec<String>, AuditError> {
     verify(path)?;
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -131,7 +131,7 @@ pub fn entries(path: &Path) -> Result<Vec<String>, AuditError> {
 
 /// The newest `limit` events, newest first, read from the end of the log
 /// (so the cost does not grow with its length); a torn line is skipped.
-pub fn recent(path: &Path, limit: usize) -> Result<Vec<serde_json::Value>, AuditError> {
+pub(crate) fn recent(path: &Path, limit: usize) -> Result<Vec<serde_json::Value>, AuditError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

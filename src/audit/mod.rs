@@ -7,18 +7,18 @@
 
 mod batch;
 mod chain;
-pub mod file;
-pub mod shared;
+pub(crate) mod file;
+pub(crate) mod shared;
 
 use crate::clock::Clock;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-pub use file::verify;
+pub(crate) use file::verify;
 
 /// Who asked for an audited change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
+pub(crate) enum Actor {
     /// An admin with the admin token (API or browser session).
     Admin,
     /// A local admin on the appliance's Unix socket.
@@ -57,7 +57,7 @@ impl std::fmt::Display for Actor {
 
 /// One audited event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     /// Who did it: `admin`, `admin-socket`, `token:{name}`, `phone:{device}`,
     /// `system`.
     pub actor: String,
@@ -71,14 +71,14 @@ pub struct Event {
 
 impl Event {
     /// A new event.
-    pub fn new(actor: &Actor, action: &str, target: impl Into<String>, result: &str) -> Event {
+    pub(crate) fn new(actor: &Actor, action: &str, target: impl Into<String>, result: &str) -> Event {
         Event { actor: actor.to_string(), action: action.into(), target: target.into(), result: result.into() }
     }
 }
 
 /// Why the audit log could not be written or verified.
 #[derive(Debug, thiserror::Error)]
-pub enum AuditError {
+pub(crate) enum AuditError {
     /// Reading or writing the file failed.
     #[error("audit log: {0}")]
     Io(#[from] std::io::Error),
@@ -92,7 +92,7 @@ pub enum AuditError {
 
 /// The appending side of the audit log (cheap to clone).
 #[derive(Clone)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     sink: Sink,
     clock: Clock,
     batcher: batch::Batcher,
@@ -106,7 +106,7 @@ enum Sink {
 
 impl AuditLog {
     /// Opens the file at `path` for appending, continuing its chain.
-    pub fn open(path: &std::path::Path, clock: Clock) -> Result<AuditLog, AuditError> {
+    pub(crate) fn open(path: &std::path::Path, clock: Clock) -> Result<AuditLog, AuditError> {
         let log = file::FileLog::open(path)?;
         let audit = AuditLog { sink: Sink::File(log.clone()), clock, batcher: batch::Batcher::default() };
         if let Some(line) = log.torn_tail() {
@@ -117,7 +117,7 @@ impl AuditLog {
     }
 
     /// The log the nodes sharing `store` keep in it.
-    pub fn shared(store: Store, clock: Clock) -> AuditLog {
+    pub(crate) fn shared(store: Store, clock: Clock) -> AuditLog {
         AuditLog { sink: Sink::Store(store), clock, batcher: batch::Batcher::default() }
     }
 
@@ -125,7 +125,7 @@ impl AuditLog {
     /// the write before it was on its way (a failure is logged). The write
     /// runs on a task of its own, so that a caller that goes away (a client
     /// that hangs up) does not take the events of others with it.
-    pub async fn record(&self, event: Event) {
+    pub(crate) async fn record(&self, event: Event) {
         let written = self.batcher.push(event, self.clock.now());
         let log = self.clone();
         tokio::spawn(async move { log.batcher.in_turn(|batch| log.write(batch)).await });
@@ -150,7 +150,7 @@ impl AuditLog {
 
     /// The newest `limit` events, newest first (the cost does not grow
     /// with the log's length).
-    pub fn recent(&self, limit: usize) -> Result<Vec<serde_json::Value>, AuditError> {
+    pub(crate) fn recent(&self, limit: usize) -> Result<Vec<serde_json::Value>, AuditError> {
         match &self.sink {
             Sink::File(log) => file::recent(log.path(), limit),
             Sink::Store(store) => shared::recent(store, limit),
@@ -160,7 +160,7 @@ impl AuditLog {
 
 /// What a successful verification found.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// Number of whole entries checked (the last sequence number).
     pub lines: u64,
     /// Hash of the last whole entry (the next entry's `prev`).

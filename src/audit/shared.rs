@@ -40,7 +40,7 @@ pub(super) fn recent(store: &Store, limit: usize) -> Result<Vec<serde_json::Valu
 }
 
 /// Checks the chain from its first entry to the recorded head.
-pub fn verify(store: &Store) -> Result<Report, AuditError> {
+pub(crate) fn verify(store: &Store) -> Result<Report, AuditError> {
     let mut head = Head::default();
     for (number, (_, text)) in store.scan_keyed::<String>(Table::Audit)?.iter().enumerate() {
         let number = number as u64 + 1;
@@ -60,7 +60,7 @@ pub fn verify(store: &Store) -> Result<Report, AuditError> {
 
 /// Copies the entries of one appliance's file (in order, checked) into an
 /// empty shared log, which continues their chain; how many.
-pub async fn copy(entries: &[String], store: &Store) -> Result<usize, AuditError> {
+pub(crate) async fn copy(entries: &[String], store: &Store) -> Result<usize, AuditError> {
     let mut head = Head::default();
     for (number, text) in entries.iter().enumerate() {
         let line: Line = serde_json::from_str(text).map_err(|e| AuditError::Io(e.into()))?;

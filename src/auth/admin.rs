@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 /// Why a request was not let in as admin.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub(crate) enum AdminError {
     /// No admin credential in the request.
     #[error("this operation needs the admin token (header x-admin-token)")]
     Missing,
@@ -39,13 +39,13 @@ impl Coded for AdminError {
 
 /// The stored hash of the admin token.
 #[derive(Clone)]
-pub struct AdminToken {
+pub(crate) struct AdminToken {
     hash: [u8; 32],
 }
 
 /// What loading found: the checker, and the token if it was just generated
 /// (to be shown once).
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The checker.
     pub admin: AdminToken,
     /// A newly generated token, shown once and never stored.
@@ -58,7 +58,7 @@ const PREFIX: &str = "tdadm_";
 impl AdminToken {
     /// Uses `configured` when given (storing its hash), else the stored hash,
     /// else generates a new token.
-    pub fn load_or_create(dir: &DataDir, configured: Option<&str>) -> std::io::Result<Loaded> {
+    pub(crate) fn load_or_create(dir: &DataDir, configured: Option<&str>) -> std::io::Result<Loaded> {
         let path = dir.file(HASH_FILE);
         if let Some(token) = configured {
             let admin = AdminToken::from_token(token);
@@ -78,12 +78,12 @@ impl AdminToken {
     }
 
     /// A checker for `token`.
-    pub fn from_token(token: &str) -> AdminToken {
+    pub(crate) fn from_token(token: &str) -> AdminToken {
         AdminToken { hash: Sha256::digest(token.as_bytes()).into() }
     }
 
     /// Checks a presented token in constant time.
-    pub fn check(&self, presented: Option<&str>) -> Result<(), AdminError> {
+    pub(crate) fn check(&self, presented: Option<&str>) -> Result<(), AdminError> {
         let presented = presented.ok_or(AdminError::Missing)?;
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         if bool::from(hash.ct_eq(&self.hash)) {

@@ -123,7 +123,7 @@ fn verifier_factory(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVer
 
 /// Installs the provider for this process (idempotent; an earlier choice
 /// stands).
-pub fn install() {
+pub(crate) fn install() {
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
     let provider = PROVIDER.get_or_init(|| CryptoProvider {
         signer_factory,

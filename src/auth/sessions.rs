@@ -18,14 +18,14 @@ use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 
 /// How long a session lasts.
-pub const TTL: chrono::TimeDelta = chrono::TimeDelta::hours(8);
+pub(crate) const TTL: chrono::TimeDelta = chrono::TimeDelta::hours(8);
 
 /// The session cookie's name.
-pub const COOKIE: &str = "topdog_session";
+pub(crate) const COOKIE: &str = "topdog_session";
 
 /// Why a session did not admit a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// No such session, or it has ended.
     #[error("the session has ended; sign in again")]
     Ended,
@@ -43,7 +43,7 @@ pub enum SessionError {
 /// Who a session is for.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Who {
+pub(crate) enum Who {
     /// Whoever holds the admin token (the break-glass way in).
     AdminToken,
     /// A person signed in through the OpenID provider.
@@ -57,7 +57,7 @@ pub enum Who {
 
 /// A live session as a request sees it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Live {
+pub(crate) struct Live {
     /// Its CSRF token.
     pub csrf_token: String,
     /// When it ends.
@@ -68,7 +68,7 @@ pub struct Live {
 
 /// A new session.
 #[derive(Debug, Clone)]
-pub struct Started {
+pub(crate) struct Started {
     /// The id, for the cookie only.
     pub id: String,
     /// The CSRF token, for the page.
@@ -81,7 +81,7 @@ type Session = Live;
 
 /// The live sessions (cheap to clone).
 #[derive(Clone)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     live: Arc<Mutex<HashMap<[u8; 32], Session>>>,
     clock: Clock,
     /// The store several nodes share, when they do.
@@ -101,13 +101,13 @@ fn key(id: &str) -> [u8; 32] {
 impl Sessions {
     /// No sessions yet; they end by `clock`. They are kept in `store` when
     /// it is shared by several nodes, in memory otherwise.
-    pub fn new(clock: Clock, store: &Store) -> Sessions {
+    pub(crate) fn new(clock: Clock, store: &Store) -> Sessions {
         let shared = store.is_shared().then(|| store.clone());
         Sessions { live: Arc::default(), clock, shared }
     }
 
     /// Starts a session for `who` (the caller has checked their credential).
-    pub fn start(&self, who: Who) -> Started {
+    pub(crate) fn start(&self, who: Who) -> Started {
         let (id, csrf_token, expires_at) = (random(), random(), self.clock.now() + TTL);
         let session = Session { csrf_token: csrf_token.clone(), expires_at, who };
         match &self.shared {
@@ -123,7 +123,7 @@ impl Sessions {
     }
 
     /// The session, if it is live.
-    pub fn get(&self, id: &str) -> Result<Live, SessionError> {
+    pub(crate) fn get(&self, id: &str) -> Result<Live, SessionError> {
         let session = match &self.shared {
             Some(store) => store.get::<Session>(Table::Sessions, &stored_key(id)).ok().flatten(),
             None => self.live.lock().unwrap_or_else(|p| p.into_inner()).get(&key(id)).cloned(),
@@ -136,7 +136,7 @@ impl Sessions {
 
     /// Admits a request of session `id` (a state change must carry `csrf`);
     /// who the session is for.
-    pub fn check(&self, id: &str, csrf: Option<&str>, changes_state: bool) -> Result<Who, SessionError> {
+    pub(crate) fn check(&self, id: &str, csrf: Option<&str>, changes_state: bool) -> Result<Who, SessionError> {
         let live = self.get(id)?;
         if changes_state && !csrf.is_some_and(|c| bool::from(c.as_bytes().ct_eq(live.csrf_token.as_bytes()))) {
             return Err(SessionError::Csrf);
@@ -145,7 +145,7 @@ impl Sessions {
     }
 
     /// Ends a session; who it was for.
-    pub fn end(&self, id: &str) -> Option<Who> {
+    pub(crate) fn end(&self, id: &str) -> Option<Who> {
         let Some(store) = &self.shared else {
             return self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(id)).map(|s| s.who);
         };
@@ -160,13 +160,13 @@ impl Sessions {
 
     /// Drops sessions that have ended (in memory; [`Sessions::prune`] does
     /// it in a shared store).
-    pub fn forget_ended(&self) {
+    pub(crate) fn forget_ended(&self) {
         let now = self.clock.now();
         self.live.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, s| s.expires_at > now);
     }
 
     /// Removes ended sessions from the shared store (one node does it).
-    pub fn prune(&self) -> Result<usize, crate::store::StoreError> {
+    pub(crate) fn prune(&self) -> Result<usize, crate::store::StoreError> {
         let Some(store) = &self.shared else { return Ok(0) };
         let now = self.clock.now();
         let ended: Vec<String> = store

@@ -63,19 +63,19 @@ impl Coded for TokenError {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     /// Issuer: always `topdog`.
-    pub iss: String,
+    pub(crate) iss: String,
     /// The user id.
-    pub sub: String,
+    pub(crate) sub: String,
     /// The device id.
-    pub device_id: String,
+    pub(crate) device_id: String,
     /// SHA-256 fingerprint of the device's identity.
-    pub fp: String,
+    pub(crate) fp: String,
     /// Issued at (Unix seconds).
-    pub iat: i64,
+    pub(crate) iat: i64,
     /// Expires at (Unix seconds).
-    pub exp: i64,
+    pub(crate) exp: i64,
     /// Token id, for revocation.
-    pub jti: String,
+    pub(crate) jti: String,
 }
 
 /// A freshly signed token.
@@ -84,9 +84,9 @@ pub struct IssuedToken {
     /// The compact JWT.
     pub token: String,
     /// Its claims.
-    pub claims: Claims,
+    pub(crate) claims: Claims,
     /// When it expires.
-    pub expires_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
 }
 
 /// What a token is issued for.
@@ -149,7 +149,8 @@ impl Tokens {
     }
 
     /// The key id in every token's header.
-    pub fn kid(&self) -> &str {
+    #[cfg(test)]
+    fn kid(&self) -> &str {
         &self.kid
     }
 

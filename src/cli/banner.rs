@@ -11,7 +11,7 @@ macro_rules! say {
 }
 
 /// Prints where the appliance listens and what to do next.
-pub fn print(info: &StartInfo) {
+pub(crate) fn print(info: &StartInfo) {
     print!("{}", render(info));
 }
 

@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
 
 /// How to reach the appliance.
-pub enum Transport {
+pub(crate) enum Transport {
     /// The local admin socket.
     Socket(PathBuf),
     /// The HTTPS API.
@@ -25,7 +25,7 @@ pub enum Transport {
 }
 
 /// An answer: status and JSON body.
-pub struct Answer {
+pub(crate) struct Answer {
     /// HTTP status.
     pub status: u16,
     /// Parsed body (Null when empty or not JSON).
@@ -34,7 +34,7 @@ pub struct Answer {
 
 impl Transport {
     /// The HTTPS API at `url`, trusting `ca` (PEM file) when given.
-    pub fn https(url: &str, token: String, ca: Option<&Path>) -> anyhow::Result<Transport> {
+    pub(crate) fn https(url: &str, token: String, ca: Option<&Path>) -> anyhow::Result<Transport> {
         let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
         if let Some(ca) = ca {
             let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
@@ -44,7 +44,12 @@ impl Transport {
     }
 
     /// Sends one request.
-    pub async fn send(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<Answer> {
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<Answer> {
         let (status, bytes) = match self {
             Transport::Socket(socket) => over_socket(socket, method, path, body).await?,
             Transport::Https { url, token, client } => {

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 /// Where the PostgreSQL database is.
 #[derive(Debug, Clone, Args)]
-pub struct Database {
+pub(super) struct Database {
     /// The database (`postgres://user:password@host:port/db`).
     #[arg(long, env = "TOPDOG_DATABASE_URL", hide_env_values = true)]
     database_url: String,
@@ -25,12 +25,12 @@ pub struct Database {
 
 impl Database {
     /// The database at `url`, its TLS trusting `ca_cert` when given.
-    pub fn new(url: String, ca_cert: Option<PathBuf>) -> Database {
+    pub(super) fn new(url: String, ca_cert: Option<PathBuf>) -> Database {
         Database { database_url: url, database_ca_cert: ca_cert }
     }
 
     /// How to reach it.
-    pub fn connection(&self) -> anyhow::Result<Connection> {
+    pub(super) fn connection(&self) -> anyhow::Result<Connection> {
         let ca = match &self.database_ca_cert {
             Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
             None => None,
@@ -41,7 +41,7 @@ impl Database {
 
 /// `topdog store …`.
 #[derive(Debug, Subcommand)]
-pub enum StoreAction {
+pub(super) enum StoreAction {
     /// Copy a stopped appliance's records from its data directory's
     /// database into an empty PostgreSQL one.
     Copy {
@@ -61,7 +61,7 @@ pub enum StoreAction {
 
 /// `topdog keys …`.
 #[derive(Debug, Subcommand)]
-pub enum KeysAction {
+pub(super) enum KeysAction {
     /// Write this data directory's keys (CA, signing keys, certificate,
     /// admin token hash) to a file (mode 0600), for the other nodes.
     Export {
@@ -83,7 +83,7 @@ pub enum KeysAction {
 }
 
 /// Brings the database's schema up to date.
-pub async fn migrate(database: &Database) -> anyhow::Result<ExitCode> {
+pub(super) async fn migrate(database: &Database) -> anyhow::Result<ExitCode> {
     let applied = Store::migrate(&database.connection()?).await?;
     match applied.as_slice() {
         [] => println!("The database is up to date (schema version {}).", crate::store::migrations::latest()),
@@ -96,7 +96,7 @@ pub async fn migrate(database: &Database) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `topdog store …`.
-pub async fn store(action: StoreAction) -> anyhow::Result<ExitCode> {
+pub(super) async fn store(action: StoreAction) -> anyhow::Result<ExitCode> {
     let StoreAction::Copy { from, to, data_dir, database } = action;
     let dir = DataDir::open(&data_dir)?;
     if std::os::unix::net::UnixStream::connect(dir.admin_socket()).is_ok() {
@@ -118,7 +118,7 @@ pub async fn store(action: StoreAction) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `topdog keys …`.
-pub fn keys(action: KeysAction) -> anyhow::Result<ExitCode> {
+pub(super) fn keys(action: KeysAction) -> anyhow::Result<ExitCode> {
     match action {
         KeysAction::Export { file, data_dir } => export(&file, &data_dir),
         KeysAction::Import { file, data_dir } => import(&file, &data_dir),

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 /// The license subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum LicenseAction {
+pub(super) enum LicenseAction {
     /// Activate a license key on the running appliance.
     Activate {
         /// The license key (TDLIC1.…).
@@ -58,7 +58,7 @@ pub enum LicenseAction {
 }
 
 /// Runs a license subcommand.
-pub async fn run(action: LicenseAction, remote: &Remote) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(action: LicenseAction, remote: &Remote) -> anyhow::Result<ExitCode> {
     match action {
         LicenseAction::Activate { key } => {
             let body = serde_json::json!({ "license_key": key });

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Creates the data directory's keys, CA and admin token (idempotent).
-pub fn init(data_dir: &Path) -> anyhow::Result<ExitCode> {
+pub(super) fn init(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir).with_context(|| format!("data directory {}", data_dir.display()))?;
     crate::store::upgrade::prepare(&dir)?;
     Ca::load_or_create(&dir).context("appliance CA")?;
@@ -29,7 +29,7 @@ pub fn init(data_dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Saves a backup of the running appliance to `file` (mode 0600).
-pub async fn backup(remote: &Remote, file: &Path) -> anyhow::Result<ExitCode> {
+pub(super) async fn backup(remote: &Remote, file: &Path) -> anyhow::Result<ExitCode> {
     let answer = remote.transport()?.send("GET", "/admin/backup", None).await?;
     if !(200..300).contains(&answer.status) {
         return super::show(answer);
@@ -45,7 +45,7 @@ pub async fn backup(remote: &Remote, file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Restores `file` into the new data directory `data_dir` (stopped).
-pub async fn restore(file: &Path, data_dir: &Path) -> anyhow::Result<ExitCode> {
+pub(super) async fn restore(file: &Path, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = DataDir::open(data_dir)?;
     if std::os::unix::net::UnixStream::connect(dir.admin_socket()).is_ok() {
         anyhow::bail!("an appliance is running on {}; stop it first", data_dir.display());

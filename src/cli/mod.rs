@@ -4,7 +4,7 @@
 
 mod audit;
 pub mod banner;
-pub mod client;
+pub(crate) mod client;
 mod cluster;
 mod devices;
 mod license;
@@ -23,7 +23,7 @@ use std::process::ExitCode;
 /// Top Dog appliance: pair phones with the Top Dog IDE, on your own machine.
 #[derive(Debug, Parser)]
 #[command(name = "topdog", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log lines as text, or as one JSON object per line (for log shippers).
@@ -33,7 +33,7 @@ pub struct Cli {
 
 /// How admin subcommands reach the appliance.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Remote {
+pub(crate) struct Remote {
     /// Data directory of the running appliance (its admin socket is used).
     #[arg(long, env = "TOPDOG_DATA_DIR", default_value = "topdog-data", global = true)]
     data_dir: PathBuf,
@@ -359,7 +359,7 @@ async fn shutdown_signal() {
 
 impl Remote {
     /// The transport these options describe.
-    pub fn transport(&self) -> anyhow::Result<Transport> {
+    pub(crate) fn transport(&self) -> anyhow::Result<Transport> {
         match &self.url {
             Some(url) => {
                 let token = self.token.clone().or_else(|| self.admin_token.clone()).ok_or_else(|| {
@@ -375,7 +375,7 @@ impl Remote {
 }
 
 /// Prints an answer; a non-2xx answer is an error exit.
-pub fn show(answer: Answer) -> anyhow::Result<ExitCode> {
+pub(crate) fn show(answer: Answer) -> anyhow::Result<ExitCode> {
     if !(200..300).contains(&answer.status) {
         let detail = answer.body["detail"].as_str().unwrap_or("request failed");
         let code = answer.body["error"].as_str().unwrap_or("error");

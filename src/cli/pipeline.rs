@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// `topdog notify`'s options.
 #[derive(Debug, clap::Args)]
-pub struct NotifyArgs {
+pub(super) struct NotifyArgs {
     /// Every active phone of this user…
     #[arg(long, required_unless_present = "device")]
     user: Option<String>,
@@ -42,7 +42,7 @@ pub struct NotifyArgs {
 
 /// `topdog approve`'s options.
 #[derive(Debug, clap::Args)]
-pub struct ApproveArgs {
+pub(super) struct ApproveArgs {
     /// Whose phones are asked.
     #[arg(long)]
     user: String,
@@ -91,7 +91,7 @@ fn refused(what: &str, answer: &Answer) -> String {
 }
 
 /// Sends one notification; prints its id.
-pub async fn notify(args: NotifyArgs, remote: &Remote) -> anyhow::Result<ExitCode> {
+pub(super) async fn notify(args: NotifyArgs, remote: &Remote) -> anyhow::Result<ExitCode> {
     let body = json!({
         "user_id": args.user,
         "device_id": args.device,
@@ -115,7 +115,7 @@ pub async fn notify(args: NotifyArgs, remote: &Remote) -> anyhow::Result<ExitCod
 }
 
 /// Asks for an approval and waits for its outcome (the exit status).
-pub async fn approve(args: ApproveArgs, remote: &Remote) -> ExitCode {
+pub(super) async fn approve(args: ApproveArgs, remote: &Remote) -> ExitCode {
     match ask_and_wait(args, remote).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

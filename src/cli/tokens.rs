@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 /// The token subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub enum TokenAction {
+pub(super) enum TokenAction {
     /// Make a token and print it (only this once; only its hash is kept).
     Create {
         /// Its name (letters, digits, '.', '_', '-'), named in every audit line.
@@ -34,7 +34,7 @@ pub enum TokenAction {
 }
 
 /// Runs a token subcommand.
-pub async fn run(action: TokenAction, remote: &Remote) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(action: TokenAction, remote: &Remote) -> anyhow::Result<ExitCode> {
     let t = remote.transport()?;
     match action {
         TokenAction::Create { name, scopes, users, expires } => {

@@ -5,16 +5,16 @@
 //! heartbeat. On the embedded store there is one node: telling is a no-op
 //! and this node always leads.
 
-pub mod nodes;
-pub mod relay;
+pub(crate) mod nodes;
+pub(crate) mod relay;
 
 use crate::store::{Leadership, Store};
-pub use relay::Relay;
+pub(crate) use relay::Relay;
 use serde::{Deserialize, Serialize};
 
 /// What crosses between nodes: who sent it, and what.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// The node process that sent it (its instance, not its name: two
     /// nodes given one name still hear each other).
     pub from: String,
@@ -25,7 +25,7 @@ pub struct Envelope {
 
 /// This node's place among the nodes (cheap to clone).
 #[derive(Clone)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     store: Store,
     node: String,
     instance: String,
@@ -34,30 +34,30 @@ pub struct Cluster {
 
 impl Cluster {
     /// This node, named `node`, on `store`.
-    pub fn new(store: Store, node: String) -> Cluster {
+    pub(crate) fn new(store: Store, node: String) -> Cluster {
         let leadership = store.leadership();
         let instance = format!("{:016x}", rand::random::<u64>());
         Cluster { store, node, instance, leadership }
     }
 
     /// This node process (a new one at every start).
-    pub fn instance(&self) -> &str {
+    pub(crate) fn instance(&self) -> &str {
         &self.instance
     }
 
     /// This node's name.
-    pub fn node(&self) -> &str {
+    pub(crate) fn node(&self) -> &str {
         &self.node
     }
 
     /// Whether other nodes may hold phones (the store is shared).
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.store.is_shared()
     }
 
     /// Tells the other nodes `relay` (nothing to do on one's own store). A
     /// failure is logged: the phone gets what it missed on its next replay.
-    pub async fn tell(&self, relay: Relay) {
+    pub(crate) async fn tell(&self, relay: Relay) {
         if !self.store.is_shared() {
             return;
         }
@@ -74,18 +74,18 @@ impl Cluster {
     /// What the nodes tell (None on one's own store), this node's own
     /// messages included; an empty one stands for "some may have been
     /// missed" (the channel was lost and found again).
-    pub fn heard(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+    pub(crate) fn heard(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
         self.store.listen()
     }
 
     /// Whether this node runs the background work now.
-    pub fn leading(&self) -> bool {
+    pub(crate) fn leading(&self) -> bool {
         *self.leadership.borrow()
     }
 
     /// Whether this node runs the background work, to wait on changes (on
     /// one's own store it is always true, and never changes).
-    pub fn leadership(&self) -> Leadership {
+    pub(crate) fn leadership(&self) -> Leadership {
         self.leadership.clone()
     }
 }

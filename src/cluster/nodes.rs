@@ -7,15 +7,15 @@ use crate::store::{Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
 /// How often a node beats.
-pub const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// A node that has not beaten for this long is gone.
-pub const ALIVE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(15);
+pub(crate) const ALIVE_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(15);
 /// Gone nodes are forgotten after this long.
 const FORGET_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// One node as its heartbeat left it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Node {
+pub(crate) struct Node {
     /// Its name.
     pub name: String,
     /// Its API's address.
@@ -37,25 +37,25 @@ pub struct Node {
 
 /// The nodes' heartbeats (cheap to clone).
 #[derive(Clone)]
-pub struct Nodes {
+pub(crate) struct Nodes {
     store: Store,
     clock: Clock,
 }
 
 impl Nodes {
     /// The heartbeats in `store`.
-    pub fn new(store: Store, clock: Clock) -> Nodes {
+    pub(crate) fn new(store: Store, clock: Clock) -> Nodes {
         Nodes { store, clock }
     }
 
     /// Records `node`'s heartbeat now.
-    pub async fn beat(&self, mut node: Node) -> Result<(), StoreError> {
+    pub(crate) async fn beat(&self, mut node: Node) -> Result<(), StoreError> {
         node.heartbeat_at = self.clock.now();
         self.store.insert(Table::Nodes, &node.name.clone(), &node).await
     }
 
     /// Every node heard from within a day, alive ones first, by name.
-    pub fn list(&self) -> Result<Vec<Node>, StoreError> {
+    pub(crate) fn list(&self) -> Result<Vec<Node>, StoreError> {
         let now = self.clock.now();
         let mut nodes: Vec<Node> = self.store.scan(Table::Nodes)?;
         nodes.retain(|n| now - n.heartbeat_at < FORGET_AFTER);

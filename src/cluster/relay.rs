@@ -7,12 +7,12 @@ use crate::mqtt::topics::Kind;
 use serde::{Deserialize, Serialize};
 
 /// The most JSON a [`Relay::Publish`] carries.
-pub const MAX_CARRIED: usize = 7000;
+pub(crate) const MAX_CARRIED: usize = 7000;
 
 /// What one node tells the others.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Relay {
+pub(crate) enum Relay {
     /// Publish `json` to the device, if its connection is on this node.
     Publish {
         /// The device's user.
@@ -60,7 +60,7 @@ pub enum Relay {
 /// notification, by id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum Item {
+pub(crate) enum Item {
     /// An approval request.
     Approval(String),
     /// A priority-5 notification.
@@ -71,7 +71,7 @@ pub enum Item {
 /// any node; each serves the certificate the leader stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "acme", rename_all = "snake_case")]
-pub enum AcmeNews {
+pub(crate) enum AcmeNews {
     /// Answer this HTTP-01 challenge too.
     Http01 {
         /// The challenge's token.

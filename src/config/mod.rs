@@ -5,10 +5,11 @@
 
 mod acme;
 mod oidc;
-pub use oidc::OidcConfig;
+pub(crate) use oidc::OidcConfig;
 mod settings;
 
-pub use settings::{Dur, Secret, Settings};
+pub(crate) use settings::Secret;
+pub use settings::Settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub enum ConfigError {
 
 /// Where the HTTPS certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsSource {
+pub(crate) enum TlsSource {
     /// Generated and signed by the appliance's own CA.
     Generated,
     /// The operator's own PEM files.
@@ -39,7 +40,7 @@ pub enum TlsSource {
 
 /// The SMS provider and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SmsConfig {
+pub(crate) enum SmsConfig {
     /// Print each message on the console (the default). Pairing links are
     /// printed whole only when the operator chose this provider by name
     /// (`show_links`) or standard output is a terminal.
@@ -62,102 +63,102 @@ pub enum SmsConfig {
 
 /// Per-client request budgets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitsConfig {
+pub(crate) struct LimitsConfig {
     /// Invite creations (SMS, resend, QR) per minute.
-    pub invites_per_minute: u32,
+    pub(crate) invites_per_minute: u32,
     /// Accepts and look-ups per minute.
-    pub accepts_per_minute: u32,
+    pub(crate) accepts_per_minute: u32,
     /// Requests per API token per minute.
-    pub token_requests_per_minute: u32,
+    pub(crate) token_requests_per_minute: u32,
 }
 
 /// Pairing rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairingConfig {
+pub(crate) struct PairingConfig {
     /// Lifetime of an SMS invite.
-    pub invite_expiry: Duration,
+    pub(crate) invite_expiry: Duration,
     /// Lifetime of a QR token.
-    pub qr_expiry: Duration,
+    pub(crate) qr_expiry: Duration,
     /// Whether a QR pairing needs a 6-digit OTP.
-    pub qr_require_otp: bool,
+    pub(crate) qr_require_otp: bool,
     /// Whether that OTP travels inside the QR link.
-    pub qr_embed_otp: bool,
+    pub(crate) qr_embed_otp: bool,
     /// Countries SMS may go to (empty: all).
-    pub allowed_countries: Vec<String>,
+    pub(crate) allowed_countries: Vec<String>,
     /// Whether a new phone waits for an admin's approval.
-    pub requires_approval: bool,
+    pub(crate) requires_approval: bool,
 }
 
 /// The resolved configuration of one appliance.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Data directory.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// HTTPS API address.
-    pub http_addr: SocketAddr,
+    pub(crate) http_addr: SocketAddr,
     /// MQTT/TLS address.
-    pub mqtt_addr: SocketAddr,
+    pub(crate) mqtt_addr: SocketAddr,
     /// Most MQTT connections from one IP address.
-    pub mqtt_max_per_ip: usize,
+    pub(crate) mqtt_max_per_ip: usize,
     /// Publishes a second one phone may send.
-    pub mqtt_publish_rate: u32,
+    pub(crate) mqtt_publish_rate: u32,
     /// Host phones use to reach the broker (None: the base URL's host).
-    pub mqtt_public_host: Option<String>,
+    pub(crate) mqtt_public_host: Option<String>,
     /// Server certificate source.
-    pub tls: TlsSource,
+    pub(crate) tls: TlsSource,
     /// Extra names for the generated certificate.
-    pub tls_sans: Vec<String>,
+    pub(crate) tls_sans: Vec<String>,
     /// Certificates by ACME, when `acme_domain` is set.
-    pub acme: Option<crate::acme::AcmeConfig>,
+    pub(crate) acme: Option<crate::acme::AcmeConfig>,
     /// Console sign-in through an OpenID provider, when `oidc_issuer` is set.
-    pub oidc: Option<OidcConfig>,
+    pub(crate) oidc: Option<OidcConfig>,
     /// The shared PostgreSQL database, when `database_url` is set.
-    pub database: Option<DatabaseConfig>,
+    pub(crate) database: Option<DatabaseConfig>,
     /// This node's name (among several sharing one database).
-    pub node_name: String,
+    pub(crate) node_name: String,
     /// Plain HTTP instead of HTTPS.
-    pub insecure_http: bool,
+    pub(crate) insecure_http: bool,
     /// Public base URL (None: derived from the host name and port).
-    pub base_url: Option<url::Url>,
+    pub(crate) base_url: Option<url::Url>,
     /// Pairing rules.
-    pub pairing: PairingConfig,
+    pub(crate) pairing: PairingConfig,
     /// Admin token required for the device routes.
-    pub devices_require_admin: bool,
+    pub(crate) devices_require_admin: bool,
     /// Admin token set by the operator.
-    pub admin_token: Option<Secret>,
+    pub(crate) admin_token: Option<Secret>,
     /// Device token lifetime.
-    pub jwt_ttl: Duration,
+    pub(crate) jwt_ttl: Duration,
     /// SMS provider.
-    pub sms: SmsConfig,
+    pub(crate) sms: SmsConfig,
     /// Rate limits.
-    pub limits: LimitsConfig,
+    pub(crate) limits: LimitsConfig,
     /// Expired-invite sweep period.
-    pub sweep_interval: Duration,
+    pub(crate) sweep_interval: Duration,
     /// How long notifications are kept.
-    pub notification_retention: Duration,
+    pub(crate) notification_retention: Duration,
     /// The LLM command matcher, when an API key is set.
-    pub llm: Option<crate::actions::llm::LlmConfig>,
+    pub(crate) llm: Option<crate::actions::llm::LlmConfig>,
     /// Longest long poll.
-    pub long_poll_max: Duration,
+    pub(crate) long_poll_max: Duration,
     /// The token `/metrics` needs (None: loopback and admins only).
-    pub metrics_token: Option<Secret>,
+    pub(crate) metrics_token: Option<Secret>,
     /// Most HTTPS connections (open or opening) from one client address.
-    pub http_max_per_ip: usize,
+    pub(crate) http_max_per_ip: usize,
     /// Web Push (contact empty: the base URL).
-    pub push: crate::push::PushConfig,
+    pub(crate) push: crate::push::PushConfig,
     /// Proxies whose forwarded client addresses are believed.
-    pub trusted_proxies: crate::proxy::TrustedProxies,
+    pub(crate) trusted_proxies: crate::proxy::TrustedProxies,
     /// Escalation by SMS (`after` zero: off).
-    pub escalation: crate::messaging::escalation::EscalationConfig,
+    pub(crate) escalation: crate::messaging::escalation::EscalationConfig,
     /// The operator's SMS texts.
-    pub sms_templates: crate::sms::templates::TemplateTexts,
+    pub(crate) sms_templates: crate::sms::templates::TemplateTexts,
 }
 
 pub(crate) const MINUTE: u64 = 60;
 
 /// Shortest admin token an operator may choose (the generated one has 43
 /// characters of randomness).
-pub const MIN_ADMIN_TOKEN: usize = 32;
+pub(crate) const MIN_ADMIN_TOKEN: usize = 32;
 
 fn admin_token(s: &Settings) -> Result<Option<Secret>, ConfigError> {
     match &s.admin_token {
@@ -363,11 +364,11 @@ mod tests;
 
 /// Where the shared PostgreSQL database is.
 #[derive(Debug, Clone)]
-pub struct DatabaseConfig {
+pub(crate) struct DatabaseConfig {
     /// Its URL (it may carry a password).
-    pub url: Secret,
+    pub(crate) url: Secret,
     /// A CA certificate to trust for its TLS (besides the public roots).
-    pub ca_cert: Option<PathBuf>,
+    pub(crate) ca_cert: Option<PathBuf>,
 }
 
 fn database_config(s: &Settings) -> Result<Option<DatabaseConfig>, ConfigError> {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Console sign-in through the company's OpenID provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OidcConfig {
+pub(crate) struct OidcConfig {
     /// The issuer (its discovery document is `{issuer}/.well-known/openid-configuration`).
     pub issuer: String,
     /// This appliance's client id at the provider.

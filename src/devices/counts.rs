@@ -6,7 +6,7 @@ use crate::devices::DeviceState;
 use crate::store::{Store, StoreError, Table, Tx, TxAbort};
 
 /// Every state, in the order they are reported.
-pub const STATES: [DeviceState; 4] =
+pub(crate) const STATES: [DeviceState; 4] =
     [DeviceState::Active, DeviceState::PendingApproval, DeviceState::Suspended, DeviceState::Revoked];
 
 fn key(state: DeviceState) -> String {
@@ -15,12 +15,12 @@ fn key(state: DeviceState) -> String {
 
 /// The record `adjust` reads to count a new device in state `to` (to read
 /// it ahead).
-pub fn record(to: DeviceState) -> (Table, String) {
+pub(crate) fn record(to: DeviceState) -> (Table, String) {
     (Table::Meta, key(to))
 }
 
 /// Moves one device from `from` (none: a new device) to `to`.
-pub fn adjust<E>(tx: &Tx<'_>, from: Option<DeviceState>, to: DeviceState) -> Result<(), TxAbort<E>> {
+pub(crate) fn adjust<E>(tx: &Tx<'_>, from: Option<DeviceState>, to: DeviceState) -> Result<(), TxAbort<E>> {
     if from == Some(to) {
         return Ok(());
     }
@@ -33,7 +33,7 @@ pub fn adjust<E>(tx: &Tx<'_>, from: Option<DeviceState>, to: DeviceState) -> Res
 }
 
 /// Sets every count (at start-up, from a scan of the devices).
-pub fn set<E>(tx: &Tx<'_>, counts: &[(DeviceState, i64)]) -> Result<(), TxAbort<E>> {
+pub(crate) fn set<E>(tx: &Tx<'_>, counts: &[(DeviceState, i64)]) -> Result<(), TxAbort<E>> {
     STATES.iter().try_for_each(|state| {
         let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
         tx.put(Table::Meta, &key(*state), &n)
@@ -41,6 +41,6 @@ pub fn set<E>(tx: &Tx<'_>, counts: &[(DeviceState, i64)]) -> Result<(), TxAbort<
 }
 
 /// Devices by state.
-pub fn read(store: &Store) -> Result<Vec<(&'static str, i64)>, StoreError> {
+pub(crate) fn read(store: &Store) -> Result<Vec<(&'static str, i64)>, StoreError> {
     STATES.iter().map(|s| Ok((s.as_str(), store.get(Table::Meta, &key(*s))?.unwrap_or(0)))).collect()
 }

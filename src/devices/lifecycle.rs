@@ -10,7 +10,7 @@ use crate::store::{Table, TxAbort};
 
 /// The lifecycle change an admin asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// Refuse the device until reactivated.
     Suspend,
     /// Let a suspended device in again.

@@ -2,14 +2,14 @@
 //! active, any → revoked, which is final), authentication of a device token
 //! against the store (revoked token ids, device state) and token refresh.
 
-pub mod counts;
-pub mod index;
+pub(crate) mod counts;
+pub(crate) mod index;
 mod lifecycle;
-pub mod numbers;
-pub mod recount;
+pub(crate) mod numbers;
+pub(crate) mod recount;
 
 use lifecycle::apply_change;
-pub use lifecycle::Change;
+pub(crate) use lifecycle::Change;
 
 use crate::audit::{Actor, AuditLog, Event};
 use crate::auth::tokens::{Claims, IssuedToken, Subject, TokenError, Tokens};
@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// A device's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DeviceState {
+pub(crate) enum DeviceState {
     /// Paired and allowed in.
     Active,
     /// Paired where new phones need an admin's approval, and not yet
@@ -38,7 +38,7 @@ pub enum DeviceState {
 
 impl DeviceState {
     /// The state's name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DeviceState::Active => "active",
             DeviceState::PendingApproval => "pending_approval",
@@ -50,7 +50,7 @@ impl DeviceState {
 
 /// A paired device, as stored and as listed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Device {
+pub(crate) struct Device {
     /// The phone's id.
     pub device_id: DeviceId,
     /// The user it is paired for.
@@ -143,7 +143,7 @@ impl From<TxError<DeviceError>> for DeviceError {
 
 /// An authenticated device request.
 #[derive(Debug, Clone)]
-pub struct Authenticated {
+pub(crate) struct Authenticated {
     /// The device record.
     pub device: Device,
     /// The token's claims.
@@ -152,7 +152,7 @@ pub struct Authenticated {
 
 /// The device service.
 #[derive(Clone)]
-pub struct Devices {
+pub(crate) struct Devices {
     store: Store,
     tokens: Arc<Tokens>,
     audit: AuditLog,
@@ -163,18 +163,18 @@ const LAST_SEEN_GRANULARITY_S: i64 = 60;
 
 impl Devices {
     /// A service over `store`.
-    pub fn new(store: Store, tokens: Arc<Tokens>, audit: AuditLog, clock: Clock) -> Devices {
+    pub(crate) fn new(store: Store, tokens: Arc<Tokens>, audit: AuditLog, clock: Clock) -> Devices {
         Devices { store, tokens, audit, clock }
     }
 
     /// The appliance's clock.
-    pub fn clock(&self) -> Clock {
+    pub(crate) fn clock(&self) -> Clock {
         self.clock.clone()
     }
 
     /// Every device, optionally only one user's (read through the index of
     /// devices by user), newest pairing first.
-    pub fn list(&self, user: Option<&UserId>) -> Result<Vec<Device>, DeviceError> {
+    pub(crate) fn list(&self, user: Option<&UserId>) -> Result<Vec<Device>, DeviceError> {
         let mut devices: Vec<Device> = match user {
             None => self.store.scan(Table::Devices)?,
             Some(user) => {
@@ -190,7 +190,7 @@ impl Devices {
 
     /// The active devices of `user` among the first `limit` filed under
     /// them, but `except` (a bounded read, whatever the user's count).
-    pub fn some_active(
+    pub(crate) fn some_active(
         &self,
         user: &UserId,
         except: Option<&DeviceId>,
@@ -204,17 +204,17 @@ impl Devices {
     }
 
     /// One device.
-    pub fn get(&self, id: &str) -> Result<Device, DeviceError> {
+    pub(crate) fn get(&self, id: &str) -> Result<Device, DeviceError> {
         self.store.get(Table::Devices, id)?.ok_or_else(|| DeviceError::NotFound(id.to_owned()))
     }
 
     /// Device counts by state (kept by the store; no scan).
-    pub fn count_by_state(&self) -> Result<Vec<(&'static str, i64)>, DeviceError> {
+    pub(crate) fn count_by_state(&self) -> Result<Vec<(&'static str, i64)>, DeviceError> {
         Ok(crate::devices::counts::read(&self.store)?)
     }
 
     /// Applies an admin's lifecycle change; repeating a change is harmless.
-    pub async fn change(&self, actor: &Actor, id: &str, change: Change) -> Result<Device, DeviceError> {
+    pub(crate) async fn change(&self, actor: &Actor, id: &str, change: Change) -> Result<Device, DeviceError> {
         let now = self.clock.now();
         let outcome = self.store.commit(|tx| apply_change(tx, id, change, now)).await.map_err(DeviceError::from);
         let result = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code());
@@ -224,7 +224,12 @@ impl Devices {
 
     /// Records the number escalations text for device `id` (a QR-paired
     /// phone has none of its own).
-    pub async fn set_number(&self, actor: &Actor, id: &str, number: &PhoneNumber) -> Result<Device, DeviceError> {
+    pub(crate) async fn set_number(
+        &self,
+        actor: &Actor,
+        id: &str,
+        number: &PhoneNumber,
+    ) -> Result<Device, DeviceError> {
         let outcome = self
             .store
             .commit(|tx| {
@@ -244,13 +249,13 @@ impl Devices {
     }
 
     /// The number escalations text for device `id`, masked.
-    pub fn masked_number(&self, id: &str) -> Result<Option<String>, DeviceError> {
+    pub(crate) fn masked_number(&self, id: &str) -> Result<Option<String>, DeviceError> {
         Ok(numbers::of(&self.store, id)?.map(|n| n.masked()))
     }
 
     /// Checks a bearer token: signature, expiry, revocation and device state
     /// (active only).
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, DeviceError> {
+    pub(crate) fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, DeviceError> {
         let auth = self.authenticate_waiting(token)?;
         match auth.device.status {
             DeviceState::PendingApproval => Err(DeviceError::PendingApproval),
@@ -260,7 +265,7 @@ impl Devices {
 
     /// As [`Devices::authenticate`], also admitting a phone that waits for
     /// approval (it may read its own state and nothing else).
-    pub fn authenticate_waiting(&self, token: Option<&str>) -> Result<Authenticated, DeviceError> {
+    pub(crate) fn authenticate_waiting(&self, token: Option<&str>) -> Result<Authenticated, DeviceError> {
         let claims = self.tokens.verify(token.ok_or(TokenError::Missing)?)?;
         let device: Device = self.store.get(Table::Devices, &claims.device_id)?.ok_or(TokenError::Revoked)?;
         if device.user_id.as_str() != claims.sub || device.fingerprint != claims.fp {
@@ -279,7 +284,7 @@ impl Devices {
 
     /// Notes that a device was seen (at most once a minute, not flushed: a
     /// lost last-seen time is harmless).
-    pub fn touch(&self, auth: &Authenticated) {
+    pub(crate) fn touch(&self, auth: &Authenticated) {
         let now = self.clock.now();
         let stale = auth.device.last_seen_at.is_none_or(|t| (now - t).num_seconds() >= LAST_SEEN_GRANULARITY_S);
         if stale {
@@ -288,7 +293,7 @@ impl Devices {
     }
 
     /// Notes that a device was seen now (presence over MQTT; not flushed).
-    pub fn seen(&self, id: &str) {
+    pub(crate) fn seen(&self, id: &str) {
         let now = self.clock.now();
         let _ = self.store.commit_unflushed(|tx| {
             let mut device: Device = tx.get::<_, ()>(Table::Devices, id)?.ok_or(TxAbort::Domain(()))?;
@@ -299,7 +304,7 @@ impl Devices {
 
     /// Forgets revoked token ids whose tokens have expired anyway (a token
     /// past its expiry is refused by its signature check); how many.
-    pub fn prune_revoked_tokens(&self) -> Result<usize, DeviceError> {
+    pub(crate) fn prune_revoked_tokens(&self) -> Result<usize, DeviceError> {
         let now = self.clock.now().timestamp();
         let revoked: Vec<(String, i64)> = self.store.scan_keyed(Table::RevokedTokens)?;
         let old: Vec<&String> = revoked.iter().filter(|(_, exp)| *exp < now).map(|(jti, _)| jti).collect();
@@ -311,7 +316,7 @@ impl Devices {
 
     /// Issues a fresh token for an authenticated device and revokes the one
     /// it presented.
-    pub async fn refresh(&self, auth: &Authenticated) -> Result<IssuedToken, DeviceError> {
+    pub(crate) async fn refresh(&self, auth: &Authenticated) -> Result<IssuedToken, DeviceError> {
         let device = &auth.device;
         let issued = self.tokens.issue(&Subject {
             user_id: device.user_id.as_str(),

@@ -8,7 +8,7 @@ use crate::store::{Store, StoreError, Table, Tx, TxAbort};
 
 /// Records (or forgets) the number `device` was paired with, in the
 /// pairing's transaction.
-pub fn remember<E>(tx: &Tx<'_>, device: &str, number: Option<&PhoneNumber>) -> Result<(), TxAbort<E>> {
+pub(crate) fn remember<E>(tx: &Tx<'_>, device: &str, number: Option<&PhoneNumber>) -> Result<(), TxAbort<E>> {
     match number {
         Some(n) => tx.put(Table::DeviceNumbers, device, &n.e164().to_owned()),
         None => tx.remove(Table::DeviceNumbers, device),
@@ -16,7 +16,7 @@ pub fn remember<E>(tx: &Tx<'_>, device: &str, number: Option<&PhoneNumber>) -> R
 }
 
 /// The number `device` was paired with.
-pub fn of(store: &Store, device: &str) -> Result<Option<PhoneNumber>, StoreError> {
+pub(crate) fn of(store: &Store, device: &str) -> Result<Option<PhoneNumber>, StoreError> {
     let stored: Option<String> = store.get(Table::DeviceNumbers, device)?;
     Ok(stored.and_then(|n| PhoneNumber::parse(&n).ok()))
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 /// Recounts from the devices, in one transaction.
-pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
+pub(crate) async fn rebuild(store: &Store) -> Result<(), StoreError> {
     let devices: Vec<Device> = store.scan(Table::Devices)?;
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     for device in devices.iter().filter(|d| d.status != DeviceState::Revoked) {

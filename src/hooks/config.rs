@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The file's name in the data directory.
-pub const FILE: &str = "hooks.toml";
+pub(crate) const FILE: &str = "hooks.toml";
 
 /// What an outcome does: notify at a priority, or nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Level(pub Option<u8>);
+pub(crate) struct Level(pub Option<u8>);
 
 impl<'de> Deserialize<'de> for Level {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
@@ -38,7 +38,7 @@ impl<'de> Deserialize<'de> for Level {
 /// Which outcomes notify, and how loudly.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Levels {
+pub(crate) struct Levels {
     /// A build or deployment that succeeded (default 2).
     #[serde(default = "success")]
     pub success: Level,
@@ -75,7 +75,7 @@ impl Default for Levels {
 /// A GitHub or GitLab hook.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ForgeHook {
+pub(crate) struct ForgeHook {
     /// The shared secret (GitHub's "Secret", GitLab's "Secret token").
     #[serde(default, alias = "token")]
     secret: Option<String>,
@@ -102,7 +102,7 @@ pub struct ForgeHook {
 /// A generic hook (Jenkins, Buildkite, scripts).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GenericHook {
+pub(crate) struct GenericHook {
     /// The shared secret.
     #[serde(default)]
     secret: Option<String>,
@@ -120,7 +120,7 @@ pub struct GenericHook {
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HooksConfig {
+pub(crate) struct HooksConfig {
     /// Who is who for every hook: login or e-mail → user id.
     #[serde(default)]
     pub users: BTreeMap<String, String>,
@@ -137,7 +137,7 @@ pub struct HooksConfig {
 
 /// Why the file was not taken.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// It could not be read.
     #[error("reading {0}: {1}")]
     Read(PathBuf, std::io::Error),
@@ -165,7 +165,7 @@ fn secret(dir: &Path, what: &str, inline: &Option<String>, file: &Option<PathBuf
 impl HooksConfig {
     /// Parses the file's text; secret files are read relative to `dir`.
     /// `private` says whether only the owner may read the file.
-    pub fn parse(text: &str, dir: &Path, private: bool) -> Result<HooksConfig, String> {
+    pub(crate) fn parse(text: &str, dir: &Path, private: bool) -> Result<HooksConfig, String> {
         let mut config: HooksConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         let inline = config.github.iter().chain(&config.gitlab).any(|h| h.secret.is_some())
             || config.generic.values().any(|h| h.secret.is_some());
@@ -190,7 +190,7 @@ impl HooksConfig {
 
     /// The user id `who` (a login or e-mail, any case) maps to: the hook's
     /// own table first, then the file's.
-    pub fn user_of<'a>(&'a self, own: &'a BTreeMap<String, String>, who: &str) -> Option<&'a str> {
+    pub(crate) fn user_of<'a>(&'a self, own: &'a BTreeMap<String, String>, who: &str) -> Option<&'a str> {
         let find = |table: &'a BTreeMap<String, String>| {
             table.iter().find(|(k, _)| k.eq_ignore_ascii_case(who)).map(|(_, v)| v.as_str())
         };
@@ -200,7 +200,7 @@ impl HooksConfig {
 
 /// Whether `name` is covered by `patterns` (empty: everything; a pattern
 /// ending in `*` covers what starts with the rest).
-pub fn covers(patterns: &[String], name: &str) -> bool {
+pub(crate) fn covers(patterns: &[String], name: &str) -> bool {
     patterns.is_empty()
         || patterns.iter().any(|p| match p.strip_suffix('*') {
             Some(prefix) => name.starts_with(prefix),
@@ -210,7 +210,7 @@ pub fn covers(patterns: &[String], name: &str) -> bool {
 
 /// The file, read again when it changes.
 #[derive(Clone)]
-pub struct HooksFile {
+pub(crate) struct HooksFile {
     path: PathBuf,
     dir: PathBuf,
     loaded: Arc<Mutex<Loaded>>,
@@ -226,12 +226,12 @@ struct Loaded {
 
 impl HooksFile {
     /// The `hooks.toml` in `dir` (which may not exist yet).
-    pub fn new(dir: &Path) -> HooksFile {
+    pub(crate) fn new(dir: &Path) -> HooksFile {
         HooksFile { path: dir.join(FILE), dir: dir.to_owned(), loaded: Arc::default() }
     }
 
     /// The hooks in force: the file as it is now, or as it last parsed.
-    pub fn current(&self) -> Arc<HooksConfig> {
+    pub(crate) fn current(&self) -> Arc<HooksConfig> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let meta = std::fs::metadata(&self.path).ok();
         let stamp = meta.as_ref().and_then(|m| Some((m.modified().ok()?, m.len(), m.ino())));

@@ -5,7 +5,7 @@ use crate::store::{StoreError, TxError};
 
 /// Why a webhook delivery was refused or failed.
 #[derive(Debug, thiserror::Error)]
-pub enum HookError {
+pub(crate) enum HookError {
     /// No such hook in `hooks.toml` (or no `hooks.toml`).
     #[error("no `{0}` hook is configured in hooks.toml")]
     NotConfigured(String),

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// How it ended (or that a deployment began).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     /// It passed.
     Success,
     /// It failed (or timed out, or errored).
@@ -20,7 +20,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// How a title says it.
-    pub fn words(self) -> &'static str {
+    pub(super) fn words(self) -> &'static str {
         match self {
             Outcome::Success => "passed",
             Outcome::Failure => "failed",
@@ -30,7 +30,7 @@ impl Outcome {
     }
 
     /// The notification kind of a build with this outcome.
-    pub fn build_kind(self) -> &'static str {
+    pub(super) fn build_kind(self) -> &'static str {
         match self {
             Outcome::Success => "build_success",
             Outcome::Failure => "build_failure",
@@ -42,7 +42,7 @@ impl Outcome {
 
 /// A forge event that may notify someone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Happening {
+pub(super) struct Happening {
     /// `owner/name` or `group/project`.
     pub project: String,
     /// The branch (or ref) it ran on.
@@ -63,7 +63,7 @@ pub struct Happening {
 
 /// What an event is to the appliance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
+pub(super) enum Parsed {
     /// Something that may notify.
     Happening(Happening),
     /// Something it does not act on, and why.
@@ -71,12 +71,12 @@ pub enum Parsed {
 }
 
 /// The text at `path` in `v`, if any and not empty.
-pub fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(super) fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, key| v.get(key))?.as_str().filter(|s| !s.is_empty())
 }
 
 /// The texts found at each of `paths`, in order, without repeats.
-pub fn actors(v: &Value, paths: &[&[&str]]) -> Vec<String> {
+pub(super) fn actors(v: &Value, paths: &[&[&str]]) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     for path in paths {
         if let Some(who) = text(v, path) {
@@ -89,11 +89,11 @@ pub fn actors(v: &Value, paths: &[&[&str]]) -> Vec<String> {
 }
 
 /// The first line of a commit message, cut to fit.
-pub fn headline(message: Option<&str>) -> String {
+pub(super) fn headline(message: Option<&str>) -> String {
     message.and_then(|m| m.lines().next()).unwrap_or_default().chars().take(200).collect()
 }
 
 /// A link, if it is an http(s) URL.
-pub fn link(candidate: Option<&str>) -> Option<String> {
+pub(super) fn link(candidate: Option<&str>) -> Option<String> {
     candidate.filter(|l| l.starts_with("https://") || l.starts_with("http://")).map(str::to_owned)
 }

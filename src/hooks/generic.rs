@@ -8,12 +8,12 @@ use super::HookError;
 use serde::Deserialize;
 
 /// How far a signed timestamp may be from the appliance's clock.
-pub const TOLERANCE_S: i64 = 300;
+pub(super) const TOLERANCE_S: i64 = 300;
 
 /// What a generic hook's body holds.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GenericBody {
+pub(super) struct GenericBody {
     /// The user to notify.
     pub user: String,
     /// Headline.
@@ -33,12 +33,12 @@ pub struct GenericBody {
 }
 
 /// Parses the body.
-pub fn parse(body: &[u8]) -> Result<GenericBody, HookError> {
+pub(super) fn parse(body: &[u8]) -> Result<GenericBody, HookError> {
     serde_json::from_slice(body).map_err(|e| HookError::Payload("generic", e.to_string()))
 }
 
 /// Checks the signed timestamp (Unix seconds) against `now`.
-pub fn check_time(timestamp: &str, now: i64) -> Result<(), HookError> {
+pub(super) fn check_time(timestamp: &str, now: i64) -> Result<(), HookError> {
     let at: i64 = timestamp.trim().parse().map_err(|_| HookError::BadSignature)?;
     if (now - at).abs() > TOLERANCE_S {
         return Err(HookError::Stale(TOLERANCE_S));

@@ -8,7 +8,7 @@ use super::HookError;
 use serde_json::Value;
 
 /// What GitHub's event `event` with payload `body` comes to.
-pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, HookError> {
+pub(super) fn parse(event: &str, body: &[u8]) -> Result<Parsed, HookError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| HookError::Payload("GitHub", e.to_string()))?;
     match event {
         "workflow_run" => workflow_run(&v),

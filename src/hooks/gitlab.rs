@@ -7,7 +7,7 @@ use super::HookError;
 use serde_json::Value;
 
 /// What GitLab's event `event` with payload `body` comes to.
-pub fn parse(event: &str, body: &[u8]) -> Result<Parsed, HookError> {
+pub(super) fn parse(event: &str, body: &[u8]) -> Result<Parsed, HookError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| HookError::Payload("GitLab", e.to_string()))?;
     match event {
         "Pipeline Hook" => pipeline(&v),

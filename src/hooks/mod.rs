@@ -4,7 +4,7 @@
 //! notification of one user's phones. A delivery id is handled once: a
 //! replay is refused. Nothing is stored before the signature checks out.
 
-pub mod config;
+pub(crate) mod config;
 mod error;
 mod event;
 mod generic;
@@ -12,7 +12,7 @@ mod github;
 mod gitlab;
 mod verify;
 
-pub use error::HookError;
+pub(crate) use error::HookError;
 
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{Clock, Timestamp};
@@ -25,7 +25,7 @@ use serde::Serialize;
 
 /// Where a delivery came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// `POST /hooks/github`.
     GitHub,
     /// `POST /hooks/gitlab`.
@@ -36,7 +36,7 @@ pub enum Source<'a> {
 
 impl Source<'_> {
     /// The hook's name in audit lines and replay keys.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Source::GitHub => "github".into(),
             Source::GitLab => "gitlab".into(),
@@ -47,7 +47,7 @@ impl Source<'_> {
 
 /// The headers a delivery's check needs (the http layer reads them).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Headers<'a> {
+pub(crate) struct Headers<'a> {
     /// `X-Hub-Signature-256`, `X-Gitlab-Token` or `X-Topdog-Signature-256`.
     pub signature: Option<&'a str>,
     /// `X-GitHub-Delivery`, GitLab's `Idempotency-Key` / `X-Gitlab-Event-UUID`.
@@ -61,7 +61,7 @@ pub struct Headers<'a> {
 /// What became of a delivery.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Handled {
+pub(crate) enum Handled {
     /// A notification was sent.
     Notified {
         /// The notification's id.
@@ -81,7 +81,7 @@ const REMEMBER: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// The webhook service (cheap to clone).
 #[derive(Clone)]
-pub struct Hooks {
+pub(crate) struct Hooks {
     file: HooksFile,
     store: Store,
     messaging: Messaging,
@@ -97,12 +97,23 @@ struct Checked {
 
 impl Hooks {
     /// The hooks of `hooks.toml` in `dir`.
-    pub fn new(dir: &std::path::Path, store: Store, messaging: Messaging, audit: AuditLog, clock: Clock) -> Hooks {
+    pub(crate) fn new(
+        dir: &std::path::Path,
+        store: Store,
+        messaging: Messaging,
+        audit: AuditLog,
+        clock: Clock,
+    ) -> Hooks {
         Hooks { file: HooksFile::new(dir), store, messaging, audit, clock }
     }
 
     /// Handles one delivery: checked, mapped, notified once.
-    pub async fn receive(&self, source: Source<'_>, headers: Headers<'_>, body: &[u8]) -> Result<Handled, HookError> {
+    pub(crate) async fn receive(
+        &self,
+        source: Source<'_>,
+        headers: Headers<'_>,
+        body: &[u8],
+    ) -> Result<Handled, HookError> {
         let config = self.file.current();
         let checked = self.check(&config, source, headers, body)?;
         let (user, request) = match checked.notify {
@@ -205,7 +216,7 @@ impl Hooks {
     }
 
     /// Forgets delivery ids older than a week; how many.
-    pub async fn prune(&self) -> Result<usize, HookError> {
+    pub(crate) async fn prune(&self) -> Result<usize, HookError> {
         let cutoff = self.clock.now() - REMEMBER;
         let old: Vec<String> = self
             .store

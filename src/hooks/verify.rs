@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 /// Checks `sha256=<hex>` against the HMAC-SHA256 of `signed` under
 /// `secret`.
-pub fn hmac_sha256(secret: &[u8], signed: &[&[u8]], header: &str) -> Result<(), HookError> {
+pub(super) fn hmac_sha256(secret: &[u8], signed: &[&[u8]], header: &str) -> Result<(), HookError> {
     let hex = header.trim().strip_prefix("sha256=").ok_or(HookError::BadSignature)?;
     let given = hex::decode(hex).map_err(|_| HookError::BadSignature)?;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
@@ -23,7 +23,7 @@ pub fn hmac_sha256(secret: &[u8], signed: &[&[u8]], header: &str) -> Result<(), 
 }
 
 /// Checks a shared token.
-pub fn token(secret: &[u8], given: &str) -> Result<(), HookError> {
+pub(super) fn token(secret: &[u8], given: &str) -> Result<(), HookError> {
     if bool::from(secret.ct_eq(given.as_bytes())) {
         Ok(())
     } else {

@@ -12,7 +12,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 /// The challenge listener's routes; `https_base` is where others go.
-pub fn challenge_routes(
+pub(crate) fn challenge_routes(
     challenges: Arc<Challenges>,
     https_base: String,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {

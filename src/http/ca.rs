@@ -13,7 +13,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 /// The CA routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let page = warp::path!("ca").and(warp::get()).and(with_state(state.clone())).map(|s: Arc<State>| page(&s));
     let crt = warp::path!("ca.crt").and(warp::get()).and(with_state(state.clone())).map(|s: Arc<State>| crt(&s));
     let pem = warp::path!("ca.pem").and(warp::get()).and(with_state(state)).map(|s: Arc<State>| pem(&s));
@@ -29,7 +29,7 @@ fn der(state: &State) -> Vec<u8> {
 }
 
 /// The appliance CA's fingerprint (for `/admin/status` and the console).
-pub fn ca_fingerprint(state: &State) -> String {
+pub(super) fn ca_fingerprint(state: &State) -> String {
     fingerprint(&der(state))
 }
 

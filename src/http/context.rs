@@ -21,7 +21,7 @@ use super::State;
 
 /// Facts about the connection, put on each request by `serve`.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     /// The peer's address (None on the Unix socket).
     pub peer: Option<SocketAddr>,
     /// The client's address: the peer's, or the one a trusted proxy
@@ -33,7 +33,7 @@ pub struct ConnInfo {
 
 /// A request's credentials and origin.
 #[derive(Debug, Clone)]
-pub struct Ctx {
+pub(super) struct Ctx {
     conn: Option<ConnInfo>,
     admin_token: Option<String>,
     bearer: Option<String>,
@@ -44,7 +44,7 @@ pub struct Ctx {
 }
 
 /// Extracts the request context (rejects only unreadable headers).
-pub fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
+pub(super) fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
     let credentials = warp::header::optional::<String>("x-admin-token")
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::cookie::optional::<String>(crate::auth::sessions::COOKIE))
@@ -66,7 +66,7 @@ pub fn ctx() -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
 
 /// Who is asking (for the audit), and which users they may reach.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(super) struct Caller {
     /// Who acts.
     pub actor: Actor,
     grant: Option<Grant>,
@@ -75,7 +75,7 @@ pub struct Caller {
 impl Caller {
     /// Refuses unless the caller may notify or ask `user` (an API token
     /// limited to users; admins reach everyone).
-    pub fn may_reach(&self, user: &str) -> Result<(), Error> {
+    pub(super) fn may_reach(&self, user: &str) -> Result<(), Error> {
         match &self.grant {
             Some(grant) => Ok(grant.may_reach(user)?),
             None => Ok(()),
@@ -83,7 +83,7 @@ impl Caller {
     }
 
     /// Whether the caller may reach only some users.
-    pub fn is_limited(&self) -> bool {
+    pub(super) fn is_limited(&self) -> bool {
         self.grant.as_ref().is_some_and(Grant::is_limited)
     }
 }
@@ -91,7 +91,7 @@ impl Caller {
 impl Ctx {
     /// Admits the admin token, a console session or the local socket, and
     /// nothing else (backups, console sign-in); an API token is refused.
-    pub async fn admin(&self, state: &State) -> Result<Actor, Error> {
+    pub(super) async fn admin(&self, state: &State) -> Result<Actor, Error> {
         if self.is_local_admin() {
             return Ok(Actor::AdminSocket);
         }
@@ -113,7 +113,7 @@ impl Ctx {
 
     /// Admits a person's console session (an admin's or a developer's),
     /// for their own phones; who they are.
-    pub fn person(&self, state: &State) -> Result<Person, Error> {
+    pub(super) fn person(&self, state: &State) -> Result<Person, Error> {
         let session = self.session.as_deref().ok_or(SessionError::Ended)?;
         match state.sessions.check(session, self.csrf.as_deref(), self.changes_state)? {
             Who::Person { person, .. } => Ok(person),
@@ -123,7 +123,7 @@ impl Ctx {
 
     /// Admits an API token holding `scope` (within its own rate budget), or
     /// an admin as [`Ctx::admin`] does.
-    pub async fn authorize(&self, state: &State, scope: Scope) -> Result<Caller, Error> {
+    pub(super) async fn authorize(&self, state: &State, scope: Scope) -> Result<Caller, Error> {
         let Some(token) = self.api_token().filter(|_| !self.is_local_admin()) else {
             return Ok(Caller { actor: self.admin(state).await?, grant: None });
         };
@@ -138,7 +138,7 @@ impl Ctx {
 
     /// Checks an admin token given in the body (console sign-in) the same
     /// way as one in the header.
-    pub async fn admin_with_token(&self, state: &State, token: &str) -> Result<Actor, Error> {
+    pub(super) async fn admin_with_token(&self, state: &State, token: &str) -> Result<Actor, Error> {
         self.check_token(state, Some(token)).await
     }
 
@@ -164,7 +164,7 @@ impl Ctx {
     /// Counts and audits a wrong credential: it draws on the client's invite
     /// budget and on one appliance-wide budget, which bounds both guessing
     /// and the audit lines it writes.
-    pub async fn wrong_credential(&self, state: &State, what: &str, code: &str) -> Result<(), Error> {
+    pub(super) async fn wrong_credential(&self, state: &State, what: &str, code: &str) -> Result<(), Error> {
         if !self.is_local_admin() {
             state.limits.admin_failure(self.client())?;
         }
@@ -175,12 +175,12 @@ impl Ctx {
     }
 
     /// The console session id from the cookie.
-    pub fn session_id(&self) -> Option<&str> {
+    pub(super) fn session_id(&self) -> Option<&str> {
         self.session.as_deref()
     }
 
     /// The client's user agent.
-    pub fn user_agent(&self) -> Option<&str> {
+    pub(super) fn user_agent(&self) -> Option<&str> {
         self.user_agent.as_deref()
     }
 
@@ -197,7 +197,7 @@ impl Ctx {
     }
 
     /// Admits a device by its bearer token.
-    pub fn device(&self, state: &State) -> Result<Authenticated, Error> {
+    pub(super) fn device(&self, state: &State) -> Result<Authenticated, Error> {
         let auth = state.devices.authenticate(self.bearer.as_deref())?;
         state.devices.touch(&auth);
         Ok(auth)
@@ -205,17 +205,17 @@ impl Ctx {
 
     /// Admits a device by its bearer token, also while it waits for an
     /// admin's approval (only `GET /phone/me`).
-    pub fn device_waiting(&self, state: &State) -> Result<Authenticated, Error> {
+    pub(super) fn device_waiting(&self, state: &State) -> Result<Authenticated, Error> {
         Ok(state.devices.authenticate_waiting(self.bearer.as_deref())?)
     }
 
     /// The client's address, where known (not on the admin socket).
-    pub fn client_address(&self) -> Option<String> {
+    pub(super) fn client_address(&self) -> Option<String> {
         self.conn.and_then(|c| c.client).map(|ip| ip.to_string())
     }
 
     /// Takes one request from this client's budget.
-    pub fn limit(&self, state: &State, bucket: Bucket) -> Result<(), Error> {
+    pub(super) fn limit(&self, state: &State, bucket: Bucket) -> Result<(), Error> {
         if self.is_local_admin() {
             return Ok(());
         }
@@ -223,12 +223,12 @@ impl Ctx {
     }
 
     /// The bearer token, if any.
-    pub fn bearer(&self) -> Option<&str> {
+    pub(super) fn bearer(&self) -> Option<&str> {
         self.bearer.as_deref()
     }
 
     /// Whether the client is on this machine (loopback or the admin socket).
-    pub fn is_loopback(&self) -> bool {
+    pub(super) fn is_loopback(&self) -> bool {
         match self.conn {
             Some(ConnInfo { client: Some(ip), .. }) => ip.is_loopback() || ClientKey::of(Some(ip)).is_loopback(),
             Some(ConnInfo { local_admin, .. }) => local_admin,
@@ -254,7 +254,7 @@ impl Ctx {
 }
 
 /// Logs and counts one answered request.
-pub fn log_request(metrics: &Metrics, info: &warp::log::Info<'_>) {
+pub(super) fn log_request(metrics: &Metrics, info: &warp::log::Info<'_>) {
     let route = super::routes_table::route_template(info.path());
     let status = info.status().as_u16();
     metrics.http_request(route, info.method().as_str(), status);

@@ -58,7 +58,7 @@ struct Refreshed {
 }
 
 /// The device routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let devices = warp::path("phone").and(warp::path("devices"));
     let list = devices.and(warp::path::end()).and(warp::get()).and(warp::query::<ListQuery>());
     let list = list.and(with_state(state.clone())).and(ctx()).then(list_devices);

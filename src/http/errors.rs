@@ -30,7 +30,7 @@ pub(super) fn status(kind: Kind) -> StatusCode {
 }
 
 /// The status and code for an error.
-pub fn classify(e: &Error) -> (StatusCode, &'static str) {
+pub(crate) fn classify(e: &Error) -> (StatusCode, &'static str) {
     let (code, kind) = e.coded();
     (status(kind), code)
 }
@@ -39,13 +39,13 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str) {
 const QUEUE_RETRY_S: u64 = 10;
 
 /// A JSON error answer.
-pub fn error_body(status: StatusCode, code: &str, detail: &str) -> Response {
+pub(crate) fn error_body(status: StatusCode, code: &str, detail: &str) -> Response {
     let body = warp::reply::json(&serde_json::json!({ "error": code, "detail": detail }));
     warp::reply::with_status(body, status).into_response()
 }
 
 /// The answer for an error (internal causes are logged, not sent).
-pub fn reply_error(e: &Error) -> Response {
+pub(crate) fn reply_error(e: &Error) -> Response {
     let (status, code) = classify(e);
     if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
         tracing::error!(error = %e, "internal error");
@@ -70,7 +70,7 @@ pub fn reply_error(e: &Error) -> Response {
 }
 
 /// JSON with `status`, or the error's answer.
-pub fn respond<T: Serialize>(status: StatusCode, result: Result<T, Error>) -> Response {
+pub(crate) fn respond<T: Serialize>(status: StatusCode, result: Result<T, Error>) -> Response {
     match result {
         Ok(value) => warp::reply::with_status(warp::reply::json(&value), status).into_response(),
         Err(e) => reply_error(&e),
@@ -78,14 +78,14 @@ pub fn respond<T: Serialize>(status: StatusCode, result: Result<T, Error>) -> Re
 }
 
 /// Parses a JSON body, with a clear error for each way it can be wrong.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest { code: "invalid_json", detail: format!("request body: {e}") })
 }
 
 /// Turns warp's own rejections (no route, wrong method, body too large)
 /// into JSON errors.
-pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, code, detail) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "not_found", "no such route".to_owned())
     } else if rejection.find::<super::HeadersTooLarge>().is_some() {
@@ -132,7 +132,7 @@ fn body_refused(refused: super::BodyRefused) -> (StatusCode, &'static str, Strin
 }
 
 /// A 405 answer names the methods the path does take (`Allow`, RFC 9110).
-pub fn allow_header(path: &str, mut response: Response) -> Response {
+pub(crate) fn allow_header(path: &str, mut response: Response) -> Response {
     if response.status() != StatusCode::METHOD_NOT_ALLOWED {
         return response;
     }
@@ -146,7 +146,7 @@ pub fn allow_header(path: &str, mut response: Response) -> Response {
 
 /// Headers every answer carries: no caching of API data, no framing, no
 /// referrer (pairing links carry a code).
-pub fn secure_headers(mut response: Response) -> Response {
+pub(crate) fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     let fixed = [
         (header::CACHE_CONTROL, "no-store"),

@@ -34,7 +34,7 @@ struct EventsQuery {
 }
 
 /// The events route.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     warp::path!("phone" / "events")
         .and(warp::get())
         .and(warp::query::<EventsQuery>())

@@ -24,7 +24,7 @@ enum Route {
 }
 
 /// The webhook routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let github = warp::path!("hooks" / "github").map(|| Route::GitHub);
     let gitlab = warp::path!("hooks" / "gitlab").map(|| Route::GitLab);
     let generic = warp::path!("hooks" / "generic" / String).map(Route::Generic);

@@ -19,7 +19,7 @@ struct Activate {
 }
 
 /// The license routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let path = warp::path!("admin" / "license");
     let get = path.and(warp::get()).and(with_state(state.clone())).and(ctx()).then(status);
     let post = path.and(warp::post()).and(with_state(state)).and(ctx()).and(json_body()).then(activate);

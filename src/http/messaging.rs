@@ -117,7 +117,7 @@ pub(super) fn check_since(since: &str) -> Result<(), Error> {
 }
 
 /// The messaging routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let s = move || with_state(state.clone());
     let notify = warp::path!("phone" / "notify").and(warp::post()).and(json_body()).and(s()).and(ctx()).then(notify);
     let list = warp::path!("phone" / "notifications").and(warp::get()).and(warp::query::<SinceQuery>());

@@ -3,11 +3,11 @@
 //! page). `routes` puts every module's routes together with one `recover`;
 //! `serve` runs them over TLS, plain TCP or the admin Unix socket.
 
-pub mod acme;
+pub(crate) mod acme;
 mod ca;
 mod context;
 mod devices;
-pub mod errors;
+pub(crate) mod errors;
 mod events;
 mod hooks;
 mod license;
@@ -20,13 +20,13 @@ mod pairing;
 mod push;
 mod request_id;
 mod routes_table;
-pub mod serve;
+pub(crate) mod serve;
 mod session;
 #[cfg(feature = "dev-license-key")]
 mod test_clock;
 mod tokens;
 
-pub use context::ConnInfo;
+pub(crate) use context::ConnInfo;
 pub use routes_table::ROUTES;
 
 use crate::audit::AuditLog;
@@ -40,77 +40,77 @@ use std::sync::Arc;
 use warp::{Filter, Reply};
 
 /// Everything the handlers need, shared by every connection.
-pub struct State {
+pub(crate) struct State {
     /// Pairing service.
-    pub pairing: Pairing,
+    pub(crate) pairing: Pairing,
     /// Device service.
-    pub devices: Devices,
+    pub(crate) devices: Devices,
     /// License and seats.
-    pub licensing: crate::licensing::Licensing,
+    pub(crate) licensing: crate::licensing::Licensing,
     /// Admin token checker.
-    pub admin: AdminToken,
+    pub(crate) admin: AdminToken,
     /// Rate limits.
-    pub limits: RateLimits,
+    pub(crate) limits: RateLimits,
     /// Metrics.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Token signer (for the JWKS).
-    pub tokens: Arc<Tokens>,
+    pub(crate) tokens: Arc<Tokens>,
     /// Audit log.
-    pub audit: AuditLog,
+    pub(crate) audit: AuditLog,
     /// Whether device routes need the admin token.
-    pub devices_require_admin: bool,
+    pub(crate) devices_require_admin: bool,
     /// When the appliance started.
-    pub started_at: std::time::Instant,
+    pub(crate) started_at: std::time::Instant,
     /// The store (for backups).
-    pub store: crate::store::Store,
+    pub(crate) store: crate::store::Store,
     /// The data directory (for backups).
-    pub data_dir: crate::store::datadir::DataDir,
+    pub(crate) data_dir: crate::store::datadir::DataDir,
     /// The MQTT gateway (to close a blocked device's connections).
-    pub gateway: crate::mqtt::gateway::Gateway,
+    pub(crate) gateway: crate::mqtt::gateway::Gateway,
     /// Notifications, approvals, commands, control messages.
-    pub messaging: crate::messaging::Messaging,
+    pub(crate) messaging: crate::messaging::Messaging,
     /// Cancelled when the appliance stops (ends long-lived streams).
-    pub shutdown: tokio_util::sync::CancellationToken,
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
     /// Admin console sessions.
-    pub sessions: crate::auth::sessions::Sessions,
+    pub(crate) sessions: crate::auth::sessions::Sessions,
     /// Longest long poll (`?wait=` is clamped to it).
-    pub long_poll_max: std::time::Duration,
+    pub(crate) long_poll_max: std::time::Duration,
     /// The token `/metrics` needs (None: loopback clients and admins).
-    pub metrics_token: Option<String>,
+    pub(crate) metrics_token: Option<String>,
     /// The appliance's clock.
-    pub clock: crate::clock::Clock,
+    pub(crate) clock: crate::clock::Clock,
     /// Web Push to phones.
-    pub push: crate::push::Push,
+    pub(crate) push: crate::push::Push,
     /// Certificates by ACME, when on.
-    pub acme: Option<Arc<crate::acme::Acme>>,
+    pub(crate) acme: Option<Arc<crate::acme::Acme>>,
     /// The nodes' heartbeats.
-    pub nodes: crate::cluster::nodes::Nodes,
+    pub(crate) nodes: crate::cluster::nodes::Nodes,
     /// This node among the nodes sharing the store.
-    pub cluster: crate::cluster::Cluster,
+    pub(crate) cluster: crate::cluster::Cluster,
     /// The appliance CA (its certificate for `/ca`).
-    pub ca: Arc<crate::pki::Ca>,
+    pub(crate) ca: Arc<crate::pki::Ca>,
     /// The server certificate the listeners present.
-    pub server_cert: Arc<crate::pki::live::LiveCert>,
+    pub(crate) server_cert: Arc<crate::pki::live::LiveCert>,
     /// Scoped API tokens.
-    pub api_tokens: crate::auth::api_tokens::ApiTokens,
+    pub(crate) api_tokens: crate::auth::api_tokens::ApiTokens,
     /// Webhooks in.
-    pub hooks: crate::hooks::Hooks,
+    pub(crate) hooks: crate::hooks::Hooks,
     /// People who sign in to the console, and their roles.
-    pub people: crate::people::People,
+    pub(crate) people: crate::people::People,
     /// Single sign-on through the company's OpenID provider, when set up.
-    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
+    pub(crate) oidc: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 /// Largest JSON body accepted (a notification's 4,000 characters of body,
 /// each escaped as `\uXXXX`, fit).
-pub const MAX_BODY: u64 = 64 * 1024;
+pub(crate) const MAX_BODY: u64 = 64 * 1024;
 
 /// Largest webhook body accepted (forges send whole repositories' worth of
 /// context with each event).
-pub const MAX_HOOK_BODY: u64 = 1024 * 1024;
+pub(crate) const MAX_HOOK_BODY: u64 = 1024 * 1024;
 
 /// The largest body a request to `path` may carry.
-pub fn body_limit(path: &str) -> u64 {
+pub(crate) fn body_limit(path: &str) -> u64 {
     if path.starts_with("/hooks/") {
         MAX_HOOK_BODY
     } else {
@@ -119,11 +119,11 @@ pub fn body_limit(path: &str) -> u64 {
 }
 
 /// Largest total size of a request's headers (names and values).
-pub const MAX_HEADERS: usize = 32 * 1024;
+pub(crate) const MAX_HEADERS: usize = 32 * 1024;
 
 /// A request whose headers are larger than [`MAX_HEADERS`].
 #[derive(Debug)]
-pub struct HeadersTooLarge;
+pub(crate) struct HeadersTooLarge;
 
 impl warp::reject::Reject for HeadersTooLarge {}
 
@@ -150,11 +150,11 @@ fn with_state(state: Arc<State>) -> impl Filter<Extract = (Arc<State>,), Error =
 }
 
 /// How long a client has to send a request's body, once its headers are in.
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a request's body was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyRefused {
+pub(crate) enum BodyRefused {
     /// It did not arrive within [`BODY_TIMEOUT`].
     TimedOut,
     /// It grew past [`MAX_BODY`] (whatever its Content-Length said).
@@ -215,7 +215,7 @@ fn test_routes(_: Arc<State>) -> Routes {
 }
 
 /// All routes, with request metrics, security headers and one `recover`.
-pub fn routes(
+pub(crate) fn routes(
     state: Arc<State>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
     let metrics = state.metrics.clone();

@@ -55,7 +55,7 @@ struct MyApproval {
 }
 
 /// The "My phones" routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let s = move || with_state(state.clone());
     let list = warp::path!("my" / "devices").and(warp::get()).and(s()).and(ctx()).then(my_devices);
     let revoke = warp::path!("my" / "devices" / String).and(warp::delete()).and(s()).and(ctx()).then(revoke);

@@ -28,7 +28,7 @@ use warp::{Filter, Reply};
 const LOGIN_COOKIE: &str = "topdog_login";
 
 /// The single sign-on routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let s = move || with_state(state.clone());
     let login = warp::path!("auth" / "login").and(warp::get()).and(s()).and(ctx()).then(login);
     let callback = warp::path!("auth" / "callback")

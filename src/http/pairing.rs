@@ -16,7 +16,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 /// The pairing routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let base = warp::path("phone").and(warp::path("pairing"));
     let send = base.and(warp::path("send-sms")).and(warp::path::end()).and(warp::post());
     let send = send.and(with_state(state.clone())).and(ctx()).and(json_body()).then(send_sms);

@@ -32,7 +32,7 @@ struct Removed {
 }
 
 /// The push routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let s = move || with_state(state.clone());
     let key = warp::path!("phone" / "push" / "key").and(warp::get()).and(s()).and(ctx()).then(key);
     let subscriptions = warp::path!("phone" / "push" / "subscriptions");

@@ -13,7 +13,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 /// The header that carries the id both ways.
-pub const HEADER: &str = "x-request-id";
+pub(super) const HEADER: &str = "x-request-id";
 const MAX_LEN: usize = 64;
 
 /// The id of the request: the caller's when acceptable, else a new one.
@@ -30,7 +30,7 @@ fn id_for<B>(req: &http::Request<B>) -> String {
 
 /// Wraps a service so each request gets its id, span and answer header.
 #[derive(Clone)]
-pub struct WithRequestId<S> {
+pub(super) struct WithRequestId<S> {
     pub inner: S,
 }
 

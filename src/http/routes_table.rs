@@ -86,7 +86,7 @@ fn fits(template: &str, path: &str) -> bool {
 }
 
 /// The route template of a path (for metrics: no code or id in a label).
-pub fn route_template(path: &str) -> &'static str {
+pub(super) fn route_template(path: &str) -> &'static str {
     ROUTES.iter().map(|(_, t)| *t).find(|t| fits(t, path)).unwrap_or("unmatched")
 }
 

@@ -26,13 +26,13 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 /// How long a client has to finish the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once, in all.
-pub const MAX_PENDING_HANDSHAKES: usize = 512;
+pub(crate) const MAX_PENDING_HANDSHAKES: usize = 512;
 /// Handshakes in progress at once from one address.
-pub const MAX_PENDING_PER_ADDRESS: usize = 16;
+pub(crate) const MAX_PENDING_PER_ADDRESS: usize = 16;
 
 /// Puts `ConnInfo` on every request of a connection, with the client
 /// address a trusted proxy forwarded for that request.
@@ -133,7 +133,7 @@ where
 }
 
 /// The filter every connection serves.
-pub trait Routes:
+pub(crate) trait Routes:
     warp::Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static
 {
 }
@@ -149,7 +149,7 @@ impl<F> Routes for F where
 /// Shared by the accept loops: the shutdown signal and the connection
 /// tracker.
 #[derive(Clone)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     /// Becomes true when the appliance is shutting down.
     pub stop: watch::Receiver<bool>,
     /// Tracks open connections for a graceful drain.
@@ -267,7 +267,7 @@ fn tcp(peer: Option<SocketAddr>) -> ConnInfo {
 
 /// Serves HTTPS on `listener` until shutdown. A TLS-ALPN-01 validation
 /// (RFC 8737) ends with its handshake.
-pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, routes: R, life: Lifecycle) {
+pub(crate) async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Some(admitted) = admit(&life.limits, peer) else { return };
         let (acceptor, routes, held) = (acceptor.clone(), routes.clone(), life.held());
@@ -286,7 +286,7 @@ pub async fn serve_tls<R: Routes>(listener: TcpListener, acceptor: TlsAcceptor, 
 }
 
 /// Serves plain HTTP on `listener` (only with `--insecure-http`).
-pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Lifecycle) {
+pub(crate) async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, peer| {
         let Some(admitted) = admit(&life.limits, peer) else { return };
         let served = serve_connection(stream, tcp(peer), routes.clone(), life.held());
@@ -299,7 +299,7 @@ pub async fn serve_plain<R: Routes>(listener: TcpListener, routes: R, life: Life
 }
 
 /// Serves the local admin socket: every request on it is an admin's.
-pub async fn serve_unix<R: Routes>(listener: UnixListener, routes: R, life: Lifecycle) {
+pub(crate) async fn serve_unix<R: Routes>(listener: UnixListener, routes: R, life: Lifecycle) {
     accept_loop(listener, life.stop.clone(), |stream, _| {
         let info = ConnInfo { peer: None, client: None, local_admin: true };
         tokio::spawn(serve_connection(stream, info, routes.clone(), life.held()));

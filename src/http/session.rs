@@ -62,7 +62,7 @@ impl SessionView {
 }
 
 /// The session routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let s = move || with_state(state.clone());
     let path = || warp::path!("admin" / "session");
     let sign_in = path().and(warp::post()).and(json_body()).and(s()).and(ctx()).then(sign_in);

@@ -21,7 +21,7 @@ struct Shift {
 }
 
 /// The test clock route.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let path = warp::path!("admin" / "test" / "clock");
     path.and(warp::post()).and(with_state(state)).and(ctx()).and(json_body()).then(shift).boxed()
 }

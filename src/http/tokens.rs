@@ -20,7 +20,7 @@ struct TokenList {
 }
 
 /// The token routes.
-pub fn routes(state: Arc<State>) -> Routes {
+pub(super) fn routes(state: Arc<State>) -> Routes {
     let all = warp::path!("admin" / "tokens");
     let list = all.and(warp::get()).and(with_state(state.clone())).and(ctx()).then(list);
     let create = all.and(warp::post()).and(json_body()).and(with_state(state.clone())).and(ctx()).then(create);

@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The key format's prefix; the digit is the format version.
-pub const PREFIX: &str = "TDLIC1.";
+pub(crate) const PREFIX: &str = "TDLIC1.";
 
 /// How far the clock may go back before an expiring license is distrusted.
-pub const CLOCK_SLACK_S: i64 = 24 * 3600;
+pub(crate) const CLOCK_SLACK_S: i64 = 24 * 3600;
 
 /// Why a license key was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub enum LicenseError {
 
 impl LicenseError {
     /// The API error code.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             LicenseError::Malformed(_) => "license_malformed",
             LicenseError::UnsupportedVersion => "license_unsupported_version",
@@ -66,7 +66,7 @@ impl LicenseError {
 /// What an expiry date limits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ExpiryKind {
+pub(crate) enum ExpiryKind {
     /// The license stops on that date.
     #[default]
     License,
@@ -80,26 +80,26 @@ pub enum ExpiryKind {
 #[serde(deny_unknown_fields)]
 pub struct Payload {
     /// Payload format version (1).
-    pub v: u32,
+    pub(crate) v: u32,
     /// The license's id.
-    pub license_id: String,
+    pub(crate) license_id: String,
     /// The customer's name.
-    pub customer: String,
+    pub(crate) customer: String,
     /// Seats bought.
-    pub seats: u32,
+    pub(crate) seats: u32,
     /// Issue date.
-    pub issued: NaiveDate,
+    pub(crate) issued: NaiveDate,
     /// Optional expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<NaiveDate>,
+    pub(crate) expires: Option<NaiveDate>,
     /// What the expiry limits.
     #[serde(default)]
-    pub expiry_kind: ExpiryKind,
+    pub(crate) expiry_kind: ExpiryKind,
     /// Optional machine binding (a machine fingerprint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub machine: Option<String>,
+    pub(crate) machine: Option<String>,
     /// The vendor key that signed it.
-    pub kid: String,
+    pub(crate) kid: String,
 }
 
 /// The vendor keys this build trusts.
@@ -119,19 +119,19 @@ struct Embedded;
 struct EmbeddedDev;
 
 /// The key id of a vendor public key: 16 hex digits of its SHA-256.
-pub fn kid_of(key: &VerifyingKey) -> String {
+pub(crate) fn kid_of(key: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(key.as_bytes())[..8])
 }
 
 /// Parses a public key file: base64 of the 32 key bytes (comments with #).
-pub fn parse_public(text: &str) -> Option<VerifyingKey> {
+pub(crate) fn parse_public(text: &str) -> Option<VerifyingKey> {
     let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'))?;
     let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD.decode(line).ok()?.try_into().ok()?;
     VerifyingKey::from_bytes(&bytes).ok()
 }
 
 /// Parses a private key file: base64 of the 32 seed bytes (comments with #).
-pub fn parse_private(text: &str) -> Option<SigningKey> {
+pub(crate) fn parse_private(text: &str) -> Option<SigningKey> {
     let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'))?;
     let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD.decode(line).ok()?.try_into().ok()?;
     Some(SigningKey::from_bytes(&bytes))
@@ -156,11 +156,6 @@ impl VendorKeys {
     /// A set of explicitly given keys.
     pub fn from_keys(keys: &[VerifyingKey]) -> VendorKeys {
         VendorKeys { keys: keys.iter().map(|k| (kid_of(k), *k)).collect() }
-    }
-
-    /// The trusted key ids.
-    pub fn kids(&self) -> Vec<String> {
-        self.keys.iter().map(|(kid, _)| kid.clone()).collect()
     }
 
     fn get(&self, kid: &str) -> Option<&VerifyingKey> {
@@ -210,19 +205,19 @@ pub fn verify(key: &str, trusted: &VendorKeys) -> Result<Payload, LicenseError> 
 
 /// The facts a license is judged against.
 #[derive(Debug, Clone)]
-pub struct Context {
+pub(crate) struct Context {
     /// Now, by the system clock.
-    pub now: chrono::DateTime<chrono::Utc>,
+    pub(crate) now: chrono::DateTime<chrono::Utc>,
     /// The latest time this appliance has seen.
-    pub high_water: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) high_water: Option<chrono::DateTime<chrono::Utc>>,
     /// This build's release date.
-    pub build_date: NaiveDate,
+    pub(crate) build_date: NaiveDate,
     /// This machine's fingerprint.
-    pub machine: Option<String>,
+    pub(crate) machine: Option<String>,
 }
 
 /// Checks machine binding and expiry at `ctx`.
-pub fn check(p: &Payload, ctx: &Context) -> Result<(), LicenseError> {
+pub(crate) fn check(p: &Payload, ctx: &Context) -> Result<(), LicenseError> {
     if let Some(bound) = &p.machine {
         if ctx.machine.as_deref() != Some(bound.as_str()) {
             return Err(LicenseError::WrongMachine);
@@ -242,14 +237,14 @@ pub fn check(p: &Payload, ctx: &Context) -> Result<(), LicenseError> {
 }
 
 /// This machine's fingerprint: SHA-256 of `/etc/machine-id`.
-pub fn machine_fingerprint() -> Option<String> {
+pub(crate) fn machine_fingerprint() -> Option<String> {
     let id = std::fs::read_to_string("/etc/machine-id").ok()?;
     let id = id.trim();
     (!id.is_empty()).then(|| hex::encode(Sha256::digest(id.as_bytes())))
 }
 
 /// The date this build was made (set by build.rs).
-pub fn build_date() -> NaiveDate {
+pub(crate) fn build_date() -> NaiveDate {
     NaiveDate::parse_from_str(env!("TOPDOG_BUILD_DATE"), "%Y-%m-%d").unwrap_or(NaiveDate::MIN)
 }
 

@@ -4,7 +4,7 @@
 //! catches a clock set back.
 
 pub mod key;
-pub mod seats;
+pub(crate) mod seats;
 
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{Clock, Timestamp};
@@ -17,11 +17,11 @@ use std::sync::Arc;
 const LICENSE: &str = "license";
 const HIGH_WATER: &str = "clock_high_water";
 /// Seats without a license.
-pub const UNLICENSED_SEATS: u32 = 1;
+pub(crate) const UNLICENSED_SEATS: u32 = 1;
 
 /// Why a license operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LicensingError {
+pub(crate) enum LicensingError {
     /// The key was refused.
     #[error(transparent)]
     License(#[from] LicenseError),
@@ -41,33 +41,33 @@ impl Coded for LicensingError {
 
 /// What `GET /admin/license` answers.
 #[derive(Debug, Clone, Serialize)]
-pub struct LicenseStatus {
+pub(crate) struct LicenseStatus {
     /// `licensed`, `unlicensed` or `expired` (which also covers a clock set back).
-    pub state: &'static str,
+    pub(crate) state: &'static str,
     /// Why the license does not apply, when it does not.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The license's id.
-    pub license_id: Option<String>,
+    pub(crate) license_id: Option<String>,
     /// The customer.
-    pub customer: Option<String>,
+    pub(crate) customer: Option<String>,
     /// Seats that apply now.
-    pub seats: u32,
+    pub(crate) seats: u32,
     /// Seats in use.
-    pub seats_used: u32,
+    pub(crate) seats_used: u32,
     /// Expiry date, if any.
-    pub expires_at: Option<chrono::NaiveDate>,
+    pub(crate) expires_at: Option<chrono::NaiveDate>,
     /// What the expiry limits.
-    pub expiry_kind: Option<ExpiryKind>,
+    pub(crate) expiry_kind: Option<ExpiryKind>,
     /// Whole days until the license expires.
-    pub days_left: Option<i64>,
+    pub(crate) days_left: Option<i64>,
     /// Whether the license is bound to this machine.
-    pub machine_bound: bool,
+    pub(crate) machine_bound: bool,
 }
 
 /// The licensing service.
 #[derive(Clone)]
-pub struct Licensing {
+pub(crate) struct Licensing {
     store: Store,
     trusted: Arc<VendorKeys>,
     audit: AuditLog,
@@ -77,7 +77,7 @@ pub struct Licensing {
 
 impl Licensing {
     /// A service trusting `trusted`.
-    pub fn new(store: Store, trusted: VendorKeys, audit: AuditLog, clock: Clock) -> Licensing {
+    pub(crate) fn new(store: Store, trusted: VendorKeys, audit: AuditLog, clock: Clock) -> Licensing {
         Licensing { store, trusted: Arc::new(trusted), audit, machine: key::machine_fingerprint(), clock }
     }
 
@@ -95,7 +95,7 @@ impl Licensing {
     }
 
     /// Raises the clock's high-water mark to now (never lowers it).
-    pub async fn observe_clock(&self) -> Result<(), StoreError> {
+    pub(crate) async fn observe_clock(&self) -> Result<(), StoreError> {
         let now = self.now();
         let seen: Option<Timestamp> = self.store.get(Table::Meta, HIGH_WATER)?;
         if seen.is_none_or(|t| now > t) {
@@ -105,7 +105,7 @@ impl Licensing {
     }
 
     /// Checks and stores a license key.
-    pub async fn activate(&self, actor: &Actor, key: &str) -> Result<LicenseStatus, LicensingError> {
+    pub(crate) async fn activate(&self, actor: &Actor, key: &str) -> Result<LicenseStatus, LicensingError> {
         let ctx = self.context()?;
         let checked = key::verify(key, &self.trusted).and_then(|p| key::check(&p, &ctx).map(|()| p));
         let target = checked.as_ref().map(|p| p.license_id.clone()).unwrap_or_else(|_| "(refused key)".into());
@@ -123,7 +123,7 @@ impl Licensing {
     }
 
     /// The license's state and the seats in use.
-    pub fn status(&self) -> Result<LicenseStatus, StoreError> {
+    pub(crate) fn status(&self) -> Result<LicenseStatus, StoreError> {
         let seats_used = seats::used(&self.store)?;
         let Some(payload) = self.stored()? else {
             return Ok(LicenseStatus {
@@ -158,7 +158,7 @@ impl Licensing {
     }
 
     /// The number of seats pairing may fill now.
-    pub fn seat_limit(&self) -> Result<u32, StoreError> {
+    pub(crate) fn seat_limit(&self) -> Result<u32, StoreError> {
         Ok(self.status()?.seats)
     }
 }

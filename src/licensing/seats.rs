@@ -12,18 +12,18 @@ const USED: &str = "seats_used";
 /// Every seat is taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("all {limit} seats are in use; revoke a device or add seats to the license")]
-pub struct SeatLimit {
+pub(crate) struct SeatLimit {
     /// The seat count of the license.
     pub limit: u32,
 }
 
 /// The records `take` reads for `user` (to read them ahead).
-pub fn records(user: &UserId) -> [(Table, String); 2] {
+pub(crate) fn records(user: &UserId) -> [(Table, String); 2] {
     [(Table::Seats, user.as_str().to_owned()), (Table::Meta, USED.to_owned())]
 }
 
 /// Counts one more device for `user`, taking a seat if it had none.
-pub fn take<E: From<SeatLimit>>(tx: &Tx<'_>, user: &UserId, limit: u32) -> Result<(), TxAbort<E>> {
+pub(crate) fn take<E: From<SeatLimit>>(tx: &Tx<'_>, user: &UserId, limit: u32) -> Result<(), TxAbort<E>> {
     let count: u32 = tx.get(Table::Seats, user.as_str())?.unwrap_or(0);
     if count == 0 {
         let used: u32 = tx.get(Table::Meta, USED)?.unwrap_or(0);
@@ -36,7 +36,7 @@ pub fn take<E: From<SeatLimit>>(tx: &Tx<'_>, user: &UserId, limit: u32) -> Resul
 }
 
 /// Counts one device fewer for `user`, freeing its seat at zero.
-pub fn release<E>(tx: &Tx<'_>, user: &UserId) -> Result<(), TxAbort<E>> {
+pub(crate) fn release<E>(tx: &Tx<'_>, user: &UserId) -> Result<(), TxAbort<E>> {
     let count: u32 = tx.get(Table::Seats, user.as_str())?.unwrap_or(0);
     match count {
         0 => Ok(()),
@@ -50,17 +50,17 @@ pub fn release<E>(tx: &Tx<'_>, user: &UserId) -> Result<(), TxAbort<E>> {
 }
 
 /// Seats in use.
-pub fn used(store: &Store) -> Result<u32, StoreError> {
+pub(crate) fn used(store: &Store) -> Result<u32, StoreError> {
     Ok(store.get(Table::Meta, USED)?.unwrap_or(0))
 }
 
 /// Whether `user` already has a seat.
-pub fn has_seat(store: &Store, user: &UserId) -> Result<bool, StoreError> {
+pub(crate) fn has_seat(store: &Store, user: &UserId) -> Result<bool, StoreError> {
     Ok(store.get::<u32>(Table::Seats, user.as_str())?.unwrap_or(0) > 0)
 }
 
 /// Whether a new pairing for `user` fits within `limit`.
-pub fn check(store: &Store, user: &UserId, limit: u32) -> Result<(), CheckError> {
+pub(crate) fn check(store: &Store, user: &UserId, limit: u32) -> Result<(), CheckError> {
     if has_seat(store, user)? || used(store)? < limit {
         Ok(())
     } else {
@@ -70,7 +70,7 @@ pub fn check(store: &Store, user: &UserId, limit: u32) -> Result<(), CheckError>
 
 /// Why `check` said no.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckError {
+pub(crate) enum CheckError {
     /// No seat left.
     #[error(transparent)]
     Limit(#[from] SeatLimit),
@@ -80,13 +80,13 @@ pub enum CheckError {
 }
 
 /// Users holding a seat now (for a recount).
-pub fn holders(store: &Store) -> Result<Vec<String>, StoreError> {
+pub(crate) fn holders(store: &Store) -> Result<Vec<String>, StoreError> {
     Ok(store.scan_keyed::<u32>(Table::Seats)?.into_iter().map(|(k, _)| k).collect())
 }
 
 /// Sets every seat from a recount: `holders` (as found before) lose
 /// theirs, then each user in `counts` holds one with that many devices.
-pub fn reset<E>(tx: &Tx<'_>, holders: &[String], counts: &BTreeMap<String, u32>) -> Result<(), TxAbort<E>> {
+pub(crate) fn reset<E>(tx: &Tx<'_>, holders: &[String], counts: &BTreeMap<String, u32>) -> Result<(), TxAbort<E>> {
     for user in holders {
         tx.remove(Table::Seats, user)?;
     }

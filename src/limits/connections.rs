@@ -19,11 +19,11 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The longest a connection waits for its address's turn to handshake.
-pub const TURN_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const TURN_WAIT: Duration = Duration::from_secs(2);
 
 /// The limits of one listener.
 #[derive(Debug, Clone, Copy)]
-pub struct Shares {
+pub(crate) struct Shares {
     /// Open (or opening) connections per address.
     pub open_per_address: usize,
     /// Handshakes in progress per address.
@@ -37,7 +37,7 @@ pub struct Shares {
 
 /// One listener's connection accounting (cheap to clone).
 #[derive(Clone)]
-pub struct ConnLimits {
+pub(crate) struct ConnLimits {
     inner: Arc<Inner>,
 }
 
@@ -53,7 +53,7 @@ struct Address {
 }
 
 /// An admitted connection: counted against its address until dropped.
-pub struct Admitted {
+pub(crate) struct Admitted {
     inner: Arc<Inner>,
     key: ClientKey,
     handshakes: Arc<Semaphore>,
@@ -61,7 +61,7 @@ pub struct Admitted {
 
 /// Why a connection was not let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Turned {
+pub(crate) enum Turned {
     /// The address holds its whole share of open connections.
     #[error("too many connections from this address")]
     AddressFull,
@@ -72,7 +72,7 @@ pub enum Turned {
 
 impl Turned {
     /// The metric label.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Turned::AddressFull => "per_ip_limit",
             Turned::Busy => "pending_limit",
@@ -81,20 +81,20 @@ impl Turned {
 }
 
 /// The right to run one TLS handshake (held until it ends).
-pub struct HandshakeTurn {
+pub(crate) struct HandshakeTurn {
     _address: OwnedSemaphorePermit,
     _total: OwnedSemaphorePermit,
 }
 
 impl ConnLimits {
     /// Accounting with these shares.
-    pub fn new(shares: Shares) -> ConnLimits {
+    pub(crate) fn new(shares: Shares) -> ConnLimits {
         let total = Arc::new(Semaphore::new(shares.handshakes_total.max(1)));
         ConnLimits { inner: Arc::new(Inner { shares, total, addresses: Mutex::default() }) }
     }
 
     /// Counts a new connection from `ip`, or turns it away.
-    pub fn admit(&self, ip: IpAddr) -> Result<Admitted, Turned> {
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<Admitted, Turned> {
         let key = ClientKey::of(Some(ip));
         let mut addresses = self.inner.addresses.lock().unwrap_or_else(|p| p.into_inner());
         let per = self.inner.shares.handshakes_per_address.max(1);
@@ -107,8 +107,9 @@ impl ConnLimits {
         Ok(Admitted { inner: self.inner.clone(), key, handshakes: address.handshakes.clone() })
     }
 
-    /// Addresses with at least one connection (for tests and metrics).
-    pub fn addresses(&self) -> usize {
+    /// Addresses with at least one connection.
+    #[cfg(test)]
+    fn addresses(&self) -> usize {
         self.inner.addresses.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
@@ -117,7 +118,7 @@ impl Admitted {
     /// Waits for this address's turn to handshake (refused after its
     /// `turn_wait`), then takes a slot of the listener's total (refused
     /// when all are taken).
-    pub async fn handshake_turn(&self) -> Result<HandshakeTurn, Turned> {
+    pub(crate) async fn handshake_turn(&self) -> Result<HandshakeTurn, Turned> {
         let waited = tokio::time::timeout(self.inner.shares.turn_wait, self.handshakes.clone().acquire_owned()).await;
         let address = waited.map_err(|_| Turned::Busy)?.map_err(|_| Turned::Busy)?;
         let total = self.inner.total.clone().try_acquire_owned().map_err(|_| Turned::Busy)?;

@@ -5,7 +5,7 @@
 //! tokens; per-device budgets for token refreshes and commands; one budget
 //! per API token. Every keyed limiter's memory is bounded.
 
-pub mod connections;
+pub(crate) mod connections;
 
 use crate::error::{Coded, Kind};
 use governor::clock::{Clock, DefaultClock};
@@ -32,7 +32,7 @@ impl Coded for RateLimited {
 
 /// Which per-client budget a request draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
+pub(crate) enum Bucket {
     /// Creating or resending invites and QR tokens, and wrong admin tokens.
     Invites,
     /// Accepting invites and looking them up (phones, pairing page).
@@ -43,7 +43,7 @@ pub enum Bucket {
 
 /// Which per-device budget a phone's request draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceBucket {
+pub(crate) enum DeviceBucket {
     /// `POST /phone/token/refresh`.
     TokenRefresh,
     /// Voice and text commands.
@@ -65,11 +65,11 @@ const MAX_KEYS: usize = 100_000;
 /// The key a client is counted under: its address, an IPv6 address cut to
 /// its /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
+pub(crate) struct ClientKey(IpAddr);
 
 impl ClientKey {
     /// The key of a client at `ip` (the local socket has none).
-    pub fn of(ip: Option<IpAddr>) -> ClientKey {
+    pub(crate) fn of(ip: Option<IpAddr>) -> ClientKey {
         match ip {
             Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => ClientKey(v6.to_canonical()),
             Some(IpAddr::V6(v6)) => {
@@ -84,7 +84,7 @@ impl ClientKey {
 
 impl ClientKey {
     /// Whether the client is on this machine (an IPv4-mapped loopback too).
-    pub fn is_loopback(&self) -> bool {
+    pub(crate) fn is_loopback(&self) -> bool {
         self.0.is_loopback()
     }
 }
@@ -130,7 +130,7 @@ fn retry_after(wait: Duration) -> RateLimited {
 
 /// The appliance's rate limiters (cheap to clone).
 #[derive(Clone)]
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     inner: Arc<Limiters>,
 }
 
@@ -151,7 +151,7 @@ fn per_minute(n: u32) -> Quota {
 
 impl RateLimits {
     /// The budgets `config` sets.
-    pub fn new(config: &crate::config::LimitsConfig) -> RateLimits {
+    pub(crate) fn new(config: &crate::config::LimitsConfig) -> RateLimits {
         let hourly = Quota::per_hour(NonZeroU32::new(REFRESHES_PER_HOUR).unwrap_or(NonZeroU32::MIN));
         RateLimits {
             inner: Arc::new(Limiters {
@@ -168,7 +168,7 @@ impl RateLimits {
     }
 
     /// Takes one request from `client`'s budget in `bucket`.
-    pub fn check(&self, bucket: Bucket, client: ClientKey) -> Result<(), RateLimited> {
+    pub(crate) fn check(&self, bucket: Bucket, client: ClientKey) -> Result<(), RateLimited> {
         let limiter = match bucket {
             Bucket::Invites => &self.inner.invites,
             Bucket::Accepts => &self.inner.accepts,
@@ -180,14 +180,14 @@ impl RateLimits {
     /// Counts a wrong admin token: against the client's invite budget and
     /// the appliance-wide budget, so neither one address nor many can guess
     /// (or grow the audit log) quickly.
-    pub fn admin_failure(&self, client: ClientKey) -> Result<(), RateLimited> {
+    pub(crate) fn admin_failure(&self, client: ClientKey) -> Result<(), RateLimited> {
         self.check(Bucket::Invites, client)?;
         let inner = &self.inner;
         inner.admin_failures.check().map_err(|not_until| retry_after(not_until.wait_time_from(inner.clock.now())))
     }
 
     /// Takes one request from a device's budget.
-    pub fn check_device(&self, bucket: DeviceBucket, device: &str) -> Result<(), RateLimited> {
+    pub(crate) fn check_device(&self, bucket: DeviceBucket, device: &str) -> Result<(), RateLimited> {
         let limiter = match bucket {
             DeviceBucket::TokenRefresh => &self.inner.refreshes,
             DeviceBucket::Commands => &self.inner.commands,
@@ -196,12 +196,12 @@ impl RateLimits {
     }
 
     /// Takes one request from an API token's budget.
-    pub fn check_token(&self, name: &str) -> Result<(), RateLimited> {
+    pub(crate) fn check_token(&self, name: &str) -> Result<(), RateLimited> {
         self.inner.api_tokens.check(&name.to_owned(), &self.inner.clock)
     }
 
     /// Forgets clients whose budgets are full again (bounds memory).
-    pub fn forget_idle(&self) {
+    pub(crate) fn forget_idle(&self) {
         let inner = &self.inner;
         inner.invites.forget_idle();
         inner.accepts.forget_idle();

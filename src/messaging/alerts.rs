@@ -11,7 +11,7 @@ use crate::devices::{Change, Device, DeviceState};
 use crate::ids::UserId;
 
 /// The kind of the alert a user's other phones get.
-pub const NEW_DEVICE: &str = "new_device";
+pub(crate) const NEW_DEVICE: &str = "new_device";
 
 /// Most of a user's phones read to find the ones to tell of a new one: a
 /// person has a handful; an account with thousands (a test rig, a shared
@@ -34,7 +34,7 @@ impl Messaging {
     /// A phone was paired (from address `from`): the user's other active
     /// phones (among the first [`PHONES_READ`]) get a `new_device` alert, and where it waits for approval the
     /// admins' phones are told. Failures are logged: the pairing stands.
-    pub async fn paired(&self, device: &Device, from: Option<String>, admins: &[UserId]) {
+    pub(crate) async fn paired(&self, device: &Device, from: Option<String>, admins: &[UserId]) {
         let about = about(device, from);
         let others = match self.devices.some_active(&device.user_id, Some(&device.device_id), PHONES_READ) {
             Ok(others) => others,
@@ -61,7 +61,12 @@ impl Messaging {
     /// "This wasn't me" from `reporter` on its `new_device` alert `id`: the
     /// phone the alert is about is revoked (told so, its connections
     /// closed) and the admins' phones are told. The revoked phone.
-    pub async fn disown(&self, reporter: &Device, id: &str, admins: &[UserId]) -> Result<Device, MessagingError> {
+    pub(crate) async fn disown(
+        &self,
+        reporter: &Device,
+        id: &str,
+        admins: &[UserId],
+    ) -> Result<Device, MessagingError> {
         if !self.notifications.holds(reporter, id)? {
             return Err(MessagingError::NotificationNotFound);
         }

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 /// A message for one device's live event streams.
 #[derive(Debug, Clone)]
-pub struct LiveEvent {
+pub(crate) struct LiveEvent {
     /// The device.
     pub device_id: String,
     /// The message's type.
@@ -33,10 +33,10 @@ pub struct LiveEvent {
 }
 
 /// Live event streams one device may hold at once.
-pub const MAX_STREAMS: usize = 4;
+pub(crate) const MAX_STREAMS: usize = 4;
 
 /// One open event stream of a device, counted until dropped.
-pub struct StreamSlot {
+pub(crate) struct StreamSlot {
     streams: Arc<Mutex<HashMap<String, usize>>>,
     device: String,
 }
@@ -58,7 +58,7 @@ impl Drop for StreamSlot {
 const CONTROL_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What the sender needs.
-pub struct Parts {
+pub(crate) struct Parts {
     /// The broker's in-process link.
     pub link: Link,
     /// The gateway (which connections are subscribed; cut-offs).
@@ -81,7 +81,7 @@ pub struct Parts {
 
 /// The sender (cheap to clone).
 #[derive(Clone)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     parts: Arc<Parts>,
     live: broadcast::Sender<LiveEvent>,
     streams: Arc<Mutex<HashMap<String, usize>>>,
@@ -89,14 +89,14 @@ pub struct Delivery {
 
 impl Delivery {
     /// A sender from its parts.
-    pub fn new(parts: Parts) -> Delivery {
+    pub(crate) fn new(parts: Parts) -> Delivery {
         Delivery { parts: Arc::new(parts), live: broadcast::channel(4096).0, streams: Arc::default() }
     }
 
     /// Sends `message` to a device, live and by Web Push; the device's live
     /// MQTT connection that was subscribed to its notifications when the
     /// message was published (and so gets it), if any.
-    pub async fn send(&self, user_id: &str, device_id: &str, message: &Outbound) -> Option<u64> {
+    pub(crate) async fn send(&self, user_id: &str, device_id: &str, message: &Outbound) -> Option<u64> {
         let (connection, json) = self.send_live_json(user_id, device_id, message).await?;
         let pushed = super::pushed::push_of(message, &json, self.parts.clock.now(), self.parts.retention);
         let always = matches!(message, Outbound::Control(_));
@@ -106,7 +106,7 @@ impl Delivery {
 
     /// Sends `message` to a device's live connections only (a resend to a
     /// phone that just came back); like [`Delivery::send`] otherwise.
-    pub async fn send_live(&self, user_id: &str, device_id: &str, message: &Outbound) -> Option<u64> {
+    pub(crate) async fn send_live(&self, user_id: &str, device_id: &str, message: &Outbound) -> Option<u64> {
         self.send_live_json(user_id, device_id, message).await.and_then(|(connection, _)| connection)
     }
 
@@ -142,7 +142,7 @@ impl Delivery {
 
     /// Publishes and streams a message another node sent, if the device is
     /// connected here (by MQTT or an event stream).
-    pub async fn relayed(&self, user_id: &str, device_id: &str, kind: wire::Kind, id: &str, json: &str) {
+    pub(crate) async fn relayed(&self, user_id: &str, device_id: &str, kind: wire::Kind, id: &str, json: &str) {
         if self.parts.gateway.holds(device_id) || self.streams_open(device_id) {
             self.publish_here(user_id, device_id, kind, id, json).await;
         }
@@ -177,7 +177,7 @@ impl Delivery {
 
     /// The device's live connection subscribed to its notifications (once
     /// none of its SUBSCRIBEs is on its way).
-    pub async fn subscribed_connection(&self, device_id: &str) -> Option<u64> {
+    pub(crate) async fn subscribed_connection(&self, device_id: &str) -> Option<u64> {
         self.parts.gateway.settled(device_id).await.connection
     }
 
@@ -187,7 +187,7 @@ impl Delivery {
 
     /// Counts a new live event stream of `device`; None when it holds
     /// [`MAX_STREAMS`] already.
-    pub fn open_stream(&self, device: &str) -> Option<StreamSlot> {
+    pub(crate) fn open_stream(&self, device: &str) -> Option<StreamSlot> {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         let open = streams.entry(device.to_owned()).or_default();
         if *open >= MAX_STREAMS {
@@ -198,7 +198,7 @@ impl Delivery {
     }
 
     /// A receiver of every live event (filter by device).
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.live.subscribe()
     }
 
@@ -206,7 +206,7 @@ impl Delivery {
     /// connections: each as soon as the message has passed to the phone,
     /// or at [`CONTROL_DEADLINE`] if it never does (a phone not subscribed
     /// to `control`).
-    pub async fn send_then_cut_off(&self, user_id: &str, device_id: &str, message: &Outbound) {
+    pub(crate) async fn send_then_cut_off(&self, user_id: &str, device_id: &str, message: &Outbound) {
         self.cut_off_here(device_id);
         self.parts.cluster.tell(Relay::CutOff { device: device_id.to_owned() }).await;
         self.send(user_id, device_id, message).await;
@@ -214,7 +214,7 @@ impl Delivery {
 
     /// Closes the device's MQTT connections on this node once the next
     /// `control` message has passed (or at [`CONTROL_DEADLINE`]).
-    pub fn cut_off_here(&self, device_id: &str) {
+    pub(crate) fn cut_off_here(&self, device_id: &str) {
         self.parts.gateway.close_after_control(device_id);
         let (gateway, device) = (self.parts.gateway.clone(), device_id.to_owned());
         self.parts.tasks.spawn(async move {
@@ -224,17 +224,17 @@ impl Delivery {
     }
 
     /// The other nodes.
-    pub fn cluster(&self) -> &Cluster {
+    pub(crate) fn cluster(&self) -> &Cluster {
         &self.parts.cluster
     }
 
     /// The metrics.
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.parts.metrics
     }
 
     /// Web Push.
-    pub fn push(&self) -> &Push {
+    pub(crate) fn push(&self) -> &Push {
         &self.parts.push
     }
 }

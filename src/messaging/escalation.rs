@@ -20,7 +20,7 @@ use super::receipts::Receipts;
 use super::MessagingError;
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{span, Clock, Timestamp};
-pub use crate::cluster::relay::Item;
+pub(crate) use crate::cluster::relay::Item;
 use crate::cluster::{Cluster, Relay};
 use crate::devices::{DeviceState, Devices};
 use crate::ids::UserId;
@@ -37,7 +37,7 @@ use tokio::sync::watch;
 
 /// The operator's escalation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EscalationConfig {
+pub(crate) struct EscalationConfig {
     /// Unseen this long: texted (zero: off).
     pub after: Duration,
     /// A priority-5 notification is texted again this often.
@@ -78,7 +78,7 @@ struct Subject {
 }
 
 /// What escalation needs.
-pub struct Parts {
+pub(crate) struct Parts {
     /// Settings.
     pub config: EscalationConfig,
     /// The store (texts sent, numbers).
@@ -122,7 +122,7 @@ enum Claim {
 
 /// Escalation (cheap to clone).
 #[derive(Clone)]
-pub struct Escalation {
+pub(crate) struct Escalation {
     parts: Arc<Parts>,
     /// Items by when they are next due.
     due: Arc<Mutex<BTreeSet<(Timestamp, Item)>>>,
@@ -130,18 +130,18 @@ pub struct Escalation {
 
 impl Escalation {
     /// Escalation from its parts.
-    pub fn new(parts: Parts) -> Escalation {
+    pub(crate) fn new(parts: Parts) -> Escalation {
         Escalation { parts: Arc::new(parts), due: Arc::default() }
     }
 
     /// Whether escalation is on.
-    pub fn on(&self) -> bool {
+    pub(crate) fn on(&self) -> bool {
         !self.parts.config.after.is_zero()
     }
 
     /// Watches `item`, made at `at`: it escalates `after` that if unseen
     /// (here when this node leads, otherwise on the node that does).
-    pub async fn watch(&self, item: Item, at: Timestamp) {
+    pub(crate) async fn watch(&self, item: Item, at: Timestamp) {
         if !self.on() {
             return;
         }
@@ -153,7 +153,7 @@ impl Escalation {
     }
 
     /// Watches `item` on this node, when it leads (another node made it).
-    pub fn watch_here(&self, item: Item, at: Timestamp) {
+    pub(crate) fn watch_here(&self, item: Item, at: Timestamp) {
         if self.on() && self.parts.cluster.leading() {
             let due = at + span(self.parts.config.after);
             self.lock_due().insert((due, item));
@@ -166,7 +166,7 @@ impl Escalation {
 
     /// Watches again what is waiting in the store, when this node leads (it
     /// may have missed what other nodes told it).
-    pub fn pick_up(&self) -> Result<(), MessagingError> {
+    pub(crate) fn pick_up(&self) -> Result<(), MessagingError> {
         match self.on() && self.parts.cluster.leading() {
             true => self.resume(),
             false => Ok(()),
@@ -193,7 +193,7 @@ impl Escalation {
 
     /// Texts what is due, once a second while this node leads, until
     /// `stop` turns true.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) {
         if !self.on() {
             return;
         }

@@ -26,7 +26,7 @@ type Queues = Arc<Mutex<HashMap<String, mpsc::Sender<Received>>>>;
 
 /// Hands every message from `inbox` to its device's worker until the link
 /// closes or `stop` is cancelled; then the workers finish what they hold.
-pub async fn serve(messaging: Messaging, mut inbox: Inbox, tasks: TaskTracker, stop: CancellationToken) {
+pub(crate) async fn serve(messaging: Messaging, mut inbox: Inbox, tasks: TaskTracker, stop: CancellationToken) {
     let queues: Queues = Arc::default();
     loop {
         let message = tokio::select! {

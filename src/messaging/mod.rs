@@ -5,17 +5,17 @@
 //! phone it was suspended or revoked before its connection is closed, and
 //! the periodic expiry and pruning. The parts live in the submodules.
 
-pub mod alerts;
-pub mod approvals;
-pub mod commands;
-pub mod delivery;
-pub mod error;
-pub mod escalation;
-pub mod inbound;
-pub mod notifications;
+pub(crate) mod alerts;
+pub(crate) mod approvals;
+pub(crate) mod commands;
+pub(crate) mod delivery;
+pub(crate) mod error;
+pub(crate) mod escalation;
+pub(crate) mod inbound;
+pub(crate) mod notifications;
 mod notify_request;
-pub mod pushed;
-pub mod receipts;
+pub(crate) mod pushed;
+pub(crate) mod receipts;
 pub mod wire;
 
 pub use error::MessagingError;
@@ -37,41 +37,41 @@ const REFRESH_HINT_BEFORE: chrono::TimeDelta = chrono::TimeDelta::days(3);
 
 /// The messaging service (cheap to clone).
 #[derive(Clone)]
-pub struct Messaging {
+pub(crate) struct Messaging {
     /// Notifications.
-    pub notifications: Notifications,
+    pub(crate) notifications: Notifications,
     /// Approvals.
-    pub approvals: Approvals,
+    pub(crate) approvals: Approvals,
     /// Commands.
-    pub commands: Commands,
+    pub(crate) commands: Commands,
     /// The sender.
-    pub delivery: Delivery,
+    pub(crate) delivery: Delivery,
     /// How far each item got on each device.
-    pub receipts: Receipts,
+    pub(crate) receipts: Receipts,
     /// Texts what goes unseen.
-    pub escalation: Escalation,
+    pub(crate) escalation: Escalation,
     /// The paired devices (recipients).
-    pub devices: Devices,
+    pub(crate) devices: Devices,
     /// The clock.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
 }
 
 /// A notification as the requester sees it: where it went and how far it
 /// got on each device.
 #[derive(serde::Serialize)]
-pub struct Tracked<T: serde::Serialize> {
+pub(crate) struct Tracked<T: serde::Serialize> {
     /// The item.
     #[serde(flatten)]
-    pub item: T,
+    pub(crate) item: T,
     /// Its receipt on each device.
-    pub receipts: Vec<Receipt>,
+    pub(crate) receipts: Vec<Receipt>,
 }
 
 impl Messaging {
     /// Items `device` showed its person (`POST /phone/seen`, MQTT `seen`):
     /// its own notifications and the approvals that ask it count; any other
     /// id is left out. How many counted.
-    pub async fn seen(&self, device: &Device, ids: &[String]) -> Result<usize, MessagingError> {
+    pub(crate) async fn seen(&self, device: &Device, ids: &[String]) -> Result<usize, MessagingError> {
         if ids.len() > receipts::MAX_SEEN {
             return Err(MessagingError::invalid("ids", format!("at most {} at once", receipts::MAX_SEEN)));
         }
@@ -90,7 +90,7 @@ impl Messaging {
     }
 
     /// A notification with its receipts.
-    pub fn tracked_notification(&self, id: &str) -> Result<Tracked<notifications::Recent>, MessagingError> {
+    pub(crate) fn tracked_notification(&self, id: &str) -> Result<Tracked<notifications::Recent>, MessagingError> {
         self.track(self.notifications.get(id)?.ok_or(MessagingError::NotificationNotFound)?)
     }
 
@@ -102,7 +102,7 @@ impl Messaging {
     }
 
     /// An approval with its receipts on the phones it asks.
-    pub fn tracked_approval(&self, approval: Approval) -> Result<Tracked<Approval>, MessagingError> {
+    pub(crate) fn tracked_approval(&self, approval: Approval) -> Result<Tracked<Approval>, MessagingError> {
         let user = UserId::parse(&approval.user_id).map_err(|e| MessagingError::invalid("user_id", e.to_string()))?;
         let asked: Vec<String> = self
             .devices
@@ -117,7 +117,7 @@ impl Messaging {
     }
 
     /// The newest `n` notifications with their receipts.
-    pub fn recent_tracked(&self, n: usize) -> Result<Vec<Tracked<notifications::Recent>>, MessagingError> {
+    pub(crate) fn recent_tracked(&self, n: usize) -> Result<Vec<Tracked<notifications::Recent>>, MessagingError> {
         self.notifications.recent(n)?.into_iter().map(|r| self.track(r)).collect()
     }
 
@@ -150,7 +150,7 @@ impl Messaging {
     }
 
     /// `POST /phone/notify`.
-    pub async fn notify(&self, request: &NotifyRequest) -> Result<Notified, MessagingError> {
+    pub(crate) async fn notify(&self, request: &NotifyRequest) -> Result<Notified, MessagingError> {
         let recipients = self.recipients(request.user_id.as_deref(), request.device_id.as_deref())?;
         let notified = self.notifications.notify(request, &recipients).await?;
         if request.priority == Some(5) {
@@ -160,7 +160,7 @@ impl Messaging {
     }
 
     /// `POST /phone/approvals`.
-    pub async fn request_approval(
+    pub(crate) async fn request_approval(
         &self,
         actor: &crate::audit::Actor,
         request: &ApprovalRequest,
@@ -178,7 +178,7 @@ impl Messaging {
     }
 
     /// A phone's answer to an approval (MQTT or HTTP).
-    pub async fn answer(&self, device: &Device, id: &str, answer: &Answer) -> Result<Approval, MessagingError> {
+    pub(crate) async fn answer(&self, device: &Device, id: &str, answer: &Answer) -> Result<Approval, MessagingError> {
         match self.approvals.answer(device, id, answer).await {
             Ok(approval) => {
                 self.after_decision(&approval).await;
@@ -205,7 +205,12 @@ impl Messaging {
     }
 
     /// A phone came online (or went offline): last seen, and what it missed.
-    pub async fn presence(&self, device: &Device, online: bool, since: Option<&str>) -> Result<usize, MessagingError> {
+    pub(crate) async fn presence(
+        &self,
+        device: &Device,
+        online: bool,
+        since: Option<&str>,
+    ) -> Result<usize, MessagingError> {
         self.devices.seen(device.device_id.as_str());
         if !online {
             return Ok(0);
@@ -222,7 +227,7 @@ impl Messaging {
     /// Sends a `control` message; for suspend and revoke, then closes the
     /// device's MQTT connections (a revoked device's push subscriptions go
     /// once the message is on its way).
-    pub async fn control(&self, device: &Device, action: ControlAction, detail: &str) {
+    pub(crate) async fn control(&self, device: &Device, action: ControlAction, detail: &str) {
         let message = Outbound::Control(wire::Control {
             id: uuid::Uuid::new_v4().simple().to_string(),
             time: self.clock.now(),
@@ -241,7 +246,7 @@ impl Messaging {
     }
 
     /// Handles one message a phone published.
-    pub async fn received(&self, message: Received) {
+    pub(crate) async fn received(&self, message: Received) {
         let Some(origin) = wire::parse_topic(&message.topic) else {
             tracing::debug!(topic = %message.topic, "ignored a message on an unexpected topic");
             return;
@@ -279,7 +284,7 @@ impl Messaging {
 
     /// Expires overdue approvals (telling waiting commands) and prunes
     /// notifications, decided approvals and commands older than `retention`.
-    pub async fn sweep(&self, retention: std::time::Duration) -> Result<(), MessagingError> {
+    pub(crate) async fn sweep(&self, retention: std::time::Duration) -> Result<(), MessagingError> {
         for approval in self.approvals.expire_overdue().await? {
             self.after_decision(&approval).await;
         }

@@ -7,7 +7,7 @@
 
 use super::delivery::Delivery;
 use super::error::MessagingError;
-pub use super::notify_request::NotifyRequest;
+pub(crate) use super::notify_request::NotifyRequest;
 use super::wire::{self, Outbound};
 use crate::clock::{Clock, Timestamp};
 use crate::devices::{Device, DeviceState};
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 /// The answer to notify.
 #[derive(Debug, Serialize)]
-pub struct Notified {
+pub(crate) struct Notified {
     /// The notification's id.
     pub id: String,
     /// The devices it was stored for.
@@ -28,7 +28,7 @@ pub struct Notified {
 /// Where a notification stands for one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DeliveryState {
+pub(crate) enum DeliveryState {
     /// On disk, not yet published to a live connection.
     Stored,
     /// Published while the phone was connected.
@@ -54,7 +54,7 @@ struct Stored {
 
 /// A notification as a phone lists it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// The message.
     #[serde(flatten)]
     pub message: wire::Notification,
@@ -64,7 +64,7 @@ pub struct Listed {
 
 /// A notification as the admin's activity view shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Recent {
+pub(crate) struct Recent {
     /// The message.
     #[serde(flatten)]
     pub message: wire::Notification,
@@ -75,11 +75,11 @@ pub struct Recent {
 }
 
 /// Most notifications one listing returns.
-pub const PAGE: usize = 500;
+pub(crate) const PAGE: usize = 500;
 
 /// A notification id: `n` and 16 hex digits of a store id, so ids sort in
 /// the order they were made.
-pub fn id_of(store_id: u64) -> String {
+pub(crate) fn id_of(store_id: u64) -> String {
     format!("n{store_id:016x}")
 }
 
@@ -117,7 +117,7 @@ enum Fresh {
 
 /// The notification service (cheap to clone).
 #[derive(Clone)]
-pub struct Notifications {
+pub(crate) struct Notifications {
     store: Store,
     delivery: Delivery,
     /// Per device, the newest notification published to a live connection.
@@ -137,19 +137,23 @@ pub struct Notifications {
 
 impl Notifications {
     /// A service over `store`.
-    pub fn new(store: Store, delivery: Delivery, clock: Clock) -> Notifications {
+    pub(crate) fn new(store: Store, delivery: Delivery, clock: Clock) -> Notifications {
         Notifications { store, delivery, published: Arc::default(), runs: Arc::default(), order: Arc::default(), clock }
     }
 
     /// Stores a notification for `recipients` (on disk when this returns),
     /// then publishes it to each.
-    pub async fn notify(&self, request: &NotifyRequest, recipients: &[Device]) -> Result<Notified, MessagingError> {
+    pub(crate) async fn notify(
+        &self,
+        request: &NotifyRequest,
+        recipients: &[Device],
+    ) -> Result<Notified, MessagingError> {
         self.send(request.message(self.clock.now())?, recipients).await
     }
 
     /// Stores `message` (its id filled in here) for `recipients`, all of
     /// one user, then publishes it to each.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         mut message: wire::Notification,
         recipients: &[Device],
@@ -222,7 +226,7 @@ impl Notifications {
     /// The device's notifications after `since` (after its acknowledged
     /// cursor when `None`), oldest first, at most [`PAGE`]. Never anything
     /// from before this pairing of the device id (its inbox floor).
-    pub fn list(&self, paired: &Device, since: Option<&str>) -> Result<Vec<Listed>, MessagingError> {
+    pub(crate) fn list(&self, paired: &Device, since: Option<&str>) -> Result<Vec<Listed>, MessagingError> {
         let device = paired.device_id.as_str();
         let acked = self.acked(device)?;
         let after = since.map(str::to_owned).or_else(|| acked.clone());
@@ -250,24 +254,24 @@ impl Notifications {
     }
 
     /// Whether `id` was stored for this pairing of `device`.
-    pub fn holds(&self, device: &Device, id: &str) -> Result<bool, MessagingError> {
+    pub(crate) fn holds(&self, device: &Device, id: &str) -> Result<bool, MessagingError> {
         let floor = device.inbox_floor.as_deref().unwrap_or_default();
         Ok(id > floor && self.store.contains(Table::Inbox, &inbox_key(device.device_id.as_str(), id))?)
     }
 
     /// Whether `device`'s acknowledged cursor is at or past `id`.
-    pub fn acknowledged(&self, device: &str, id: &str) -> bool {
+    pub(crate) fn acknowledged(&self, device: &str, id: &str) -> bool {
         self.acked(device).ok().flatten().is_some_and(|cursor| id <= cursor.as_str())
     }
 
     /// One notification, with its user and recipients.
-    pub fn get(&self, id: &str) -> Result<Option<Recent>, MessagingError> {
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Recent>, MessagingError> {
         let stored: Option<Stored> = self.store.get(Table::Notifications, id)?;
         Ok(stored.map(|s| Recent { message: s.message, user_id: s.user_id, recipients: s.recipients }))
     }
 
     /// The newest `n` notifications, newest first.
-    pub fn recent(&self, n: usize) -> Result<Vec<Recent>, MessagingError> {
+    pub(crate) fn recent(&self, n: usize) -> Result<Vec<Recent>, MessagingError> {
         let stored: Vec<Stored> = self.store.last(Table::Notifications, n)?;
         Ok(stored
             .into_iter()
@@ -276,7 +280,7 @@ impl Notifications {
     }
 
     /// Records that the device has everything up to `id` (never moves back).
-    pub fn acknowledge(&self, device: &str, id: &str) -> Result<(), MessagingError> {
+    pub(crate) fn acknowledge(&self, device: &str, id: &str) -> Result<(), MessagingError> {
         let key = ack_key(device);
         self.store
             .commit_unflushed(|tx| match tx.get::<String, MessagingError>(Table::Meta, &key)? {
@@ -290,7 +294,7 @@ impl Notifications {
     /// acknowledged cursor when `None`), except what its subscribed
     /// connection got live while this presence was on its way. How many
     /// were sent.
-    pub async fn replay(&self, device: &Device, since: Option<&str>) -> Result<usize, MessagingError> {
+    pub(crate) async fn replay(&self, device: &Device, since: Option<&str>) -> Result<usize, MessagingError> {
         if device.status != DeviceState::Active {
             return Ok(0);
         }
@@ -316,7 +320,7 @@ impl Notifications {
 
     /// Removes notifications older than `cutoff` with their delivery
     /// records; how many.
-    pub fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
+    pub(crate) fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
         let oldest: Vec<(String, Stored)> = self.store.scan_prefix(Table::Notifications, "n", None, 1000)?;
         let old: Vec<(String, Stored)> = oldest.into_iter().take_while(|(_, s)| s.message.time < cutoff).collect();
         self.store

@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// `POST /phone/notify`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NotifyRequest {
+pub(crate) struct NotifyRequest {
     /// Every active phone of this user…
     #[serde(default)]
     pub user_id: Option<String>,

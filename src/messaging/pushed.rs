@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Largest plaintext sent: the push services take 4,096 bytes of body,
 /// less the `aes128gcm` header (86), delimiter (1) and tag (16), with room
 /// to spare.
-pub const MAX_PLAINTEXT: usize = 3_900;
+pub(crate) const MAX_PLAINTEXT: usize = 3_900;
 
 /// The longest a push service keeps a message (4 weeks).
 const MAX_TTL: Duration = Duration::from_secs(28 * 24 * 3600);
@@ -23,7 +23,7 @@ const LONG_FIELDS: [&str; 4] = ["body", "output_tail", "detail", "message"];
 
 /// `message` (its JSON `json`) as a push, at `now`; notifications are kept
 /// for `retention`.
-pub fn push_of(message: &Outbound, json: &str, now: Timestamp, retention: Duration) -> Message {
+pub(crate) fn push_of(message: &Outbound, json: &str, now: Timestamp, retention: Duration) -> Message {
     let (ttl, urgency, topic) = match message {
         Outbound::Notification(n) => (retention, urgency_of(n.priority), None),
         Outbound::ApprovalRequest(a) => {

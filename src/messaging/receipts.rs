@@ -15,15 +15,15 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// Receipts kept in memory (the oldest are forgotten first).
-pub const REMEMBERED: usize = 100_000;
+pub(crate) const REMEMBERED: usize = 100_000;
 
 /// Most ids one `seen` names.
-pub const MAX_SEEN: usize = 100;
+pub(crate) const MAX_SEEN: usize = 100;
 
 /// How far an item got on one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Step {
+pub(crate) enum Step {
     /// On disk, for the device.
     Stored,
     /// A push service took it.
@@ -36,7 +36,7 @@ pub enum Step {
 
 /// One device's receipt for one item.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Receipt {
+pub(crate) struct Receipt {
     /// The device.
     pub device_id: String,
     /// The furthest step.
@@ -67,7 +67,7 @@ struct Memory {
 
 /// The receipts (cheap to clone).
 #[derive(Clone)]
-pub struct Receipts {
+pub(crate) struct Receipts {
     store: Store,
     memory: Arc<Mutex<Memory>>,
     clock: Clock,
@@ -79,13 +79,13 @@ fn seen_key(item: &str, device: &str) -> String {
 
 impl Receipts {
     /// Receipts over `store`.
-    pub fn new(store: Store, clock: Clock) -> Receipts {
+    pub(crate) fn new(store: Store, clock: Clock) -> Receipts {
         Receipts { store, memory: Arc::default(), clock }
     }
 
     /// Notes that `item` was pushed to, or delivered to, `device` now
     /// (only the first time counts).
-    pub fn reached(&self, device: &str, item: &str, step: Step) {
+    pub(crate) fn reached(&self, device: &str, item: &str, step: Step) {
         let now = self.clock.now();
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         let key = (device.to_owned(), item.to_owned());
@@ -107,7 +107,7 @@ impl Receipts {
 
     /// Records that `device` showed `items` (on disk when this returns;
     /// the first time counts).
-    pub async fn seen(&self, device: &str, items: &[String]) -> Result<(), MessagingError> {
+    pub(crate) async fn seen(&self, device: &str, items: &[String]) -> Result<(), MessagingError> {
         if items.len() > MAX_SEEN {
             return Err(MessagingError::invalid("ids", format!("at most {MAX_SEEN} at once")));
         }
@@ -127,7 +127,7 @@ impl Receipts {
     }
 
     /// Whether any of `devices` has seen `item`.
-    pub fn seen_by_any(&self, item: &str, devices: &[String]) -> Result<bool, MessagingError> {
+    pub(crate) fn seen_by_any(&self, item: &str, devices: &[String]) -> Result<bool, MessagingError> {
         for device in devices {
             if self.store.contains(Table::Receipts, &seen_key(item, device))? {
                 return Ok(true);
@@ -138,7 +138,7 @@ impl Receipts {
 
     /// The receipt of `item` (stored at `stored_at`) on each of
     /// `devices`; `acknowledged` says which devices' cursors are past it.
-    pub fn of(
+    pub(crate) fn of(
         &self,
         item: &str,
         stored_at: Timestamp,
@@ -171,7 +171,7 @@ impl Receipts {
 
     /// Removes seen marks older than `cutoff` (their items are pruned
     /// too); how many.
-    pub fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
+    pub(crate) fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
         let marks: Vec<(String, Timestamp)> = self.store.scan_keyed(Table::Receipts)?;
         let old: Vec<&String> = marks.iter().filter(|(_, at)| *at < cutoff).map(|(key, _)| key).collect();
         self.store

@@ -10,61 +10,61 @@ pub use crate::mqtt::topics::{inbound_filter, parse_topic, tenant_of, topic, top
 
 /// `notification`: the appliance tells a phone about a build.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Notification {
+pub(crate) struct Notification {
     /// The notification's id (time-ordered; use it as `since`).
-    pub id: String,
+    pub(crate) id: String,
     /// When it was posted.
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// Headline.
-    pub title: String,
+    pub(crate) title: String,
     /// Text.
-    pub body: String,
+    pub(crate) body: String,
     /// 1 (lowest) to 5 (urgent).
-    pub priority: u8,
+    pub(crate) priority: u8,
     /// `build_started`, `build_success`, `build_failure`, `test_results`, …
-    pub kind: String,
+    pub(crate) kind: String,
     /// A link to open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
+    pub(crate) link: Option<String>,
     /// The phone a `new_device` alert is about (its "This wasn't me" is
     /// `POST /phone/notifications/{id}/not-me`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<AboutDevice>,
+    pub(crate) device: Option<AboutDevice>,
 }
 
 /// The phone an alert is about.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AboutDevice {
+pub(crate) struct AboutDevice {
     /// Its id.
-    pub device_id: String,
+    pub(crate) device_id: String,
     /// Its user.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// Its name.
-    pub device_name: String,
+    pub(crate) device_name: String,
     /// `ios`, `android`, `web`, …
-    pub device_type: String,
+    pub(crate) device_type: String,
     /// When it was paired.
-    pub paired_at: Timestamp,
+    pub(crate) paired_at: Timestamp,
     /// The address it was paired from, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
 }
 
 /// `approval_request`: approve or reject, by matching the requester's number.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ApprovalRequest {
+pub(crate) struct ApprovalRequest {
     /// The approval's id (answer with it).
-    pub id: String,
+    pub(crate) id: String,
     /// When it was requested.
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// Headline.
-    pub title: String,
+    pub(crate) title: String,
     /// What is to be approved.
-    pub detail: String,
+    pub(crate) detail: String,
     /// Three two-digit numbers; the requester sees the right one.
-    pub choices: Vec<String>,
+    pub(crate) choices: Vec<String>,
     /// When it stops being answerable.
-    pub expires_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
 }
 
 /// `approval_response`: the phone's answer.
@@ -72,30 +72,30 @@ pub struct ApprovalRequest {
 pub struct ApprovalResponse {
     /// The message's own id.
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// The approval answered.
-    pub approval_id: String,
+    pub(crate) approval_id: String,
     /// `approve` or `reject`.
-    pub decision: String,
+    pub(crate) decision: String,
     /// The number the requester showed (not needed to reject, nor for a
     /// plain confirm).
     #[serde(default)]
-    pub code: String,
+    pub(crate) code: String,
 }
 
 /// `voice_command`: text the phone heard or the user typed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VoiceCommand {
     /// The message's id: a command is run at most once per id.
-    pub id: String,
+    pub(crate) id: String,
     /// The words.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// What became of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CommandStatus {
+pub(crate) enum CommandStatus {
     /// Nothing matched; `message` lists what the phone can say.
     Unknown,
     /// An action matched but a parameter is missing or unclear.
@@ -116,50 +116,50 @@ pub enum CommandStatus {
 
 /// `command_result`: the appliance's answer to a command.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CommandResult {
+pub(crate) struct CommandResult {
     /// This message's id.
-    pub id: String,
+    pub(crate) id: String,
     /// When.
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// The command answered (the voice_command's id).
-    pub command_id: String,
+    pub(crate) command_id: String,
     /// What became of it.
-    pub status: CommandStatus,
+    pub(crate) status: CommandStatus,
     /// The matched action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    pub(crate) action: Option<String>,
     /// Its parameters.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub params: std::collections::BTreeMap<String, String>,
+    pub(crate) params: std::collections::BTreeMap<String, String>,
     /// The approval to answer, when awaiting one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval_id: Option<String>,
+    pub(crate) approval_id: Option<String>,
     /// The exit code, when finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
+    pub(crate) exit_code: Option<i32>,
     /// The end of the output, when finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_tail: Option<String>,
+    pub(crate) output_tail: Option<String>,
     /// A sentence for the user.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// `build_status`: an action's run, for build dashboards on the phone.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct BuildStatus {
+pub(crate) struct BuildStatus {
     /// This message's id.
-    pub id: String,
+    pub(crate) id: String,
     /// When.
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// The action.
-    pub action: String,
+    pub(crate) action: String,
     /// Its parameters.
-    pub params: std::collections::BTreeMap<String, String>,
+    pub(crate) params: std::collections::BTreeMap<String, String>,
     /// `started`, `succeeded`, `failed` or `timed_out`.
-    pub state: CommandStatus,
+    pub(crate) state: CommandStatus,
     /// The exit code, when finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
+    pub(crate) exit_code: Option<i32>,
 }
 
 /// `seen`: the items (notification or approval ids) the phone showed its
@@ -168,7 +168,7 @@ pub struct BuildStatus {
 #[serde(deny_unknown_fields)]
 pub struct Seen {
     /// The items.
-    pub ids: Vec<String>,
+    pub(crate) ids: Vec<String>,
 }
 
 /// `presence`: the phone is online (after subscribing) or offline (its
@@ -176,17 +176,17 @@ pub struct Seen {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Presence {
     /// `online` or `offline`.
-    pub state: String,
+    pub(crate) state: String,
     /// The last notification id the phone has; everything after it is
     /// replayed (everything unacknowledged when absent).
     #[serde(default)]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
 }
 
 /// What a `control` message tells the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ControlAction {
+pub(crate) enum ControlAction {
     /// The phone was revoked; it must pair again.
     Revoked,
     /// The phone was suspended; an admin can reactivate it.
@@ -197,21 +197,21 @@ pub enum ControlAction {
 
 /// `control`: the appliance tells the phone about its standing.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Control {
+pub(crate) struct Control {
     /// This message's id.
-    pub id: String,
+    pub(crate) id: String,
     /// When.
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// What happened.
-    pub action: ControlAction,
+    pub(crate) action: ControlAction,
     /// A sentence for the user.
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 /// An appliance → phone message, ready to send.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Outbound {
+pub(crate) enum Outbound {
     /// See [`Notification`].
     Notification(Notification),
     /// See [`ApprovalRequest`].
@@ -226,7 +226,7 @@ pub enum Outbound {
 
 impl Outbound {
     /// The message's type.
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         match self {
             Outbound::Notification(_) => Kind::Notification,
             Outbound::ApprovalRequest(_) => Kind::ApprovalRequest,
@@ -237,7 +237,7 @@ impl Outbound {
     }
 
     /// The message's id.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             Outbound::Notification(m) => &m.id,
             Outbound::ApprovalRequest(m) => &m.id,
@@ -266,14 +266,14 @@ pub enum Inbound {
 #[error("{kind} message not understood: {reason}")]
 pub struct BadMessage {
     /// The type it claimed.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// What was wrong.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// Reads an optional whole number that JSON may write as `2` or `2.0` (both
 /// are integers to JSON Schema); a fraction or a negative is refused.
-pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let Some(number) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
     if let Some(n) = number.as_u64() {
         return Ok(Some(n));
@@ -285,7 +285,7 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64
 }
 
 /// Largest phone message the appliance reads.
-pub const MAX_INBOUND: usize = 16 * 1024;
+pub(crate) const MAX_INBOUND: usize = 16 * 1024;
 
 /// Parses a phone's message of type `kind`.
 pub fn parse_inbound(kind: Kind, payload: &[u8]) -> Result<Inbound, BadMessage> {

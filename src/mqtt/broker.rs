@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Mutex};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum BrokerError {
+pub(crate) enum BrokerError {
     /// Files or sockets.
     #[error("broker: {0}")]
     Io(#[from] std::io::Error),
@@ -30,7 +30,7 @@ pub enum BrokerError {
 
 /// What the gateway needs to reach the internal listener.
 #[derive(Clone)]
-pub struct Internal {
+pub(crate) struct Internal {
     /// The loopback address of the internal listener.
     pub addr: SocketAddr,
     /// This boot's password for the internal listener.
@@ -44,7 +44,7 @@ impl std::fmt::Debug for Internal {
 }
 
 /// The running broker.
-pub struct Broker {
+pub(crate) struct Broker {
     /// Reaching the internal listener.
     pub internal: Internal,
     /// The appliance's link, for publishing.
@@ -52,11 +52,11 @@ pub struct Broker {
 }
 
 /// Messages phones published to the appliance's filters.
-pub type Inbox = mpsc::Receiver<Received>;
+pub(crate) type Inbox = mpsc::Receiver<Received>;
 
 /// A message a phone published: topic and payload.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     /// The full topic.
     pub topic: String,
     /// The payload.
@@ -65,13 +65,13 @@ pub struct Received {
 
 /// The appliance's in-process link (cheap to clone).
 #[derive(Clone)]
-pub struct Link {
+pub(crate) struct Link {
     tx: Arc<Mutex<LinkTx>>,
 }
 
 impl Link {
     /// Publishes `payload` on `topic` from the appliance.
-    pub async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), BrokerError> {
+    pub(crate) async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<(), BrokerError> {
         let mut link = self.tx.lock().await;
         link.publish(topic.to_owned(), payload).map(|_| ()).map_err(|e| BrokerError::Link(e.to_string()))
     }
@@ -79,7 +79,7 @@ impl Link {
 
 /// Only these client ids are let in (rumqttd panics on a reconnect after
 /// refusing an id with `/ + # $`, upstream issue #1062).
-pub fn valid_client_id(id: &str) -> bool {
+pub(crate) fn valid_client_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -88,7 +88,7 @@ pub fn valid_client_id(id: &str) -> bool {
 /// with one id (rumqttd then drops the older one, and a late goodbye of the
 /// older one could drop the newer); the gateway itself closes a device's
 /// older connections when a new one arrives.
-pub fn upstream_client_id(device: &str, n: u64) -> String {
+pub(crate) fn upstream_client_id(device: &str, n: u64) -> String {
     format!("{device}.{n}")
 }
 
@@ -153,7 +153,7 @@ fn free_loopback_port() -> std::io::Result<SocketAddr> {
 impl Broker {
     /// Starts the router, the internal listener and the appliance's link;
     /// the broker and what phones send the appliance.
-    pub fn start() -> Result<(Broker, Inbox), BrokerError> {
+    pub(crate) fn start() -> Result<(Broker, Inbox), BrokerError> {
         let secret = boot_secret();
         let addr = free_loopback_port()?;
         let router_tx = Router::new(0, router_config()).spawn();

@@ -2,7 +2,7 @@
 //! TLS front door (the gateway, which reads every packet), the topics every
 //! message travels on, and the socket option both listeners use.
 
-pub mod broker;
-pub mod gateway;
-pub mod quickack;
-pub mod topics;
+pub(crate) mod broker;
+pub(crate) mod gateway;
+pub(crate) mod quickack;
+pub(crate) mod topics;

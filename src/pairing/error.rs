@@ -11,7 +11,7 @@ use crate::store::{StoreError, TxError};
 
 /// Why a pairing request was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum PairingError {
+pub(crate) enum PairingError {
     /// A field failed validation.
     #[error(transparent)]
     Invalid(#[from] InvalidId),

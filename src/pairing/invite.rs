@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// How an invite reaches the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum InviteKind {
+pub(crate) enum InviteKind {
     /// A link by SMS.
     Sms,
     /// A QR code shown by the IDE or console.
@@ -29,7 +29,7 @@ impl InviteKind {
 /// An invite's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum InviteStatus {
+pub(crate) enum InviteStatus {
     /// Waiting for the phone.
     Pending,
     /// Used by a phone.
@@ -42,7 +42,7 @@ pub enum InviteStatus {
 
 /// An invite and its pairing session, as stored (under the code's hash).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Invite {
+pub(crate) struct Invite {
     /// SMS or QR.
     pub kind: InviteKind,
     /// First characters of the code, for logs.
@@ -77,7 +77,7 @@ pub struct Invite {
 
 impl Invite {
     /// The status with the expiry applied at `now`.
-    pub fn effective_status(&self, now: Timestamp) -> InviteStatus {
+    pub(crate) fn effective_status(&self, now: Timestamp) -> InviteStatus {
         match self.status {
             InviteStatus::Pending if now >= self.expires_at => InviteStatus::Expired,
             status => status,

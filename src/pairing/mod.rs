@@ -27,21 +27,21 @@ mod answers;
 mod device;
 mod error;
 mod invite;
-pub mod qr;
+pub(crate) mod qr;
 mod tx;
 mod wire;
 
 use answers::{accept_action, hint_of, outcome, sms_answer, view};
-pub use error::PairingError;
-pub use invite::{Invite, InviteKind, InviteStatus};
+pub(crate) use error::PairingError;
+pub(crate) use invite::{Invite, InviteKind, InviteStatus};
 use tx::{accept_in, expire_in, get_invite, hash_otp, new_otp, renew_in};
-pub use wire::{
+pub(crate) use wire::{
     AcceptRequest, AcceptResponse, InviteView, PagePreview, QrRequest, QrResponse, SendSmsRequest, SendSmsResponse,
 };
 
 /// How paired phones reach the broker.
 #[derive(Clone)]
-pub struct MqttIdentity {
+pub(crate) struct MqttIdentity {
     /// The appliance CA (signs phone certificates).
     pub ca: Arc<crate::pki::Ca>,
     /// host:port phones connect to.
@@ -50,7 +50,7 @@ pub struct MqttIdentity {
 
 /// The pairing service.
 #[derive(Clone)]
-pub struct Pairing {
+pub(crate) struct Pairing {
     store: Store,
     tokens: Arc<Tokens>,
     sms: Arc<dyn Sms>,
@@ -68,7 +68,7 @@ pub struct Pairing {
 }
 
 /// The parts the pairing service works with.
-pub struct Parts {
+pub(crate) struct Parts {
     /// The store.
     pub store: Store,
     /// The token signer.
@@ -95,7 +95,7 @@ pub struct Parts {
 
 impl Pairing {
     /// A service over its parts.
-    pub fn new(parts: Parts) -> Pairing {
+    pub(crate) fn new(parts: Parts) -> Pairing {
         let Parts { store, tokens, sms, templates, audit, metrics, config, base_url, mqtt, licensing, clock } = parts;
         let base_url = base_url.trim_end_matches('/').to_owned();
         Pairing {
@@ -115,12 +115,12 @@ impl Pairing {
     }
 
     /// Parses a phone number as an invite would (the allowed countries).
-    pub fn check_number(&self, input: &str) -> Result<PhoneNumber, PairingError> {
+    pub(crate) fn check_number(&self, input: &str) -> Result<PhoneNumber, PairingError> {
         Ok(PhoneNumber::parse_allowed(input, &self.config.allowed_countries)?)
     }
 
     /// The configured SMS provider's name.
-    pub fn sms_provider(&self) -> &'static str {
+    pub(crate) fn sms_provider(&self) -> &'static str {
         self.sms.name()
     }
 
@@ -170,7 +170,7 @@ impl Pairing {
     }
 
     /// Creates an SMS invite, stores it, then texts the link.
-    pub async fn send_sms(&self, actor: &Actor, req: SendSmsRequest) -> Result<SendSmsResponse, PairingError> {
+    pub(crate) async fn send_sms(&self, actor: &Actor, req: SendSmsRequest) -> Result<SendSmsResponse, PairingError> {
         let phone = PhoneNumber::parse_allowed(&req.phone_number, &self.config.allowed_countries)?;
         let user_id = UserId::parse(&req.user_id)?;
         let user_name = DisplayName::parse("user_name", &req.user_name)?;
@@ -203,7 +203,7 @@ impl Pairing {
     }
 
     /// Gives an SMS invite a new expiry and texts the link again.
-    pub async fn resend(&self, actor: &Actor, raw_code: &str) -> Result<SendSmsResponse, PairingError> {
+    pub(crate) async fn resend(&self, actor: &Actor, raw_code: &str) -> Result<SendSmsResponse, PairingError> {
         let result = self.resend_inner(raw_code).await;
         let target = result.as_ref().map(|r| r.phone_number.clone()).unwrap_or_else(|_| hint_of(raw_code));
         self.audit.record(Event::new(actor, "invite.resend", target, outcome(&result))).await;
@@ -221,7 +221,7 @@ impl Pairing {
     }
 
     /// Cancels a pending invite.
-    pub async fn cancel(&self, actor: &Actor, raw_code: &str) -> Result<InviteView, PairingError> {
+    pub(crate) async fn cancel(&self, actor: &Actor, raw_code: &str) -> Result<InviteView, PairingError> {
         let code = InviteCode::parse(raw_code)?;
         let now = self.clock.now();
         let result = self
@@ -243,14 +243,14 @@ impl Pairing {
     }
 
     /// The status of an invite (opening it consumes nothing).
-    pub fn status(&self, raw_code: &str) -> Result<InviteView, PairingError> {
+    pub(crate) fn status(&self, raw_code: &str) -> Result<InviteView, PairingError> {
         let code = InviteCode::parse(raw_code)?;
         let invite = self.load(&code)?;
         Ok(view(&code, &invite, self.clock.now()))
     }
 
     /// What the pairing page shows (consumes nothing).
-    pub fn preview(&self, raw_code: &str) -> Result<PagePreview, PairingError> {
+    pub(crate) fn preview(&self, raw_code: &str) -> Result<PagePreview, PairingError> {
         let code = InviteCode::parse(raw_code)?;
         let invite = self.load(&code)?;
         Ok(PagePreview {
@@ -265,7 +265,7 @@ impl Pairing {
     }
 
     /// Creates a one-time QR token (with an OTP when configured).
-    pub async fn generate_qr(&self, actor: &Actor, req: QrRequest) -> Result<QrResponse, PairingError> {
+    pub(crate) async fn generate_qr(&self, actor: &Actor, req: QrRequest) -> Result<QrResponse, PairingError> {
         let user_id = UserId::parse(&req.user_id)?;
         let user_name = DisplayName::parse("user_name", req.user_name.as_deref().unwrap_or(user_id.as_str()))?;
         self.check_seat(&user_id)?;
@@ -295,7 +295,7 @@ impl Pairing {
     /// `invite.reject`); attempts that name no invite (malformed fields, an
     /// unknown code) are counted in the metrics and audited in aggregate by
     /// the sweep.
-    pub async fn accept(&self, req: AcceptRequest) -> Result<AcceptResponse, PairingError> {
+    pub(crate) async fn accept(&self, req: AcceptRequest) -> Result<AcceptResponse, PairingError> {
         let result = self.accept_inner(&req).await;
         if let Err(e @ (PairingError::Invalid(_) | PairingError::NotFound)) = &result {
             self.metrics.accept_refused(e.code());
@@ -310,7 +310,7 @@ impl Pairing {
 
     /// Writes one audit line for the accepts that named no invite since the
     /// last call; how many there were.
-    pub async fn audit_unknown_accepts(&self) -> u64 {
+    pub(crate) async fn audit_unknown_accepts(&self) -> u64 {
         let n = self.unknown_accepts.swap(0, Ordering::Relaxed);
         if n > 0 {
             let target = format!("{n} accept(s) with a malformed request or an unknown code");
@@ -360,7 +360,7 @@ impl Pairing {
 
     /// Marks every pending invite past its expiry as expired; returns how
     /// many it marked.
-    pub async fn sweep(&self) -> Result<usize, PairingError> {
+    pub(crate) async fn sweep(&self) -> Result<usize, PairingError> {
         self.audit_unknown_accepts().await;
         let now = self.clock.now();
         let invites: Vec<(String, Invite)> = self.store.scan_keyed(Table::Invites)?;

@@ -10,19 +10,19 @@ use qrcode::{Color, EcLevel, QrCode};
 /// Why a QR code could not be drawn (the link was too long).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot draw a QR code: {0}")]
-pub struct QrError(String);
+pub(crate) struct QrError(String);
 
 fn code(data: &str) -> Result<QrCode, QrError> {
     QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M).map_err(|e| QrError(e.to_string()))
 }
 
 /// An SVG image of `data`.
-pub fn svg(data: &str) -> Result<String, QrError> {
+pub(crate) fn svg(data: &str) -> Result<String, QrError> {
     Ok(code(data)?.render::<svg::Color<'_>>().min_dimensions(256, 256).quiet_zone(true).build())
 }
 
 /// A PNG image of `data`, base64-encoded.
-pub fn png_base64(data: &str) -> Result<String, QrError> {
+pub(crate) fn png_base64(data: &str) -> Result<String, QrError> {
     let image = code(data)?.render::<Grey>().min_dimensions(256, 256).build();
     let failed = |e: png::EncodingError| QrError(e.to_string());
     let mut png = Vec::new();
@@ -83,7 +83,7 @@ impl Canvas for GreyCanvas {
 }
 
 /// `data` drawn with Unicode half blocks, for a terminal.
-pub fn terminal(data: &str) -> Result<String, QrError> {
+pub(crate) fn terminal(data: &str) -> Result<String, QrError> {
     Ok(code(data)?
         .render::<unicode::Dense1x2>()
         .dark_color(unicode::Dense1x2::Light)

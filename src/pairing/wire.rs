@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /phone/pairing/send-sms`.
 #[derive(Debug, Deserialize)]
-pub struct SendSmsRequest {
+pub(crate) struct SendSmsRequest {
     /// The phone's number, international form.
     pub phone_number: String,
     /// The IDE user.
@@ -17,7 +17,7 @@ pub struct SendSmsRequest {
 
 /// The answer to send-sms and resend-sms.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SendSmsResponse {
+pub(crate) struct SendSmsResponse {
     /// The one-time code.
     pub invite_code: String,
     /// The number, masked.
@@ -32,7 +32,7 @@ pub struct SendSmsResponse {
 
 /// `POST /phone/pairing/generate-qr`.
 #[derive(Debug, Deserialize)]
-pub struct QrRequest {
+pub(crate) struct QrRequest {
     /// The IDE user.
     pub user_id: String,
     /// The user's name (defaults to the id).
@@ -41,7 +41,7 @@ pub struct QrRequest {
 
 /// The answer to generate-qr.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct QrResponse {
+pub(crate) struct QrResponse {
     /// The one-time QR token.
     pub invite_code: String,
     /// The link inside the QR code.
@@ -59,7 +59,7 @@ pub struct QrResponse {
 
 /// `POST /phone/pairing/accept-invite`.
 #[derive(Debug, Deserialize)]
-pub struct AcceptRequest {
+pub(crate) struct AcceptRequest {
     /// The invite code or QR token.
     pub invite_code: String,
     /// The phone's id.
@@ -82,7 +82,7 @@ pub struct AcceptRequest {
 
 /// The answer to accept-invite.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct AcceptResponse {
+pub(crate) struct AcceptResponse {
     /// The new device's id.
     pub device_id: String,
     /// `active`, or `pending_approval` where new phones need an admin's
@@ -109,7 +109,7 @@ pub struct AcceptResponse {
 
 /// `GET /phone/pairing/invite/{code}`.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct InviteView {
+pub(crate) struct InviteView {
     /// The code asked about.
     pub invite_code: String,
     /// Its status.
@@ -124,7 +124,7 @@ pub struct InviteView {
 
 /// What the pairing page shows before the phone accepts.
 #[derive(Debug, Clone)]
-pub struct PagePreview {
+pub(crate) struct PagePreview {
     /// The user's name.
     pub user_name: String,
     /// The invite's status.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// What a person may do in the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     /// Today's whole console.
     Admin,
     /// "My phones": their own phones and what was sent to them.
@@ -20,7 +20,7 @@ pub enum Role {
 
 impl Role {
     /// The role's name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Developer => "developer",
@@ -30,7 +30,7 @@ impl Role {
 
 /// A person, as of their last sign-in.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Person {
+pub(crate) struct Person {
     /// Their user id (phones are paired to it).
     pub user_id: UserId,
     /// Their name, as the provider gave it.
@@ -43,23 +43,23 @@ pub struct Person {
 
 /// The people directory (cheap to clone).
 #[derive(Clone)]
-pub struct People {
+pub(crate) struct People {
     store: Store,
 }
 
 impl People {
     /// A directory over `store`.
-    pub fn new(store: Store) -> People {
+    pub(crate) fn new(store: Store) -> People {
         People { store }
     }
 
     /// Records a sign-in (on disk when this returns).
-    pub async fn signed_in(&self, person: &Person) -> Result<(), StoreError> {
+    pub(crate) async fn signed_in(&self, person: &Person) -> Result<(), StoreError> {
         self.store.insert(Table::People, person.user_id.as_str(), person).await
     }
 
     /// The user ids of the admins.
-    pub fn admins(&self) -> Result<Vec<UserId>, StoreError> {
+    pub(crate) fn admins(&self) -> Result<Vec<UserId>, StoreError> {
         let people: Vec<Person> = self.store.scan(Table::People)?;
         Ok(people.into_iter().filter(|p| p.role == Role::Admin).map(|p| p.user_id).collect())
     }

@@ -15,28 +15,28 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 /// How often the certificate files are looked at.
-pub const EVERY: Duration = Duration::from_secs(2);
+pub(crate) const EVERY: Duration = Duration::from_secs(2);
 
 /// The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737).
-pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+pub(crate) const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 /// Answers TLS-ALPN-01 challenges: the validation certificate for a name
 /// while its challenge is open.
-pub trait AlpnChallenges: Send + Sync + std::fmt::Debug {
+pub(crate) trait AlpnChallenges: Send + Sync + std::fmt::Debug {
     /// The validation certificate for `name`, if its challenge is open.
     fn certificate(&self, name: &str) -> Option<Arc<CertifiedKey>>;
 }
 
 /// The certificate in force (shared by the listeners' configurations).
 #[derive(Debug)]
-pub struct LiveCert {
+pub(crate) struct LiveCert {
     current: RwLock<Arc<CertifiedKey>>,
     /// Open TLS-ALPN-01 challenges, when ACME is on.
     challenges: RwLock<Option<Arc<dyn AlpnChallenges>>>,
 }
 
 /// Loads `pair` as rustls serves it, checking that the key fits.
-pub fn certified(pair: &TlsPair) -> Result<Arc<CertifiedKey>, TlsError> {
+pub(crate) fn certified(pair: &TlsPair) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = tls::certs(&pair.chain_pem)?;
     let key = tls::provider().key_provider.load_private_key(tls::key(&pair.key_pem)?)?;
     let certified = CertifiedKey::new(chain, key);
@@ -46,30 +46,30 @@ pub fn certified(pair: &TlsPair) -> Result<Arc<CertifiedKey>, TlsError> {
 
 impl LiveCert {
     /// Serves `pair` until it is replaced.
-    pub fn new(pair: &TlsPair) -> Result<Arc<LiveCert>, TlsError> {
+    pub(crate) fn new(pair: &TlsPair) -> Result<Arc<LiveCert>, TlsError> {
         Ok(Arc::new(LiveCert { current: RwLock::new(certified(pair)?), challenges: RwLock::new(None) }))
     }
 
     /// Answers handshakes that offer `acme-tls/1` from `challenges`.
-    pub fn answer_alpn_challenges(&self, challenges: Arc<dyn AlpnChallenges>) {
+    pub(crate) fn answer_alpn_challenges(&self, challenges: Arc<dyn AlpnChallenges>) {
         *self.challenges.write().unwrap_or_else(|p| p.into_inner()) = Some(challenges);
     }
 
     /// Serves `pair` from the next handshake on.
-    pub fn replace(&self, pair: &TlsPair) -> Result<(), TlsError> {
+    pub(crate) fn replace(&self, pair: &TlsPair) -> Result<(), TlsError> {
         let next = certified(pair)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
         Ok(())
     }
 
     /// The certificate chain in force (leaf first).
-    pub fn chain(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    pub(crate) fn chain(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).cert.clone()
     }
 
     /// What the certificate in force is: who it names, who issued it, when
     /// it ends and how many whole days that is from `now`.
-    pub fn facts(&self, now: crate::clock::Timestamp) -> Option<CertFacts> {
+    pub(crate) fn facts(&self, now: crate::clock::Timestamp) -> Option<CertFacts> {
         let chain = self.chain();
         let (_, leaf) = x509_parser::parse_x509_certificate(chain.first()?.as_ref()).ok()?;
         let name = |n: &x509_parser::x509::X509Name<'_>| {
@@ -88,7 +88,7 @@ impl LiveCert {
 
 /// The server certificate in force, for the status page and metrics.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct CertFacts {
+pub(crate) struct CertFacts {
     /// Its subject's common name.
     pub subject: String,
     /// Its issuer's common name.
@@ -120,7 +120,7 @@ fn stamp(path: &Path) -> Stamp {
 }
 
 /// Reads an operator's certificate chain and key files.
-pub fn read_pair(cert: &Path, key: &Path) -> Result<TlsPair, TlsError> {
+pub(crate) fn read_pair(cert: &Path, key: &Path) -> Result<TlsPair, TlsError> {
     Ok(TlsPair { chain_pem: std::fs::read_to_string(cert)?, key_pem: std::fs::read_to_string(key)? })
 }
 
@@ -128,7 +128,7 @@ pub fn read_pair(cert: &Path, key: &Path) -> Result<TlsPair, TlsError> {
 /// before the appliance first read them (so a change made while it starts
 /// is not missed).
 #[derive(Debug, Clone)]
-pub struct CertFiles {
+pub(crate) struct CertFiles {
     cert: PathBuf,
     key: PathBuf,
     seen: (Stamp, Stamp),
@@ -136,14 +136,14 @@ pub struct CertFiles {
 
 impl CertFiles {
     /// Notes how `cert` and `key` look, before they are read.
-    pub fn before_reading(cert: &Path, key: &Path) -> CertFiles {
+    pub(crate) fn before_reading(cert: &Path, key: &Path) -> CertFiles {
         CertFiles { cert: cert.to_owned(), key: key.to_owned(), seen: (stamp(cert), stamp(key)) }
     }
 }
 
 /// Reloads `live` from the files when they change or on SIGHUP, until
 /// `stop` turns true.
-pub async fn watch_files(live: Arc<LiveCert>, files: CertFiles, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn watch_files(live: Arc<LiveCert>, files: CertFiles, mut stop: watch::Receiver<bool>) {
     let CertFiles { cert, key, mut seen } = files;
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),

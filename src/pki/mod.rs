@@ -4,7 +4,7 @@
 //! certificates. Both are reused on later starts; the server certificate
 //! is re-issued when its names change or it nears expiry.
 
-pub mod live;
+pub(crate) mod live;
 pub mod tls;
 
 use crate::store::datadir::{self, DataDir};
@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 /// Why the PKI could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
-pub enum PkiError {
+pub(crate) enum PkiError {
     /// Reading or writing a file failed.
     #[error("pki file: {0}")]
     Io(#[from] std::io::Error),
@@ -28,28 +28,28 @@ pub enum PkiError {
 }
 
 /// The appliance CA: its certificate (PEM) and its signing key.
-pub struct Ca {
+pub(crate) struct Ca {
     cert_pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
 /// A PEM certificate chain and its private key.
 #[derive(Clone)]
-pub struct TlsPair {
+pub(crate) struct TlsPair {
     /// Leaf certificate followed by the CA.
-    pub chain_pem: String,
+    pub(crate) chain_pem: String,
     /// The leaf's private key (PKCS#8).
-    pub key_pem: String,
+    pub(crate) key_pem: String,
 }
 
 const SERVER_CERT: &str = "server-cert.pem";
 const SERVER_KEY: &str = "server-key.pem";
 /// The names the stored server certificate was issued for.
-pub const SERVER_NAMES: &str = "server-names.txt";
+pub(crate) const SERVER_NAMES: &str = "server-names.txt";
 
 impl Ca {
     /// Loads the appliance CA, creating it on first start.
-    pub fn load_or_create(dir: &DataDir) -> Result<Ca, PkiError> {
+    pub(crate) fn load_or_create(dir: &DataDir) -> Result<Ca, PkiError> {
         let (cert_file, key_file, common_name) = ("ca.pem", "ca-key.pem", "Top Dog appliance CA");
         let cert = datadir::read_optional(&dir.file(cert_file))?;
         let key = datadir::read_optional(&dir.file(key_file))?;
@@ -68,13 +68,13 @@ impl Ca {
     }
 
     /// The CA certificate, PEM.
-    pub fn cert_pem(&self) -> &str {
+    pub(crate) fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
 
     /// Issues a client certificate (CN = `common_name`, O = `organization`)
     /// for a new key pair; also the SHA-256 of its public key (hex).
-    pub fn issue_client(&self, common_name: &str, organization: &str) -> Result<(TlsPair, String), PkiError> {
+    pub(crate) fn issue_client(&self, common_name: &str, organization: &str) -> Result<(TlsPair, String), PkiError> {
         let key = KeyPair::generate()?;
         let cert = client_params(common_name, organization).signed_by(&key, &self.issuer)?;
         let fingerprint = hex::encode(sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key)));
@@ -85,7 +85,7 @@ impl Ca {
     /// the phone: only the request's public key is used; the names and
     /// usages are ours. The certificate (PEM) and the SHA-256 of its public
     /// key, or `None` when the request is malformed or its signature wrong.
-    pub fn sign_client_csr(
+    pub(crate) fn sign_client_csr(
         &self,
         csr_pem: &str,
         common_name: &str,
@@ -102,7 +102,7 @@ impl Ca {
     }
 
     /// Issues a server certificate for `names` (DNS names or IP addresses).
-    pub fn issue_server(&self, names: &[String]) -> Result<TlsPair, PkiError> {
+    pub(crate) fn issue_server(&self, names: &[String]) -> Result<TlsPair, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = name("Top Dog appliance");
@@ -161,7 +161,7 @@ fn san(name: &str) -> Result<SanType, rcgen::Error> {
 }
 
 /// The names the generated server certificate covers.
-pub fn server_names(extra: &[String]) -> Vec<String> {
+pub(crate) fn server_names(extra: &[String]) -> Vec<String> {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     if !host.is_empty() {
@@ -174,7 +174,7 @@ pub fn server_names(extra: &[String]) -> Vec<String> {
 }
 
 /// Loads the server certificate, re-issuing it when the names changed.
-pub fn server_tls(dir: &DataDir, ca: &Ca, names: &[String]) -> Result<TlsPair, PkiError> {
+pub(crate) fn server_tls(dir: &DataDir, ca: &Ca, names: &[String]) -> Result<TlsPair, PkiError> {
     let wanted = names.join("\n");
     let stored_names = datadir::read_optional(&dir.file(SERVER_NAMES))?;
     let cert = datadir::read_optional(&dir.file(SERVER_CERT))?;

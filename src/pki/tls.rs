@@ -24,7 +24,7 @@ pub enum TlsError {
 }
 
 /// Parses a PEM certificate chain.
-pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = rustls_pemfile::certs(&mut pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
     if certs.is_empty() {
         return Err(TlsError::NoCert);
@@ -33,12 +33,12 @@ pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 /// Parses a PEM private key.
-pub fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     rustls_pemfile::private_key(&mut pem.as_bytes())?.ok_or(TlsError::NoKey)
 }
 
 /// The crypto provider every listener uses.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -67,7 +67,7 @@ pub fn client(extra_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, TlsErr
 
 /// The MQTT gateway's server configuration: a client certificate from the
 /// appliance CA is required; the server certificate is `live`'s.
-pub fn mqtt_server(live: Arc<LiveCert>, appliance_ca_pem: &str) -> Result<rustls::ServerConfig, TlsError> {
+pub(crate) fn mqtt_server(live: Arc<LiveCert>, appliance_ca_pem: &str) -> Result<rustls::ServerConfig, TlsError> {
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(appliance_ca_pem)?), provider())
             .build()
@@ -81,7 +81,7 @@ pub fn mqtt_server(live: Arc<LiveCert>, appliance_ca_pem: &str) -> Result<rustls
 /// A server configuration for the HTTPS API (HTTP/2 and HTTP/1.1) that
 /// presents `live`'s certificate; with `acme`, also the validation
 /// certificate to a TLS-ALPN-01 handshake.
-pub fn https_server(live: Arc<LiveCert>, acme: bool) -> Result<rustls::ServerConfig, TlsError> {
+pub(crate) fn https_server(live: Arc<LiveCert>, acme: bool) -> Result<rustls::ServerConfig, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()

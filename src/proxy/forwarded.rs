@@ -10,7 +10,7 @@ use http::HeaderMap;
 use std::net::IpAddr;
 
 /// The client address of a request that arrived from `peer`.
-pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+pub(crate) fn client(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
     if !trusted.contains(peer) {
         return peer;
     }

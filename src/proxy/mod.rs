@@ -5,19 +5,19 @@
 //! Nothing a client sends is believed unless its connection comes from a
 //! trusted proxy.
 
-pub mod forwarded;
-pub mod protocol;
+pub(crate) mod forwarded;
+pub(crate) mod protocol;
 
 use ipnet::IpNet;
 use std::net::IpAddr;
 
 /// The networks whose connections may name the real client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub(crate) struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
     /// Parses `10.0.0.0/8`, `192.0.2.7` or `2001:db8::/32` entries.
-    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
+    pub(crate) fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
         let mut nets = Vec::new();
         for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             let net = match entry.parse::<IpNet>() {
@@ -32,7 +32,7 @@ impl TrustedProxies {
     }
 
     /// Whether a connection from `ip` is a trusted proxy's.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
@@ -41,7 +41,8 @@ impl TrustedProxies {
     }
 
     /// Whether any proxy is trusted.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }

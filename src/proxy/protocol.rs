@@ -11,14 +11,14 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// How long a proxy has to send its header.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest header read (v1 is at most 107 bytes; v2 with addresses and
 /// a few TLVs fits easily).
 const MAX_HEADER: usize = 1024;
 
 /// Why a proxied connection was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// No whole header within the time.
     #[error("no PROXY protocol header within {} s", TIMEOUT.as_secs())]
     TimedOut,
@@ -32,7 +32,7 @@ pub enum ProxyError {
 
 /// Reads the PROXY header at the start of `stream`: the client's address
 /// (None for a proxy's own health check, `LOCAL` / `UNKNOWN`).
-pub async fn read_header(stream: &mut TcpStream) -> Result<Option<SocketAddr>, ProxyError> {
+pub(crate) async fn read_header(stream: &mut TcpStream) -> Result<Option<SocketAddr>, ProxyError> {
     tokio::time::timeout(TIMEOUT, read(stream)).await.map_err(|_| ProxyError::TimedOut)?
 }
 

@@ -14,11 +14,11 @@ use ring::rand::{SecureRandom, SystemRandom};
 const RECORD_SIZE: u32 = 4096;
 
 /// Longest plaintext one record holds (less the delimiter and the tag).
-pub const MAX_PLAINTEXT: usize = RECORD_SIZE as usize - 17;
+pub(crate) const MAX_PLAINTEXT: usize = RECORD_SIZE as usize - 17;
 
 /// Why a message could not be encrypted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EncryptError {
+pub(crate) enum EncryptError {
     /// The subscription's key is not a P-256 point, or its secret is not 16 bytes.
     #[error("the subscription's keys are not usable")]
     Keys,
@@ -45,7 +45,7 @@ fn expand(prk: &ring::hkdf::Prk, info: &[&[u8]], out: &mut [u8]) -> Result<(), E
 
 /// Encrypts `plaintext` for the browser whose key is `ua_public` (65-byte
 /// uncompressed point) and secret `auth` (16 bytes): the request body.
-pub fn encrypt(plaintext: &[u8], ua_public: &[u8], auth: &[u8]) -> Result<Vec<u8>, EncryptError> {
+pub(crate) fn encrypt(plaintext: &[u8], ua_public: &[u8], auth: &[u8]) -> Result<Vec<u8>, EncryptError> {
     if plaintext.len() > MAX_PLAINTEXT {
         return Err(EncryptError::TooLong);
     }

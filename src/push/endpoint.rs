@@ -15,14 +15,14 @@ const MAX_LEN: usize = 1024;
 
 /// The hosts push endpoints may name.
 #[derive(Debug, Clone)]
-pub struct AllowedHosts {
+pub(crate) struct AllowedHosts {
     patterns: Vec<String>,
 }
 
 impl AllowedHosts {
     /// The browsers' push services and the operator's `extra` hosts (a
     /// name, an address, or `*.domain`).
-    pub fn new(extra: &[String]) -> AllowedHosts {
+    pub(crate) fn new(extra: &[String]) -> AllowedHosts {
         let listed = extra.iter().map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase());
         let patterns = BROWSER_SERVICES.iter().map(|h| (*h).to_owned()).chain(listed.filter(|h| !h.is_empty()));
         AllowedHosts { patterns: patterns.collect() }
@@ -30,7 +30,7 @@ impl AllowedHosts {
 
     /// Checks `endpoint`: an `https` URL without credentials on an allowed
     /// host.
-    pub fn check(&self, endpoint: &str) -> Result<url::Url, PushError> {
+    pub(crate) fn check(&self, endpoint: &str) -> Result<url::Url, PushError> {
         let refused = |why: &str| PushError::Endpoint(why.to_owned());
         if endpoint.len() > MAX_LEN {
             return Err(refused("is longer than 1024 characters"));

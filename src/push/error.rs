@@ -5,7 +5,7 @@ use crate::store::{StoreError, TxError};
 
 /// Why a push subscription was refused or could not be kept.
 #[derive(Debug, thiserror::Error)]
-pub enum PushError {
+pub(crate) enum PushError {
     /// The endpoint is not one the appliance sends to.
     #[error("endpoint {0}")]
     Endpoint(String),

@@ -7,14 +7,14 @@
 //! (`subscriptions`), the VAPID key and headers (`vapid`) and the queue
 //! that sends (`sender`).
 
-pub mod encrypt;
-pub mod endpoint;
-pub mod error;
-pub mod sender;
-pub mod subscriptions;
-pub mod vapid;
+pub(crate) mod encrypt;
+pub(crate) mod endpoint;
+pub(crate) mod error;
+pub(crate) mod sender;
+pub(crate) mod subscriptions;
+pub(crate) mod vapid;
 
-pub use error::PushError;
+pub(crate) use error::PushError;
 
 use crate::clock::Clock;
 use crate::devices::{DeviceState, Devices};
@@ -34,7 +34,7 @@ use vapid::Vapid;
 
 /// The operator's push settings.
 #[derive(Debug, Clone, Default)]
-pub struct PushConfig {
+pub(crate) struct PushConfig {
     /// Hosts besides the browsers' push services (`--push-allowed-hosts`).
     pub allowed_hosts: Vec<String>,
     /// A root the sender trusts besides the web's (`--push-ca-cert`).
@@ -44,7 +44,7 @@ pub struct PushConfig {
 }
 
 /// What Web Push needs from the rest of the appliance.
-pub struct Parts {
+pub(crate) struct Parts {
     /// The data directory (the VAPID key).
     pub dir: DataDir,
     /// The store (subscriptions).
@@ -65,7 +65,7 @@ pub struct Parts {
 
 /// Web Push for phones (cheap to clone).
 #[derive(Clone)]
-pub struct Push {
+pub(crate) struct Push {
     subscriptions: Subscriptions,
     sender: Sender,
     vapid: Arc<Vapid>,
@@ -74,7 +74,7 @@ pub struct Push {
 
 impl Push {
     /// Loads the VAPID key (making it on first start) and starts the sender.
-    pub fn start(config: &PushConfig, parts: Parts) -> anyhow::Result<Push> {
+    pub(crate) fn start(config: &PushConfig, parts: Parts) -> anyhow::Result<Push> {
         let vapid = Arc::new(Vapid::load_or_create(&parts.dir, &config.contact, parts.clock.clone())?);
         let hosts = AllowedHosts::new(&config.allowed_hosts);
         let subscriptions = Subscriptions::new(parts.store, hosts, parts.clock);
@@ -92,19 +92,19 @@ impl Push {
     }
 
     /// The VAPID public key (the app's `applicationServerKey`).
-    pub fn public_key(&self) -> &str {
+    pub(crate) fn public_key(&self) -> &str {
         self.vapid.public_key()
     }
 
     /// The subscriptions.
-    pub fn subscriptions(&self) -> &Subscriptions {
+    pub(crate) fn subscriptions(&self) -> &Subscriptions {
         &self.subscriptions
     }
 
     /// Pushes `message` to every subscription of `device_id` (never
     /// waits). A device that is not active gets nothing, except `always`
     /// (the `control` message telling it why).
-    pub fn send(&self, device_id: &str, always: bool, message: Message) {
+    pub(crate) fn send(&self, device_id: &str, always: bool, message: Message) {
         let device = match self.devices.get(device_id) {
             Ok(device) if always || device.status == DeviceState::Active => device,
             Ok(_) => return,
@@ -121,7 +121,7 @@ impl Push {
     }
 
     /// Removes every subscription of a device that was revoked or unpaired.
-    pub async fn forget(&self, device_id: &str) {
+    pub(crate) async fn forget(&self, device_id: &str) {
         if let Err(e) = self.subscriptions.forget(device_id).await {
             tracing::error!(error = %e, device = device_id, "could not remove push subscriptions");
         }

@@ -30,7 +30,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How urgent a message is (RFC 8030 §5.3): the push service may hold a
 /// `low` one until the phone wakes anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Urgency {
+pub(crate) enum Urgency {
     /// Only when the phone is on power and Wi-Fi.
     Low,
     /// The default.
@@ -51,7 +51,7 @@ impl Urgency {
 
 /// One message for a device's subscriptions.
 #[derive(Debug, Clone)]
-pub struct Message {
+pub(crate) struct Message {
     /// The plaintext (the message's JSON).
     pub body: Arc<[u8]>,
     /// How long the push service should keep it for an unreachable phone.
@@ -65,7 +65,7 @@ pub struct Message {
 }
 
 /// Told (device, item) when a push service took a message with a receipt.
-pub type Pushed = Arc<dyn Fn(&str, &str) + Send + Sync>;
+pub(crate) type Pushed = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// A message on its way to one subscription.
 struct Job {
@@ -87,13 +87,13 @@ enum Tried {
 
 /// The sending side of the queue (cheap to clone).
 #[derive(Clone)]
-pub struct Sender {
+pub(crate) struct Sender {
     queue: mpsc::Sender<Job>,
     metrics: Metrics,
 }
 
 /// What the sender needs.
-pub struct Parts {
+pub(crate) struct Parts {
     /// Signs for push services.
     pub vapid: Arc<Vapid>,
     /// The HTTPS client (web roots and the operator's `--push-ca-cert`).
@@ -121,7 +121,7 @@ impl Sender {
     /// part of a push, and on one thread a burst of pushes takes at most
     /// one core, never the API's. Shutdown waits for it through the task
     /// tracker.
-    pub fn start(parts: Parts) -> std::io::Result<Sender> {
+    pub(crate) fn start(parts: Parts) -> std::io::Result<Sender> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let metrics = parts.metrics.clone();
         let running = parts.tasks.token();
@@ -135,7 +135,7 @@ impl Sender {
     }
 
     /// Queues `message` for each of `subscriptions` (never waits).
-    pub fn send(&self, subscriptions: Vec<Subscription>, message: Message) {
+    pub(crate) fn send(&self, subscriptions: Vec<Subscription>, message: Message) {
         let message = Arc::new(message);
         let deadline = Instant::now() + message.ttl;
         for subscription in subscriptions {

@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Subscriptions one device may hold (a phone with a browser or two).
-pub const MAX_PER_DEVICE: usize = 5;
+pub(crate) const MAX_PER_DEVICE: usize = 5;
 
 /// A kept subscription.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     /// Its id: the start of the endpoint's SHA-256.
     pub id: String,
     /// The device.
@@ -38,7 +38,7 @@ pub struct Subscription {
 
 /// What a phone registers: its browser's `PushSubscription.toJSON()`.
 #[derive(Debug, Deserialize)]
-pub struct Register {
+pub(crate) struct Register {
     /// The push endpoint.
     pub endpoint: String,
     /// The encryption keys.
@@ -47,7 +47,7 @@ pub struct Register {
 
 /// A subscription's keys.
 #[derive(Debug, Deserialize)]
-pub struct Keys {
+pub(crate) struct Keys {
     /// P-256 public key, uncompressed, base64url.
     pub p256dh: String,
     /// 16-byte secret, base64url.
@@ -56,7 +56,7 @@ pub struct Keys {
 
 /// What a phone sees of one of its subscriptions (never the keys).
 #[derive(Debug, Serialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// Its id.
     pub id: String,
     /// The push endpoint.
@@ -73,7 +73,7 @@ impl From<&Subscription> for Listed {
 
 /// The subscriptions (cheap to clone).
 #[derive(Clone)]
-pub struct Subscriptions {
+pub(crate) struct Subscriptions {
     store: Store,
     hosts: AllowedHosts,
     clock: Clock,
@@ -102,18 +102,18 @@ fn check_keys(keys: &Keys) -> Result<(), PushError> {
 
 impl Subscriptions {
     /// The subscriptions in `store`, endpoints checked against `hosts`.
-    pub fn new(store: Store, hosts: AllowedHosts, clock: Clock) -> Subscriptions {
+    pub(crate) fn new(store: Store, hosts: AllowedHosts, clock: Clock) -> Subscriptions {
         Subscriptions { store, hosts, clock }
     }
 
     /// The allowed hosts.
-    pub fn hosts(&self) -> &AllowedHosts {
+    pub(crate) fn hosts(&self) -> &AllowedHosts {
         &self.hosts
     }
 
     /// Keeps a subscription of `device` (on disk when this returns); true
     /// when it is new, false when it replaced one with the same endpoint.
-    pub async fn register(&self, device: &Device, request: &Register) -> Result<(Listed, bool), PushError> {
+    pub(crate) async fn register(&self, device: &Device, request: &Register) -> Result<(Listed, bool), PushError> {
         self.hosts.check(&request.endpoint)?;
         check_keys(&request.keys)?;
         let id = hex::encode(&Sha256::digest(request.endpoint.as_bytes())[..8]);
@@ -136,7 +136,7 @@ impl Subscriptions {
     }
 
     /// The subscriptions of this pairing of `device`.
-    pub fn of(&self, device: &Device) -> Result<Vec<Subscription>, PushError> {
+    pub(crate) fn of(&self, device: &Device) -> Result<Vec<Subscription>, PushError> {
         let all = self.all_of(device.device_id.as_str())?;
         Ok(all.into_iter().filter(|s| s.paired_at == device.paired_at).collect())
     }
@@ -149,7 +149,7 @@ impl Subscriptions {
     }
 
     /// Removes one subscription of `device`.
-    pub async fn remove(&self, device: &Device, id: &str) -> Result<(), PushError> {
+    pub(crate) async fn remove(&self, device: &Device, id: &str) -> Result<(), PushError> {
         if !self.of(device)?.iter().any(|s| s.id == id) {
             return Err(PushError::NotFound);
         }
@@ -158,7 +158,7 @@ impl Subscriptions {
 
     /// Removes every subscription of `device_id` (it was revoked or
     /// unpaired).
-    pub async fn forget(&self, device_id: &str) -> Result<(), PushError> {
+    pub(crate) async fn forget(&self, device_id: &str) -> Result<(), PushError> {
         let ids: Vec<String> = self.all_of(device_id)?.into_iter().map(|s| s.id).collect();
         self.delete(device_id, &ids).await
     }
@@ -174,7 +174,7 @@ impl Subscriptions {
     }
 
     /// Removes a subscription the push service says is gone.
-    pub async fn gone(&self, subscription: &Subscription) -> Result<(), PushError> {
+    pub(crate) async fn gone(&self, subscription: &Subscription) -> Result<(), PushError> {
         self.delete(&subscription.device_id, std::slice::from_ref(&subscription.id)).await
     }
 }

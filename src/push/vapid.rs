@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// The key file in the data directory.
-pub const KEY_FILE: &str = "vapid-key.pem";
+pub(crate) const KEY_FILE: &str = "vapid-key.pem";
 
 /// How long a signed header is valid (push services accept up to 24 h).
 const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(12);
@@ -23,7 +23,7 @@ const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(12);
 const RENEW_BEFORE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// The VAPID key and the headers signed with it.
-pub struct Vapid {
+pub(crate) struct Vapid {
     encoding: EncodingKey,
     public: String,
     contact: String,
@@ -36,7 +36,7 @@ impl Vapid {
     /// Loads the key, making it on first start; `contact` is the JWT's
     /// `sub` (a `mailto:` or `https:` URL where the push service can reach
     /// the operator).
-    pub fn load_or_create(dir: &DataDir, contact: &str, clock: Clock) -> anyhow::Result<Vapid> {
+    pub(crate) fn load_or_create(dir: &DataDir, contact: &str, clock: Clock) -> anyhow::Result<Vapid> {
         let path = dir.file(KEY_FILE);
         let pem = match datadir::read_optional(&path)? {
             Some(pem) => String::from_utf8(pem)?,
@@ -58,13 +58,13 @@ impl Vapid {
     }
 
     /// The public key, base64url (the app's `applicationServerKey`).
-    pub fn public_key(&self) -> &str {
+    pub(crate) fn public_key(&self) -> &str {
         &self.public
     }
 
     /// The `Authorization` header for a push to `origin`
     /// (`https://host[:port]`).
-    pub fn authorization(&self, origin: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    pub(crate) fn authorization(&self, origin: &str) -> Result<String, jsonwebtoken::errors::Error> {
         let now = self.clock.now();
         let mut signed = self.signed.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((header, expires)) = signed.get(origin) {

@@ -13,13 +13,13 @@ use tokio::io::AsyncWriteExt;
 const CLEAN_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Hands messages to a local program.
-pub struct Command {
+pub(super) struct Command {
     argv: Vec<String>,
 }
 
 impl Command {
     /// A provider running `argv` (program first).
-    pub fn new(argv: Vec<String>) -> Command {
+    pub(super) fn new(argv: Vec<String>) -> Command {
         Command { argv }
     }
 

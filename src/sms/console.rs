@@ -42,7 +42,7 @@ impl ConsoleOut {
 }
 
 /// Prints messages instead of sending them.
-pub struct Console {
+pub(super) struct Console {
     show_text: bool,
     out: ConsoleOut,
 }
@@ -50,7 +50,7 @@ pub struct Console {
 impl Console {
     /// A console provider writing to `out`; `chosen` when the operator
     /// named it explicitly.
-    pub fn new(chosen: bool, out: ConsoleOut) -> Console {
+    pub(super) fn new(chosen: bool, out: ConsoleOut) -> Console {
         Console { show_text: chosen || out.is_terminal(), out }
     }
 }

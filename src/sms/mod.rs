@@ -8,7 +8,7 @@ mod console;
 pub use console::ConsoleOut;
 pub mod number;
 mod sns;
-pub mod templates;
+pub(crate) mod templates;
 mod twilio;
 mod webhook;
 
@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long any provider call may take.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a message was not sent.
 #[derive(Debug, thiserror::Error)]
-pub enum SmsError {
+pub(crate) enum SmsError {
     /// The provider refused or failed the request.
     #[error("the SMS provider {provider} refused the message: {message}")]
     Provider { provider: &'static str, message: String },
@@ -33,7 +33,7 @@ pub enum SmsError {
 
 /// A way to send a text message.
 #[async_trait::async_trait]
-pub trait Sms: Send + Sync {
+pub(crate) trait Sms: Send + Sync {
     /// The provider's name, for logs and status.
     fn name(&self) -> &'static str;
     /// Sends `body` to `to`.
@@ -41,7 +41,7 @@ pub trait Sms: Send + Sync {
 }
 
 /// Builds the configured provider.
-pub fn from_config(config: &SmsConfig, console: &ConsoleOut) -> Arc<dyn Sms> {
+pub(crate) fn from_config(config: &SmsConfig, console: &ConsoleOut) -> Arc<dyn Sms> {
     match config {
         SmsConfig::Console { show_links } => Arc::new(console::Console::new(*show_links, console.clone())),
         SmsConfig::Twilio { account_sid, auth_token, from, api_base } => {

@@ -45,7 +45,7 @@ impl PhoneNumber {
 
     /// Parses, then checks the country against `allowed` (ISO 3166 alpha-2
     /// codes; empty allows every country).
-    pub fn parse_allowed(input: &str, allowed: &[String]) -> Result<Self, PhoneError> {
+    pub(crate) fn parse_allowed(input: &str, allowed: &[String]) -> Result<Self, PhoneError> {
         let number = Self::parse(input)?;
         let permitted = allowed.is_empty() || allowed.iter().any(|c| c.eq_ignore_ascii_case(&number.country));
         if permitted {
@@ -61,7 +61,8 @@ impl PhoneNumber {
     }
 
     /// The number's country (ISO 3166 alpha-2).
-    pub fn country(&self) -> &str {
+    #[cfg(test)]
+    fn country(&self) -> &str {
         &self.country
     }
 
@@ -72,7 +73,7 @@ impl PhoneNumber {
 }
 
 /// Masks all but a `+`, the first two and the last four characters.
-pub fn mask_digits(value: &str) -> String {
+pub(crate) fn mask_digits(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
     let keep_tail = chars.len().saturating_sub(4);
     chars.iter().enumerate().map(|(i, c)| if i < 2 || i >= keep_tail { *c } else { '*' }).collect()

@@ -11,7 +11,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use std::time::SystemTime;
 
 /// The SNS `Publish` API.
-pub struct Sns {
+pub(super) struct Sns {
     client: reqwest::Client,
     region: String,
     endpoint: String,
@@ -22,7 +22,13 @@ const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 impl Sns {
     /// A client for one region and credential.
-    pub fn new(region: String, endpoint: String, key_id: String, secret: String, session: Option<String>) -> Sns {
+    pub(super) fn new(
+        region: String,
+        endpoint: String,
+        key_id: String,
+        secret: String,
+        session: Option<String>,
+    ) -> Sns {
         let identity = Credentials::new(key_id, secret, session, None, "topdog-config").into();
         Sns { client: http_client(), region, endpoint, identity }
     }

@@ -9,23 +9,24 @@
 use std::time::Duration;
 
 /// The original design's invite text.
-pub const DEFAULT_INVITE: &str = "Top Dog: {user_name}, tap to pair this phone with your Top Dog IDE: {pairing_link} \
+pub(crate) const DEFAULT_INVITE: &str =
+    "Top Dog: {user_name}, tap to pair this phone with your Top Dog IDE: {pairing_link} \
      (expires in {expiry_minutes} min). If you did not ask for this, ignore this message.";
 
 /// The original design's resend text.
-pub const DEFAULT_RESEND: &str = "(Resent) Top Dog: {user_name}, tap to pair this phone with your Top Dog IDE: \
+pub(crate) const DEFAULT_RESEND: &str = "(Resent) Top Dog: {user_name}, tap to pair this phone with your Top Dog IDE: \
      {pairing_link} (expires in {expiry_minutes} min). If you did not ask for this, ignore this message.";
 
 /// The escalation text: the kind and title, never a body or a number.
-pub const DEFAULT_ESCALATION: &str = "Top Dog: {kind} waiting for you: {title}. Open {item_link}";
+pub(crate) const DEFAULT_ESCALATION: &str = "Top Dog: {kind} waiting for you: {title}. Open {item_link}";
 
 /// Longest text: three concatenated segments.
-pub const MAX_SEGMENTS: usize = 3;
+pub(crate) const MAX_SEGMENTS: usize = 3;
 
 /// Why a template was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("SMS template {which}: {reason}")]
-pub struct TemplateError {
+pub(crate) struct TemplateError {
     which: &'static str,
     reason: String,
 }
@@ -73,7 +74,7 @@ impl Template {
 
 /// How many SMS segments `text` takes: GSM 7-bit (160, or 153 per part)
 /// when every character is in the basic set, else UCS-2 (70, or 67).
-pub fn segments(text: &str) -> usize {
+pub(crate) fn segments(text: &str) -> usize {
     const GSM: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
     const EXTENDED: &str = "^{}\\[~]|€";
     let gsm = text.chars().all(|c| GSM.contains(c) || EXTENDED.contains(c));
@@ -91,7 +92,7 @@ pub fn segments(text: &str) -> usize {
 
 /// The operator's texts.
 #[derive(Debug)]
-pub struct Templates {
+pub(crate) struct Templates {
     invite: Template,
     resend: Template,
     escalation: Template,
@@ -99,7 +100,7 @@ pub struct Templates {
 
 /// The operator's template texts (None: the default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TemplateTexts {
+pub(crate) struct TemplateTexts {
     /// The pairing invite.
     pub invite: Option<String>,
     /// A resent invite.
@@ -114,7 +115,7 @@ const ESCALATION_PLACEHOLDERS: [&str; 4] = ["user_name", "kind", "title", "item_
 impl Templates {
     /// Checks the operator's texts against typical values for links under
     /// `base_url`.
-    pub fn new(texts: &TemplateTexts, base_url: &str) -> Result<Templates, TemplateError> {
+    pub(crate) fn new(texts: &TemplateTexts, base_url: &str) -> Result<Templates, TemplateError> {
         let text = |t: &Option<String>, default: &str| t.clone().unwrap_or_else(|| default.to_owned());
         let invite =
             Template::new("invite", text(&texts.invite, DEFAULT_INVITE), &INVITE_PLACEHOLDERS, "pairing_link")?;
@@ -143,7 +144,7 @@ impl Templates {
 
     /// An invite (or its resend) for `user_name` with `link`, valid for
     /// `expires_in`.
-    pub fn invite(&self, resent: bool, user_name: &str, link: &str, expires_in: Duration) -> String {
+    pub(crate) fn invite(&self, resent: bool, user_name: &str, link: &str, expires_in: Duration) -> String {
         let minutes = expires_in.as_secs().div_ceil(60).max(1).to_string();
         let template = if resent { &self.resend } else { &self.invite };
         template.render(&[("user_name", user_name), ("pairing_link", link), ("expiry_minutes", &minutes)])
@@ -152,7 +153,7 @@ impl Templates {
     /// An escalation of an item (`kind`: "Approval", "Urgent notification")
     /// titled `title`, with a link to it; a long title is cut so the text
     /// stays within [`MAX_SEGMENTS`].
-    pub fn escalation(&self, user_name: &str, kind: &str, title: &str, item_link: &str) -> String {
+    pub(crate) fn escalation(&self, user_name: &str, kind: &str, title: &str, item_link: &str) -> String {
         let mut title: String = title.chars().take(120).collect();
         loop {
             let values =

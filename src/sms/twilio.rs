@@ -5,7 +5,7 @@ use super::{http_client, unreachable, Sms, SmsError};
 use crate::sms::number::PhoneNumber;
 
 /// The Twilio REST API.
-pub struct Twilio {
+pub(super) struct Twilio {
     client: reqwest::Client,
     account_sid: String,
     auth_token: String,
@@ -15,7 +15,7 @@ pub struct Twilio {
 
 impl Twilio {
     /// A client for one Twilio account.
-    pub fn new(account_sid: String, auth_token: String, from: String, api_base: String) -> Twilio {
+    pub(super) fn new(account_sid: String, auth_token: String, from: String, api_base: String) -> Twilio {
         Twilio {
             client: http_client(),
             account_sid,

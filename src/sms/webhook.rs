@@ -5,14 +5,14 @@ use super::{http_client, unreachable, Sms, SmsError};
 use crate::sms::number::PhoneNumber;
 
 /// POSTs messages to a URL.
-pub struct Webhook {
+pub(super) struct Webhook {
     client: reqwest::Client,
     url: String,
 }
 
 impl Webhook {
     /// A webhook at `url`.
-    pub fn new(url: String) -> Webhook {
+    pub(super) fn new(url: String) -> Webhook {
         Webhook { client: http_client(), url }
     }
 }

@@ -38,7 +38,7 @@ const VERSION: u32 = 1;
 
 /// Why a backup could not be made or restored.
 #[derive(Debug, thiserror::Error)]
-pub enum BackupError {
+pub(crate) enum BackupError {
     /// Reading or writing a file failed.
     #[error("backup file: {0}")]
     Io(#[from] std::io::Error),
@@ -58,7 +58,7 @@ pub enum BackupError {
 
 /// A backup document.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Backup {
+pub(crate) struct Backup {
     format: String,
     version: u32,
     created_at: Timestamp,
@@ -67,7 +67,7 @@ pub struct Backup {
 }
 
 /// Takes a backup of a running appliance.
-pub async fn take(store: &Store, dir: &DataDir, now: Timestamp) -> Result<Backup, BackupError> {
+pub(crate) async fn take(store: &Store, dir: &DataDir, now: Timestamp) -> Result<Backup, BackupError> {
     let tables = store.export().await?;
     let mut files = BTreeMap::new();
     for (name, _) in FILES {
@@ -79,7 +79,7 @@ pub async fn take(store: &Store, dir: &DataDir, now: Timestamp) -> Result<Backup
 }
 
 /// Restores `backup` into the empty data directory `dir`.
-pub async fn restore(backup: &Backup, dir: &DataDir) -> Result<(), BackupError> {
+pub(crate) async fn restore(backup: &Backup, dir: &DataDir) -> Result<(), BackupError> {
     if backup.format != FORMAT || backup.version != VERSION {
         return Err(BackupError::Format(format!("{} version {}", backup.format, backup.version)));
     }
@@ -102,7 +102,7 @@ pub async fn restore(backup: &Backup, dir: &DataDir) -> Result<(), BackupError> 
 
 /// The keys every node of one appliance shares (a secret: mode 0600).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Keys {
+pub(crate) struct Keys {
     format: String,
     version: u32,
     files: BTreeMap<String, String>,
@@ -110,7 +110,7 @@ pub struct Keys {
 
 /// The data directory's keys, certificates and settings files, without the
 /// records or the audit log.
-pub fn export_keys(dir: &DataDir) -> Result<Keys, BackupError> {
+pub(crate) fn export_keys(dir: &DataDir) -> Result<Keys, BackupError> {
     let mut files = BTreeMap::new();
     for (name, _) in FILES.iter().filter(|(name, _)| !NOT_KEYS.contains(name)) {
         if let Some(bytes) = datadir::read_optional(&dir.file(name))? {
@@ -121,7 +121,7 @@ pub fn export_keys(dir: &DataDir) -> Result<Keys, BackupError> {
 }
 
 /// Writes `keys` into `dir`, which must have none of its own yet.
-pub fn import_keys(keys: &Keys, dir: &DataDir) -> Result<(), BackupError> {
+pub(crate) fn import_keys(keys: &Keys, dir: &DataDir) -> Result<(), BackupError> {
     if keys.format != KEYS_FORMAT || keys.version != VERSION {
         return Err(BackupError::Format(format!("{} version {}", keys.format, keys.version)));
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// Why a copy could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum CopyError {
+pub(crate) enum CopyError {
     /// A database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -25,7 +25,7 @@ pub enum CopyError {
 
 /// The backends a copy runs between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// The data directory's embedded database.
     Sled,
     /// The `--database-url` database.
@@ -33,11 +33,16 @@ pub enum Backend {
 }
 
 /// How many records each table held, as copied.
-pub type Copied = Vec<(String, usize)>;
+pub(crate) type Copied = Vec<(String, usize)>;
 
 /// Copies every record from `from` (sled at `database`) to `to`
 /// (PostgreSQL at `connection`).
-pub async fn copy(from: Backend, to: Backend, database: &Path, connection: &Connection) -> Result<Copied, CopyError> {
+pub(crate) async fn copy(
+    from: Backend,
+    to: Backend,
+    database: &Path,
+    connection: &Connection,
+) -> Result<Copied, CopyError> {
     if (from, to) != (Backend::Sled, Backend::Postgres) {
         return Err(CopyError::Unsupported);
     }

@@ -21,36 +21,36 @@ impl DataDir {
     }
 
     /// The directory itself.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// The sled database.
-    pub fn database(&self) -> PathBuf {
+    pub(crate) fn database(&self) -> PathBuf {
         self.root.join("db")
     }
     /// The hash-chained audit log.
-    pub fn audit_log(&self) -> PathBuf {
+    pub(crate) fn audit_log(&self) -> PathBuf {
         self.root.join("audit.jsonl")
     }
     /// The local admin socket.
-    pub fn admin_socket(&self) -> PathBuf {
+    pub(crate) fn admin_socket(&self) -> PathBuf {
         self.root.join("admin.sock")
     }
     /// A file in the directory.
-    pub fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
 }
 
 /// Writes `contents` to `path` with mode 0600, atomically (temp file, fsync,
 /// rename), so a crash never leaves half a key behind.
-pub fn write_secret(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_secret(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     write_atomic(path, contents, 0o600)
 }
 
 /// Writes a public file (certificates) atomically with mode 0644.
-pub fn write_public(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_public(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     write_atomic(path, contents, 0o644)
 }
 
@@ -75,7 +75,7 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> 
 }
 
 /// Reads a file if it exists.
-pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

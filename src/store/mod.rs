@@ -5,20 +5,22 @@
 //! once it is durable; changes to several records happen in one serializable
 //! transaction (retried on conflict). Nothing else touches a database.
 
-pub mod backup;
-pub mod copy;
+pub(crate) mod backup;
+pub(crate) mod copy;
 pub mod datadir;
 mod postgres;
 mod sled_db;
 mod table;
 mod tx;
-pub mod upgrade;
+pub(crate) mod upgrade;
 
-pub use postgres::{migrations, Connection, Leadership};
+pub use postgres::Connection;
+pub(crate) use postgres::{migrations, Leadership};
 pub use table::Table;
 use table::TABLES;
+pub(crate) use tx::Fault;
 use tx::TxInner;
-pub use tx::{Fault, Tx, TxAbort, TxError};
+pub use tx::{Tx, TxAbort, TxError};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -66,7 +68,7 @@ enum Backend {
 }
 
 /// Every record of every table: `(table name, [(key, JSON value)])`.
-pub type Dump = Vec<(String, Vec<(String, serde_json::Value)>)>;
+pub(crate) type Dump = Vec<(String, Vec<(String, serde_json::Value)>)>;
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     Ok(serde_json::from_slice(bytes)?)
@@ -89,12 +91,12 @@ impl Store {
 
     /// Brings a PostgreSQL database's schema up to date; the migrations
     /// applied now.
-    pub async fn migrate(connection: &Connection) -> Result<Vec<i32>, StoreError> {
+    pub(crate) async fn migrate(connection: &Connection) -> Result<Vec<i32>, StoreError> {
         postgres::Pg::migrate(connection).await
     }
 
     /// Whether the records are in PostgreSQL (shared with other nodes).
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
     }
 
@@ -116,12 +118,12 @@ impl Store {
     }
 
     /// Every record of a table, in key order.
-    pub fn scan<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StoreError> {
+    pub(crate) fn scan<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StoreError> {
         Ok(self.scan_keyed(table)?.into_iter().map(|(_, v)| v).collect())
     }
 
     /// Every record of a table with its key, in key order.
-    pub fn scan_keyed<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError> {
+    pub(crate) fn scan_keyed<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError> {
         let records = match &self.backend {
             Backend::Sled(db) => db.scan(table)?,
             Backend::Postgres(db) => db.scan(table)?,
@@ -131,7 +133,7 @@ impl Store {
 
     /// The records whose key starts with `prefix` and sorts after `after`
     /// (all of them when `after` is `None`), in key order, at most `limit`.
-    pub fn scan_prefix<T: DeserializeOwned>(
+    pub(crate) fn scan_prefix<T: DeserializeOwned>(
         &self,
         table: Table,
         prefix: &str,
@@ -146,7 +148,7 @@ impl Store {
     }
 
     /// The last `n` records of a table (highest keys first).
-    pub fn last<T: DeserializeOwned>(&self, table: Table, n: usize) -> Result<Vec<T>, StoreError> {
+    pub(crate) fn last<T: DeserializeOwned>(&self, table: Table, n: usize) -> Result<Vec<T>, StoreError> {
         let records = match &self.backend {
             Backend::Sled(db) => db.last(table, n)?,
             Backend::Postgres(db) => db.last(table, n)?,
@@ -156,7 +158,7 @@ impl Store {
 
     /// A new id, unique and increasing across restarts (and nodes; gaps
     /// allowed).
-    pub fn next_id(&self) -> Result<u64, StoreError> {
+    pub(crate) fn next_id(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(db) => db.next_id(),
             Backend::Postgres(db) => db.next_id(),
@@ -164,7 +166,7 @@ impl Store {
     }
 
     /// The number of records in a table (0 when it cannot be counted).
-    pub fn count(&self, table: Table) -> usize {
+    pub(crate) fn count(&self, table: Table) -> usize {
         let counted = match &self.backend {
             Backend::Sled(db) => db.count(table),
             Backend::Postgres(db) => db.count(table),
@@ -186,7 +188,7 @@ impl Store {
 
     /// A consistent copy of every table (sled: writers wait while it is
     /// taken; PostgreSQL: one snapshot).
-    pub async fn export(&self) -> Result<Dump, StoreError> {
+    pub(crate) async fn export(&self) -> Result<Dump, StoreError> {
         let tables = match &self.backend {
             Backend::Sled(db) => db.export()?,
             Backend::Postgres(db) => db.export().await?,
@@ -199,7 +201,7 @@ impl Store {
 
     /// Loads a dump into this (empty) store and makes it durable; ids given
     /// from now on come after `next_id`.
-    pub async fn import(&self, dump: &Dump, next_id: u64) -> Result<(), StoreError> {
+    pub(crate) async fn import(&self, dump: &Dump, next_id: u64) -> Result<(), StoreError> {
         let mut tables = Vec::with_capacity(dump.len());
         for (name, records) in dump {
             let Some((table, _)) = TABLES.iter().find(|(_, n)| n == name) else {
@@ -232,7 +234,7 @@ impl Store {
 
     /// Runs `f` as one transaction without waiting for the disk: only for
     /// changes nobody is told about (such as a device's last-seen time).
-    pub fn commit_unflushed<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
+    pub(crate) fn commit_unflushed<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {
         match &self.backend {
             Backend::Sled(db) => db.transaction(|trees| f(&Tx { inner: TxInner::Sled(trees) })),
             Backend::Postgres(db) => db.transaction(false, |tx| f(&Tx { inner: TxInner::Postgres(tx) })),
@@ -241,7 +243,7 @@ impl Store {
 
     /// Waits until every change so far is durable (concurrent callers share
     /// one flush; PostgreSQL's commits already are).
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(db) => db.flush().await,
             Backend::Postgres(_) => Ok(()),
@@ -250,7 +252,7 @@ impl Store {
 
     /// Tells every node sharing this store `payload` (nothing to do when
     /// the store is this node's own).
-    pub async fn announce(&self, payload: &str) -> Result<(), StoreError> {
+    pub(crate) async fn announce(&self, payload: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(_) => Ok(()),
             Backend::Postgres(db) => db.announce(payload).await,
@@ -259,7 +261,7 @@ impl Store {
 
     /// What the nodes sharing this store announce (None when it is this
     /// node's own); an empty message means some may have been missed.
-    pub fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+    pub(crate) fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
         match &self.backend {
             Backend::Sled(_) => None,
             Backend::Postgres(db) => Some(db.listen()),
@@ -268,7 +270,7 @@ impl Store {
 
     /// Whether this node runs the background work: always, on its own
     /// store; one node at a time, on a shared one.
-    pub fn leadership(&self) -> Leadership {
+    pub(crate) fn leadership(&self) -> Leadership {
         match &self.backend {
             Backend::Sled(_) => {
                 let (_, receiver) = tokio::sync::watch::channel(true);

@@ -88,7 +88,7 @@ impl Tx<'_> {
     /// sled, where a read is a lookup in memory, nothing. Only a hint: a
     /// record read ahead and never asked for costs a little, one asked for
     /// and not read ahead is read then.
-    pub fn prefetch<E>(&self, records: &[(Table, String)]) -> Result<(), TxAbort<E>> {
+    pub(crate) fn prefetch<E>(&self, records: &[(Table, String)]) -> Result<(), TxAbort<E>> {
         match &self.inner {
             TxInner::Sled(_) => {}
             TxInner::Postgres(tx) => tx.prefetch(records)?,

@@ -11,13 +11,13 @@
 use crate::store::datadir::{self, DataDir};
 
 /// The format this build writes.
-pub const CURRENT: u32 = 2;
+pub(crate) const CURRENT: u32 = 2;
 
 const FILE: &str = "format-version";
 
 /// Why a data directory cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum UpgradeError {
+pub(crate) enum UpgradeError {
     /// Written by a newer topdog.
     #[error(
         "the data directory has format {found}, newer than this topdog understands ({CURRENT}); \
@@ -57,7 +57,7 @@ fn found(dir: &DataDir) -> Result<Option<u32>, UpgradeError> {
 
 /// Checks the format and upgrades an older directory; the format it had
 /// (`None` when new). Call before opening anything in the directory.
-pub fn prepare(dir: &DataDir) -> Result<Option<u32>, UpgradeError> {
+pub(crate) fn prepare(dir: &DataDir) -> Result<Option<u32>, UpgradeError> {
     let was = found(dir)?;
     match was {
         Some(found) if found > CURRENT => return Err(UpgradeError::Newer { found }),

@@ -7,7 +7,7 @@ use crate::store::{StoreError, TxError};
 
 /// Why a token was refused or not made.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiTokenError {
+pub(crate) enum ApiTokenError {
     /// No such token, or a revoked one.
     #[error("the API token is not valid (revoked, or never issued)")]
     Unknown,

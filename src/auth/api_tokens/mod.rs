@@ -7,8 +7,8 @@
 mod error;
 mod scope;
 
-pub use error::ApiTokenError;
-pub use scope::Scope;
+pub(crate) use error::ApiTokenError;
+pub(crate) use scope::Scope;
 
 use crate::audit::Actor;
 use crate::clock::{Clock, Timestamp};
@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 
 /// What every API token starts with (and how a credential is told apart
 /// from the admin token).
-pub const PREFIX: &str = "tdapi_";
+pub(crate) const PREFIX: &str = "tdapi_";
 
 /// Tokens the appliance keeps at most (each is a hand-made credential).
-pub const MAX_TOKENS: usize = 1_000;
+pub(crate) const MAX_TOKENS: usize = 1_000;
 
 /// The longest life a token may be given.
 const MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5 * 366 * 24 * 3600);
@@ -49,7 +49,7 @@ struct Record {
 
 /// What is shown of a token: everything but the token.
 #[derive(Debug, Clone, Serialize)]
-pub struct TokenView {
+pub(crate) struct TokenView {
     /// Its name.
     pub name: String,
     /// What it may do.
@@ -80,7 +80,7 @@ impl From<Record> for TokenView {
 /// A request to make a token.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateRequest {
+pub(crate) struct CreateRequest {
     /// Its name (`[A-Za-z0-9._-]{1,64}`).
     pub name: String,
     /// Its scopes (at least one).
@@ -95,7 +95,7 @@ pub struct CreateRequest {
 
 /// A new token: shown once.
 #[derive(Debug, Serialize)]
-pub struct Created {
+pub(crate) struct Created {
     /// The token itself (only now).
     pub token: String,
     /// What it is.
@@ -105,7 +105,7 @@ pub struct Created {
 
 /// What an admitted token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
+pub(crate) struct Grant {
     name: String,
     scopes: Vec<Scope>,
     users: Vec<UserId>,
@@ -113,17 +113,17 @@ pub struct Grant {
 
 impl Grant {
     /// The token's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// Who acted, for the audit.
-    pub fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor::Token(self.name.clone())
     }
 
     /// Refuses unless the token holds `scope` (or `admin`, which holds all).
-    pub fn require(&self, scope: Scope) -> Result<(), ApiTokenError> {
+    pub(crate) fn require(&self, scope: Scope) -> Result<(), ApiTokenError> {
         if self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin) {
             Ok(())
         } else {
@@ -132,12 +132,12 @@ impl Grant {
     }
 
     /// Whether the token may reach only some users.
-    pub fn is_limited(&self) -> bool {
+    pub(crate) fn is_limited(&self) -> bool {
         !self.users.is_empty()
     }
 
     /// Refuses unless the token may reach `user`.
-    pub fn may_reach(&self, user: &str) -> Result<(), ApiTokenError> {
+    pub(crate) fn may_reach(&self, user: &str) -> Result<(), ApiTokenError> {
         if self.users.is_empty() || self.users.iter().any(|u| u.as_str() == user) {
             Ok(())
         } else {
@@ -148,7 +148,7 @@ impl Grant {
 
 /// The API tokens (cheap to clone).
 #[derive(Clone)]
-pub struct ApiTokens {
+pub(crate) struct ApiTokens {
     store: Store,
     clock: Clock,
     /// When each token's "last used" was last written.
@@ -212,13 +212,13 @@ fn checked(request: &CreateRequest) -> Result<(Vec<Scope>, Vec<UserId>), ApiToke
 
 impl ApiTokens {
     /// The tokens in `store`.
-    pub fn new(store: Store, clock: Clock) -> ApiTokens {
+    pub(crate) fn new(store: Store, clock: Clock) -> ApiTokens {
         ApiTokens { store, clock, written: Arc::default() }
     }
 
     /// Makes a token (on disk when this returns); the token is in the answer
     /// and nowhere else.
-    pub async fn create(&self, request: &CreateRequest) -> Result<Created, ApiTokenError> {
+    pub(crate) async fn create(&self, request: &CreateRequest) -> Result<Created, ApiTokenError> {
         let (scopes, users) = checked(request)?;
         let now = self.clock.now();
         let expires_at = request.expires_in.as_deref().map(parse_lifetime).transpose()?.map(|life| now + life);
@@ -249,12 +249,12 @@ impl ApiTokens {
     }
 
     /// Every token, by name.
-    pub fn list(&self) -> Result<Vec<TokenView>, ApiTokenError> {
+    pub(crate) fn list(&self) -> Result<Vec<TokenView>, ApiTokenError> {
         Ok(self.store.scan::<Record>(Table::ApiTokens)?.into_iter().map(TokenView::from).collect())
     }
 
     /// Revokes a token: it stops working at once.
-    pub async fn revoke(&self, name: &str) -> Result<TokenView, ApiTokenError> {
+    pub(crate) async fn revoke(&self, name: &str) -> Result<TokenView, ApiTokenError> {
         let record = self
             .store
             .commit(|tx| {
@@ -272,7 +272,7 @@ impl ApiTokens {
 
     /// Admits a presented token: known, not expired. Its "last used" is
     /// written back at most once a minute.
-    pub fn authenticate(&self, token: &str) -> Result<Grant, ApiTokenError> {
+    pub(crate) fn authenticate(&self, token: &str) -> Result<Grant, ApiTokenError> {
         let name: String = self.store.get(Table::ApiTokenHashes, &hash_of(token))?.ok_or(ApiTokenError::Unknown)?;
         let record: Record = self.store.get(Table::ApiTokens, &name)?.ok_or(ApiTokenError::Unknown)?;
         let now = self.clock.now();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Send notifications and read their receipts.
     #[serde(rename = "notify")]
     Notify,
@@ -29,11 +29,11 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 6] =
+    pub(crate) const ALL: [Scope; 6] =
         [Scope::Notify, Scope::Approvals, Scope::Pairing, Scope::DevicesRead, Scope::DevicesWrite, Scope::Admin];
 
     /// Its name (`notify`, `devices:read`, …).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Scope::Notify => "notify",
             Scope::Approvals => "approvals",
@@ -45,7 +45,7 @@ impl Scope {
     }
 
     /// The scope named `name`.
-    pub fn parse(name: &str) -> Result<Scope, ApiTokenError> {
+    pub(crate) fn parse(name: &str) -> Result<Scope, ApiTokenError> {
         Scope::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
             let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
             ApiTokenError::Invalid(format!("scope `{name}` is not one of {}", known.join(", ")))

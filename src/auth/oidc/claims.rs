@@ -10,7 +10,7 @@ use crate::people::{Person, Role};
 use serde_json::Value;
 
 /// The person the claims describe.
-pub fn person(config: &OidcConfig, claims: &Value, now: Timestamp) -> Result<Person, OidcError> {
+pub(super) fn person(config: &OidcConfig, claims: &Value, now: Timestamp) -> Result<Person, OidcError> {
     let raw = claims[config.user_claim.as_str()].as_str().ok_or_else(|| {
         OidcError::UserId(format!(
             "the identity provider sent no `{}` claim to take the user id from",

@@ -4,7 +4,7 @@ use crate::error::{Coded, Kind};
 
 /// Why a sign-in did not succeed.
 #[derive(Debug, thiserror::Error)]
-pub enum OidcError {
+pub(crate) enum OidcError {
     /// Single sign-on is not configured.
     #[error("sign-in with the company's identity provider is not set up on this appliance")]
     NotConfigured,

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 
 /// How long a sign-in may take.
-pub const TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+pub(super) const TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// Most sign-ins under way at once (anyone may start one).
-pub const MAX: usize = 10_000;
+pub(super) const MAX: usize = 10_000;
 
 /// What a callback needs to finish a sign-in.
-pub struct Pending {
+pub(super) struct Pending {
     /// The PKCE verifier.
     pub verifier: String,
     /// The nonce the ID token must carry.
@@ -28,7 +28,7 @@ pub struct Pending {
 
 /// Why a callback's state was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unfinished {
+pub(super) enum Unfinished {
     /// Not started (here, or by this browser), or used already.
     Unknown,
     /// Started too long ago.
@@ -39,7 +39,7 @@ pub enum Unfinished {
 
 /// The sign-ins under way (cheap to clone).
 #[derive(Clone)]
-pub struct Logins {
+pub(super) struct Logins {
     pending: Arc<Mutex<HashMap<String, Pending>>>,
     clock: Clock,
 }
@@ -50,12 +50,18 @@ fn hash(value: &str) -> [u8; 32] {
 
 impl Logins {
     /// None under way.
-    pub fn new(clock: Clock) -> Logins {
+    pub(super) fn new(clock: Clock) -> Logins {
         Logins { pending: Arc::default(), clock }
     }
 
     /// Remembers a sign-in by its `state`, for the browser holding `browser`.
-    pub fn start(&self, state: String, verifier: String, nonce: String, browser: &str) -> Result<(), Unfinished> {
+    pub(super) fn start(
+        &self,
+        state: String,
+        verifier: String,
+        nonce: String,
+        browser: &str,
+    ) -> Result<(), Unfinished> {
         let now = self.clock.now();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain(|_, p| now - p.started_at < TTL);
@@ -67,7 +73,7 @@ impl Logins {
     }
 
     /// Takes the sign-in `state` names (once) if `browser` started it.
-    pub fn finish(&self, state: &str, browser: Option<&str>) -> Result<Pending, Unfinished> {
+    pub(super) fn finish(&self, state: &str, browser: Option<&str>) -> Result<Pending, Unfinished> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let same_browser = |p: &Pending| browser.is_some_and(|b| bool::from(hash(b).ct_eq(&p.browser)));
         match pending.get(state) {

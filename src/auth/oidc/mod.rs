@@ -12,7 +12,7 @@ mod error;
 mod logins;
 mod provider;
 
-pub use error::OidcError;
+pub(crate) use error::OidcError;
 
 use crate::clock::Clock;
 use crate::config::OidcConfig;
@@ -30,11 +30,11 @@ use rand::RngCore;
 use std::os::unix::fs::PermissionsExt;
 
 /// The path the provider sends the browser back to.
-pub const CALLBACK_PATH: &str = "/auth/callback";
+pub(crate) const CALLBACK_PATH: &str = "/auth/callback";
 
 /// A sign-in begun: where to send the browser, and the value for its
 /// login cookie (which binds the callback to this browser).
-pub struct Begun {
+pub(crate) struct Begun {
     /// The provider's sign-in URL.
     pub url: String,
     /// The login cookie's value.
@@ -42,7 +42,7 @@ pub struct Begun {
 }
 
 /// A finished sign-in.
-pub struct SignedIn {
+pub(crate) struct SignedIn {
     /// Who signed in, with their role.
     pub person: Person,
     /// The ID token (the hint for the provider's logout).
@@ -50,7 +50,7 @@ pub struct SignedIn {
 }
 
 /// What a callback brought back from the provider.
-pub struct Callback<'a> {
+pub(crate) struct Callback<'a> {
     /// `state`.
     pub state: Option<&'a str>,
     /// `code`.
@@ -62,7 +62,7 @@ pub struct Callback<'a> {
 }
 
 /// Single sign-on with one OpenID provider.
-pub struct Oidc {
+pub(crate) struct Oidc {
     config: OidcConfig,
     provider: Provider,
     logins: Logins,
@@ -104,7 +104,7 @@ fn http_client(config: &OidcConfig) -> anyhow::Result<reqwest::Client> {
 impl Oidc {
     /// Single sign-on as configured, for an appliance at `base_url`
     /// (nothing is fetched from the provider until the first sign-in).
-    pub fn new(config: &OidcConfig, base_url: &str, clock: Clock) -> anyhow::Result<Oidc> {
+    pub(crate) fn new(config: &OidcConfig, base_url: &str, clock: Clock) -> anyhow::Result<Oidc> {
         let base_url = base_url.trim_end_matches('/').to_owned();
         let secret = read_secret(&config.client_secret_file)?;
         let issuer = IssuerUrl::new(config.issuer.clone())?;
@@ -115,7 +115,7 @@ impl Oidc {
     }
 
     /// Begins a sign-in: the provider's URL to send the browser to.
-    pub async fn begin(&self) -> Result<Begun, OidcError> {
+    pub(crate) async fn begin(&self) -> Result<Begun, OidcError> {
         let known = self.provider.known().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = known.client.authorize_url(
@@ -134,7 +134,7 @@ impl Oidc {
     }
 
     /// Finishes a sign-in from the provider's callback.
-    pub async fn finish(&self, callback: Callback<'_>) -> Result<SignedIn, OidcError> {
+    pub(crate) async fn finish(&self, callback: Callback<'_>) -> Result<SignedIn, OidcError> {
         let state = callback.state.ok_or(OidcError::UnknownState)?;
         let pending = self.logins.finish(state, callback.browser).map_err(|e| match e {
             Unfinished::Expired => OidcError::Expired,
@@ -192,7 +192,7 @@ impl Oidc {
 
     /// Where to send the browser to end the provider's session too (None:
     /// the provider has no RP-initiated logout).
-    pub async fn logout_url(&self, id_token: &str) -> Option<String> {
+    pub(crate) async fn logout_url(&self, id_token: &str) -> Option<String> {
         let known = self.provider.known().await.ok()?;
         let token: CoreIdToken = id_token.parse().ok()?;
         let after = PostLogoutRedirectUrl::new(format!("{}/", self.base_url)).ok()?;

@@ -12,7 +12,7 @@ use openidconnect::{EndSessionUrl, ProviderMetadataWithLogout};
 use tokio::sync::Mutex;
 
 /// The client for the provider's endpoints, as discovery leaves it.
-pub type Client =
+pub(super) type Client =
     CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 /// How long discovery is believed.
@@ -23,7 +23,7 @@ const KEY_REFRESH_GAP: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// What discovery found.
 #[derive(Clone)]
-pub struct Known {
+pub(super) struct Known {
     /// The client, with the provider's endpoints and keys.
     pub client: Client,
     /// Where RP-initiated logout sends the browser, if the provider has it.
@@ -34,7 +34,7 @@ pub struct Known {
 }
 
 /// The provider's metadata and keys, cached.
-pub struct Provider {
+pub(super) struct Provider {
     issuer: IssuerUrl,
     client_id: ClientId,
     secret: ClientSecret,
@@ -46,7 +46,7 @@ pub struct Provider {
 
 impl Provider {
     /// Nothing fetched yet.
-    pub fn new(
+    pub(super) fn new(
         issuer: IssuerUrl,
         client: (ClientId, ClientSecret),
         redirect: RedirectUrl,
@@ -58,12 +58,12 @@ impl Provider {
     }
 
     /// The HTTP client that talks to the provider (no redirects followed).
-    pub fn http(&self) -> &reqwest::Client {
+    pub(super) fn http(&self) -> &reqwest::Client {
         &self.http
     }
 
     /// The client, discovering the provider when nothing fresh is known.
-    pub async fn known(&self) -> Result<Known, OidcError> {
+    pub(super) async fn known(&self) -> Result<Known, OidcError> {
         let mut known = self.known.lock().await;
         let now = self.clock.now();
         match known.as_ref() {
@@ -78,7 +78,7 @@ impl Provider {
 
     /// Fetches the keys again (an ID token named one not among them);
     /// `None` when an unknown key made it do so less than a minute ago.
-    pub async fn refresh_keys(&self) -> Result<Option<Known>, OidcError> {
+    pub(super) async fn refresh_keys(&self) -> Result<Option<Known>, OidcError> {
         let mut guard = self.known.lock().await;
         let now = self.clock.now();
         let Some(known) = guard.as_mut() else { return Ok(None) };

@@ -4,10 +4,10 @@
 //! time, listed and pruned. Waiters (long polls) are woken on a decision; a
 //! requester's webhook is called with the outcome; every outcome is audited.
 
-pub mod pending;
+pub(crate) mod pending;
 mod record;
 
-pub use record::{Answer, Approval, ApprovalRequest, Planned, Status};
+pub(crate) use record::{Answer, Approval, ApprovalRequest, Planned, Status};
 
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Clock, Timestamp};
@@ -25,7 +25,7 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The approval service (cheap to clone).
 #[derive(Clone)]
-pub struct Approvals {
+pub(crate) struct Approvals {
     store: Store,
     delivery: Delivery,
     audit: AuditLog,
@@ -38,13 +38,19 @@ pub struct Approvals {
 
 impl Approvals {
     /// A service over `store`.
-    pub fn new(store: Store, delivery: Delivery, audit: AuditLog, tasks: TaskTracker, clock: Clock) -> Approvals {
+    pub(crate) fn new(
+        store: Store,
+        delivery: Delivery,
+        audit: AuditLog,
+        tasks: TaskTracker,
+        clock: Clock,
+    ) -> Approvals {
         let http = reqwest::Client::builder().timeout(WEBHOOK_TIMEOUT).build().unwrap_or_default();
         Approvals { store, delivery, audit, decided: broadcast::channel(1024).0, http, tasks, clock }
     }
 
     /// Creates an approval for `recipients` (stored before it is sent).
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         actor: &Actor,
         request: &ApprovalRequest,
@@ -83,24 +89,25 @@ impl Approvals {
 
     /// Wakes every waiter to look at the clock again (the test clock moved,
     /// which may have expired what they wait on).
-    pub fn time_moved(&self) {
+    #[cfg(feature = "dev-license-key")]
+    pub(crate) fn time_moved(&self) {
         let _ = self.decided.send(String::new());
     }
 
     /// Wakes whoever waits on approval `id` (another node decided it).
-    pub fn decided_elsewhere(&self, id: &str) {
+    pub(crate) fn decided_elsewhere(&self, id: &str) {
         let _ = self.decided.send(id.to_owned());
     }
 
     /// An approval by id.
-    pub fn get(&self, id: &str) -> Result<Approval, MessagingError> {
+    pub(crate) fn get(&self, id: &str) -> Result<Approval, MessagingError> {
         let mut approval: Approval = self.store.get(Table::Approvals, id)?.ok_or(MessagingError::ApprovalNotFound)?;
         approval.status = approval.effective_status(self.clock.now());
         Ok(approval)
     }
 
     /// An approval, waiting up to `wait` while it is pending.
-    pub async fn wait(&self, id: &str, wait: Duration) -> Result<Approval, MessagingError> {
+    pub(crate) async fn wait(&self, id: &str, wait: Duration) -> Result<Approval, MessagingError> {
         let mut decided = self.decided.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -119,7 +126,7 @@ impl Approvals {
     }
 
     /// The newest `n` approvals, newest first.
-    pub fn recent(&self, n: usize) -> Result<Vec<Approval>, MessagingError> {
+    pub(crate) fn recent(&self, n: usize) -> Result<Vec<Approval>, MessagingError> {
         let now = self.clock.now();
         let mut approvals: Vec<Approval> = self.store.last(Table::Approvals, n)?;
         approvals.iter_mut().for_each(|a| a.status = a.effective_status(now));
@@ -127,7 +134,7 @@ impl Approvals {
     }
 
     /// Pending approvals `device` may answer.
-    pub fn pending_for(&self, device: &Device) -> Result<Vec<Approval>, MessagingError> {
+    pub(crate) fn pending_for(&self, device: &Device) -> Result<Vec<Approval>, MessagingError> {
         let now = self.clock.now();
         let approvals = self.load_all(pending::of(&self.store, device.user_id.as_str())?)?;
         Ok(approvals
@@ -146,7 +153,7 @@ impl Approvals {
     }
 
     /// Whether approval `id` asks `device`.
-    pub fn asks(&self, device: &Device, id: &str) -> Result<bool, MessagingError> {
+    pub(crate) fn asks(&self, device: &Device, id: &str) -> Result<bool, MessagingError> {
         match self.get(id) {
             Ok(approval) => Ok(approval.may_answer(device) && device.paired_at <= approval.created_at),
             Err(MessagingError::ApprovalNotFound) => Ok(false),
@@ -155,7 +162,7 @@ impl Approvals {
     }
 
     /// Sends `device` the approvals still waiting for it (after a reconnect).
-    pub async fn resend(&self, device: &Device) -> Result<(), MessagingError> {
+    pub(crate) async fn resend(&self, device: &Device) -> Result<(), MessagingError> {
         for approval in self.pending_for(device)? {
             self.delivery.send_live(device.user_id.as_str(), device.device_id.as_str(), &approval.message()).await;
         }
@@ -163,7 +170,7 @@ impl Approvals {
     }
 
     /// Applies a phone's answer: exactly one answer decides.
-    pub async fn answer(&self, device: &Device, id: &str, answer: &Answer) -> Result<Approval, MessagingError> {
+    pub(crate) async fn answer(&self, device: &Device, id: &str, answer: &Answer) -> Result<Approval, MessagingError> {
         let approve = match answer.decision.as_str() {
             "approve" => true,
             "reject" => false,
@@ -191,7 +198,7 @@ impl Approvals {
     }
 
     /// Marks overdue approvals expired; the ones it marked.
-    pub async fn expire_overdue(&self) -> Result<Vec<Approval>, MessagingError> {
+    pub(crate) async fn expire_overdue(&self) -> Result<Vec<Approval>, MessagingError> {
         let now = self.clock.now();
         let approvals = self.load_all(pending::all(&self.store)?)?;
         let mut expired = Vec::new();
@@ -221,7 +228,7 @@ impl Approvals {
     }
 
     /// Removes decided approvals created before `cutoff`; how many.
-    pub fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
+    pub(crate) fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
         let approvals: Vec<Approval> = self.store.scan(Table::Approvals)?;
         let old: Vec<&Approval> =
             approvals.iter().filter(|a| a.status != Status::Pending && a.created_at < cutoff).collect();

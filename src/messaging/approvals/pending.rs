@@ -34,7 +34,7 @@ pub(super) fn all(store: &Store) -> Result<Vec<String>, StoreError> {
 }
 
 /// Files every pending approval afresh (at start-up).
-pub async fn rebuild(store: &Store) -> Result<(), StoreError> {
+pub(crate) async fn rebuild(store: &Store) -> Result<(), StoreError> {
     let stale: Vec<(String, ())> = store.scan_keyed(Table::PendingApprovals)?;
     let approvals: Vec<Approval> = store.scan(Table::Approvals)?;
     let outcome = store

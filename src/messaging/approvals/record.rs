@@ -19,7 +19,7 @@ use std::time::Duration;
 /// `POST /phone/approvals`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApprovalRequest {
+pub(crate) struct ApprovalRequest {
     /// Whose phones are asked.
     pub user_id: String,
     /// Headline (1–200 characters).
@@ -41,7 +41,7 @@ pub struct ApprovalRequest {
 /// An approval's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     /// Waiting for an answer.
     Pending,
     /// Approved.
@@ -54,7 +54,7 @@ pub enum Status {
 
 impl Status {
     /// The state's name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
             Status::Approved => "approved",
@@ -66,7 +66,7 @@ impl Status {
 
 /// An action a phone asked for that waits for this approval.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// The command (voice_command id) that asked for it.
     pub command_id: String,
     /// The action.
@@ -77,7 +77,7 @@ pub struct Planned {
 
 /// A stored approval.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Approval {
+pub(crate) struct Approval {
     /// Its id.
     pub id: String,
     /// Whose phones are asked.
@@ -119,7 +119,7 @@ pub struct Approval {
 /// A phone's answer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// `approve` or `reject`.
     pub decision: String,
     /// The number the requester showed (not needed to reject, nor for a
@@ -142,7 +142,7 @@ pub(super) fn code_and_choices() -> (String, Vec<String>) {
 
 impl Approval {
     /// The state, counting a pending approval past its time as expired.
-    pub fn effective_status(&self, now: Timestamp) -> Status {
+    pub(crate) fn effective_status(&self, now: Timestamp) -> Status {
         if self.status == Status::Pending && now >= self.expires_at {
             Status::Expired
         } else {
@@ -151,7 +151,7 @@ impl Approval {
     }
 
     /// Whether the phone must match a number (false: a plain confirm).
-    pub fn matches_number(&self) -> bool {
+    pub(crate) fn matches_number(&self) -> bool {
         !self.code.is_empty()
     }
 

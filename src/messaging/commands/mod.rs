@@ -19,7 +19,7 @@ use crate::messaging::delivery::Delivery;
 use crate::messaging::error::MessagingError;
 use crate::messaging::wire::{self, CommandStatus, Outbound};
 use crate::store::{Store, Table, TxAbort};
-pub use record::CommandRecord;
+pub(crate) use record::CommandRecord;
 use record::{check, describe, key, result, status_name, Queued};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,11 +31,11 @@ use tokio_util::task::TaskTracker;
 /// Commands that may run at once.
 const MAX_RUNNING: usize = 4;
 /// Commands that may wait for a free slot; more are refused (429).
-pub const MAX_QUEUED: usize = 16;
+pub(crate) const MAX_QUEUED: usize = 16;
 
 /// The command service (cheap to clone).
 #[derive(Clone)]
-pub struct Commands {
+pub(crate) struct Commands {
     store: Store,
     delivery: Delivery,
     approvals: Approvals,
@@ -54,7 +54,7 @@ pub struct Commands {
 }
 
 /// What the service needs.
-pub struct CommandParts {
+pub(crate) struct CommandParts {
     /// The store.
     pub store: Store,
     /// The sender.
@@ -81,7 +81,7 @@ pub struct CommandParts {
 
 impl Commands {
     /// A service from its parts.
-    pub fn new(parts: CommandParts) -> Commands {
+    pub(crate) fn new(parts: CommandParts) -> Commands {
         let CommandParts { store, delivery, approvals, audit, actions, llm, workdir, devices, limits, tasks, clock } =
             parts;
         Commands {
@@ -103,7 +103,12 @@ impl Commands {
 
     /// Handles a command from `device`; the first answer. A repeated id gets
     /// the stored answer and runs nothing.
-    pub async fn handle(&self, device: &Device, id: &str, text: &str) -> Result<wire::CommandResult, MessagingError> {
+    pub(crate) async fn handle(
+        &self,
+        device: &Device,
+        id: &str,
+        text: &str,
+    ) -> Result<wire::CommandResult, MessagingError> {
         let text = check(id, text)?;
         let k = key(device.device_id.as_str(), id);
         if let Some(existing) = self.store.get::<CommandRecord>(Table::Commands, &k)? {
@@ -225,14 +230,14 @@ impl Commands {
 
     /// Tells the phone a command was refused before it was handled (over
     /// its budget, or the queue is full); nothing is stored.
-    pub async fn refuse(&self, device: &Device, id: &str, why: &MessagingError) {
+    pub(crate) async fn refuse(&self, device: &Device, id: &str, why: &MessagingError) {
         let answer = result(self.clock.now(), id, CommandStatus::Rejected, format!("Not run: {why}."));
         self.send(device, Outbound::CommandResult(answer)).await;
     }
 
     /// After an approval with a planned action was decided: run it, or say
     /// it was refused.
-    pub async fn on_decision(&self, device: &Device, planned: &Planned, status: Status) {
+    pub(crate) async fn on_decision(&self, device: &Device, planned: &Planned, status: Status) {
         let actions = self.actions.current();
         let action = actions.iter().find(|a| a.name == planned.action).cloned();
         match (status, action) {
@@ -355,7 +360,7 @@ impl Commands {
     }
 
     /// Removes commands received before `cutoff`; how many.
-    pub fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
+    pub(crate) fn prune(&self, cutoff: Timestamp) -> Result<usize, MessagingError> {
         let commands: Vec<(String, CommandRecord)> = self.store.scan_keyed(Table::Commands)?;
         let old: Vec<&String> = commands.iter().filter(|(_, c)| c.received_at < cutoff).map(|(k, _)| k).collect();
         self.store
@@ -365,7 +370,7 @@ impl Commands {
     }
 
     /// The most recent commands, newest first.
-    pub fn recent(&self, limit: usize) -> Result<Vec<CommandRecord>, MessagingError> {
+    pub(crate) fn recent(&self, limit: usize) -> Result<Vec<CommandRecord>, MessagingError> {
         let mut all: Vec<CommandRecord> = self.store.scan(Table::Commands)?;
         all.sort_by_key(|c| std::cmp::Reverse(c.received_at));
         all.truncate(limit);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// A command as stored (and listed for the activity view).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommandRecord {
+pub(crate) struct CommandRecord {
     /// The phone's message id.
     pub id: String,
     /// The phone.

@@ -15,13 +15,13 @@ use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, Protocol, Sub
 use std::num::NonZeroU32;
 
 /// Largest packet a phone may send (a 64 KiB payload and its topic).
-pub const MAX_PACKET: usize = 64 * 1024 + 1024;
+pub(super) const MAX_PACKET: usize = 64 * 1024 + 1024;
 /// A phone's publish burst, in seconds of its sustained rate.
 const BURST_SECONDS: u32 = 5;
 
 /// Why a phone's packet was refused (the connection is closed).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Violation {
+pub(super) enum Violation {
     /// Not an MQTT 3.1.1 packet, or over [`MAX_PACKET`].
     #[error("malformed packet: {0}")]
     Malformed(String),
@@ -47,7 +47,7 @@ pub enum Violation {
 
 impl Violation {
     /// The metric label.
-    pub fn reason(&self) -> &'static str {
+    pub(super) fn reason(&self) -> &'static str {
         match self {
             Violation::Malformed(_) | Violation::Unexpected(_) => "malformed",
             Violation::ClientId(_) => "connect",
@@ -59,7 +59,7 @@ impl Violation {
 }
 
 /// Takes the next whole packet off `buf` (None: more bytes are needed).
-pub fn next_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, Violation> {
+pub(super) fn next_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, Violation> {
     match v4::check(buf.iter(), MAX_PACKET) {
         Ok(header) => Ok(Some(buf.split_to(header.frame_length()).freeze())),
         Err(rumqttd::protocol::Error::InsufficientBytes(_)) => Ok(None),
@@ -74,7 +74,7 @@ fn decode(frame: &Bytes) -> Result<Packet, Violation> {
 
 /// When `frame` (from the broker) is the SUBACK of SUBSCRIBE `pkid`:
 /// whether it grants its filter number `index`.
-pub fn grants(frame: &[u8], pkid: u16, index: usize) -> Option<bool> {
+pub(super) fn grants(frame: &[u8], pkid: u16, index: usize) -> Option<bool> {
     if frame.first().map(|b| b >> 4) != Some(9) {
         return None;
     }
@@ -89,7 +89,7 @@ pub fn grants(frame: &[u8], pkid: u16, index: usize) -> Option<bool> {
 
 /// The topic and packet id (0 at QoS 0) of `frame` (from the broker) when
 /// it is a PUBLISH.
-pub fn publish_topic(frame: &[u8]) -> Option<(String, u16)> {
+pub(super) fn publish_topic(frame: &[u8]) -> Option<(String, u16)> {
     if frame.first().map(|b| b >> 4) != Some(3) {
         return None;
     }
@@ -111,7 +111,7 @@ pub fn publish_topic(frame: &[u8]) -> Option<(String, u16)> {
 
 /// The client id of a CONNECT frame (checked against the certificate by
 /// [`Rules::connect`]).
-pub fn client_id(frame: &Bytes) -> Result<String, Violation> {
+pub(super) fn client_id(frame: &Bytes) -> Result<String, Violation> {
     match decode(frame)? {
         Packet::Connect(connect, ..) => Ok(connect.client_id),
         _ => Err(Violation::Unexpected("non-CONNECT first")),
@@ -123,7 +123,7 @@ pub fn client_id(frame: &Bytes) -> Result<String, Violation> {
 /// connection's own `client_id` for the broker, and the gateway's login in
 /// place of the phone's (that client id as user name, this boot's `secret`
 /// as password).
-pub fn for_broker(frame: &Bytes, secret: &str, client_id: &str) -> Result<(Bytes, Option<String>), Violation> {
+pub(super) fn for_broker(frame: &Bytes, secret: &str, client_id: &str) -> Result<(Bytes, Option<String>), Violation> {
     let Packet::Connect(mut connect, properties, will, will_properties, login) = decode(frame)? else {
         return Err(Violation::Unexpected("non-CONNECT first"));
     };
@@ -137,7 +137,7 @@ pub fn for_broker(frame: &Bytes, secret: &str, client_id: &str) -> Result<(Bytes
 }
 
 /// The CONNACK that refuses a phone whose token is not accepted.
-pub fn not_authorized() -> Bytes {
+pub(super) fn not_authorized() -> Bytes {
     let mut out = BytesMut::with_capacity(4);
     let refused = ConnAck { session_present: false, code: ConnectReturnCode::NotAuthorized };
     // Writing a CONNACK into a buffer cannot fail.
@@ -149,7 +149,7 @@ pub fn not_authorized() -> Bytes {
 /// notifications (so the gateway can tell when that subscription is in
 /// force: see `subscribed`).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Subscription {
+pub(super) enum Subscription {
     /// Nothing.
     Unchanged,
     /// A SUBSCRIBE whose filter number `index` covers the notifications.
@@ -166,7 +166,7 @@ pub enum Subscription {
 }
 
 /// One phone connection's rules.
-pub struct Rules {
+pub(super) struct Rules {
     device: String,
     prefix: String,
     publishes: DefaultDirectRateLimiter,
@@ -175,7 +175,7 @@ pub struct Rules {
 impl Rules {
     /// The rules for `device` of `user`, who may publish `rate` times a
     /// second.
-    pub fn new(user: &str, device: &str, rate: u32) -> Rules {
+    pub(super) fn new(user: &str, device: &str, rate: u32) -> Rules {
         let burst = NonZeroU32::new(rate.saturating_mul(BURST_SECONDS)).unwrap_or(NonZeroU32::MIN);
         let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
         Rules {
@@ -186,7 +186,7 @@ impl Rules {
     }
 
     /// Checks the CONNECT frame: client id and will.
-    pub fn connect(&self, frame: &Bytes) -> Result<(), Violation> {
+    pub(super) fn connect(&self, frame: &Bytes) -> Result<(), Violation> {
         let Packet::Connect(connect, _, will, ..) = decode(frame)? else {
             return Err(Violation::Unexpected("non-CONNECT first"));
         };
@@ -201,7 +201,7 @@ impl Rules {
     }
 
     /// Checks one packet after the CONNECT.
-    pub fn check(&self, frame: &Bytes) -> Result<Subscription, Violation> {
+    pub(super) fn check(&self, frame: &Bytes) -> Result<Subscription, Violation> {
         match decode(frame)? {
             Packet::Publish(publish, _) => {
                 if publish.retain {

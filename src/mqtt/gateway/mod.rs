@@ -30,7 +30,7 @@ use crate::proxy::TrustedProxies;
 use bytes::{Bytes, BytesMut};
 use inspect::{next_frame, Rules, Violation};
 use registry::Registry;
-pub use registry::Settled;
+pub(crate) use registry::Settled;
 use relay::relay;
 use sha2::Digest;
 use std::sync::Arc;
@@ -42,14 +42,14 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// How long a phone has for the TLS handshake and its CONNECT.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PENDING_HANDSHAKES: usize = 1024;
 const MAX_PENDING_PER_ADDRESS: usize = 64;
 const SPLICE_BUFFER: usize = 4 * 1024;
 
 /// What one phone may take of the gateway.
 #[derive(Debug, Clone, Copy)]
-pub struct GatewayLimits {
+pub(crate) struct GatewayLimits {
     /// Connections open (or opening) from one address.
     pub max_per_ip: usize,
     /// Publishes a second, sustained.
@@ -58,7 +58,7 @@ pub struct GatewayLimits {
 
 /// The gateway's shared state (cheap to clone).
 #[derive(Clone)]
-pub struct Gateway {
+pub(crate) struct Gateway {
     registry: Arc<Registry>,
     acceptor: TlsAcceptor,
     internal: Internal,
@@ -110,7 +110,7 @@ impl Refused {
 impl Gateway {
     /// A gateway serving `server` (the appliance's certificate) and trusting
     /// phone certificates from `appliance_ca_pem`, within `limits`.
-    pub fn new(
+    pub(crate) fn new(
         server: Arc<crate::pki::live::LiveCert>,
         appliance_ca_pem: &str,
         internal: &Internal,
@@ -140,23 +140,23 @@ impl Gateway {
 
     /// Asks every live connection of `device` to close once a `control`
     /// message has passed to the phone; how many there are.
-    pub fn close_after_control(&self, device: &str) -> usize {
+    pub(crate) fn close_after_control(&self, device: &str) -> usize {
         self.registry.close_after_control(device)
     }
 
     /// Closes the connections of `device` that were asked to close after a
     /// `control` message and are still open; how many there were.
-    pub fn kick_closing(&self, device: &str) -> usize {
+    pub(crate) fn kick_closing(&self, device: &str) -> usize {
         self.registry.kick_closing(device)
     }
 
     /// Whether `device` is connected to this node.
-    pub fn holds(&self, device: &str) -> bool {
+    pub(crate) fn holds(&self, device: &str) -> bool {
         self.registry.holds(device)
     }
 
     /// Connected phones.
-    pub fn connected(&self) -> usize {
+    pub(crate) fn connected(&self) -> usize {
         self.registry.count()
     }
 
@@ -164,12 +164,12 @@ impl Gateway {
     /// notifications is in force, once none of its SUBSCRIBEs is on its
     /// way: a notification published while the answer is held reaches it
     /// (and no other connection of the device).
-    pub async fn settled(&self, device: &str) -> Settled<'_> {
+    pub(crate) async fn settled(&self, device: &str) -> Settled<'_> {
         self.registry.settled(device).await
     }
 
     /// Accepts phones on `listener` until `stop` turns true.
-    pub async fn serve(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    pub(crate) async fn serve(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {

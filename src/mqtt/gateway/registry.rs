@@ -40,7 +40,7 @@ impl Default for Registry {
 
 /// A device's subscription state for one publish: the connection a message
 /// published while this is held reaches, if any.
-pub struct Settled<'a> {
+pub(crate) struct Settled<'a> {
     /// The newest connection whose notification subscription is in force.
     pub connection: Option<u64>,
     _gate: RwLockReadGuard<'a, ()>,

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::AsyncMessage;
 
 /// The channel every node listens on.
-pub const CHANNEL: &str = "topdog";
+pub(super) const CHANNEL: &str = "topdog";
 /// The advisory lock the node running background work holds.
 const LEADER_LOCK: i64 = 0x7d06_0001;
 /// How often the listening and leading connections are checked (and a lost
@@ -24,7 +24,7 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 const BACKLOG: usize = 4096;
 
 /// Whether this node runs the background work now.
-pub type Leadership = watch::Receiver<bool>;
+pub(crate) type Leadership = watch::Receiver<bool>;
 
 impl Pg {
     /// Tells every node (this one too) `payload`.

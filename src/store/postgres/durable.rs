@@ -23,7 +23,7 @@ pub(super) enum Flush {
 
 impl Flush {
     /// Whether the barrier works for this database and role.
-    pub async fn probe(client: &deadpool_postgres::Object) -> Result<Flush, StoreError> {
+    pub(super) async fn probe(client: &deadpool_postgres::Object) -> Result<Flush, StoreError> {
         use tokio_postgres::error::SqlState;
         match client.batch_execute(DURABLE).await {
             Ok(()) => Ok(Flush::AfterTurn),
@@ -53,7 +53,7 @@ impl Flusher {
     /// Returns once every commit made before this call is on disk: at once
     /// if a barrier sent since covered it, otherwise after one sent now on
     /// `client` (the caller's connection, free after its commit).
-    pub async fn wait(&self, client: &deadpool_postgres::Object) -> Result<(), tokio_postgres::Error> {
+    pub(super) async fn wait(&self, client: &deadpool_postgres::Object) -> Result<(), tokio_postgres::Error> {
         let mine = self.committed.fetch_add(1, Ordering::SeqCst) + 1;
         let _turn = self.turn.lock().await;
         if self.flushed.load(Ordering::SeqCst) >= mine {

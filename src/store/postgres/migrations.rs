@@ -51,12 +51,12 @@ CREATE TABLE audit (key text COLLATE "C" PRIMARY KEY, value json NOT NULL);
 "#;
 
 /// The newest schema version this build knows.
-pub fn latest() -> i32 {
+pub(crate) fn latest() -> i32 {
     MIGRATIONS.iter().map(|(v, _, _)| *v).max().unwrap_or_default()
 }
 
 /// Applies the migrations the database lacks; the versions applied now.
-pub async fn apply(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>, StoreError> {
+pub(crate) async fn apply(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>, StoreError> {
     let txn = client.transaction().await?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     txn.batch_execute(

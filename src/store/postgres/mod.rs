@@ -19,7 +19,7 @@
 
 mod channel;
 mod durable;
-pub mod migrations;
+pub(crate) mod migrations;
 mod tx;
 
 use super::table::{Table, TABLES};
@@ -28,7 +28,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
 use std::time::Duration;
 
-pub use channel::Leadership;
+pub(crate) use channel::Leadership;
 use durable::{Flush, Flusher};
 pub(super) use tx::PgTx;
 
