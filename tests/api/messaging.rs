@@ -212,10 +212,15 @@ async fn wrong_codes_are_refused_and_requests_expire_on_time() {
     assert_eq!((status, rejected["status"].as_str()), (200, Some("rejected")), "rejecting needs no number");
     assert_eq!(rejected["reason"], "declined");
 
-    let short = ask(&app, "eve", 10, None).await;
+    let short = ask(&app, "eve", 60, None).await;
     let short_id = short["id"].as_str().unwrap();
     let started = std::time::Instant::now();
-    let (_, waited) = app.admin_get(&format!("/phone/approvals/{short_id}?wait=30s")).await;
+    // The clock moves past the expiry while the long poll waits (its
+    // request goes first): the poll must answer "expired" then, not
+    // "pending" at the end of its own 30 s.
+    let path = format!("/phone/approvals/{short_id}?wait=30s");
+    let poll = app.admin_get(&path);
+    let ((_, waited), ()) = tokio::join!(poll, app.shift_clock(61));
     assert_eq!(waited["status"], "expired", "{waited}");
     assert!(started.elapsed() < std::time::Duration::from_secs(25), "the long poll returned at expiry");
     let late_path = format!("/phone/approvals/{short_id}/respond");
