@@ -80,13 +80,14 @@ impl Options {
 
 /// A running appliance.
 pub struct TestApp {
+    /// First, so dropped first: the appliance ends before its directory goes.
+    running: Running,
     pub dir: tempfile::TempDir,
     pub base: String,
     pub port: u16,
     pub mqtt_port: u16,
     pub admin_token: String,
     pub client: reqwest::Client,
-    running: Running,
     options: Options,
     lines: Arc<Mutex<Vec<String>>>,
     seen: watch::Receiver<usize>,
