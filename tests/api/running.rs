@@ -51,7 +51,10 @@ pub async fn embed(args: Vec<String>, lines: Arc<dyn Fn(&str) + Send + Sync>) ->
                 };
                 let app = match built {
                     Ok(app) => app,
-                    Err(e) => return ready_tx.send(Err(format!("{e:#}"))).is_err(),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("{e:#}")));
+                        return false;
+                    }
                 };
                 let _ = ready_tx.send(Ok(app.start_info().clone()));
                 app.run_until(async {
