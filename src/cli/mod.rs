@@ -7,15 +7,18 @@ pub mod banner;
 pub(crate) mod client;
 mod cluster;
 mod devices;
+mod invites;
 mod license;
 mod maintenance;
 mod pipeline;
 mod ready;
+mod serve;
 mod tokens;
 
-use crate::app::App;
+pub use serve::serve_config;
+
 use crate::cli::client::{Answer, Transport};
-use crate::config::{Config, Settings};
+use crate::config::Settings;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -303,11 +306,11 @@ fn init_logging(format: LogFormat) {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config, settings, ready_file } => serve(*settings, config, ready_file).await,
+        Command::Serve { config, settings, ready_file } => serve::serve(*settings, config, ready_file).await,
         Command::Migrate { database } => cluster::migrate(&database).await,
         Command::Store { action } => cluster::store(action).await,
         Command::Keys { action } => cluster::keys(action),
-        Command::Invite { action, remote } => invite(action, &remote).await,
+        Command::Invite { action, remote } => invites::invite(action, &remote).await,
         Command::Devices { action, remote } => devices::devices(action, &remote).await,
         Command::Status { remote } => show(remote.transport()?.send("GET", "/admin/status", None).await?),
         Command::License { action, remote } => license::run(action, &remote).await,
@@ -321,39 +324,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Tokens { action, remote } => tokens::run(action, &remote).await,
         Command::Notify { args, remote } => pipeline::notify(args, &remote).await,
         Command::Approve { args, remote } => Ok(pipeline::approve(args, &remote).await),
-    }
-}
-
-/// The configuration `topdog serve ARGS…` would run with (its flags, the
-/// environment and its `--config` file), for a program that runs the
-/// appliance inside its own process (the tests).
-pub fn serve_config<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<Config> {
-    let argv = ["topdog".to_owned(), "serve".to_owned()].into_iter().chain(args);
-    match Cli::try_parse_from(argv)?.command {
-        Command::Serve { config, settings, .. } => Ok(Config::load(*settings, config.as_deref())?),
-        _ => anyhow::bail!("not the serve command"),
-    }
-}
-
-async fn serve(settings: Settings, config_file: Option<PathBuf>, ready: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let config = Config::load(settings, config_file.as_deref())?;
-    let app = App::build(config).await?;
-    banner::print(app.start_info());
-    if let Some(path) = ready {
-        ready::write(&path, app.start_info())?;
-    }
-    app.run_until(shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
@@ -383,39 +353,6 @@ pub(crate) fn show(answer: Answer) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     println!("{}", serde_json::to_string_pretty(&answer.body)?);
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn invite(action: InviteAction, remote: &Remote) -> anyhow::Result<ExitCode> {
-    let t = remote.transport()?;
-    let answer = match action {
-        InviteAction::Send { phone, user, name } => {
-            let body = serde_json::json!({"phone_number": phone, "user_id": user, "user_name": name});
-            t.send("POST", "/phone/pairing/send-sms", Some(body)).await?
-        }
-        InviteAction::Qr { user, name } => {
-            let body = serde_json::json!({"user_id": user, "user_name": name});
-            let answer = t.send("POST", "/phone/pairing/generate-qr", Some(body)).await?;
-            return show_qr(remote, answer);
-        }
-        InviteAction::Status { code } => t.send("GET", &format!("/phone/pairing/invite/{code}"), None).await?,
-        InviteAction::Resend { code } => t.send("POST", &format!("/phone/pairing/resend-sms/{code}"), None).await?,
-        InviteAction::Cancel { code } => t.send("DELETE", &format!("/phone/pairing/invite/{code}"), None).await?,
-    };
-    show(answer)
-}
-
-fn show_qr(remote: &Remote, answer: Answer) -> anyhow::Result<ExitCode> {
-    if remote.json || !(200..300).contains(&answer.status) {
-        return show(answer);
-    }
-    let url = answer.body["pairing_url"].as_str().unwrap_or_default();
-    println!("{}", crate::pairing::qr::terminal(url)?);
-    println!("Scan with the phone's camera, or open: {url}");
-    if let Some(otp) = answer.body["otp"].as_str() {
-        println!("Code to type on the phone: {otp}");
-    }
-    println!("Expires at {}", answer.body["expires_at"].as_str().unwrap_or("?"));
     Ok(ExitCode::SUCCESS)
 }
 
