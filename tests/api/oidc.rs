@@ -255,14 +255,26 @@ async fn a_developer_pairs_and_revokes_only_their_own_phones_and_signs_out_at_th
         dev.call(reqwest::Method::POST, "/my/pairing/send-sms", Some(json!({"phone_number": "+14155552671"}))).await;
     assert_eq!(status, 200, "{sent}");
     assert!(app.console_sms(1).await.contains("/pair?code="));
-    app.pair("olga", "olgas-phone").await;
+    let olgas = app.pair("olga", "olgas-phone").await;
     app.admin_post("/phone/notify", json!({"user_id": "olga", "title": "for olga"})).await;
     let (status, _) = app.admin_post("/phone/notify", json!({"user_id": "dev", "title": "for dev"})).await;
     assert_eq!(status, 200);
+    for user in ["olga", "dev"] {
+        let asked = json!({"user_id": user, "title": format!("deploy for {user}"), "timeout_s": 3600});
+        assert_eq!(app.admin_post("/phone/approvals", asked).await.0, 201);
+    }
+    let olgas_command = app.client.post(app.url("/phone/commands")).bearer_auth(&olgas);
+    send(olgas_command.json(&json!({"id": "c1", "text": "ship the release"}))).await;
     let (_, activity) = dev.call(reqwest::Method::GET, "/my/activity", None).await;
-    let titles: Vec<&str> =
-        activity["notifications"].as_array().unwrap().iter().filter_map(|n| n["title"].as_str()).collect();
-    assert_eq!(titles, ["for dev"], "only what was sent to them: {activity}");
+    let titles = |kind: &str| -> Vec<String> {
+        let listed = activity[kind].as_array().unwrap().iter();
+        listed.filter_map(|n| n["title"].as_str().map(str::to_owned)).collect()
+    };
+    assert_eq!(titles("notifications"), ["for dev"], "only what was sent to them: {activity}");
+    assert_eq!(titles("approvals"), ["deploy for dev"], "only what was asked of them: {activity}");
+    assert_eq!(activity["commands"], json!([]), "not another user's commands: {activity}");
+    let (_, olgas_activity) = app.admin_get("/admin/activity").await;
+    assert!(olgas_activity.to_string().contains("ship the release"), "the command was kept: {olgas_activity}");
     let (_, mine) = dev.call(reqwest::Method::GET, "/my/devices", None).await;
     let ids: Vec<&str> = mine["devices"].as_array().unwrap().iter().filter_map(|d| d["device_id"].as_str()).collect();
     assert_eq!(ids, ["dev-phone"], "only their own");
