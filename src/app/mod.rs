@@ -198,7 +198,7 @@ impl App {
         let gateway = Gateway::new(
             mqtt_cert,
             ca.cert_pem(),
-            &broker.internal,
+            &broker.links,
             devices.clone(),
             GatewayLimits { max_per_ip: config.mqtt_max_per_ip, publish_rate: config.mqtt_publish_rate },
             metrics.clone(),

@@ -1,52 +1,65 @@
-//! The embedded MQTT broker: rumqttd's router on our runtime, one internal
-//! listener on loopback without TLS (the phone's TLS session ends at the
-//! gateway, its only client), whose CONNECT auth hook lets in only the
-//! gateway: client id = user name = a device id, password = this boot's
-//! secret, which only the gateway knows (it checked the phone's certificate
-//! and token at the door), compared in constant time; and the appliance's
-//! own in-process link: it publishes to phones and is subscribed to the
-//! phone → appliance types, whose messages it hands on as `Received`.
+//! The embedded MQTT broker: rumqttd's router on our runtime, with no
+//! listener of its own. Every client is in-process: each phone connection
+//! gets a link of its own from the gateway (which ended the phone's TLS
+//! session and checked its certificate, token and packets), and the
+//! appliance has its link, which publishes to phones and is subscribed to
+//! the phone → appliance types, whose messages it hands on as `Received`.
+//! No port, so no local process can reach the broker around the gateway.
 
 use crate::mqtt::topics::{inbound_filter, KINDS};
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
-use rumqttd::protocol::v4::V4;
 use rumqttd::Notification;
-use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
-use std::net::SocketAddr;
+use rumqttd::{Router, RouterConfig};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, Mutex};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BrokerError {
-    /// Files or sockets.
-    #[error("broker: {0}")]
-    Io(#[from] std::io::Error),
     /// The in-process link.
     #[error("broker link: {0}")]
     Link(String),
 }
 
-/// What the gateway needs to reach the internal listener.
+/// A new link to the router: a phone connection's two halves and the
+/// router's CONNACK.
+pub(crate) type Linked = (LinkTx, LinkRx, Notification);
+
+/// Builds a link under a client id, waiting for the router's answer.
+type Build = dyn Fn(&str) -> Result<Linked, String> + Send + Sync;
+
+/// Makes links to the router for the gateway's phone connections (cheap to
+/// clone).
 #[derive(Clone)]
-pub(crate) struct Internal {
-    /// The loopback address of the internal listener.
-    pub addr: SocketAddr,
-    /// This boot's password for the internal listener.
-    pub secret: Arc<str>,
+pub(crate) struct Links {
+    build: Arc<Build>,
 }
 
-impl std::fmt::Debug for Internal {
+impl std::fmt::Debug for Links {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Internal").field("addr", &self.addr).field("secret", &"…").finish()
+        f.debug_struct("Links").finish_non_exhaustive()
+    }
+}
+
+impl Links {
+    /// A clean-session link under `client_id` (one per connection: see
+    /// [`upstream_client_id`]; the appliance replays what a phone missed
+    /// from its own store, so the router keeps no session between
+    /// connections). The gateway keeps the phone's will itself (rumqttd
+    /// publishes a will only for connections of its own listeners).
+    pub(crate) async fn connect(&self, client_id: String) -> Result<Linked, BrokerError> {
+        let build = self.build.clone();
+        // The router answers a new link on its own thread; waiting for it
+        // blocks.
+        let linked = tokio::task::spawn_blocking(move || build(&client_id)).await;
+        linked.map_err(|e| BrokerError::Link(e.to_string()))?.map_err(BrokerError::Link)
     }
 }
 
 /// The running broker.
 pub(crate) struct Broker {
-    /// Reaching the internal listener.
-    pub internal: Internal,
+    /// Links for the gateway's phone connections.
+    pub links: Links,
     /// The appliance's link, for publishing.
     pub link: Link,
 }
@@ -92,12 +105,6 @@ pub(crate) fn upstream_client_id(device: &str, n: u64) -> String {
     format!("{device}.{n}")
 }
 
-/// Whether `id` is one [`upstream_client_id`] makes.
-fn valid_upstream_client_id(id: &str) -> bool {
-    id.rsplit_once('.')
-        .is_some_and(|(device, n)| valid_client_id(device) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
 fn router_config() -> RouterConfig {
     RouterConfig {
         max_connections: 20_000,
@@ -110,66 +117,16 @@ fn router_config() -> RouterConfig {
     }
 }
 
-fn connection_settings(secret: Arc<str>) -> ConnectionSettings {
-    let mut settings = ConnectionSettings {
-        connection_timeout_ms: 10_000,
-        max_payload_size: 64 * 1024,
-        max_inflight_count: 100,
-        auth: None,
-        external_auth: None,
-        // A phone publishes only where the appliance listens (the gateway
-        // enforces it), so nothing a phone sends creates a commit log.
-        dynamic_filters: false,
-    };
-    settings.set_auth_handler(move |client_id: String, username: String, password: String| {
-        let secret = secret.clone();
-        async move { gateway_login(&secret, &client_id, &username, &password) }
-    });
-    settings
-}
-
-/// The CONNECT check: a gateway connection's client id as client id and
-/// user name, and this boot's secret as password.
-fn gateway_login(secret: &str, client_id: &str, username: &str, password: &str) -> bool {
-    let secret_matches: bool = password.as_bytes().ct_eq(secret.as_bytes()).into();
-    if !(secret_matches && valid_upstream_client_id(client_id) && client_id == username) {
-        tracing::warn!(client = client_id, "internal MQTT login refused: not the gateway");
-        return false;
-    }
-    true
-}
-
-/// A new secret for this boot: 256 random bits, hex.
-fn boot_secret() -> Arc<str> {
-    let bytes: [u8; 32] = rand::random();
-    hex::encode(bytes).into()
-}
-
-fn free_loopback_port() -> std::io::Result<SocketAddr> {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-    probe.local_addr()
-}
-
 impl Broker {
-    /// Starts the router, the internal listener and the appliance's link;
-    /// the broker and what phones send the appliance.
+    /// Starts the router and the appliance's link; the broker and what
+    /// phones send the appliance.
     pub(crate) fn start() -> Result<(Broker, Inbox), BrokerError> {
-        let secret = boot_secret();
-        let addr = free_loopback_port()?;
         let router_tx = Router::new(0, router_config()).spawn();
-        let settings = ServerSettings {
-            name: "internal".into(),
-            listen: addr,
-            tls: None,
-            next_connection_delay_ms: 0,
-            connections: connection_settings(secret.clone()),
+        let for_phones = router_tx.clone();
+        let build = move |client_id: &str| {
+            let link = LinkBuilder::new(client_id, for_phones.clone()).clean_session(true);
+            link.build().map_err(|e| e.to_string())
         };
-        let mut server = Server::new(settings, router_tx.clone(), V4);
-        tokio::spawn(async move {
-            if let Err(e) = server.start(LinkType::Remote).await {
-                tracing::error!(error = %e, "the internal MQTT listener stopped");
-            }
-        });
         let (mut tx, rx, _) = LinkBuilder::new("topdog-appliance", router_tx)
             .clean_session(true)
             .dynamic_filters(true)
@@ -181,7 +138,7 @@ impl Broker {
         let (sender, received) = mpsc::channel(4096);
         tokio::spawn(drain(rx, sender));
         let link = Link { tx: Arc::new(Mutex::new(tx)) };
-        Ok((Broker { internal: Internal { addr, secret }, link }, received))
+        Ok((Broker { links: Links { build: Arc::new(build) }, link }, received))
     }
 }
 

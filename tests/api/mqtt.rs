@@ -9,6 +9,7 @@ use crate::phone::{client, connected, dropped, phone, receive, tls_config, Phone
 use rumqttc::QoS;
 use serde_json::Value;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn a_paired_phone_connects_and_talks_within_its_own_topics() {
@@ -229,9 +230,9 @@ async fn a_phone_that_sends_a_csr_keeps_its_key_and_connects_with_it() {
     connected(&mut events).await.expect("connects with its own key");
 }
 
-/// The appliance's loopback listening ports other than its HTTPS and MQTT
-/// ones (the embedded broker's internal listener), from `ss`.
-fn internal_ports(app: &TestApp) -> Vec<u16> {
+/// The appliance's listening TCP ports other than its HTTPS and MQTT ones,
+/// from `ss`.
+fn other_ports(app: &TestApp) -> Vec<u16> {
     let out = std::process::Command::new("ss").args(["-Hltnp"]).output().expect("ss (iproute2)");
     let owner = format!("pid={},", app.pid());
     String::from_utf8_lossy(&out.stdout)
@@ -247,20 +248,99 @@ fn internal_ports(app: &TestApp) -> Vec<u16> {
     ignore = "needs ss (iproute2): the test command (tests/run.sh) installs it and runs this"
 )]
 #[tokio::test]
-async fn the_brokers_loopback_port_lets_in_only_the_gateway() {
+async fn the_broker_has_no_port_for_a_local_process_to_reach_around_the_gateway() {
     let mut app = spawn_with(Options::default().process()).await;
     let paired = app.pair_full("alice", "phone-a").await;
-    let token = paired["jwt_token"].as_str().unwrap();
-    let ports = internal_ports(&app);
-    assert_eq!(ports.len(), 1, "one internal listener: {ports:?}");
-    // A local process that knows a phone's id and token gets nothing: the
-    // broker wants the gateway's per-boot secret.
-    for password in [token, "", "topdog"] {
-        let mut options = rumqttc::MqttOptions::new("phone-a", "127.0.0.1", ports[0]);
-        options.set_credentials("phone-a", password);
-        let (_client, mut events) = rumqttc::AsyncClient::new(options, 4);
-        assert!(connected(&mut events).await.is_err(), "logged in with password {password:?}");
-    }
     let (_client, mut events) = phone(&app, &paired, "phone-a");
     connected(&mut events).await.expect("the phone, through the gateway, is let in");
+    assert_eq!(other_ports(&app), Vec::<u16>::new(), "listening only on the HTTPS and MQTT ports");
+}
+
+/// How many messages of `kind` phones have sent the appliance.
+async fn received(app: &TestApp, kind: &str) -> u64 {
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = format!("topdog_mqtt_messages_total{{direction=\"in\",type=\"{kind}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(line.as_str())?.parse().ok()).unwrap_or(0)
+}
+
+/// Waits until `received(kind)` reaches `n`.
+async fn until_received(app: &TestApp, kind: &str, n: u64) {
+    let wait = async {
+        while received(app, kind).await < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| panic!("{n} {kind} message(s) never arrived"));
+}
+
+#[tokio::test]
+async fn a_phones_will_is_published_when_it_drops_and_not_when_it_says_goodbye() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("alice", "phone-a").await;
+    let presence = format!("{}/presence", paired["mqtt_topic_prefix"].as_str().unwrap());
+    let with_will = || {
+        let (client, events) = phone(&app, &paired, "phone-a");
+        let mut options = events.mqtt_options.clone();
+        options.set_last_will(rumqttc::LastWill::new(&presence, r#"{"state":"offline"}"#, QoS::AtLeastOnce, false));
+        drop(client);
+        rumqttc::AsyncClient::new(options, 16)
+    };
+    let (client, mut events) = with_will();
+    connected(&mut events).await.expect("connected");
+    drop((client, events));
+    until_received(&app, "presence", 1).await;
+
+    let (client, mut events) = with_will();
+    connected(&mut events).await.expect("connected again");
+    client.disconnect().await.unwrap();
+    dropped(&mut events).await;
+    // Then a message the appliance reads after anything the goodbye could
+    // have set off (one phone's messages are handled in order).
+    let (client, mut events) = phone(&app, &paired, "phone-a");
+    connected(&mut events).await.expect("connected a third time");
+    let seen = format!("{}/seen", paired["mqtt_topic_prefix"].as_str().unwrap());
+    client.publish(seen, QoS::AtLeastOnce, false, br#"{"ids":[]}"#.to_vec()).await.unwrap();
+    let flush = async {
+        loop {
+            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = events.poll().await {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, flush).await.expect("the appliance took it");
+    until_received(&app, "seen", 1).await;
+    assert_eq!(received(&app, "presence").await, 1, "no will after a DISCONNECT");
+}
+
+#[tokio::test]
+async fn a_phone_silent_past_its_keep_alive_is_closed() {
+    let mut app = spawn_app().await;
+    let paired = app.pair_full("alice", "phone-a").await;
+    let cert = (paired["mqtt_client_cert"].as_str().unwrap(), paired["mqtt_client_key"].as_str().unwrap());
+    let config = tls_config(paired["mqtt_ca_cert"].as_str().unwrap(), Some(cert));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.mqtt_port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap();
+    let connect = crate::phone::connect_packet("phone-a", paired["jwt_token"].as_str().unwrap(), 1);
+    tls.write_all(&connect).await.unwrap();
+    let mut ack = [0u8; 4];
+    tls.read_exact(&mut ack).await.unwrap();
+    assert_eq!(ack, [0x20, 2, 0, 0], "let in");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    // A close without close_notify reads as an error: either way it ended.
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut rest)).await.expect("closed");
+    assert!(rest.is_empty(), "nothing but the close: {rest:?}");
+    let silent = started.elapsed();
+    assert!(silent >= Duration::from_millis(1400), "closed after {silent:?}, before 1.5 × its keep-alive of 1 s");
+
+    let connect = crate::phone::connect_packet("phone-a", paired["jwt_token"].as_str().unwrap(), 0);
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", app.mqtt_port)).await.unwrap();
+    let config = tls_config(paired["mqtt_ca_cert"].as_str().unwrap(), Some(cert));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap();
+    tls.write_all(&connect).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut answer)).await.expect("closed");
+    assert!(answer.is_empty(), "a keep-alive of 0 is refused: {answer:?}");
 }

@@ -201,3 +201,21 @@ impl Phone {
         dropped(&mut self.events).await
     }
 }
+
+/// A CONNECT (MQTT 3.1.1, clean session) as a phone sends it: `id` as
+/// client id and user name, `password`, a keep-alive of `keep_alive` s.
+pub fn connect_packet(id: &str, password: &str, keep_alive: u16) -> Vec<u8> {
+    let field = |s: &str| [&(s.len() as u16).to_be_bytes()[..], s.as_bytes()].concat();
+    let header = [&[0, 4][..], b"MQTT", &[4, 0xC2], &keep_alive.to_be_bytes()].concat();
+    let body = [header, field(id), field(id), field(password)].concat();
+    let (mut length, mut packet) = (body.len(), vec![0x10]);
+    loop {
+        let byte = (length % 128) as u8;
+        length /= 128;
+        packet.push(if length > 0 { byte | 0x80 } else { byte });
+        if length == 0 {
+            break;
+        }
+    }
+    [packet, body].concat()
+}

@@ -93,22 +93,6 @@ async fn idle_sockets_from_one_address_do_not_lock_out_another() {
     assert_eq!(connack, [0x20, 2, 0, 0], "a phone on another address connects at once");
 }
 
-/// A minimal MQTT 3.1.1 CONNECT for `id` with `password`.
-fn connect_packet(id: &str, password: &str) -> Vec<u8> {
-    let field = |s: &str| [&(s.len() as u16).to_be_bytes()[..], s.as_bytes()].concat();
-    let body = [&[0, 4][..], b"MQTT", &[4, 0xC2, 0, 60], &field(id), &field(id), &field(password)].concat();
-    let (mut length, mut packet) = (body.len(), vec![0x10]);
-    loop {
-        let byte = (length % 128) as u8;
-        length /= 128;
-        packet.push(if length > 0 { byte | 0x80 } else { byte });
-        if length == 0 {
-            break;
-        }
-    }
-    [packet, body].concat()
-}
-
 /// Connects to the broker from `local` with the phone's certificate; the
 /// CONNACK's bytes.
 async fn mqtt_connect_from(app: &TestApp, paired: &Value, local: IpAddr) -> [u8; 4] {
@@ -121,7 +105,7 @@ async fn mqtt_connect_from(app: &TestApp, paired: &Value, local: IpAddr) -> [u8;
     let attempt = async {
         let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap();
         let id = paired["device_id"].as_str().unwrap();
-        tls.write_all(&connect_packet(id, paired["jwt_token"].as_str().unwrap())).await.unwrap();
+        tls.write_all(&phone::connect_packet(id, paired["jwt_token"].as_str().unwrap(), 60)).await.unwrap();
         let mut ack = [0u8; 4];
         tls.read_exact(&mut ack).await.unwrap();
         ack

@@ -11,7 +11,7 @@ use crate::mqtt::topics::{topic_prefix, Kind, KINDS};
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rumqttd::protocol::v4::{self, V4};
-use rumqttd::protocol::{ConnAck, ConnectReturnCode, Login, Packet, Protocol, SubscribeReasonCode};
+use rumqttd::protocol::{ConnAck, ConnectReturnCode, LastWill, Packet, Protocol, SubscribeReasonCode};
 use std::num::NonZeroU32;
 
 /// Largest packet a phone may send (a 64 KiB payload and its topic).
@@ -67,7 +67,8 @@ pub(super) fn next_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, Violation>
     }
 }
 
-fn decode(frame: &Bytes) -> Result<Packet, Violation> {
+/// The packet in `frame`, read with rumqttd's codec.
+pub(super) fn decode(frame: &Bytes) -> Result<Packet, Violation> {
     let mut copy = BytesMut::from(&frame[..]);
     V4.read_mut(&mut copy, MAX_PACKET).map_err(|e| Violation::Malformed(format!("{e:?}")))
 }
@@ -118,22 +119,28 @@ pub(super) fn client_id(frame: &Bytes) -> Result<String, Violation> {
     }
 }
 
-/// The phone's CONNECT as the broker gets it, and the phone's password
-/// (its device token, which the gateway checks): the same packet with this
-/// connection's own `client_id` for the broker, and the gateway's login in
-/// place of the phone's (that client id as user name, this boot's `secret`
-/// as password).
-pub(super) fn for_broker(frame: &Bytes, secret: &str, client_id: &str) -> Result<(Bytes, Option<String>), Violation> {
-    let Packet::Connect(mut connect, properties, will, will_properties, login) = decode(frame)? else {
+/// What the gateway keeps of a phone's CONNECT (already checked by
+/// [`Rules::connect`]).
+pub(super) struct Connect {
+    /// Seconds the phone may stay silent (its keep-alive).
+    pub keep_alive: u16,
+    /// What to publish for the phone when it goes without a DISCONNECT.
+    pub will: Option<LastWill>,
+    /// The password: the device token, which the gateway checks.
+    pub token: Option<String>,
+}
+
+/// Reads what the gateway keeps of a CONNECT frame.
+pub(super) fn connect_parts(frame: &Bytes) -> Result<Connect, Violation> {
+    let Packet::Connect(connect, _, will, _, login) = decode(frame)? else {
         return Err(Violation::Unexpected("non-CONNECT first"));
     };
-    let token = login.map(|l| l.password);
-    connect.client_id = client_id.to_owned();
-    let login = Some(Login { username: client_id.to_owned(), password: secret.to_owned() });
-    let mut out = BytesMut::with_capacity(frame.len() + secret.len());
-    V4.write(Packet::Connect(connect, properties, will, will_properties, login), &mut out)
-        .map_err(|e| Violation::Malformed(format!("{e:?}")))?;
-    Ok((out.freeze(), token))
+    Ok(Connect { keep_alive: connect.keep_alive, will, token: login.map(|l| l.password) })
+}
+
+/// Writes `packet` (from the broker) to `out`.
+pub(super) fn encode(packet: Packet, out: &mut BytesMut) -> Result<(), Violation> {
+    V4.write(packet, out).map(|_| ()).map_err(|e| Violation::Malformed(format!("from the broker: {e:?}")))
 }
 
 /// The CONNACK that refuses a phone whose token is not accepted.
@@ -201,8 +208,8 @@ impl Rules {
     }
 
     /// Checks one packet after the CONNECT.
-    pub(super) fn check(&self, frame: &Bytes) -> Result<Subscription, Violation> {
-        match decode(frame)? {
+    pub(super) fn check(&self, packet: &Packet) -> Result<Subscription, Violation> {
+        match packet {
             Packet::Publish(publish, _) => {
                 if publish.retain {
                     return Err(Violation::Retained);
@@ -260,7 +267,11 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rumqttd::protocol::{Filter, LastWill, Login, Publish, QoS, RetainForwardRule, Subscribe};
+    use rumqttd::protocol::{Filter, Login, Publish, QoS, RetainForwardRule, Subscribe};
+
+    fn check(rules: &Rules, frame: &Bytes) -> Result<Subscription, Violation> {
+        rules.check(&decode(frame)?)
+    }
 
     fn frame(packet: Packet) -> Bytes {
         let mut out = BytesMut::new();
@@ -287,14 +298,14 @@ mod tests {
     fn a_phone_publishes_only_its_own_inbound_types_and_never_retains() {
         let rules = Rules::new("alice", "pixel-8", 20);
         let own = topic_prefix("alice", "pixel-8");
-        assert_eq!(rules.check(&publish(&format!("{own}/presence"), false)), Ok(Subscription::Unchanged));
-        assert_eq!(rules.check(&publish(&format!("{own}/voice_command"), false)), Ok(Subscription::Unchanged));
-        assert_eq!(rules.check(&publish(&format!("{own}/presence"), true)), Err(Violation::Retained));
+        assert_eq!(check(&rules, &publish(&format!("{own}/presence"), false)), Ok(Subscription::Unchanged));
+        assert_eq!(check(&rules, &publish(&format!("{own}/voice_command"), false)), Ok(Subscription::Unchanged));
+        assert_eq!(check(&rules, &publish(&format!("{own}/presence"), true)), Err(Violation::Retained));
         for bad in [format!("{own}/notification"), format!("{own}/x1"), format!("{own}x/presence"), "#".into()] {
-            assert!(matches!(rules.check(&publish(&bad, false)), Err(Violation::Topic(_))), "{bad}");
+            assert!(matches!(check(&rules, &publish(&bad, false)), Err(Violation::Topic(_))), "{bad}");
         }
         let other = topic_prefix("bob", "pixel-9");
-        assert!(rules.check(&publish(&format!("{other}/presence"), false)).is_err());
+        assert!(check(&rules, &publish(&format!("{other}/presence"), false)).is_err());
     }
 
     #[test]
@@ -302,12 +313,12 @@ mod tests {
         let rules = Rules::new("alice", "pixel-8", 20);
         let own = topic_prefix("alice", "pixel-8");
         for good in [format!("{own}/#"), format!("{own}/+"), format!("{own}/notification")] {
-            assert_eq!(rules.check(&subscribe(&good)), Ok(Subscription::Requested { pkid: 1, index: 0 }), "{good}");
+            assert_eq!(check(&rules, &subscribe(&good)), Ok(Subscription::Requested { pkid: 1, index: 0 }), "{good}");
         }
-        assert_eq!(rules.check(&subscribe(&format!("{own}/control"))), Ok(Subscription::Unchanged));
+        assert_eq!(check(&rules, &subscribe(&format!("{own}/control"))), Ok(Subscription::Unchanged));
         let other = topic_prefix("bob", "pixel-9");
         for bad in ["#".to_owned(), "+/#".into(), "$SYS/#".into(), format!("{other}/#"), format!("{own}/x/#")] {
-            assert!(matches!(rules.check(&subscribe(&bad)), Err(Violation::Filter(_))), "{bad}");
+            assert!(matches!(check(&rules, &subscribe(&bad)), Err(Violation::Filter(_))), "{bad}");
         }
     }
 
@@ -330,7 +341,7 @@ mod tests {
     fn a_publish_flood_is_cut() {
         let rules = Rules::new("alice", "pixel-8", 20);
         let topic = format!("{}/presence", topic_prefix("alice", "pixel-8"));
-        let refused = (0..20 * BURST_SECONDS + 10).filter(|_| rules.check(&publish(&topic, false)).is_err()).count();
+        let refused = (0..20 * BURST_SECONDS + 10).filter(|_| check(&rules, &publish(&topic, false)).is_err()).count();
         assert!(refused >= 10, "{refused}");
     }
 

@@ -5,12 +5,12 @@
 //! this appliance and an active device, and its public key the one recorded
 //! when that device was paired (so a certificate of an earlier pairing of
 //! the same id is refused). The CONNECT's client id must equal the CN and
-//! its password be that device's token. The connection is then passed to
-//! the broker's internal listener over loopback without a second TLS
-//! session, its CONNECT carrying this boot's secret instead of the token:
-//! the broker's packets through as they come (read for what `subscribed`
-//! follows), the phone's packets checked one by one against its rules
-//! (`inspect`). One TLS session per phone, ended here.
+//! its password be that device's token. The connection then gets a link of
+//! its own to the broker's router, in-process: the router's packets to the
+//! phone as they come (read for what `subscribed` follows), the phone's
+//! packets checked one by one against its rules (`inspect`) and passed on;
+//! the phone's keep-alive and will are kept here. One TLS session per
+//! phone, ended here, and no second socket.
 //! Every live connection is registered, so a device being cut off is closed
 //! once it has its `control` message.
 
@@ -22,16 +22,17 @@ mod subscribed;
 use crate::devices::{DeviceState, Devices};
 use crate::limits::connections::{Admitted, ConnLimits, Shares, Turned};
 use crate::metrics::Metrics;
-use crate::mqtt::broker::{valid_client_id, Internal};
+use crate::mqtt::broker::{upstream_client_id, valid_client_id, Links};
 use crate::mqtt::quickack::QuickAck;
 use crate::mqtt::topics::tenant_of;
 use crate::pki::tls::{self, TlsError};
 use crate::proxy::TrustedProxies;
 use bytes::{Bytes, BytesMut};
-use inspect::{next_frame, Rules, Violation};
+use inspect::{next_frame, Connect, Rules, Violation};
 use registry::Registry;
 pub(crate) use registry::Settled;
-use relay::relay;
+use relay::{relay, Ended};
+use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet, Publish};
 use sha2::Digest;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +46,6 @@ use tokio_rustls::TlsAcceptor;
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PENDING_HANDSHAKES: usize = 1024;
 const MAX_PENDING_PER_ADDRESS: usize = 64;
-const SPLICE_BUFFER: usize = 4 * 1024;
 
 /// What one phone may take of the gateway.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +61,7 @@ pub(crate) struct GatewayLimits {
 pub(crate) struct Gateway {
     registry: Arc<Registry>,
     acceptor: TlsAcceptor,
-    internal: Internal,
+    links: Links,
     devices: Devices,
     limits: ConnLimits,
     publish_rate: u32,
@@ -84,7 +84,7 @@ enum Refused {
     #[error("device {0}: token refused: {1}")]
     Token(String, String),
     #[error("broker: {0}")]
-    Upstream(String),
+    Upstream(#[from] crate::mqtt::broker::BrokerError),
     #[error(transparent)]
     Rule(#[from] Violation),
     #[error(transparent)]
@@ -113,7 +113,7 @@ impl Gateway {
     pub(crate) fn new(
         server: Arc<crate::pki::live::LiveCert>,
         appliance_ca_pem: &str,
-        internal: &Internal,
+        links: &Links,
         devices: Devices,
         limits: GatewayLimits,
         metrics: Metrics,
@@ -129,7 +129,7 @@ impl Gateway {
         Ok(Gateway {
             registry: Arc::default(),
             acceptor,
-            internal: internal.clone(),
+            links: links.clone(),
             devices,
             limits: conn_limits,
             publish_rate: limits.publish_rate,
@@ -226,20 +226,29 @@ impl Gateway {
     async fn handle(&self, stream: TcpStream, admitted: &Admitted) -> Result<(), Refused> {
         let _ = stream.set_nodelay(true);
         let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.open(stream, admitted)).await;
-        let Opened { phone, device, rules, connect } = opened.map_err(|_| Refused::Handshake("timed out".into()))??;
-        let broker = self.upstream(&connect).await?;
+        let Opened { mut phone, device, rules, connect } =
+            opened.map_err(|_| Refused::Handshake("timed out".into()))??;
+        let (mut tx, mut rx, connack) = self.links.connect(upstream_client_id(&device, rand::random())).await?;
+        if let Err(e) = write_packet(&mut phone, connack).await {
+            let _ = tx.send(goodbye()).await;
+            return Err(Refused::Connect(format!("CONNACK not sent: {e}")));
+        }
         let (id, token, closing) = self.registry.add(&device);
         self.registry.take_over(&device, id);
         tracing::Span::current().record("device", device.as_str());
         tracing::info!("phone connected over MQTT");
         let tracker = Tracker::new(self.registry.clone(), &device, id, closing);
+        let keep_alive = Duration::from_secs(connect.keep_alive.into());
         let outcome = tokio::select! {
-            outcome = relay(phone, broker, &rules, &tracker) => outcome,
-            _ = token.cancelled() => Ok(()),
+            outcome = relay(phone, (&mut tx, &mut rx), &rules, &tracker, keep_alive) => outcome,
+            _ = token.cancelled() => Ok(Ended::Dropped),
         };
         self.registry.remove(&device, id);
         tracing::info!("phone disconnected");
-        outcome.map_err(Refused::from)
+        if !matches!(outcome, Ok(Ended::Goodbye)) {
+            leave(&mut tx, connect).await;
+        }
+        outcome.map(|_| ()).map_err(Refused::from)
     }
 
     /// Handshake (in the address's turn), certificate and device checks,
@@ -266,11 +275,13 @@ impl Gateway {
             return Err(Refused::Certificate(format!("not the certificate of {device}'s current pairing")));
         }
         let rules = Rules::new(record.user_id.as_str(), &device, self.publish_rate);
-        let connect = read_connect(&mut tls).await?;
-        rules.connect(&connect)?;
-        let upstream_id = crate::mqtt::broker::upstream_client_id(&device, rand::random());
-        let (connect, token) = inspect::for_broker(&connect, &self.internal.secret, &upstream_id)?;
-        if let Err(why) = self.token_of(&device, token.as_deref()) {
+        let frame = read_connect(&mut tls).await?;
+        rules.connect(&frame)?;
+        let connect = inspect::connect_parts(&frame)?;
+        if connect.keep_alive == 0 {
+            return Err(Refused::Connect("a keep-alive of 0 is not accepted".into()));
+        }
+        if let Err(why) = self.token_of(&device, connect.token.as_deref()) {
             let _ = tls.write_all(&inspect::not_authorized()).await;
             let _ = tls.shutdown().await;
             return Err(Refused::Token(device, why));
@@ -286,27 +297,41 @@ impl Gateway {
             Err(e) => Err(e.to_string()),
         }
     }
-
-    /// The loopback connection to the broker, its CONNECT sent.
-    async fn upstream(&self, connect: &[u8]) -> Result<Upstream, Refused> {
-        let up = |e: &dyn std::fmt::Display| Refused::Upstream(e.to_string());
-        let tcp = TcpStream::connect(self.internal.addr).await.map_err(|e| up(&e))?;
-        let _ = tcp.set_nodelay(true);
-        let mut broker = QuickAck(tcp);
-        broker.write_all(connect).await.map_err(|e| up(&e))?;
-        Ok(broker)
-    }
 }
 
 type Phone = tokio_rustls::server::TlsStream<QuickAck>;
-type Upstream = QuickAck;
 
-/// A phone let in: its stream, device, rules and CONNECT frame.
+/// A phone let in: its stream, device, rules and CONNECT.
 struct Opened {
     phone: Phone,
     device: String,
     rules: Rules,
-    connect: Bytes,
+    connect: Connect,
+}
+
+/// Writes one of the router's packets (the CONNACK) to the phone.
+async fn write_packet(phone: &mut Phone, notification: rumqttd::Notification) -> Result<(), String> {
+    let mut out = BytesMut::with_capacity(8);
+    if let Some(packet) = Option::<Packet>::from(notification) {
+        inspect::encode(packet, &mut out).map_err(|e| e.to_string())?;
+    }
+    phone.write_all(&out).await.map_err(|e| e.to_string())?;
+    phone.flush().await.map_err(|e| e.to_string())
+}
+
+/// The DISCONNECT that ends a link in the router.
+fn goodbye() -> Packet {
+    Packet::Disconnect(Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }, None)
+}
+
+/// Ends a connection that went without the phone's DISCONNECT: its will
+/// published (as the broker would for a client of its own), then its link
+/// ended in the router.
+async fn leave(tx: &mut rumqttd::local::LinkTx, connect: Connect) {
+    if let Some(will) = connect.will {
+        let _ = tx.send(Packet::Publish(Publish::new(will.topic, will.message, false), None)).await;
+    }
+    let _ = tx.send(goodbye()).await;
 }
 
 /// The device id (CN), tenant (O) and public-key fingerprint (SHA-256 of
