@@ -64,7 +64,10 @@ impl Appliance {
         let (child, ready) = spawn(dir, ["127.0.0.1:0", "127.0.0.1:0"], &args, &token);
         let pem = std::fs::read(&ready.ca_file).expect("the appliance CA");
         let ca = reqwest::Certificate::from_pem(&pem).expect("a PEM CA");
-        let client = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
+        // Idle connections are let go before the appliance's 10 s header
+        // timeout closes them, or a request could race that close.
+        let client = reqwest::Client::builder().add_root_certificate(ca).pool_idle_timeout(Duration::from_secs(5));
+        let client = client.build().expect("client");
         let app = Appliance { child: Mutex::new(child), ready, token, client, dir: dir.to_owned(), args };
         app.license(seats).await;
         app

@@ -157,24 +157,36 @@ async fn up<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-/// Checks and passes on every whole packet in `buf`; how the connection
-/// ended, if it did.
+/// Checks every whole packet in `buf` and passes them on together; how
+/// the connection ended, if it did.
 async fn forward_frames(
     buf: &mut BytesMut,
     rules: &Rules,
     tracker: &Tracker,
     tx: &mut LinkTx,
 ) -> Result<Option<Ended>, Violation> {
+    let (mut packets, mut ended) = (Vec::new(), None);
     while let Some(frame) = next_frame(buf)? {
         let packet = decode(&frame)?;
         tracker.phone_sent(rules.check(&packet)?).await;
         let goodbye = matches!(packet, Packet::Disconnect(..));
-        if tx.send(packet).await.is_err() {
-            return Ok(Some(Ended::Dropped));
-        }
+        packets.push(packet);
         if goodbye {
-            return Ok(Some(Ended::Goodbye));
+            ended = Some(Ended::Goodbye);
+            break;
         }
     }
-    Ok(None)
+    if !pass_on(tx, packets).await {
+        return Ok(Some(Ended::Dropped));
+    }
+    Ok(ended)
+}
+
+/// Hands `packets` to the router with one wake-up (the router takes all a
+/// link holds at each, so one per packet would find the link gone after a
+/// DISCONNECT); false when the router is gone.
+pub(super) async fn pass_on(tx: &mut LinkTx, mut packets: Vec<Packet>) -> bool {
+    let Some(last) = packets.pop() else { return true };
+    tx.buffer().extend(packets);
+    tx.send(last).await.is_ok()
 }
