@@ -53,3 +53,17 @@ impl Coded for OidcError {
         }
     }
 }
+
+/// An error's message followed by its causes' ("error sending request:
+/// connection closed before message completed"), for `Provider`: an
+/// HTTP client's own message alone rarely says what went wrong.
+pub(super) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}

@@ -90,9 +90,14 @@ fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
 
 /// The HTTP client for the provider: no redirects (the crate's advice
 /// against SSRF), a timeout, and the configured CA besides the public ones.
+/// No idle connection is kept: sign-ins come at a person's pace, and a
+/// kept one the provider closes after its own keep-alive (5 s for Node or
+/// Apache) can be closed just as a token request is written on it, which
+/// failed a sign-in with "the identity provider could not be reached".
 fn http_client(config: &OidcConfig) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .timeout(std::time::Duration::from_secs(10));
     if let Some(path) = &config.ca_cert {
         let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("oidc_ca_cert {}: {e}", path.display()))?;
@@ -166,7 +171,7 @@ impl Oidc {
             request.set_pkce_verifier(PkceCodeVerifier::new(verifier)).request_async(self.provider.http()).await;
         let response = response.map_err(|e| match e {
             RequestTokenError::ServerResponse(refused) => OidcError::Exchange(refused.to_string()),
-            other => OidcError::Provider(other.to_string()),
+            other => OidcError::Provider(error::with_causes(&other)),
         })?;
         response.id_token().cloned().ok_or_else(|| OidcError::Exchange("the provider sent no ID token".into()))
     }

@@ -4,6 +4,7 @@
 //! names a key not among them (at most once a minute, so a flood of forged
 //! tokens cannot make the appliance hammer the provider).
 
+use super::error::with_causes;
 use super::OidcError;
 use crate::clock::{Clock, Timestamp};
 use openidconnect::core::{CoreClient, CoreJsonWebKeySet};
@@ -88,7 +89,7 @@ impl Provider {
         known.keys_refreshed_at = Some(now);
         let keys = CoreJsonWebKeySet::fetch_async(known.metadata.jwks_uri(), &self.http)
             .await
-            .map_err(|e| OidcError::Provider(format!("its keys: {e}")))?;
+            .map_err(|e| OidcError::Provider(format!("its keys: {}", with_causes(&e))))?;
         known.metadata = known.metadata.clone().set_jwks(keys);
         known.client = self.client_for(known.metadata.clone());
         Ok(Some(known.clone()))
@@ -97,7 +98,7 @@ impl Provider {
     async fn discover(&self, now: Timestamp) -> Result<Known, OidcError> {
         let metadata = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
             .await
-            .map_err(|e| OidcError::Provider(format!("discovery at {}: {e}", self.issuer.as_str())))?;
+            .map_err(|e| OidcError::Provider(format!("discovery at {}: {}", self.issuer.as_str(), with_causes(&e))))?;
         let end_session = metadata.additional_metadata().end_session_endpoint.clone();
         Ok(Known {
             client: self.client_for(metadata.clone()),
