@@ -11,7 +11,7 @@ use crate::mqtt::topics::{topic_prefix, Kind, KINDS};
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rumqttd::protocol::v4::{self, V4};
-use rumqttd::protocol::{ConnAck, ConnectReturnCode, LastWill, Packet, Protocol, SubscribeReasonCode};
+use rumqttd::protocol::{ConnAck, ConnectReturnCode, LastWill, Packet, Protocol, SubAck, SubscribeReasonCode};
 use std::num::NonZeroU32;
 
 /// Largest packet a phone may send (a 64 KiB payload and its topic).
@@ -73,55 +73,31 @@ pub(super) fn decode(frame: &Bytes) -> Result<Packet, Violation> {
     V4.read_mut(&mut copy, MAX_PACKET).map_err(|e| Violation::Malformed(format!("{e:?}")))
 }
 
-/// When `frame` (from the broker) is the SUBACK of SUBSCRIBE `pkid`:
+/// When `ack` (from the broker) is the SUBACK of SUBSCRIBE `pkid`:
 /// whether it grants its filter number `index`.
-pub(super) fn grants(frame: &[u8], pkid: u16, index: usize) -> Option<bool> {
-    if frame.first().map(|b| b >> 4) != Some(9) {
-        return None;
-    }
-    let mut copy = BytesMut::from(frame);
-    match V4.read_mut(&mut copy, frame.len()) {
-        Ok(Packet::SubAck(ack, _)) if ack.pkid == pkid => {
-            Some(ack.return_codes.get(index).is_some_and(|c| !matches!(c, SubscribeReasonCode::Failure)))
-        }
-        _ => None,
-    }
+pub(super) fn grants(ack: &SubAck, pkid: u16, index: usize) -> Option<bool> {
+    let granted = |c: &SubscribeReasonCode| !matches!(c, SubscribeReasonCode::Failure);
+    (ack.pkid == pkid).then(|| ack.return_codes.get(index).is_some_and(granted))
 }
 
-/// The topic and packet id (0 at QoS 0) of `frame` (from the broker) when
-/// it is a PUBLISH.
-pub(super) fn publish_topic(frame: &[u8]) -> Option<(String, u16)> {
-    if frame.first().map(|b| b >> 4) != Some(3) {
-        return None;
-    }
-    let Ok(Packet::Publish(publish, _)) = V4.read_mut(&mut BytesMut::from(frame), frame.len()) else {
-        return None;
-    };
-    let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-    // rumqttd keeps the packet id private: it follows the topic (MQTT
-    // 3.1.1 §3.3.2) when the QoS in the first byte is above 0.
-    let qos = (frame[0] >> 1) & 3;
-    let header = 1 + frame[1..].iter().position(|b| b & 0x80 == 0)? + 1;
-    let at = header + 2 + publish.topic.len();
-    let pkid = match qos {
+/// The packet id (0 at QoS 0) of `frame`, a PUBLISH the gateway encoded.
+/// rumqttd keeps it private: it follows the topic (MQTT 3.1.1 §3.3.2)
+/// when the QoS in the first byte is above 0.
+pub(super) fn publish_pkid(frame: &[u8]) -> u16 {
+    let qos = frame.first().map_or(0, |b| (b >> 1) & 3);
+    let length_bytes = frame.iter().skip(1).position(|b| b & 0x80 == 0).unwrap_or(0) + 1;
+    let at = 1 + length_bytes;
+    let field = |i: usize| frame.get(i..i + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    match qos {
         0 => 0,
-        _ => u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]),
-    };
-    Some((topic, pkid))
-}
-
-/// The client id of a CONNECT frame (checked against the certificate by
-/// [`Rules::connect`]).
-pub(super) fn client_id(frame: &Bytes) -> Result<String, Violation> {
-    match decode(frame)? {
-        Packet::Connect(connect, ..) => Ok(connect.client_id),
-        _ => Err(Violation::Unexpected("non-CONNECT first")),
+        _ => field(at + 2 + usize::from(field(at))),
     }
 }
 
-/// What the gateway keeps of a phone's CONNECT (already checked by
-/// [`Rules::connect`]).
+/// A phone's CONNECT, as the gateway checks and keeps it.
 pub(super) struct Connect {
+    /// The client id (the certificate's device: [`Rules::connect`]).
+    pub client_id: String,
     /// Seconds the phone may stay silent (its keep-alive).
     pub keep_alive: u16,
     /// What to publish for the phone when it goes without a DISCONNECT.
@@ -130,12 +106,13 @@ pub(super) struct Connect {
     pub token: Option<String>,
 }
 
-/// Reads what the gateway keeps of a CONNECT frame.
-pub(super) fn connect_parts(frame: &Bytes) -> Result<Connect, Violation> {
+/// Reads a CONNECT frame (refused when it is anything else).
+pub(super) fn connect(frame: &Bytes) -> Result<Connect, Violation> {
     let Packet::Connect(connect, _, will, _, login) = decode(frame)? else {
         return Err(Violation::Unexpected("non-CONNECT first"));
     };
-    Ok(Connect { keep_alive: connect.keep_alive, will, token: login.map(|l| l.password) })
+    let token = login.map(|l| l.password);
+    Ok(Connect { client_id: connect.client_id, keep_alive: connect.keep_alive, will, token })
 }
 
 /// Writes `packet` (from the broker) to `out`.
@@ -192,17 +169,14 @@ impl Rules {
         }
     }
 
-    /// Checks the CONNECT frame: client id and will.
-    pub(super) fn connect(&self, frame: &Bytes) -> Result<(), Violation> {
-        let Packet::Connect(connect, _, will, ..) = decode(frame)? else {
-            return Err(Violation::Unexpected("non-CONNECT first"));
-        };
+    /// Checks the CONNECT: client id and will.
+    pub(super) fn connect(&self, connect: &Connect) -> Result<(), Violation> {
         if connect.client_id != self.device {
-            return Err(Violation::ClientId(connect.client_id));
+            return Err(Violation::ClientId(connect.client_id.clone()));
         }
-        match will {
+        match &connect.will {
             Some(will) if will.retain => Err(Violation::Retained),
-            Some(will) => self.own_topic(&String::from_utf8_lossy(&will.topic), &[Kind::Presence]),
+            Some(will) => self.own_topic(&String::from_utf8_lossy(&will.topic), |k| *k == Kind::Presence),
             None => Ok(()),
         }
     }
@@ -214,8 +188,7 @@ impl Rules {
                 if publish.retain {
                     return Err(Violation::Retained);
                 }
-                let inbound: Vec<Kind> = KINDS.into_iter().filter(|k| k.from_phone()).collect();
-                self.own_topic(&String::from_utf8_lossy(&publish.topic), &inbound)?;
+                self.own_topic(&String::from_utf8_lossy(&publish.topic), |k| k.from_phone())?;
                 self.publishes.check().map_err(|_| Violation::Flood)?;
                 Ok(Subscription::Unchanged)
             }
@@ -244,9 +217,10 @@ impl Rules {
         matches!(rest, Some("#" | "+")) || rest == Some(Kind::Notification.as_str())
     }
 
-    fn own_topic(&self, topic: &str, kinds: &[Kind]) -> Result<(), Violation> {
+    /// Whether `topic` is one of the phone's own, of a kind `allowed`.
+    fn own_topic(&self, topic: &str, allowed: impl Fn(&Kind) -> bool) -> Result<(), Violation> {
         let kind = topic.strip_prefix(self.prefix.as_str()).and_then(|rest| rest.strip_prefix('/'));
-        if kind.is_some_and(|k| kinds.iter().any(|allowed| allowed.as_str() == k)) {
+        if kind.is_some_and(|k| KINDS.iter().any(|known| known.as_str() == k && allowed(known))) {
             Ok(())
         } else {
             Err(Violation::Topic(topic.chars().take(200).collect()))
@@ -324,17 +298,25 @@ mod tests {
 
     #[test]
     fn only_the_suback_of_the_awaited_subscribe_grants_it() {
-        let ack = |pkid: u16, code: SubscribeReasonCode| {
-            frame(Packet::SubAck(
-                rumqttd::protocol::SubAck { pkid, return_codes: vec![SubscribeReasonCode::QoS1, code] },
-                None,
-            ))
-        };
+        let ack =
+            |pkid: u16, code: SubscribeReasonCode| SubAck { pkid, return_codes: vec![SubscribeReasonCode::QoS1, code] };
         assert_eq!(grants(&ack(7, SubscribeReasonCode::QoS1), 7, 1), Some(true));
         assert_eq!(grants(&ack(7, SubscribeReasonCode::Failure), 7, 1), Some(false));
         assert_eq!(grants(&ack(8, SubscribeReasonCode::QoS1), 7, 1), None);
         assert_eq!(grants(&ack(7, SubscribeReasonCode::QoS1), 7, 2), Some(false));
-        assert_eq!(grants(&publish("/t/a", false), 7, 0), None);
+    }
+
+    #[test]
+    fn the_packet_id_of_an_encoded_publish_is_read_after_its_topic() {
+        assert_eq!(publish_pkid(&publish("/t/a", false)), 0, "QoS 0 has none");
+        let topic = "/t/".to_owned() + &"x".repeat(200);
+        let mut body = (topic.len() as u16).to_be_bytes().to_vec();
+        body.extend_from_slice(topic.as_bytes());
+        body.extend_from_slice(&[0x01, 0x02, b'{', b'}']);
+        let header = [0x32, (body.len() as u8 & 0x7f) | 0x80, (body.len() >> 7) as u8];
+        let frame = [&header[..], &body].concat();
+        assert!(V4.read_mut(&mut BytesMut::from(&frame[..]), frame.len()).is_ok(), "well formed");
+        assert_eq!(publish_pkid(&frame), 0x0102, "after a two-byte remaining length");
     }
 
     #[test]
@@ -360,11 +342,13 @@ mod tests {
             frame(Packet::Connect(connect, None, will, None, login))
         };
         let presence = format!("{}/presence", topic_prefix("alice", "pixel-8"));
-        assert_eq!(rules.connect(&connect("pixel-8", Some(&presence), false)), Ok(()));
-        assert_eq!(rules.connect(&connect("pixel-8", None, false)), Ok(()));
-        assert_eq!(rules.connect(&connect("pixel-8", Some(&presence), true)), Err(Violation::Retained));
-        assert!(matches!(rules.connect(&connect("pixel-8", Some("/elsewhere"), false)), Err(Violation::Topic(_))));
-        assert!(matches!(rules.connect(&connect("pixel-9", None, false)), Err(Violation::ClientId(_))));
+        let check = |frame: Bytes| rules.connect(&super::connect(&frame)?);
+        assert_eq!(check(connect("pixel-8", Some(&presence), false)), Ok(()));
+        assert_eq!(check(connect("pixel-8", None, false)), Ok(()));
+        assert_eq!(check(connect("pixel-8", Some(&presence), true)), Err(Violation::Retained));
+        assert!(matches!(check(connect("pixel-8", Some("/elsewhere"), false)), Err(Violation::Topic(_))));
+        assert!(matches!(check(connect("pixel-9", None, false)), Err(Violation::ClientId(_))));
+        assert!(matches!(super::connect(&publish("/t/a", false)), Err(Violation::Unexpected(_))));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! once it has its `control` message.
 
 mod inspect;
+mod link;
 mod registry;
 mod relay;
 mod subscribed;
@@ -27,12 +28,12 @@ use crate::mqtt::quickack::QuickAck;
 use crate::mqtt::topics::tenant_of;
 use crate::pki::tls::{self, TlsError};
 use crate::proxy::TrustedProxies;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use inspect::{next_frame, Connect, Rules, Violation};
+use link::{leave, write_connack};
 use registry::Registry;
 pub(crate) use registry::Settled;
 use relay::{relay, Ended};
-use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet, Publish};
 use sha2::Digest;
 use std::sync::Arc;
 use std::time::Duration;
@@ -229,8 +230,8 @@ impl Gateway {
         let Opened { mut phone, device, rules, connect } =
             opened.map_err(|_| Refused::Handshake("timed out".into()))??;
         let (mut tx, mut rx, connack) = self.links.connect(upstream_client_id(&device, rand::random())).await?;
-        if let Err(e) = write_packet(&mut phone, connack).await {
-            let _ = tx.send(goodbye()).await;
+        if let Err(e) = write_connack(&mut phone, connack).await {
+            leave(&mut tx, connect).await;
             return Err(Refused::Connect(format!("CONNACK not sent: {e}")));
         }
         let (id, token, closing) = self.registry.add(&device);
@@ -275,9 +276,8 @@ impl Gateway {
             return Err(Refused::Certificate(format!("not the certificate of {device}'s current pairing")));
         }
         let rules = Rules::new(record.user_id.as_str(), &device, self.publish_rate);
-        let frame = read_connect(&mut tls).await?;
-        rules.connect(&frame)?;
-        let connect = inspect::connect_parts(&frame)?;
+        let connect = read_connect(&mut tls).await?;
+        rules.connect(&connect)?;
         if connect.keep_alive == 0 {
             return Err(Refused::Connect("a keep-alive of 0 is not accepted".into()));
         }
@@ -309,31 +309,6 @@ struct Opened {
     connect: Connect,
 }
 
-/// Writes one of the router's packets (the CONNACK) to the phone.
-async fn write_packet(phone: &mut Phone, notification: rumqttd::Notification) -> Result<(), String> {
-    let mut out = BytesMut::with_capacity(8);
-    if let Some(packet) = Option::<Packet>::from(notification) {
-        inspect::encode(packet, &mut out).map_err(|e| e.to_string())?;
-    }
-    phone.write_all(&out).await.map_err(|e| e.to_string())?;
-    phone.flush().await.map_err(|e| e.to_string())
-}
-
-/// The DISCONNECT that ends a link in the router.
-fn goodbye() -> Packet {
-    Packet::Disconnect(Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }, None)
-}
-
-/// Ends a connection that went without the phone's DISCONNECT: its will
-/// published (as the broker would for a client of its own), then its link
-/// ended in the router.
-async fn leave(tx: &mut rumqttd::local::LinkTx, connect: Connect) {
-    if let Some(will) = connect.will {
-        let _ = tx.send(Packet::Publish(Publish::new(will.topic, will.message, false), None)).await;
-    }
-    let _ = tx.send(goodbye()).await;
-}
-
 /// The device id (CN), tenant (O) and public-key fingerprint (SHA-256 of
 /// the SubjectPublicKeyInfo, as recorded at pairing) of a certificate.
 fn identity(der: &[u8]) -> Result<(String, String, String), Refused> {
@@ -348,12 +323,11 @@ fn identity(der: &[u8]) -> Result<(String, String, String), Refused> {
 }
 
 /// Reads the phone's first packet, which must be a whole MQTT 3.1.1 CONNECT.
-async fn read_connect<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Result<Bytes, Refused> {
+async fn read_connect<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Result<Connect, Refused> {
     let mut buf = BytesMut::with_capacity(256);
     loop {
         if let Some(frame) = next_frame(&mut buf)? {
-            inspect::client_id(&frame)?;
-            return Ok(frame);
+            return Ok(inspect::connect(&frame)?);
         }
         if buf.len() >= MAX_CONNECT_BYTES {
             return Err(Refused::Connect("CONNECT too large".into()));
@@ -386,9 +360,9 @@ mod tests {
     #[tokio::test]
     async fn reads_a_whole_connect() {
         let packet = connect("pixel-8");
-        let raw = read_connect(&mut packet.as_slice()).await.unwrap();
-        assert_eq!(&raw[..], &packet[..]);
-        assert_eq!(inspect::client_id(&raw).unwrap(), "pixel-8");
+        let connect = read_connect(&mut packet.as_slice()).await.unwrap();
+        assert_eq!(connect.client_id, "pixel-8");
+        assert_eq!((connect.keep_alive, connect.token.as_deref()), (60, Some("token")));
     }
 
     #[tokio::test]

@@ -1,10 +1,11 @@
 //! One phone connection's two directions once it is let in: the router's
-//! packets to the phone as they come over the connection's link (read by
+//! packets to the phone as they come over the connection's link (noted by
 //! the `subscribed` tracker), the phone's packets to the router once each
 //! has passed its rules; the phone's keep-alive; and the short linger that
 //! lets a phone read why it is being cut off.
 
-use super::inspect::{decode, encode, next_frame, Rules, Violation};
+use super::inspect::{decode, encode, next_frame, publish_pkid, Rules, Violation};
+use super::link::pass_on;
 use super::subscribed::Tracker;
 use super::Phone;
 use bytes::BytesMut;
@@ -47,95 +48,104 @@ pub(super) async fn relay(
     keep_alive: Duration,
 ) -> Result<Ended, Violation> {
     let (mut phone_in, mut phone_out) = tokio::io::split(phone);
-    let down = async {
-        let outcome = down(rx, tracker, &mut phone_out).await;
+    let to_phone = async {
+        let outcome = to_phone(rx, tracker, &mut phone_out).await;
         let _ = phone_out.shutdown().await;
         outcome
     };
-    let up = up(&mut phone_in, tx, rules, tracker, keep_alive);
-    tokio::pin!(down, up);
+    let from_phone = from_phone(&mut phone_in, tx, rules, tracker, keep_alive);
+    tokio::pin!(to_phone, from_phone);
     tokio::select! {
         // Told why it is being cut off: the phone gets a moment to read it
         // and close its side, so the socket ends with a FIN, not a reset
         // that would throw away what it has not read yet.
-        d = &mut down => match d {
-            Ok(true) => tokio::time::timeout(LINGER, &mut up).await.unwrap_or(Ok(Ended::Dropped)),
+        d = &mut to_phone => match d {
+            Ok(true) => tokio::time::timeout(LINGER, &mut from_phone).await.unwrap_or(Ok(Ended::Dropped)),
             Ok(false) => Ok(Ended::Dropped),
             Err(v) => Err(v),
         },
-        u = &mut up => u,
+        u = &mut from_phone => u,
         _ = tracker.control_acknowledged() => Ok(Ended::Dropped),
     }
 }
 
 /// The router's packets to the phone; `Ok(true)` when the last one told it
 /// why it is being cut off.
-async fn down<W: tokio::io::AsyncWrite + Unpin>(
+async fn to_phone<W: tokio::io::AsyncWrite + Unpin>(
     rx: &mut LinkRx,
     tracker: &Tracker,
     phone: &mut W,
 ) -> Result<bool, Violation> {
-    let mut buf = BytesMut::new();
     loop {
         let Ok(first) = rx.next().await else { return Ok(false) };
-        let (ended, reschedule) = take_batch(rx, first, &mut buf)?;
-        if reschedule && rx.wake().await.is_err() {
+        // A fresh buffer per batch: an idle connection holds none.
+        let mut buf = BytesMut::new();
+        let batch = take_batch(rx, first, tracker, &mut buf)?;
+        if batch.reschedule && rx.wake().await.is_err() {
             return Ok(false);
         }
-        let passed = tracker.broker_sent(&buf)?;
-        if passed.whole == 0 && !ended {
-            continue;
-        }
-        let packets = buf.split_to(passed.whole);
-        if phone.write_all(&packets).await.is_err() || phone.flush().await.is_err() {
+        if !buf.is_empty() && (phone.write_all(&buf).await.is_err() || phone.flush().await.is_err()) {
             return Ok(false);
         }
-        if passed.last {
-            return Ok(true);
-        }
-        if ended {
-            return Ok(false);
-        }
-        if buf.is_empty() {
-            // Let the idle connection's buffer go.
-            buf = BytesMut::new();
+        if batch.last || batch.ended {
+            return Ok(batch.last);
         }
     }
 }
 
+/// What one batch of the router's packets held besides the packets.
+#[derive(Default)]
+struct Batch {
+    /// The router ended the connection.
+    ended: bool,
+    /// The router asked to be told when the connection is ready again.
+    reschedule: bool,
+    /// The batch ends with the message telling a closing connection why.
+    last: bool,
+}
+
 /// Encodes `first` and whatever else the link holds already (up to
-/// [`BATCH_BYTES`]) into `buf`: whether the router ended the connection, and
-/// whether it asked to be told when the connection is ready again.
+/// [`BATCH_BYTES`], and no further than the last message of a closing
+/// connection) into `buf`, each packet noted by the tracker.
 fn take_batch(
     rx: &mut LinkRx,
     first: Option<rumqttd::Notification>,
+    tracker: &Tracker,
     buf: &mut BytesMut,
-) -> Result<(bool, bool), Violation> {
-    let (mut ended, mut reschedule) = (false, false);
+) -> Result<Batch, Violation> {
+    let mut batch = Batch::default();
     let mut next = first;
     while let Some(notification) = next.take() {
         match Option::<Packet>::from(notification) {
             // MQTT 3.1.1 has no DISCONNECT from the server: the router
             // ending the connection closes it.
             Some(Packet::Disconnect(..)) => {
-                ended = true;
+                batch.ended = true;
                 break;
             }
-            Some(packet) => encode(packet, buf)?,
-            None => reschedule = true,
+            Some(packet) => {
+                let control = tracker.broker_sends(&packet);
+                let start = buf.len();
+                encode(packet, buf)?;
+                if control && tracker.control_written(publish_pkid(&buf[start..])) {
+                    batch.last = true;
+                    break;
+                }
+            }
+            None => batch.reschedule = true,
         }
         if buf.len() >= BATCH_BYTES {
             break;
         }
         next = rx.next().now_or_never().and_then(Result::ok).flatten();
     }
-    Ok((ended, reschedule))
+    Ok(batch)
 }
 
 /// The phone's packets to the router, each checked; ends at the phone's
 /// DISCONNECT, its end of the stream, or its silence past 1.5 × its
 /// keep-alive (MQTT 3.1.1 §3.1.2.10).
-async fn up<R: tokio::io::AsyncRead + Unpin>(
+async fn from_phone<R: tokio::io::AsyncRead + Unpin>(
     phone: &mut R,
     tx: &mut LinkTx,
     rules: &Rules,
@@ -180,13 +190,4 @@ async fn forward_frames(
         return Ok(Some(Ended::Dropped));
     }
     Ok(ended)
-}
-
-/// Hands `packets` to the router with one wake-up (the router takes all a
-/// link holds at each, so one per packet would find the link gone after a
-/// DISCONNECT); false when the router is gone.
-pub(super) async fn pass_on(tx: &mut LinkTx, mut packets: Vec<Packet>) -> bool {
-    let Some(last) = packets.pop() else { return true };
-    tx.buffer().extend(packets);
-    tx.send(last).await.is_ok()
 }

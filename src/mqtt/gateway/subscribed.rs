@@ -7,14 +7,12 @@
 //! after telling the phone why, when the phone has that `control` message:
 //! it acknowledged it (QoS 1 or 2), or, at QoS 0, it was written.
 
-use super::inspect::{grants, publish_topic, Subscription, Violation};
+use super::inspect::{grants, Subscription};
 use super::registry::Registry;
 use crate::mqtt::topics::Kind;
+use rumqttd::protocol::{Packet, SubAck};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// Largest packet the broker sends a phone.
-const MAX_BROKER_PACKET: usize = 1024 * 1024;
 
 /// One connection's view of its notification subscription.
 pub(super) struct Tracker {
@@ -30,15 +28,6 @@ pub(super) struct Tracker {
     control: Mutex<Option<u16>>,
     /// Told when the phone acknowledged it.
     acked: tokio::sync::Notify,
-}
-
-/// What the broker's bytes held.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Passed {
-    /// Length of the whole packets at the front.
-    pub whole: usize,
-    /// A `control` message was among them while the connection is closing.
-    pub last: bool,
 }
 
 impl Tracker {
@@ -71,74 +60,69 @@ impl Tracker {
         self.acked.notified().await
     }
 
-    /// Reads the broker's bytes in `buf`: how much of it is whole packets
-    /// (having marked the connection if one grants the awaited SUBSCRIBE),
-    /// and whether they end the connection.
-    pub(super) fn broker_sent(&self, buf: &[u8]) -> Result<Passed, Violation> {
-        let closing = self.closing.load(Ordering::Relaxed);
-        let mut passed = Passed { whole: 0, last: false };
-        loop {
-            let rest = &buf[passed.whole..];
-            let length = match rumqttd::protocol::v4::check(rest.iter(), MAX_BROKER_PACKET) {
-                Ok(header) => header.frame_length(),
-                Err(rumqttd::protocol::Error::InsufficientBytes(_)) => return Ok(passed),
-                Err(e) => return Err(Violation::Malformed(format!("from the broker: {e:?}"))),
-            };
-            let frame = &rest[..length];
-            self.granted(frame);
-            passed.whole += length;
-            match control_pkid(frame).filter(|_| closing) {
-                Some(0) => {
-                    passed.last = true;
-                    return Ok(passed);
-                }
-                Some(pkid) => *self.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(pkid),
-                None => {}
+    /// Notes a packet the router sends the phone, before it is encoded:
+    /// marks the connection when it is the SUBACK granting the awaited
+    /// SUBSCRIBE; whether it is a `control` message while the connection
+    /// is closing (see [`Tracker::control_written`]).
+    pub(super) fn broker_sends(&self, packet: &Packet) -> bool {
+        match packet {
+            Packet::SubAck(ack, _) => {
+                self.granted(ack);
+                false
             }
+            Packet::Publish(publish, _) => {
+                let kind = publish.topic.rsplit(|b| *b == b'/').next();
+                kind == Some(Kind::Control.as_str().as_bytes()) && self.closing.load(Ordering::Relaxed)
+            }
+            _ => false,
         }
     }
 
-    fn granted(&self, frame: &[u8]) {
+    /// Notes that the `control` message of a closing connection, packet
+    /// `pkid` (0 at QoS 0), is on its way to the phone: whether it is the
+    /// last the phone gets (at QoS 0; otherwise the phone's acknowledgement
+    /// ends the connection).
+    pub(super) fn control_written(&self, pkid: u16) -> bool {
+        if pkid == 0 {
+            return true;
+        }
+        *self.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(pkid);
+        false
+    }
+
+    fn granted(&self, ack: &SubAck) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(granted) = pending.and_then(|(pkid, index)| grants(frame, pkid, index)) {
+        if let Some(granted) = pending.and_then(|(pkid, index)| grants(ack, pkid, index)) {
             *pending = None;
             self.registry.set_subscribed(&self.device, self.id, granted);
         }
     }
 }
 
-/// The packet id of `frame` when it is a PUBLISH of a `control` message.
-fn control_pkid(frame: &[u8]) -> Option<u16> {
-    let (topic, pkid) = publish_topic(frame)?;
-    (topic.rsplit('/').next() == Some(Kind::Control.as_str())).then_some(pkid)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use rumqttd::protocol::v4::V4;
-    use rumqttd::protocol::{Packet, PingResp, Protocol, SubAck, SubscribeReasonCode};
+    use rumqttd::protocol::{PingResp, Publish, SubscribeReasonCode};
     use std::time::Duration;
 
-    fn frame(packet: Packet) -> Vec<u8> {
-        let mut out = BytesMut::new();
-        V4.write(packet, &mut out).unwrap();
-        out.to_vec()
+    fn tracker(registry: &Arc<Registry>) -> (Tracker, u64) {
+        let (id, _, closing) = registry.add("p1");
+        (Tracker::new(registry.clone(), "p1", id, closing), id)
+    }
+
+    fn publish(kind: &str) -> Packet {
+        Packet::Publish(Publish::new(format!("/tenants/t/topdog/u/p1/{kind}"), "{}".to_owned(), false), None)
     }
 
     #[tokio::test]
-    async fn the_granting_suback_marks_the_connection_even_split_across_reads() {
+    async fn the_granting_suback_marks_the_connection_and_an_unsubscribe_unmarks_it() {
         let registry = Arc::new(Registry::default());
-        let (id, _, closing) = registry.add("p1");
-        let tracker = Tracker::new(registry.clone(), "p1", id, closing);
+        let (tracker, id) = tracker(&registry);
         tracker.phone_sent(Subscription::Requested { pkid: 3, index: 0 }).await;
-        let ping = frame(Packet::PingResp(PingResp));
-        let ack = frame(Packet::SubAck(SubAck { pkid: 3, return_codes: vec![SubscribeReasonCode::QoS1] }, None));
-        let stream = [ping.clone(), ack.clone()].concat();
-        let cut = ping.len() + 1;
-        assert_eq!(tracker.broker_sent(&stream[..cut]).unwrap(), Passed { whole: ping.len(), last: false });
-        assert_eq!(tracker.broker_sent(&stream[ping.len()..]).unwrap(), Passed { whole: ack.len(), last: false });
+        let ack = |pkid| Packet::SubAck(SubAck { pkid, return_codes: vec![SubscribeReasonCode::QoS1] }, None);
+        assert!(!tracker.broker_sends(&Packet::PingResp(PingResp)));
+        assert!(!tracker.broker_sends(&ack(2)), "another SUBSCRIBE's SUBACK");
+        assert!(!tracker.broker_sends(&ack(3)));
         assert_eq!(registry.settled("p1").await.connection, Some(id));
         tracker.phone_sent(Subscription::Dropped).await;
         assert_eq!(registry.settled("p1").await.connection, None);
@@ -147,15 +131,11 @@ mod tests {
     #[tokio::test]
     async fn a_closing_connection_ends_when_the_phone_acknowledges_its_control_message() {
         let registry = Arc::new(Registry::default());
-        let (id, _, closing) = registry.add("p1");
-        let tracker = Tracker::new(registry.clone(), "p1", id, closing);
+        let (tracker, _) = tracker(&registry);
+        assert!(!tracker.broker_sends(&publish("control")), "not closing yet");
         registry.close_after_control("p1");
-        // A QoS 1 PUBLISH of packet 9 (rumqttd's constructor makes QoS 0 only).
-        let topic = b"/tenants/t/topdog/u/p1/control";
-        let mut control = vec![0x32, (2 + topic.len() + 2 + 2) as u8, 0, topic.len() as u8];
-        control.extend_from_slice(topic);
-        control.extend_from_slice(&[0, 9, b'{', b'}']);
-        assert_eq!(tracker.broker_sent(&control).unwrap(), Passed { whole: control.len(), last: false });
+        assert!(tracker.broker_sends(&publish("control")));
+        assert!(!tracker.control_written(9), "at QoS 1 the acknowledgement ends it");
         tracker.phone_sent(Subscription::Acked(8)).await;
         tracker.phone_sent(Subscription::Acked(9)).await;
         tokio::time::timeout(Duration::from_secs(5), tracker.control_acknowledged()).await.expect("acknowledged");
@@ -164,17 +144,10 @@ mod tests {
     #[test]
     fn at_qos_0_a_closing_connection_ends_right_after_its_control_message() {
         let registry = Arc::new(Registry::default());
-        let (id, _, closing) = registry.add("p1");
-        let tracker = Tracker::new(registry.clone(), "p1", id, closing);
-        let publish = |kind: &str| {
-            let topic = format!("/tenants/t/topdog/u/p1/{kind}");
-            frame(Packet::Publish(rumqttd::protocol::Publish::new(topic, "{}".to_owned(), false), None))
-        };
-        let (note, control) = (publish("notification"), publish("control"));
-        let stream = [note.clone(), control.clone(), note.clone()].concat();
-        assert_eq!(tracker.broker_sent(&stream).unwrap(), Passed { whole: stream.len(), last: false });
+        let (tracker, _) = tracker(&registry);
         assert_eq!(registry.close_after_control("p1"), 1);
-        let passed = tracker.broker_sent(&stream).unwrap();
-        assert_eq!(passed, Passed { whole: note.len() + control.len(), last: true }, "nothing after the control");
+        assert!(!tracker.broker_sends(&publish("notification")));
+        assert!(tracker.broker_sends(&publish("control")));
+        assert!(tracker.control_written(0), "nothing after the control");
     }
 }
