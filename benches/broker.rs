@@ -11,8 +11,11 @@
 //!    second for `LATENCY_S` seconds and receives them; p50/p99.
 //! 3. The appliance's own notify → phone latency (`POST /phone/notify` to a
 //!    user with one phone: stored and flushed, then published) at
-//!    `NOTIFY_RATE`/s, with a handful of phones paired and again with
-//!    `PAIRED` paired.
+//!    `NOTIFY_RATE`/s for `NOTIFY_S` seconds, side by side on two
+//!    appliances at once: one with a handful of phones paired, one with
+//!    `PAIRED`. Before it, each appliance is left until its process is
+//!    quiet (under 2% of a core for a second), so what is measured is the
+//!    cost of a notify, not the store still settling the pairing burst.
 //! 4. Idle phones: `IDLE` TLS clients connected and subscribed; the
 //!    broker process's resident memory before and after, per connection.
 //! 5. Reconnect storm (the appliance): those idle phones stay connected,
@@ -21,7 +24,9 @@
 //!
 //! Steps 1 and 2 run twice: with the client leaving Nagle's algorithm on
 //! (as most MQTT clients do) and with `TCP_NODELAY`. Mosquitto runs with
-//! `set_tcp_nodelay true`, its best-latency setting.
+//! `set_tcp_nodelay true`, its best-latency setting. Step 2 runs on both
+//! brokers side by side, in one-second turns, so noise on this shared
+//! machine falls on both alike.
 //!
 //! A phone may publish only on its own phone → appliance topics, so on the
 //! appliance each client echoes on its `presence` topic (which the
@@ -61,6 +66,8 @@ struct Scale {
     latency_s: u64,
     /// Notifications a second in the notify → phone run.
     notify_rate: u64,
+    /// Seconds of the notify → phone run.
+    notify_s: u64,
     /// Idle connections for the memory run (and the reconnect storm).
     idle: usize,
     /// Phones paired for the second notify run.
@@ -75,6 +82,7 @@ const FULL: Scale = Scale {
     rate: 1_000,
     latency_s: 10,
     notify_rate: 100,
+    notify_s: 30,
     idle: 6_000,
     paired: 10_000,
     settle: Duration::from_secs(2),
@@ -85,6 +93,7 @@ const QUICK: Scale = Scale {
     rate: 100,
     latency_s: 1,
     notify_rate: 20,
+    notify_s: 1,
     idle: 16,
     paired: 24,
     settle: Duration::ZERO,
@@ -132,6 +141,27 @@ impl Drop for Stopped {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// CPU ticks (user and system) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    tick(11) + tick(12)
+}
+
+/// Waits (at most a minute) until process `pid` uses under 2% of a core
+/// for a second: a store still settling a burst of writes is quiet then.
+async fn until_quiet(pid: u32) {
+    for _ in 0..60 {
+        let before = cpu_ticks(pid);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if cpu_ticks(pid) - before <= 2 {
+            return;
+        }
     }
 }
 
@@ -226,12 +256,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-async fn latency(at: &Endpoint, target: &Target, scale: Scale) -> (Duration, Duration) {
-    let login = &target.logins[0];
-    let (client, mut events) = connect(at, login).await;
+/// One second of the latency run on a connected client: `scale.rate`
+/// messages at a steady pace, each timed from publish to receipt.
+async fn latency_slice(client: &AsyncClient, events: &mut EventLoop, topic: &str, scale: Scale) -> Vec<Duration> {
     let base = Instant::now();
-    let total = (scale.rate * scale.latency_s) as usize;
-    let topic = login.topic.clone();
+    let total = scale.rate as usize;
+    let (client, topic) = (client.clone(), topic.to_owned());
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_nanos(1_000_000_000 / scale.rate));
         for _ in 0..total {
@@ -248,8 +278,31 @@ async fn latency(at: &Endpoint, target: &Target, scale: Scale) -> (Duration, Dur
             samples.push(base.elapsed() - Duration::from_nanos(sent));
         }
     }
-    samples.sort();
-    (percentile(&samples, 0.50), percentile(&samples, 0.99))
+    samples
+}
+
+/// The latency run on both brokers side by side: one-second slices taken
+/// in turn, `scale.latency_s` of each, so the machine's noise falls on
+/// both alike; p50 and p99 of each.
+async fn latency(targets: [&Target; 2], nodelay: bool, scale: Scale) -> [(Duration, Duration); 2] {
+    let mut clients = Vec::new();
+    for target in targets {
+        let at = Endpoint { nodelay, ..target.at.clone() };
+        let login = &target.logins[0];
+        let (client, events) = connect(&at, login).await;
+        clients.push((client, events, login.topic.clone(), Vec::new()));
+    }
+    for _ in 0..scale.latency_s {
+        for (client, events, topic, samples) in &mut clients {
+            samples.extend(latency_slice(client, events, topic, scale).await);
+        }
+    }
+    let mut results = [(Duration::ZERO, Duration::ZERO); 2];
+    for (result, (_, _, _, mut samples)) in results.iter_mut().zip(clients) {
+        samples.sort();
+        *result = (percentile(&samples, 0.50), percentile(&samples, 0.99));
+    }
+    results
 }
 
 /// Idle clients kept connected: each reconnects after an error as a phone
@@ -471,7 +524,7 @@ async fn appliance(dir: &Path, scale: Scale) -> Bench {
 /// p50/p99 until the phone has it.
 async fn notify_latency(bench: &Bench, scale: Scale) -> (Duration, Duration) {
     let (_client, mut events) = connect(&bench.target.at, &bench.solo).await;
-    let total = (scale.notify_rate * scale.latency_s) as usize;
+    let total = (scale.notify_rate * scale.notify_s) as usize;
     let base = Instant::now();
     let appliance = bench.app.clone();
     tokio::spawn(async move {
@@ -501,6 +554,7 @@ async fn notify_latency(bench: &Bench, scale: Scale) -> (Duration, Duration) {
 
 /// One broker's figures: throughput and latency with Nagle on
 /// (`[0]`) and with `TCP_NODELAY` (`[1]`), and idle memory.
+#[derive(Default)]
 struct Report {
     throughput: [f64; 2],
     p50: [Duration; 2],
@@ -509,16 +563,27 @@ struct Report {
     rss: (u64, u64),
 }
 
-/// Measures `target`; its idle clients stay connected.
-async fn measure(target: &Target, scale: Scale) -> (Report, Idle) {
-    let (mut throughput, mut p50, mut p99) = ([0.0; 2], [Duration::ZERO; 2], [Duration::ZERO; 2]);
+/// Throughput and latency of both brokers, with Nagle on and with
+/// `TCP_NODELAY` in the client: throughput one broker after the other,
+/// latency side by side. Idle memory is measured apart.
+async fn measure(targets: [&Target; 2], scale: Scale) -> [Report; 2] {
+    let mut reports: [Report; 2] = Default::default();
     for (i, nodelay) in [false, true].into_iter().enumerate() {
-        let at = Endpoint { nodelay, ..target.at.clone() };
-        throughput[i] = self::throughput(&at, target, scale).await;
-        (p50[i], p99[i]) = latency(&at, target, scale).await;
+        for (report, target) in reports.iter_mut().zip(targets) {
+            report.throughput[i] = throughput(&Endpoint { nodelay, ..target.at.clone() }, target, scale).await;
+        }
+        for (report, (p50, p99)) in reports.iter_mut().zip(latency(targets, nodelay, scale).await) {
+            (report.p50[i], report.p99[i]) = (p50, p99);
+        }
     }
+    reports
+}
+
+/// Connects `target`'s idle phones and notes its memory in `report`.
+async fn measure_idle(target: &Target, report: &mut Report, scale: Scale) -> Idle {
     let (idle, per_conn_kib, before, after) = idle_memory(target, scale).await;
-    (Report { throughput, p50, p99, per_conn_kib, rss: (before, after) }, idle)
+    (report.per_conn_kib, report.rss) = (per_conn_kib, (before, after));
+    idle
 }
 
 fn ms(d: Duration) -> f64 {
@@ -552,18 +617,23 @@ async fn main() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let mosq_dir = scratch.path().join("mosquitto");
     std::fs::create_dir_all(&mosq_dir).unwrap();
+    let few_dir = scratch.path().join("few");
+    std::fs::create_dir_all(&few_dir).unwrap();
+    let few_bench = appliance(&few_dir, scale).await;
     let mut bench = appliance(scratch.path(), scale).await;
-    let few = bench.target.logins.len() + 1;
-    let (few50, few99) = notify_latency(&bench, scale).await;
     bench.pair_up_to(scale.paired.max(scale.idle)).await;
-    let many = bench.target.logins.len() + 1;
-    let (many50, many99) = notify_latency(&bench, scale).await;
-    let (ours, mut idle) = measure(&bench.target, scale).await;
+    let (few, many) = (few_bench.target.logins.len() + 1, bench.target.logins.len() + 1);
+    tokio::join!(until_quiet(few_bench.target.pid()), until_quiet(bench.target.pid()));
+    let ((few50, few99), (many50, many99)) =
+        tokio::join!(notify_latency(&few_bench, scale), notify_latency(&bench, scale));
+    drop(few_bench);
+    let mosq = mosquitto(&mosq_dir, scale);
+    let [mut ours, mut theirs] = measure([&bench.target, &mosq], scale).await;
+    let mut idle = measure_idle(&bench.target, &mut ours, scale).await;
     let (from_stop, from_ready, back) = reconnect_storm(&bench, &idle, scale.idle).await;
     idle.pollers.abort_all();
     drop(bench);
-    let mosq = mosquitto(&mosq_dir, scale);
-    let (theirs, mut idle) = measure(&mosq, scale).await;
+    let mut idle = measure_idle(&mosq, &mut theirs, scale).await;
     idle.pollers.abort_all();
     drop(mosq);
     println!(
