@@ -74,19 +74,15 @@ async fn accept_invite(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
         ctx.limit(&state, Bucket::Accepts)?;
         let req: AcceptRequest = parse_json(&body)?;
         let accepted = state.pairing.accept(req).await?;
-        tell_of_new_phone(&state, &ctx, &accepted.device_id).await;
-        Ok::<_, Error>(accepted)
+        tell_of_new_phone(&state, &ctx, &accepted.device).await;
+        Ok::<_, Error>(accepted.answer)
     };
     respond(StatusCode::OK, result.await)
 }
 
 /// The user's other phones (and, for a phone that waits for approval, the
 /// admins' phones) hear of a new pairing.
-async fn tell_of_new_phone(state: &State, ctx: &Ctx, device_id: &str) {
-    let device = match state.devices.get(device_id) {
-        Ok(device) => device,
-        Err(e) => return tracing::warn!(error = %e, "a new phone could not be read back"),
-    };
+async fn tell_of_new_phone(state: &State, ctx: &Ctx, device: &crate::devices::Device) {
     // Who the admins are is read only when they are to be told.
     let admins = match device.status {
         crate::devices::DeviceState::PendingApproval => state.people.admins().unwrap_or_else(|e| {
@@ -95,7 +91,7 @@ async fn tell_of_new_phone(state: &State, ctx: &Ctx, device_id: &str) {
         }),
         _ => Vec::new(),
     };
-    state.messaging.paired(&device, ctx.client_address(), &admins).await;
+    state.messaging.paired(device, ctx.client_address(), &admins).await;
 }
 
 async fn invite_status(code: String, state: Arc<State>, ctx: Ctx) -> Response {

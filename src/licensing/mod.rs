@@ -12,7 +12,7 @@ use crate::error::{Coded, Kind};
 use crate::store::{Store, StoreError, Table};
 use key::{Context, ExpiryKind, LicenseError, Payload, VendorKeys};
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const LICENSE: &str = "license";
 const HIGH_WATER: &str = "clock_high_water";
@@ -73,12 +73,16 @@ pub(crate) struct Licensing {
     audit: AuditLog,
     machine: Option<String>,
     clock: Clock,
+    /// The stored key last verified, with its payload: the signature is
+    /// checked once per key, not at every pairing.
+    verified: Arc<Mutex<Option<(String, Payload)>>>,
 }
 
 impl Licensing {
     /// A service trusting `trusted`.
     pub(crate) fn new(store: Store, trusted: VendorKeys, audit: AuditLog, clock: Clock) -> Licensing {
-        Licensing { store, trusted: Arc::new(trusted), audit, machine: key::machine_fingerprint(), clock }
+        let (trusted, machine, verified) = (Arc::new(trusted), key::machine_fingerprint(), Arc::default());
+        Licensing { store, trusted, audit, machine, clock, verified }
     }
 
     fn now(&self) -> Timestamp {
@@ -118,8 +122,14 @@ impl Licensing {
     }
 
     fn stored(&self) -> Result<Option<Payload>, StoreError> {
-        let key: Option<String> = self.store.get(Table::Meta, LICENSE)?;
-        Ok(key.and_then(|k| key::verify(&k, &self.trusted).ok()))
+        let Some(key) = self.store.get::<String>(Table::Meta, LICENSE)? else { return Ok(None) };
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, payload)) = verified.as_ref().filter(|(known, _)| *known == key) {
+            return Ok(Some(payload.clone()));
+        }
+        let payload = key::verify(&key, &self.trusted).ok();
+        *verified = payload.clone().map(|p| (key, p));
+        Ok(payload)
     }
 
     /// The license's state and the seats in use.
@@ -157,8 +167,11 @@ impl Licensing {
         })
     }
 
-    /// The number of seats pairing may fill now.
+    /// The number of seats pairing may fill now: the license's while it
+    /// applies, otherwise [`UNLICENSED_SEATS`].
     pub(crate) fn seat_limit(&self) -> Result<u32, StoreError> {
-        Ok(self.status()?.seats)
+        let Some(payload) = self.stored()? else { return Ok(UNLICENSED_SEATS) };
+        let applies = key::check(&payload, &self.context()?).is_ok();
+        Ok(if applies { payload.seats } else { UNLICENSED_SEATS })
     }
 }

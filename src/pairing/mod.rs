@@ -7,6 +7,7 @@
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{self, Clock};
 use crate::config::PairingConfig;
+use crate::devices::Device;
 use crate::error::Coded;
 
 use crate::auth::tokens::{Subject, Tokens};
@@ -46,6 +47,14 @@ pub(crate) struct MqttIdentity {
     pub ca: Arc<crate::pki::Ca>,
     /// host:port phones connect to.
     pub broker: String,
+}
+
+/// An accepted pairing: the phone's answer, and its device as stored.
+pub(crate) struct Accepted {
+    /// What the phone is answered.
+    pub answer: AcceptResponse,
+    /// The device record the accept stored.
+    pub device: Device,
 }
 
 /// The pairing service.
@@ -295,7 +304,7 @@ impl Pairing {
     /// `invite.reject`); attempts that name no invite (malformed fields, an
     /// unknown code) are counted in the metrics and audited in aggregate by
     /// the sweep.
-    pub(crate) async fn accept(&self, req: AcceptRequest) -> Result<AcceptResponse, PairingError> {
+    pub(crate) async fn accept(&self, req: AcceptRequest) -> Result<Accepted, PairingError> {
         let result = self.accept_inner(&req).await;
         if let Err(e @ (PairingError::Invalid(_) | PairingError::NotFound)) = &result {
             self.metrics.accept_refused(e.code());
@@ -319,12 +328,15 @@ impl Pairing {
         n
     }
 
-    async fn accept_inner(&self, req: &AcceptRequest) -> Result<AcceptResponse, PairingError> {
+    /// Reads the invite (an unknown or used one costs no signing), signs
+    /// the phone's certificate and token, then stores the device in one
+    /// transaction that checks the invite again and takes the seat.
+    async fn accept_inner(&self, req: &AcceptRequest) -> Result<Accepted, PairingError> {
         let code = InviteCode::parse(&req.invite_code)?;
         let mut device = device::from_request(req, self.clock.now(), self.config.requires_approval)?;
         let pre = self.load(&code)?;
         pre.acceptable(self.clock.now())?;
-        let limit = self.check_seat(&pre.user_id)?;
+        let limit = self.licensing.seat_limit()?;
         device.user_id = pre.user_id.clone();
         let tenant = crate::messaging::wire::tenant_of(device.device_id.as_str());
         let (cert_pem, key_pem, cert_fingerprint) =
@@ -341,10 +353,10 @@ impl Pairing {
         // earlier pairing of the same id received stays below it.
         device.inbox_floor = Some(crate::messaging::notifications::id_of(self.store.next_id()?));
         let (now, otp) = (self.clock.now(), req.otp.as_deref());
-        let invite = self.store.commit(|tx| accept_in(tx, &code, otp, &device, now, limit)).await??;
+        let (invite, device) = self.store.commit(|tx| accept_in(tx, &code, otp, &device, now, limit)).await??;
         self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
         tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");
-        Ok(AcceptResponse {
+        let answer = AcceptResponse {
             device_id: device.device_id.to_string(),
             status: device.status,
             jwt_token: issued.token,
@@ -355,7 +367,8 @@ impl Pairing {
             mqtt_client_cert: cert_pem,
             mqtt_client_key: key_pem,
             mqtt_ca_cert: self.mqtt.ca.cert_pem().to_owned(),
-        })
+        };
+        Ok(Accepted { answer, device })
     }
 
     /// Marks every pending invite past its expiry as expired; returns how

@@ -51,8 +51,8 @@ pub(super) fn get_invite(tx: &Tx<'_>, code: &InviteCode) -> Result<Invite, TxAbo
     tx.get(Table::Invites, &code.key().0)?.ok_or(TxAbort::Domain(PairingError::NotFound))
 }
 
-/// The transaction of an accept. An OTP failure is counted (committed) and
-/// reported as the inner error.
+/// The transaction of an accept: the invite and the device as stored. An
+/// OTP failure is counted (committed) and reported as the inner error.
 pub(super) fn accept_in(
     tx: &Tx<'_>,
     code: &InviteCode,
@@ -60,7 +60,7 @@ pub(super) fn accept_in(
     device: &Device,
     now: Timestamp,
     seat_limit: u32,
-) -> Result<Result<Invite, PairingError>, TxAbort<PairingError>> {
+) -> Result<Result<(Invite, Device), PairingError>, TxAbort<PairingError>> {
     let key = code.key().0;
     // Everything read below, in one go (`device.user_id`: the invite's user
     // as read before the transaction; should it differ, the seat is read
@@ -101,7 +101,7 @@ pub(super) fn accept_in(
     crate::devices::index::file(tx, existing.as_ref(), &device)?;
     tx.put(Table::Devices, device.device_id.as_str(), &device)?;
     crate::devices::numbers::remember(tx, device.device_id.as_str(), invite.phone.as_ref())?;
-    Ok(Ok(invite))
+    Ok(Ok((invite, device)))
 }
 
 /// Marks one invite expired if it is still pending and past its expiry.
