@@ -144,22 +144,13 @@ impl Drop for Stopped {
     }
 }
 
-/// CPU ticks (user and system) process `pid` has used.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    tick(11) + tick(12)
-}
-
 /// Waits (at most a minute) until process `pid` uses under 2% of a core
 /// for a second: a store still settling a burst of writes is quiet then.
 async fn until_quiet(pid: u32) {
     for _ in 0..60 {
-        let before = cpu_ticks(pid);
+        let before = appliance::cpu_ticks(pid);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if cpu_ticks(pid) - before <= 2 {
+        if appliance::cpu_ticks(pid) - before <= 2 {
             return;
         }
     }

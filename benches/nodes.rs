@@ -115,13 +115,40 @@ async fn setup(name: &'static str, database: Option<String>, nodes: usize, scale
     Setup { name, nodes: all, _dirs: dirs }
 }
 
+/// CPU ticks used so far by PostgreSQL's processes (its backends stay for
+/// the nodes' pooled connections).
+fn postgres_ticks() -> u64 {
+    let pids = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    let pids = pids.filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok());
+    let is_postgres =
+        |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres");
+    pids.filter(is_postgres).map(appliance::cpu_ticks).sum()
+}
+
+/// CPU ticks used so far by the setup's nodes, and by PostgreSQL.
+fn cpu_ticks(setup: &Setup) -> [u64; 2] {
+    [setup.nodes.iter().map(|node| appliance::cpu_ticks(node.pid())).sum(), postgres_ticks()]
+}
+
+/// What the accept run measured.
+struct Accepts {
+    /// Accepts a second, over every node.
+    rate: f64,
+    /// Requests answered with anything but a 2xx.
+    refused: u64,
+    /// CPU milliseconds per accept: the nodes', PostgreSQL's.
+    cpu_ms: [f64; 2],
+}
+
 /// Accepts/s over every node at once (each its own share of the codes and
-/// of [`CONNECTIONS`]); how many requests were refused.
-async fn accept_rate(setup: &Setup, scale: Scale) -> (f64, u64) {
+/// of [`CONNECTIONS`]), how many requests were refused, and the CPU each
+/// accept cost the nodes and PostgreSQL.
+async fn accept_rate(setup: &Setup, scale: Scale) -> Accepts {
     let codes = appliance::make_invites(&setup.nodes[0], scale.invites, |t, i| format!("bench-{t}-{i}")).await;
     let share = codes.len().div_ceil(setup.nodes.len());
     let scratch = tempfile::tempdir().expect("temp dir");
     let mut runs = Vec::new();
+    let before = cpu_ticks(setup);
     for (i, (node, part)) in setup.nodes.iter().zip(codes.chunks(share)).enumerate() {
         let (codes_file, script) =
             (scratch.path().join(format!("codes-{i}")), scratch.path().join(format!("s-{i}.lua")));
@@ -145,7 +172,10 @@ async fn accept_rate(setup: &Setup, scale: Scale) -> (f64, u64) {
             .unwrap_or(0);
         assert!(!report.contains("Socket errors"), "{}: socket errors\n{report}", setup.name);
     }
-    (rate, refused)
+    let after = cpu_ticks(setup);
+    let accepts = (rate * scale.seconds as f64).max(1.0);
+    let cpu_ms = [0, 1].map(|i| (after[i] - before[i]) as f64 * 10.0 / accepts);
+    Accepts { rate, refused, cpu_ms }
 }
 
 fn tls(paired: &Value) -> Arc<rustls::ClientConfig> {
@@ -239,23 +269,27 @@ async fn main() {
     let mut rows = Vec::new();
     for setup in &setups {
         eprintln!("{}: accept-invite", setup.name);
-        let (accepts, refused) = accept_rate(setup, scale).await;
+        let accepts = accept_rate(setup, scale).await;
         eprintln!("{}: notify → phone", setup.name);
         let (p50, p99) = notify_latency(setup, scale).await;
-        rows.push((setup.name, accepts, refused, p50, p99));
+        rows.push((setup.name, accepts, p50, p99));
     }
-    let (sled_accepts, sled_p99) = (rows[0].1, rows[0].4);
+    let (sled_accepts, sled_p99) = (rows[0].1.rate, rows[0].3);
     println!(
-        "{:<22} {:>12} {:>8} {:>12} {:>12} {:>10} {:>10}",
-        "", "accepts/s", "non-2xx", "notify p50", "notify p99", "× sled/s", "× sled p99"
+        "{:<22} {:>10} {:>8} {:>11} {:>11} {:>9} {:>10} {:>12} {:>10}",
+        "", "accepts/s", "non-2xx", "notify p50", "notify p99", "× sled/s", "× sled p99", "node ms/acc", "PG ms/acc"
     );
-    for (name, accepts, refused, p50, p99) in rows {
+    for (name, accepts, p50, p99) in rows {
         println!(
-            "{name:<22} {accepts:>12.0} {refused:>8} {:>12.2?} {:>12.2?} {:>10.2} {:>10.2}",
+            "{name:<22} {:>10.0} {:>8} {:>11.2?} {:>11.2?} {:>9.2} {:>10.2} {:>12.2} {:>10.2}",
+            accepts.rate,
+            accepts.refused,
             p50,
             p99,
-            accepts / sled_accepts,
-            p99.as_secs_f64() / sled_p99.as_secs_f64()
+            accepts.rate / sled_accepts,
+            p99.as_secs_f64() / sled_p99.as_secs_f64(),
+            accepts.cpu_ms[0],
+            accepts.cpu_ms[1],
         );
     }
 }

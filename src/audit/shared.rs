@@ -21,7 +21,7 @@ fn key(seq: u64) -> String {
 /// transaction for all).
 pub(super) async fn append(store: &Store, entries: &[(Event, Timestamp)]) -> Result<(), AuditError> {
     store
-        .commit::<_, Infallible>(|tx| {
+        .commit_reading::<_, Infallible>(&[(Table::Meta, HEAD.to_owned())], |tx| {
             let head: Head = tx.get(Table::Meta, HEAD)?.unwrap_or_default();
             let (texts, head) = head.extend(entries.iter().cloned()).map_err(TxAbort::Codec)?;
             for (seq, text) in &texts {

@@ -35,7 +35,7 @@ mod wire;
 use answers::{accept_action, hint_of, outcome, sms_answer, view};
 pub(crate) use error::PairingError;
 pub(crate) use invite::{Invite, InviteKind, InviteStatus};
-use tx::{accept_in, expire_in, get_invite, hash_otp, new_otp, renew_in};
+use tx::{accept_in, accept_reads, expire_in, get_invite, hash_otp, new_otp, renew_in};
 pub(crate) use wire::{
     AcceptRequest, AcceptResponse, InviteView, PagePreview, QrRequest, QrResponse, SendSmsRequest, SendSmsResponse,
 };
@@ -353,7 +353,9 @@ impl Pairing {
         // earlier pairing of the same id received stays below it.
         device.inbox_floor = Some(crate::messaging::notifications::id_of(self.store.next_id()?));
         let (now, otp) = (self.clock.now(), req.otp.as_deref());
-        let (invite, device) = self.store.commit(|tx| accept_in(tx, &code, otp, &device, now, limit)).await??;
+        let reads = accept_reads(&code, &device);
+        let accepted = self.store.commit_reading(&reads, |tx| accept_in(tx, &code, otp, &device, now, limit));
+        let (invite, device) = accepted.await??;
         self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
         tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");
         let answer = AcceptResponse {

@@ -51,6 +51,16 @@ pub(super) fn get_invite(tx: &Tx<'_>, code: &InviteCode) -> Result<Invite, TxAbo
     tx.get(Table::Invites, &code.key().0)?.ok_or(TxAbort::Domain(PairingError::NotFound))
 }
 
+/// Everything [`accept_in`] reads (`device.user_id`: the invite's user as
+/// read before the transaction; should it differ, the seat is read when
+/// taken).
+pub(super) fn accept_reads(code: &InviteCode, device: &Device) -> Vec<(Table, String)> {
+    let mut reads = vec![(Table::Invites, code.key().0), (Table::Devices, device.device_id.to_string())];
+    reads.push(crate::devices::counts::record(device.status));
+    reads.extend(seats::records(&device.user_id));
+    reads
+}
+
 /// The transaction of an accept: the invite and the device as stored. An
 /// OTP failure is counted (committed) and reported as the inner error.
 pub(super) fn accept_in(
@@ -62,13 +72,6 @@ pub(super) fn accept_in(
     seat_limit: u32,
 ) -> Result<Result<(Invite, Device), PairingError>, TxAbort<PairingError>> {
     let key = code.key().0;
-    // Everything read below, in one go (`device.user_id`: the invite's user
-    // as read before the transaction; should it differ, the seat is read
-    // when taken).
-    let mut reads = vec![(Table::Invites, key.clone()), (Table::Devices, device.device_id.to_string())];
-    reads.push(crate::devices::counts::record(device.status));
-    reads.extend(seats::records(&device.user_id));
-    tx.prefetch(&reads)?;
     let mut invite = get_invite(tx, code)?;
     invite.acceptable(now).map_err(TxAbort::Domain)?;
     if let Some(expected) = &invite.otp_hash {

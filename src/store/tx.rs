@@ -82,20 +82,6 @@ impl Tx<'_> {
         }
     }
 
-    /// Reads these records ahead, together: the transaction's `get`s of
-    /// them then cost nothing more. On PostgreSQL, one round trip for all
-    /// instead of one each while the transaction holds the writers' turn; on
-    /// sled, where a read is a lookup in memory, nothing. Only a hint: a
-    /// record read ahead and never asked for costs a little, one asked for
-    /// and not read ahead is read then.
-    pub(crate) fn prefetch<E>(&self, records: &[(Table, String)]) -> Result<(), TxAbort<E>> {
-        match &self.inner {
-            TxInner::Sled(_) => {}
-            TxInner::Postgres(tx) => tx.prefetch(records)?,
-        }
-        Ok(())
-    }
-
     /// Writes a record.
     pub fn put<T: Serialize, E>(&self, table: Table, key: &str, value: &T) -> Result<(), TxAbort<E>> {
         let bytes = serde_json::to_vec(value).map_err(TxAbort::Codec)?;

@@ -251,12 +251,14 @@ impl Pg {
     }
 
     /// Runs `f` as one transaction, in its turn among the writers (tried
-    /// again should PostgreSQL refuse it for a concurrent one); `durable`
-    /// then waits until the commit is on PostgreSQL's disk (the default),
-    /// otherwise it is left to PostgreSQL's background writer.
+    /// again should PostgreSQL refuse it for a concurrent one), `records`
+    /// read as it begins; `durable` then waits until the commit is on
+    /// PostgreSQL's disk (the default), otherwise it is left to
+    /// PostgreSQL's background writer.
     pub(super) fn transaction<R, E>(
         &self,
         durable: bool,
+        records: &[(Table, String)],
         f: impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
     ) -> Result<R, TxError<E>> {
         blocking_section(|| {
@@ -267,7 +269,7 @@ impl Pg {
             let mut attempt = 0;
             let result = loop {
                 attempt += 1;
-                match self.attempt(client, &session.open, durable, &f) {
+                match self.attempt(client, &session.open, (durable, records), &f) {
                     Err(TxError::Store(StoreError::Postgres(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                         tracing::debug!(attempt, error = %e, "a concurrent transaction won; trying again");
                     }
@@ -281,13 +283,14 @@ impl Pg {
         })
     }
 
-    /// One try of a writing transaction on `client`; `open` says whether
-    /// one is still open on it (see [`Session`]).
+    /// One try of a writing transaction on `client`, `records` read as it
+    /// begins (pipelined after the turn is taken); `open` says whether one
+    /// is still open on it (see [`Session`]).
     fn attempt<R, E>(
         &self,
         client: &deadpool_postgres::Object,
         open: &std::cell::Cell<bool>,
-        durable: bool,
+        (durable, records): (bool, &[(Table, String)]),
         f: &impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
     ) -> Result<R, TxError<E>> {
         let store = |e: tokio_postgres::Error| TxError::Store(StoreError::Postgres(e));
@@ -298,11 +301,18 @@ impl Pg {
         };
         open.set(true);
         let commit_async = !durable || self.flush == Flush::AfterTurn;
-        if let Err(e) = wait(&self.handle, client.batch_execute(&begin_in_turn(commit_async))) {
-            rollback();
-            return Err(store(e));
-        }
-        let tx = PgTx::new(client, &self.handle);
+        let begin_sql = begin_in_turn(commit_async);
+        let begin = client.batch_execute(&begin_sql);
+        // Polled after it, the reads are queued on the connection behind it.
+        let (begun, read) = wait(&self.handle, futures_util::future::join(begin, tx::read_all(client, records)));
+        let read = match begun.and(read) {
+            Ok(read) => read,
+            Err(e) => {
+                rollback();
+                return Err(store(e));
+            }
+        };
+        let tx = PgTx::new(client, &self.handle, records, read);
         let outcome = f(&tx);
         let writes = tx.into_writes();
         match outcome {

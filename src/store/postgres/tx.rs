@@ -1,5 +1,6 @@
-//! One writing transaction in progress on PostgreSQL: reads go to the
-//! database at once (seeing this transaction's own writes first); writes
+//! One writing transaction in progress on PostgreSQL: the records it names
+//! are read as it begins, other reads go to the database at once (seeing
+//! this transaction's own writes first); writes
 //! are held and sent together, pipelined, just before the commit, so that a
 //! transaction of n writes costs one round trip for them, not n, while it
 //! holds the writers' lock.
@@ -42,8 +43,15 @@ fn delete(table: Table) -> String {
 }
 
 impl<'a> PgTx<'a> {
-    pub(super) fn new(client: &'a deadpool_postgres::ClientWrapper, handle: &'a tokio::runtime::Handle) -> PgTx<'a> {
-        PgTx { client, handle, writes: RefCell::default(), written: RefCell::default(), read_ahead: RefCell::default() }
+    /// A transaction on `client` that has read `records` (`found`) already.
+    pub(super) fn new(
+        client: &'a deadpool_postgres::ClientWrapper,
+        handle: &'a tokio::runtime::Handle,
+        records: &[(Table, String)],
+        found: Vec<Option<Vec<u8>>>,
+    ) -> PgTx<'a> {
+        let read_ahead = RefCell::new(records.iter().cloned().zip(found).collect());
+        PgTx { client, handle, writes: RefCell::default(), written: RefCell::default(), read_ahead }
     }
 
     /// The writes held, in order, to send before the commit.
@@ -57,23 +65,6 @@ impl<'a> PgTx<'a> {
             return Ok(known.clone());
         }
         wait(self.handle, read(self.client, table, key)).map_err(Fault::Postgres)
-    }
-
-    /// Reads `records` (those not known yet) pipelined, for `get`.
-    pub(in crate::store) fn prefetch(&self, records: &[(Table, String)]) -> Result<(), Fault> {
-        let unknown: Vec<&(Table, String)> = records
-            .iter()
-            .filter(|record| {
-                !self.written.borrow().contains_key(record) && !self.read_ahead.borrow().contains_key(record)
-            })
-            .collect();
-        let reads = unknown.iter().map(|(table, key)| read(self.client, *table, key));
-        let found = wait(self.handle, futures_util::future::try_join_all(reads)).map_err(Fault::Postgres)?;
-        let mut read_ahead = self.read_ahead.borrow_mut();
-        for (record, value) in unknown.into_iter().zip(found) {
-            read_ahead.insert(record.clone(), value);
-        }
-        Ok(())
     }
 
     pub(in crate::store) fn put(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), Fault> {
@@ -99,6 +90,14 @@ async fn read(
     let statement = client.prepare_cached(&format!("SELECT value::text FROM {} WHERE key = $1", name(table))).await?;
     let rows = client.query(&statement, &[&key]).await?;
     Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
+}
+
+/// `records`, read pipelined.
+pub(super) async fn read_all(
+    client: &deadpool_postgres::ClientWrapper,
+    records: &[(Table, String)],
+) -> Result<Vec<Option<Vec<u8>>>, tokio_postgres::Error> {
+    futures_util::future::try_join_all(records.iter().map(|(table, key)| read(client, *table, key))).await
 }
 
 /// Sends `writes` in order and the commit after them, pipelined: each
