@@ -1,9 +1,9 @@
 //! One writing transaction in progress on PostgreSQL: the records it names
 //! are read as it begins, other reads go to the database at once (seeing
-//! this transaction's own writes first); writes
-//! are held and sent together, pipelined, just before the commit, so that a
-//! transaction of n writes costs one round trip for them, not n, while it
-//! holds the writers' lock.
+//! this transaction's own writes first); writes are held and sent
+//! together, pipelined, just before the commit, so that a transaction of n
+//! writes costs one round trip for them, not n, while it holds the
+//! writers' lock.
 
 use super::{name, wait};
 use crate::store::table::Table;
