@@ -90,12 +90,12 @@ impl Licensing {
     }
 
     fn context(&self) -> Result<Context, StoreError> {
-        Ok(self.context_at(self.store.get(Table::Meta, HIGH_WATER)?))
-    }
-
-    /// What a license is checked against, given the clock's high-water mark.
-    fn context_at(&self, high_water: Option<Timestamp>) -> Context {
-        Context { now: self.now(), high_water, build_date: key::build_date(), machine: self.machine.clone() }
+        Ok(Context {
+            now: self.now(),
+            high_water: self.store.get(Table::Meta, HIGH_WATER)?,
+            build_date: key::build_date(),
+            machine: self.machine.clone(),
+        })
     }
 
     /// Raises the clock's high-water mark to now (never lowers it).
@@ -122,20 +122,14 @@ impl Licensing {
     }
 
     fn stored(&self) -> Result<Option<Payload>, StoreError> {
-        Ok(self.verify(self.store.get(Table::Meta, LICENSE)?))
-    }
-
-    /// The payload of the stored `key` when its signature holds (checked
-    /// once per key).
-    fn verify(&self, key: Option<String>) -> Option<Payload> {
-        let key = key?;
+        let Some(key) = self.store.get::<String>(Table::Meta, LICENSE)? else { return Ok(None) };
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, payload)) = verified.as_ref().filter(|(known, _)| *known == key) {
-            return Some(payload.clone());
+            return Ok(Some(payload.clone()));
         }
         let payload = key::verify(&key, &self.trusted).ok();
         *verified = payload.clone().map(|p| (key, p));
-        payload
+        Ok(payload)
     }
 
     /// The license's state and the seats in use.
@@ -175,12 +169,9 @@ impl Licensing {
 
     /// The number of seats pairing may fill now: the license's while it
     /// applies, otherwise [`UNLICENSED_SEATS`].
-    pub(crate) async fn seat_limit(&self) -> Result<u32, StoreError> {
-        let Some(payload) = self.verify(self.store.read(Table::Meta, LICENSE).await?) else {
-            return Ok(UNLICENSED_SEATS);
-        };
-        let high_water = self.store.read(Table::Meta, HIGH_WATER).await?;
-        let applies = key::check(&payload, &self.context_at(high_water)).is_ok();
+    pub(crate) fn seat_limit(&self) -> Result<u32, StoreError> {
+        let Some(payload) = self.stored()? else { return Ok(UNLICENSED_SEATS) };
+        let applies = key::check(&payload, &self.context()?).is_ok();
         Ok(if applies { payload.seats } else { UNLICENSED_SEATS })
     }
 }

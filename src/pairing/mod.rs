@@ -169,8 +169,8 @@ impl Pairing {
     }
 
     /// Refuses a new pairing for `user` when every seat is taken; the limit.
-    async fn check_seat(&self, user: &UserId) -> Result<u32, PairingError> {
-        let limit = self.licensing.seat_limit().await?;
+    fn check_seat(&self, user: &UserId) -> Result<u32, PairingError> {
+        let limit = self.licensing.seat_limit()?;
         seats::check(&self.store, user, limit).map_err(|e| match e {
             seats::CheckError::Limit(l) => PairingError::SeatLimit(l),
             seats::CheckError::Store(s) => PairingError::Store(s),
@@ -183,7 +183,7 @@ impl Pairing {
         let phone = PhoneNumber::parse_allowed(&req.phone_number, &self.config.allowed_countries)?;
         let user_id = UserId::parse(&req.user_id)?;
         let user_name = DisplayName::parse("user_name", &req.user_name)?;
-        self.check_seat(&user_id).await?;
+        self.check_seat(&user_id)?;
         let code = InviteCode::generate();
         let mut invite = self.new_invite(InviteKind::Sms, &code, user_id, user_name, self.config.invite_expiry);
         invite.phone = Some(phone.clone());
@@ -277,7 +277,7 @@ impl Pairing {
     pub(crate) async fn generate_qr(&self, actor: &Actor, req: QrRequest) -> Result<QrResponse, PairingError> {
         let user_id = UserId::parse(&req.user_id)?;
         let user_name = DisplayName::parse("user_name", req.user_name.as_deref().unwrap_or(user_id.as_str()))?;
-        self.check_seat(&user_id).await?;
+        self.check_seat(&user_id)?;
         let code = InviteCode::generate();
         let mut invite = self.new_invite(InviteKind::Qr, &code, user_id, user_name, self.config.qr_expiry);
         let otp = self.config.qr_require_otp.then(new_otp);
@@ -334,9 +334,9 @@ impl Pairing {
     async fn accept_inner(&self, req: &AcceptRequest) -> Result<Accepted, PairingError> {
         let code = InviteCode::parse(&req.invite_code)?;
         let mut device = device::from_request(req, self.clock.now(), self.config.requires_approval)?;
-        let pre: Invite = self.store.read(Table::Invites, &code.key().0).await?.ok_or(PairingError::NotFound)?;
+        let pre = self.load(&code)?;
         pre.acceptable(self.clock.now())?;
-        let limit = self.licensing.seat_limit().await?;
+        let limit = self.licensing.seat_limit()?;
         device.user_id = pre.user_id.clone();
         let tenant = crate::messaging::wire::tenant_of(device.device_id.as_str());
         let (cert_pem, key_pem, cert_fingerprint) =
@@ -351,7 +351,7 @@ impl Pairing {
         device.token_expires_at = issued.expires_at;
         // Every notification id made from now on is above this floor; what an
         // earlier pairing of the same id received stays below it.
-        device.inbox_floor = Some(crate::messaging::notifications::id_of(self.store.take_id().await?));
+        device.inbox_floor = Some(crate::messaging::notifications::id_of(self.store.next_id()?));
         let (now, otp) = (self.clock.now(), req.otp.as_deref());
         let reads = accept_reads(&code, &device);
         let accepted = self.store.commit_reading(&reads, |tx| accept_in(tx, &code, otp, &device, now, limit));

@@ -109,18 +109,6 @@ impl Store {
         bytes.as_deref().map(decode).transpose()
     }
 
-    /// Reads a record, from async code: on PostgreSQL the read is awaited
-    /// rather than waited for in a blocking section (which hands the
-    /// worker's other tasks to another thread), for hot paths such as
-    /// accept-invite's.
-    pub(crate) async fn read<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
-        let bytes = match &self.backend {
-            Backend::Sled(db) => db.get(table, key)?,
-            Backend::Postgres(db) => db.read(table, key).await?,
-        };
-        bytes.as_deref().map(decode).transpose()
-    }
-
     /// Whether a record exists.
     pub fn contains(&self, table: Table, key: &str) -> Result<bool, StoreError> {
         match &self.backend {
@@ -174,14 +162,6 @@ impl Store {
         match &self.backend {
             Backend::Sled(db) => db.next_id(),
             Backend::Postgres(db) => db.next_id(),
-        }
-    }
-
-    /// [`Store::next_id`] from async code (see [`Store::read`]).
-    pub(crate) async fn take_id(&self) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Sled(db) => db.next_id(),
-            Backend::Postgres(db) => db.take_id().await,
         }
     }
 

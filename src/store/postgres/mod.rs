@@ -151,14 +151,8 @@ impl Pg {
     }
 
     pub(super) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.blocking(self.read(table, key))
-    }
-
-    /// [`Pg::get`], awaited.
-    pub(super) async fn read(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let sql = format!("SELECT value::text FROM {} WHERE key = $1", name(table));
-        let rows = self.query(&sql, &[&key]).await?;
-        Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
+        let sql = format!("SELECT key, value::text FROM {} WHERE key = $1", name(table));
+        Ok(self.rows(&sql, &[&key])?.pop().map(|(_, v)| v))
     }
 
     pub(super) fn contains(&self, table: Table, key: &str) -> Result<bool, StoreError> {
@@ -193,12 +187,7 @@ impl Pg {
     }
 
     pub(super) fn next_id(&self) -> Result<u64, StoreError> {
-        self.blocking(self.take_id())
-    }
-
-    /// [`Pg::next_id`], awaited.
-    pub(super) async fn take_id(&self) -> Result<u64, StoreError> {
-        let rows = self.query("SELECT nextval('topdog_ids')", &[]).await?;
+        let rows = self.blocking(self.query("SELECT nextval('topdog_ids')", &[]))?;
         let id: i64 = rows.first().map(|r| r.get(0)).unwrap_or_default();
         Ok(u64::try_from(id).unwrap_or_default())
     }
