@@ -3,8 +3,8 @@
 
 /// jemalloc rather than the system allocator: the broker keeps large,
 /// mostly empty queues per phone connection, and jemalloc leaves the pages
-/// no one writes to untouched (an idle phone: 32.5 KiB of memory instead
-/// of 48.9, BENCHMARKS.md).
+/// no one writes to untouched (an idle phone: 36.3 KiB of memory instead
+/// of 48.9 in a release build, BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
