@@ -72,7 +72,11 @@ fn script() -> std::path::PathBuf {
 impl Postgres {
     fn start() -> Postgres {
         let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new(script()).arg("start").arg(dir.path().join("pg")).output().expect("postgres.sh");
+        let mut start = Command::new(script());
+        if statements() {
+            start.env("PG_OPTS", "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all");
+        }
+        let out = start.arg("start").arg(dir.path().join("pg")).output().expect("postgres.sh");
         assert!(out.status.success(), "PostgreSQL: {}", String::from_utf8_lossy(&out.stderr));
         Postgres { url: String::from_utf8_lossy(&out.stdout).trim().to_owned(), dir }
     }
@@ -261,15 +265,20 @@ async fn notify_latency(setup: &Setup, scale: Scale) -> (Duration, Duration) {
 async fn main() {
     let scale = if std::env::args().any(|a| a == "--bench") { FULL } else { QUICK };
     let postgres = Postgres::start();
+    let one = postgres.database("bench_one").await;
     let setups = [
         setup("sled, 1 node", None, 1, scale).await,
-        setup("PostgreSQL, 1 node", Some(postgres.database("bench_one").await), 1, scale).await,
+        setup("PostgreSQL, 1 node", Some(one.clone()), 1, scale).await,
         setup("PostgreSQL, 3 nodes", Some(postgres.database("bench_three").await), 3, scale).await,
     ];
     let mut rows = Vec::new();
-    for setup in &setups {
+    for (i, setup) in setups.iter().enumerate() {
         eprintln!("{}: accept-invite", setup.name);
-        let accepts = accept_rate(setup, scale).await;
+        let counted = (statements() && i == 1).then_some(one.as_str());
+        let accepts = match counted {
+            Some(url) => count_statements(url, scale, accept_rate(setup, scale)).await,
+            None => accept_rate(setup, scale).await,
+        };
         eprintln!("{}: notify → phone", setup.name);
         let (p50, p99) = notify_latency(setup, scale).await;
         rows.push((setup.name, accepts, p50, p99));
@@ -292,4 +301,37 @@ async fn main() {
             accepts.cpu_ms[1],
         );
     }
+}
+
+/// Whether to print what PostgreSQL's time went to in the one-node
+/// accept-invite run (`TOPDOG_BENCH_STATEMENTS=1`: pg_stat_statements,
+/// which itself costs a little, so never in a run whose rates are
+/// reported).
+fn statements() -> bool {
+    std::env::var_os("TOPDOG_BENCH_STATEMENTS").is_some()
+}
+
+/// Runs `accepts` with PostgreSQL's statement statistics reset before and
+/// printed after, per accept.
+async fn count_statements(url: &str, scale: Scale, accepts: impl std::future::Future<Output = Accepts>) -> Accepts {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await.expect("pg_stat_statements");
+    client.batch_execute("SELECT pg_stat_statements_reset()").await.expect("reset");
+    let accepts = accepts.await;
+    let n = (accepts.rate * scale.seconds as f64).max(1.0);
+    let rows = client
+        .query(
+            "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 30",
+            &[],
+        )
+        .await
+        .expect("statements");
+    eprintln!("{:>10} {:>12}  statement", "calls/acc", "exec ms/acc");
+    for row in rows {
+        let (calls, ms, query): (i64, f64, String) = (row.get(0), row.get(1), row.get(2));
+        eprintln!("{:>10.2} {:>12.4}  {query}", calls as f64 / n, ms / n);
+    }
+    accepts
 }

@@ -1,15 +1,15 @@
 //! One writing transaction in progress on PostgreSQL: the records it names
-//! are read as it begins, other reads go to the database at once (seeing
-//! this transaction's own writes first); writes are held and sent
-//! together, pipelined, just before the commit, so that a transaction of n
-//! writes costs one round trip for them, not n, while it holds the
-//! writers' lock.
+//! are read as it begins (one statement for all), other reads go to the
+//! database at once (seeing this transaction's own writes first); writes
+//! are held and sent as one statement with the commit just behind it, so
+//! that a transaction of n writes costs PostgreSQL one statement and one
+//! round trip for them, not n, while it holds the writers' lock.
 
-use super::{name, wait};
+use super::{name, wait, TABLES};
 use crate::store::table::Table;
 use crate::store::Fault;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A write held until the commit.
 pub(super) enum Write {
@@ -36,10 +36,6 @@ pub(super) fn upsert(table: Table) -> String {
         "INSERT INTO {} (key, value) VALUES ($1, $2::text::json) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         name(table)
     )
-}
-
-fn delete(table: Table) -> String {
-    format!("DELETE FROM {} WHERE key = $1", name(table))
 }
 
 impl<'a> PgTx<'a> {
@@ -92,41 +88,130 @@ async fn read(
     Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
 }
 
-/// `records`, read pipelined.
+/// `records`, read in one statement (one index lookup each, tagged with
+/// its place in `records`).
 pub(super) async fn read_all(
     client: &deadpool_postgres::ClientWrapper,
     records: &[(Table, String)],
 ) -> Result<Vec<Option<Vec<u8>>>, tokio_postgres::Error> {
-    futures_util::future::try_join_all(records.iter().map(|(table, key)| read(client, *table, key))).await
+    let mut found = vec![None; records.len()];
+    if records.is_empty() {
+        return Ok(found);
+    }
+    let sql = records
+        .iter()
+        .enumerate()
+        .map(|(i, (table, _))| format!("SELECT {i}, value::text FROM {} WHERE key = ${}", name(*table), i + 1))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let keys: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        records.iter().map(|(_, key)| key as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+    let statement = client.prepare_cached(&sql).await?;
+    for row in client.query(&statement, &keys).await? {
+        let place = usize::try_from(row.get::<_, i32>(0)).unwrap_or(usize::MAX);
+        if let Some(slot) = found.get_mut(place) {
+            *slot = Some(row.get::<_, String>(1).into_bytes());
+        }
+    }
+    Ok(found)
 }
 
-/// Sends `writes` in order and the commit after them, pipelined: each
-/// statement is prepared (once per connection), then all go out without
-/// waiting for one another, so the writers' turn ends one round trip after
-/// the transaction's last read. Should a write fail, PostgreSQL ends the
-/// transaction at that `COMMIT` with a rollback, and the write's error is
-/// the answer.
+/// The writes of one transaction as one statement: each record's last
+/// state, the records of a table upserted together (`INSERT … SELECT FROM
+/// unnest(…)`) and removed together (`DELETE … = ANY(…)`), each a
+/// data-modifying `WITH` clause; and its parameters, two arrays (keys,
+/// values) per upsert and one (keys) per removal.
+pub(super) fn batch(writes: &[Write]) -> (String, Vec<Vec<String>>) {
+    let mut last: BTreeMap<(usize, &str), Option<&str>> = BTreeMap::new();
+    for write in writes {
+        match write {
+            Write::Put { table, key, value } => last.insert((*table as usize, key), Some(value)),
+            Write::Remove { table, key } => last.insert((*table as usize, key), None),
+        };
+    }
+    let mut puts: BTreeMap<usize, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut removes: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for ((table, key), value) in last {
+        match value {
+            Some(value) => {
+                let (keys, values) = puts.entry(table).or_default();
+                keys.push(key.to_owned());
+                values.push(value.to_owned());
+            }
+            None => removes.entry(table).or_default().push(key.to_owned()),
+        }
+    }
+    let (mut clauses, mut params) = (Vec::new(), Vec::new());
+    for (table, (keys, values)) in puts {
+        let n = params.len();
+        clauses.push(format!(
+            "INSERT INTO {} (key, value) SELECT k, v::json FROM unnest(${}::text[], ${}::text[]) AS w(k, v) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            TABLES[table].1,
+            n + 1,
+            n + 2
+        ));
+        params.extend([keys, values]);
+    }
+    for (table, keys) in removes {
+        clauses.push(format!("DELETE FROM {} WHERE key = ANY(${}::text[])", TABLES[table].1, params.len() + 1));
+        params.push(keys);
+    }
+    let with: Vec<String> = clauses.iter().enumerate().map(|(i, clause)| format!("w{i} AS ({clause})")).collect();
+    (format!("WITH {} SELECT 1", with.join(", ")), params)
+}
+
+/// Sends `writes` as one statement (see [`batch`]; prepared once per
+/// connection) and the commit after it, pipelined, so the writers' turn
+/// ends one round trip after the transaction's last read. Should the
+/// writes fail, PostgreSQL ends the transaction at that `COMMIT` with a
+/// rollback, and their error is the answer.
 pub(super) async fn send_and_commit(
     client: &deadpool_postgres::ClientWrapper,
     writes: &[Write],
 ) -> Result<(), tokio_postgres::Error> {
-    let mut statements = Vec::with_capacity(writes.len());
-    for write in writes {
-        statements.push(match write {
-            Write::Put { table, .. } => client.prepare_cached(&upsert(*table)).await?,
-            Write::Remove { table, .. } => client.prepare_cached(&delete(*table)).await?,
-        });
+    if writes.is_empty() {
+        return client.batch_execute("COMMIT").await;
     }
-    let sent = writes.iter().zip(&statements).map(|(write, statement)| async move {
-        match write {
-            Write::Put { key, value, .. } => client.execute(statement, &[key, value]).await,
-            Write::Remove { key, .. } => client.execute(statement, &[key]).await,
-        }
-    });
+    let (sql, columns) = batch(writes);
+    let statement = client.prepare_cached(&sql).await?;
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        columns.iter().map(|c| c as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
     // Polled in this order, the writes are queued on the connection before
     // the commit.
     let (written, committed) =
-        futures_util::future::join(futures_util::future::try_join_all(sent), client.batch_execute("COMMIT")).await;
+        futures_util::future::join(client.execute(&statement, &params), client.batch_execute("COMMIT")).await;
     written?;
     committed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(table: Table, key: &str, value: &str) -> Write {
+        Write::Put { table, key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn a_batch_keeps_each_records_last_state_and_groups_by_table() {
+        let writes = [
+            put(Table::Devices, "b", "1"),
+            put(Table::Invites, "x", "2"),
+            put(Table::Devices, "a", "3"),
+            Write::Remove { table: Table::Devices, key: "b".into() },
+            put(Table::Seats, "s", "4"),
+            Write::Remove { table: Table::Seats, key: "s".into() },
+            put(Table::Seats, "s", "5"),
+        ];
+        let (sql, params) = batch(&writes);
+        assert_eq!(sql.matches("INSERT INTO").count(), 3, "{sql}");
+        assert_eq!(sql.matches("DELETE FROM devices").count(), 1, "{sql}");
+        let expected: Vec<Vec<String>> = [vec!["x"], vec!["2"], vec!["a"], vec!["3"], vec!["s"], vec!["5"], vec!["b"]]
+            .iter()
+            .map(|c| c.iter().map(|s| s.to_string()).collect())
+            .collect();
+        assert_eq!(params, expected);
+        assert!(sql.find("invites").unwrap() < sql.find("devices").unwrap(), "tables in their order: {sql}");
+    }
 }
