@@ -9,7 +9,7 @@ pub(crate) mod seats;
 use crate::audit::{Actor, AuditLog, Event};
 use crate::clock::{Clock, Timestamp};
 use crate::error::{Coded, Kind};
-use crate::store::{Store, StoreError, Table};
+use crate::store::{Store, StoreError, Table, Tx, TxAbort};
 use key::{Context, ExpiryKind, LicenseError, Payload, VendorKeys};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -90,12 +90,11 @@ impl Licensing {
     }
 
     fn context(&self) -> Result<Context, StoreError> {
-        Ok(Context {
-            now: self.now(),
-            high_water: self.store.get(Table::Meta, HIGH_WATER)?,
-            build_date: key::build_date(),
-            machine: self.machine.clone(),
-        })
+        Ok(self.context_at(self.store.get(Table::Meta, HIGH_WATER)?))
+    }
+
+    fn context_at(&self, high_water: Option<Timestamp>) -> Context {
+        Context { now: self.now(), high_water, build_date: key::build_date(), machine: self.machine.clone() }
     }
 
     /// Raises the clock's high-water mark to now (never lowers it).
@@ -122,14 +121,19 @@ impl Licensing {
     }
 
     fn stored(&self) -> Result<Option<Payload>, StoreError> {
-        let Some(key) = self.store.get::<String>(Table::Meta, LICENSE)? else { return Ok(None) };
+        Ok(self.verified(self.store.get::<String>(Table::Meta, LICENSE)?))
+    }
+
+    /// The payload of `key` if its signature holds (checked once per key).
+    fn verified(&self, key: Option<String>) -> Option<Payload> {
+        let key = key?;
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, payload)) = verified.as_ref().filter(|(known, _)| *known == key) {
-            return Ok(Some(payload.clone()));
+            return Some(payload.clone());
         }
         let payload = key::verify(&key, &self.trusted).ok();
         *verified = payload.clone().map(|p| (key, p));
-        Ok(payload)
+        payload
     }
 
     /// The license's state and the seats in use.
@@ -170,8 +174,28 @@ impl Licensing {
     /// The number of seats pairing may fill now: the license's while it
     /// applies, otherwise [`UNLICENSED_SEATS`].
     pub(crate) fn seat_limit(&self) -> Result<u32, StoreError> {
-        let Some(payload) = self.stored()? else { return Ok(UNLICENSED_SEATS) };
-        let applies = key::check(&payload, &self.context()?).is_ok();
-        Ok(if applies { payload.seats } else { UNLICENSED_SEATS })
+        let (key, high_water) = (self.store.get(Table::Meta, LICENSE)?, self.store.get(Table::Meta, HIGH_WATER)?);
+        Ok(self.limit(key, high_water))
     }
+
+    /// [`Licensing::seat_limit`] as transaction `tx` sees it (reading
+    /// [`limit_records`], which a transaction may read ahead).
+    pub(crate) fn seat_limit_in<E>(&self, tx: &Tx<'_>) -> Result<u32, TxAbort<E>> {
+        Ok(self.limit(tx.get(Table::Meta, LICENSE)?, tx.get(Table::Meta, HIGH_WATER)?))
+    }
+
+    fn limit(&self, key: Option<String>, high_water: Option<Timestamp>) -> u32 {
+        let Some(payload) = self.verified(key) else { return UNLICENSED_SEATS };
+        let applies = key::check(&payload, &self.context_at(high_water)).is_ok();
+        if applies {
+            payload.seats
+        } else {
+            UNLICENSED_SEATS
+        }
+    }
+}
+
+/// The records the seat limit is read from.
+pub(crate) fn limit_records() -> [(Table, String); 2] {
+    [(Table::Meta, LICENSE.to_owned()), (Table::Meta, HIGH_WATER.to_owned())]
 }

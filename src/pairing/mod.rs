@@ -336,7 +336,6 @@ impl Pairing {
         let mut device = device::from_request(req, self.clock.now(), self.config.requires_approval)?;
         let pre = self.load(&code)?;
         pre.acceptable(self.clock.now())?;
-        let limit = self.licensing.seat_limit()?;
         device.user_id = pre.user_id.clone();
         let tenant = crate::messaging::wire::tenant_of(device.device_id.as_str());
         let (cert_pem, key_pem, cert_fingerprint) =
@@ -354,7 +353,8 @@ impl Pairing {
         device.inbox_floor = Some(crate::messaging::notifications::id_of(self.store.next_id()?));
         let (now, otp) = (self.clock.now(), req.otp.as_deref());
         let reads = accept_reads(&code, &device);
-        let accepted = self.store.commit_reading(&reads, |tx| accept_in(tx, &code, otp, &device, now, limit));
+        let licensing = &self.licensing;
+        let accepted = self.store.commit_reading(&reads, |tx| accept_in(tx, &code, otp, &device, now, licensing));
         let (invite, device) = accepted.await??;
         self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
         tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");

@@ -5,7 +5,7 @@ use super::{Invite, InviteKind, InviteStatus, PairingError};
 use crate::clock::Timestamp;
 use crate::devices::{Device, DeviceState};
 use crate::ids::InviteCode;
-use crate::licensing::seats;
+use crate::licensing::{seats, Licensing};
 use crate::store::{Table, Tx, TxAbort};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -58,10 +58,12 @@ pub(super) fn accept_reads(code: &InviteCode, device: &Device) -> Vec<(Table, St
     let mut reads = vec![(Table::Invites, code.key().0), (Table::Devices, device.device_id.to_string())];
     reads.push(crate::devices::counts::record(device.status));
     reads.extend(seats::records(&device.user_id));
+    reads.extend(crate::licensing::limit_records());
     reads
 }
 
-/// The transaction of an accept: the invite and the device as stored. An
+/// The transaction of an accept: the invite and the device as stored, the
+/// seat taken within the license's limit as the transaction reads it. An
 /// OTP failure is counted (committed) and reported as the inner error.
 pub(super) fn accept_in(
     tx: &Tx<'_>,
@@ -69,7 +71,7 @@ pub(super) fn accept_in(
     otp: Option<&str>,
     device: &Device,
     now: Timestamp,
-    seat_limit: u32,
+    licensing: &Licensing,
 ) -> Result<Result<(Invite, Device), PairingError>, TxAbort<PairingError>> {
     let key = code.key().0;
     let mut invite = get_invite(tx, code)?;
@@ -93,7 +95,7 @@ pub(super) fn accept_in(
         return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
     }
     crate::devices::counts::adjust(tx, existing.as_ref().map(|e| e.status), device.status)?;
-    seats::take(tx, &invite.user_id, seat_limit)?;
+    seats::take(tx, &invite.user_id, licensing.seat_limit_in(tx)?)?;
     invite.status = InviteStatus::Accepted;
     invite.accepted_at = Some(now);
     invite.device_id = Some(device.device_id.clone());
