@@ -11,21 +11,14 @@ use crate::store::Fault;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
-/// A write held until the commit.
-pub(super) enum Write {
-    Put { table: Table, key: String, value: String },
-    Remove { table: Table, key: String },
-}
-
-/// What the held writes leave of each record they touch, or what a read
-/// ahead found (None: no such record).
-type Records = HashMap<(Table, String), Option<Vec<u8>>>;
+/// What the held writes leave of each record they touch (the writes sent
+/// at the commit), or what a read ahead found (None: no such record).
+pub(super) type Records = HashMap<(Table, String), Option<Vec<u8>>>;
 
 /// One transaction in progress.
 pub(in crate::store) struct PgTx<'a> {
     client: &'a deadpool_postgres::ClientWrapper,
     handle: &'a tokio::runtime::Handle,
-    writes: RefCell<Vec<Write>>,
     written: RefCell<Records>,
     read_ahead: RefCell<Records>,
 }
@@ -47,12 +40,13 @@ impl<'a> PgTx<'a> {
         found: Vec<Option<Vec<u8>>>,
     ) -> PgTx<'a> {
         let read_ahead = RefCell::new(records.iter().cloned().zip(found).collect());
-        PgTx { client, handle, writes: RefCell::default(), written: RefCell::default(), read_ahead }
+        PgTx { client, handle, written: RefCell::default(), read_ahead }
     }
 
-    /// The writes held, in order, to send before the commit.
-    pub(super) fn into_writes(self) -> Vec<Write> {
-        self.writes.into_inner()
+    /// The writes held, each record's last state, to send before the
+    /// commit.
+    pub(super) fn into_writes(self) -> Records {
+        self.written.into_inner()
     }
 
     pub(in crate::store) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, Fault> {
@@ -60,32 +54,19 @@ impl<'a> PgTx<'a> {
         if let Some(known) = self.written.borrow().get(&record).or(self.read_ahead.borrow().get(&record)) {
             return Ok(known.clone());
         }
-        wait(self.handle, read(self.client, table, key)).map_err(Fault::Postgres)
+        let found = wait(self.handle, read_all(self.client, &[record])).map_err(Fault::Postgres)?;
+        Ok(found.into_iter().next().flatten())
     }
 
     pub(in crate::store) fn put(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), Fault> {
-        let value = String::from_utf8_lossy(&bytes).into_owned();
         self.written.borrow_mut().insert((table, key.to_owned()), Some(bytes));
-        self.writes.borrow_mut().push(Write::Put { table, key: key.to_owned(), value });
         Ok(())
     }
 
     pub(in crate::store) fn remove(&self, table: Table, key: &str) -> Result<(), Fault> {
         self.written.borrow_mut().insert((table, key.to_owned()), None);
-        self.writes.borrow_mut().push(Write::Remove { table, key: key.to_owned() });
         Ok(())
     }
-}
-
-/// One record of `table`, as the transaction sees it.
-async fn read(
-    client: &deadpool_postgres::ClientWrapper,
-    table: Table,
-    key: &str,
-) -> Result<Option<Vec<u8>>, tokio_postgres::Error> {
-    let statement = client.prepare_cached(&format!("SELECT value::text FROM {} WHERE key = $1", name(table))).await?;
-    let rows = client.query(&statement, &[&key]).await?;
-    Ok(rows.first().map(|r| r.get::<_, String>(0).into_bytes()))
 }
 
 /// `records`, read in one statement (one index lookup each, tagged with
@@ -116,29 +97,24 @@ pub(super) async fn read_all(
     Ok(found)
 }
 
-/// The writes of one transaction as one statement: each record's last
-/// state, the records of a table upserted together (`INSERT … SELECT FROM
-/// unnest(…)`) and removed together (`DELETE … = ANY(…)`), each a
-/// data-modifying `WITH` clause; and its parameters, two arrays (keys,
-/// values) per upsert and one (keys) per removal.
-pub(super) fn batch(writes: &[Write]) -> (String, Vec<Vec<String>>) {
-    let mut last: BTreeMap<(usize, &str), Option<&str>> = BTreeMap::new();
-    for write in writes {
-        match write {
-            Write::Put { table, key, value } => last.insert((*table as usize, key), Some(value)),
-            Write::Remove { table, key } => last.insert((*table as usize, key), None),
-        };
-    }
+/// The writes of one transaction as one statement: the records of a table
+/// upserted together (`INSERT … SELECT FROM unnest(…)`) and removed
+/// together (`DELETE … = ANY(…)`), each a data-modifying `WITH` clause, in
+/// the tables' order; and its parameters, two arrays (keys, values) per
+/// upsert and one (keys) per removal.
+pub(super) fn batch(writes: &Records) -> (String, Vec<Vec<String>>) {
     let mut puts: BTreeMap<usize, (Vec<String>, Vec<String>)> = BTreeMap::new();
     let mut removes: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for ((table, key), value) in last {
+    let mut sorted: Vec<_> = writes.iter().map(|((table, key), value)| (*table as usize, key, value)).collect();
+    sorted.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    for (table, key, value) in sorted {
         match value {
             Some(value) => {
                 let (keys, values) = puts.entry(table).or_default();
-                keys.push(key.to_owned());
-                values.push(value.to_owned());
+                keys.push(key.clone());
+                values.push(String::from_utf8_lossy(value).into_owned());
             }
-            None => removes.entry(table).or_default().push(key.to_owned()),
+            None => removes.entry(table).or_default().push(key.clone()),
         }
     }
     let (mut clauses, mut params) = (Vec::new(), Vec::new());
@@ -168,7 +144,7 @@ pub(super) fn batch(writes: &[Write]) -> (String, Vec<Vec<String>>) {
 /// rollback, and their error is the answer.
 pub(super) async fn send_and_commit(
     client: &deadpool_postgres::ClientWrapper,
-    writes: &[Write],
+    writes: &Records,
 ) -> Result<(), tokio_postgres::Error> {
     if writes.is_empty() {
         return client.batch_execute("COMMIT").await;
@@ -189,21 +165,23 @@ pub(super) async fn send_and_commit(
 mod tests {
     use super::*;
 
-    fn put(table: Table, key: &str, value: &str) -> Write {
-        Write::Put { table, key: key.into(), value: value.into() }
-    }
-
     #[test]
     fn a_batch_keeps_each_records_last_state_and_groups_by_table() {
-        let writes = [
+        let put = |table, key: &str, value: &str| ((table, key.to_owned()), Some(value.as_bytes().to_vec()));
+        let remove = |table, key: &str| ((table, key.to_owned()), None);
+        let mut writes = Records::new();
+        // In this order, as a transaction's puts and removes record them.
+        for (record, value) in [
             put(Table::Devices, "b", "1"),
             put(Table::Invites, "x", "2"),
             put(Table::Devices, "a", "3"),
-            Write::Remove { table: Table::Devices, key: "b".into() },
+            remove(Table::Devices, "b"),
             put(Table::Seats, "s", "4"),
-            Write::Remove { table: Table::Seats, key: "s".into() },
+            remove(Table::Seats, "s"),
             put(Table::Seats, "s", "5"),
-        ];
+        ] {
+            writes.insert(record, value);
+        }
         let (sql, params) = batch(&writes);
         assert_eq!(sql.matches("INSERT INTO").count(), 3, "{sql}");
         assert_eq!(sql.matches("DELETE FROM devices").count(), 1, "{sql}");
