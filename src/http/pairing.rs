@@ -74,7 +74,7 @@ async fn accept_invite(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
         ctx.limit(&state, Bucket::Accepts)?;
         let req: AcceptRequest = parse_json(&body)?;
         let accepted = state.pairing.accept(req).await?;
-        tell_of_new_phone(&state, &ctx, &accepted.device).await;
+        tell_of_new_phone(&state, &ctx, &accepted).await;
         Ok::<_, Error>(accepted.answer)
     };
     respond(StatusCode::OK, result.await)
@@ -82,7 +82,8 @@ async fn accept_invite(state: Arc<State>, ctx: Ctx, body: Bytes) -> Response {
 
 /// The user's other phones (and, for a phone that waits for approval, the
 /// admins' phones) hear of a new pairing.
-async fn tell_of_new_phone(state: &State, ctx: &Ctx, device: &crate::devices::Device) {
+async fn tell_of_new_phone(state: &State, ctx: &Ctx, accepted: &crate::pairing::Accepted) {
+    let device = &accepted.device;
     // Who the admins are is read only when they are to be told.
     let admins = match device.status {
         crate::devices::DeviceState::PendingApproval => state.people.admins().unwrap_or_else(|e| {
@@ -91,7 +92,7 @@ async fn tell_of_new_phone(state: &State, ctx: &Ctx, device: &crate::devices::De
         }),
         _ => Vec::new(),
     };
-    state.messaging.paired(device, ctx.client_address(), &admins).await;
+    state.messaging.paired(device, accepted.others, ctx.client_address(), &admins).await;
 }
 
 async fn invite_status(code: String, state: Arc<State>, ctx: Ctx) -> Response {

@@ -22,8 +22,9 @@ pub(crate) fn records(user: &UserId) -> [(Table, String); 2] {
     [(Table::Seats, user.as_str().to_owned()), (Table::Meta, USED.to_owned())]
 }
 
-/// Counts one more device for `user`, taking a seat if it had none.
-pub(crate) fn take<E: From<SeatLimit>>(tx: &Tx<'_>, user: &UserId, limit: u32) -> Result<(), TxAbort<E>> {
+/// Counts one more device for `user`, taking a seat if it had none; how
+/// many it had before.
+pub(crate) fn take<E: From<SeatLimit>>(tx: &Tx<'_>, user: &UserId, limit: u32) -> Result<u32, TxAbort<E>> {
     let count: u32 = tx.get(Table::Seats, user.as_str())?.unwrap_or(0);
     if count == 0 {
         let used: u32 = tx.get(Table::Meta, USED)?.unwrap_or(0);
@@ -32,7 +33,8 @@ pub(crate) fn take<E: From<SeatLimit>>(tx: &Tx<'_>, user: &UserId, limit: u32) -
         }
         tx.put(Table::Meta, USED, &(used + 1))?;
     }
-    tx.put(Table::Seats, user.as_str(), &(count + 1))
+    tx.put(Table::Seats, user.as_str(), &(count + 1))?;
+    Ok(count)
 }
 
 /// Counts one device fewer for `user`, freeing its seat at zero.

@@ -31,14 +31,20 @@ fn about(device: &Device, from: Option<String>) -> AboutDevice {
 }
 
 impl Messaging {
-    /// A phone was paired (from address `from`): the user's other active
-    /// phones (among the first [`PHONES_READ`]) get a `new_device` alert, and where it waits for approval the
-    /// admins' phones are told. Failures are logged: the pairing stands.
-    pub(crate) async fn paired(&self, device: &Device, from: Option<String>, admins: &[UserId]) {
+    /// A phone was paired (from address `from`; the user had `unrevoked`
+    /// other phones not revoked, as its seat counted them): the user's other
+    /// active phones (among the first [`PHONES_READ`]) get a `new_device`
+    /// alert, and where it waits for approval the admins' phones are told.
+    /// Failures are logged: the pairing stands.
+    pub(crate) async fn paired(&self, device: &Device, unrevoked: u32, from: Option<String>, admins: &[UserId]) {
         let about = about(device, from);
-        let others = match self.devices.some_active(&device.user_id, Some(&device.device_id), PHONES_READ) {
-            Ok(others) => others,
-            Err(e) => return tracing::warn!(error = %e, "could not list a user's phones to tell them of a new one"),
+        let others = match unrevoked {
+            // A user's first phone: no other to read.
+            0 => Vec::new(),
+            _ => match self.devices.some_active(&device.user_id, Some(&device.device_id), PHONES_READ) {
+                Ok(others) => others,
+                Err(e) => return tracing::warn!(error = %e, "could not list a user's phones to tell them of a new one"),
+            },
         };
         if !others.is_empty() {
             let title = format!("New phone paired: {}", device.device_name);

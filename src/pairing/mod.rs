@@ -55,6 +55,9 @@ pub(crate) struct Accepted {
     pub answer: AcceptResponse,
     /// The device record the accept stored.
     pub device: Device,
+    /// The user's other phones not revoked when it was stored (counted
+    /// with the seat): at 0, there is nobody to tell of it.
+    pub others: u32,
 }
 
 /// The pairing service.
@@ -334,8 +337,13 @@ impl Pairing {
     async fn accept_inner(&self, req: &AcceptRequest) -> Result<Accepted, PairingError> {
         let code = InviteCode::parse(&req.invite_code)?;
         let mut device = device::from_request(req, self.clock.now(), self.config.requires_approval)?;
-        let pre = self.load(&code)?;
+        // The id is taken with the read (one round trip on PostgreSQL):
+        // every notification id made from now on is above it, and what an
+        // earlier pairing of the same id received stays below it.
+        let (pre, floor) = self.store.get_with_new_id::<Invite>(Table::Invites, &code.key().0)?;
+        let pre = pre.ok_or(PairingError::NotFound)?;
         pre.acceptable(self.clock.now())?;
+        device.inbox_floor = Some(crate::messaging::notifications::id_of(floor));
         device.user_id = pre.user_id.clone();
         let tenant = crate::messaging::wire::tenant_of(device.device_id.as_str());
         let (cert_pem, key_pem, cert_fingerprint) =
@@ -348,14 +356,11 @@ impl Pairing {
         })?;
         device.token_jti = issued.claims.jti.clone();
         device.token_expires_at = issued.expires_at;
-        // Every notification id made from now on is above this floor; what an
-        // earlier pairing of the same id received stays below it.
-        device.inbox_floor = Some(crate::messaging::notifications::id_of(self.store.next_id()?));
         let (now, otp) = (self.clock.now(), req.otp.as_deref());
         let reads = accept_reads(&code, &device);
         let licensing = &self.licensing;
         let accepted = self.store.commit_reading(&reads, |tx| accept_in(tx, &code, otp, &device, now, licensing));
-        let (invite, device) = accepted.await??;
+        let tx::Stored { invite, device, others } = accepted.await??;
         self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
         tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");
         let answer = AcceptResponse {
@@ -370,7 +375,7 @@ impl Pairing {
             mqtt_client_key: key_pem,
             mqtt_ca_cert: self.mqtt.ca.cert_pem().to_owned(),
         };
-        Ok(Accepted { answer, device })
+        Ok(Accepted { answer, device, others })
     }
 
     /// Marks every pending invite past its expiry as expired; returns how

@@ -62,6 +62,14 @@ pub(super) fn accept_reads(code: &InviteCode, device: &Device) -> Vec<(Table, St
     reads
 }
 
+/// What an accept stored.
+pub(super) struct Stored {
+    pub invite: Invite,
+    pub device: Device,
+    /// The user's other phones not revoked, as its seat counted them.
+    pub others: u32,
+}
+
 /// The transaction of an accept: the invite and the device as stored, the
 /// seat taken within the license's limit as the transaction reads it. An
 /// OTP failure is counted (committed) and reported as the inner error.
@@ -72,7 +80,7 @@ pub(super) fn accept_in(
     device: &Device,
     now: Timestamp,
     licensing: &Licensing,
-) -> Result<Result<(Invite, Device), PairingError>, TxAbort<PairingError>> {
+) -> Result<Result<Stored, PairingError>, TxAbort<PairingError>> {
     let key = code.key().0;
     let mut invite = get_invite(tx, code)?;
     invite.acceptable(now).map_err(TxAbort::Domain)?;
@@ -95,7 +103,7 @@ pub(super) fn accept_in(
         return Err(TxAbort::Domain(PairingError::DeviceExists(device.device_id.to_string())));
     }
     crate::devices::counts::adjust(tx, existing.as_ref().map(|e| e.status), device.status)?;
-    seats::take(tx, &invite.user_id, licensing.seat_limit_in(tx)?)?;
+    let others = seats::take(tx, &invite.user_id, licensing.seat_limit_in(tx)?)?;
     invite.status = InviteStatus::Accepted;
     invite.accepted_at = Some(now);
     invite.device_id = Some(device.device_id.clone());
@@ -106,7 +114,7 @@ pub(super) fn accept_in(
     crate::devices::index::file(tx, existing.as_ref(), &device)?;
     tx.put(Table::Devices, device.device_id.as_str(), &device)?;
     crate::devices::numbers::remember(tx, device.device_id.as_str(), invite.phone.as_ref())?;
-    Ok(Ok((invite, device)))
+    Ok(Ok(Stored { invite, device, others }))
 }
 
 /// Marks one invite expired if it is still pending and past its expiry.

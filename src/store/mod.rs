@@ -165,6 +165,20 @@ impl Store {
         }
     }
 
+    /// Reads a record and takes a new id (as [`Store::next_id`]) together:
+    /// on PostgreSQL, in one round trip.
+    pub(crate) fn get_with_new_id<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        key: &str,
+    ) -> Result<(Option<T>, u64), StoreError> {
+        let (bytes, id) = match &self.backend {
+            Backend::Sled(db) => (db.get(table, key)?, db.next_id()?),
+            Backend::Postgres(db) => db.get_with_new_id(table, key)?,
+        };
+        Ok((bytes.as_deref().map(decode).transpose()?, id))
+    }
+
     /// The number of records in a table (0 when it cannot be counted).
     pub(crate) fn count(&self, table: Table) -> usize {
         let counted = match &self.backend {

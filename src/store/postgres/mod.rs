@@ -192,6 +192,16 @@ impl Pg {
         Ok(u64::try_from(id).unwrap_or_default())
     }
 
+    /// A record (None: no such record) and a new id, in one statement.
+    pub(super) fn get_with_new_id(&self, table: Table, key: &str) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+        let sql = format!("SELECT (SELECT value::text FROM {} WHERE key = $1), nextval('topdog_ids')", name(table));
+        let rows = self.blocking(self.query(&sql, &[&key]))?;
+        let row = rows.first().ok_or_else(|| StoreError::Schema("nextval returned no row".into()))?;
+        let value: Option<String> = row.get(0);
+        let id = u64::try_from(row.get::<_, i64>(1)).unwrap_or_default();
+        Ok((value.map(String::into_bytes), id))
+    }
+
     pub(super) fn count(&self, table: Table) -> Result<usize, StoreError> {
         let rows = self.blocking(self.query(&format!("SELECT count(*) FROM {}", name(table)), &[]))?;
         let n: i64 = rows.first().map(|r| r.get(0)).unwrap_or_default();
