@@ -18,7 +18,7 @@ use crate::metrics::{InviteEvent, Metrics};
 use crate::sms::number::PhoneNumber;
 use crate::sms::templates::Templates;
 use crate::sms::Sms;
-use crate::store::{Store, Table, TxAbort};
+use crate::store::{Store, Table, Tx, TxAbort};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -356,11 +356,11 @@ impl Pairing {
         })?;
         device.token_jti = issued.claims.jti.clone();
         device.token_expires_at = issued.expires_at;
-        let (now, otp) = (self.clock.now(), req.otp.as_deref());
+        let (now, otp) = (self.clock.now(), req.otp.clone());
         let reads = accept_reads(&code, &device);
-        let licensing = &self.licensing;
-        let accepted = self.store.commit_reading(&reads, |tx| accept_in(tx, &code, otp, &device, now, licensing));
-        let tx::Stored { invite, device, others } = accepted.await??;
+        let licensing = self.licensing.clone();
+        let accept = move |t: &Tx<'_>| accept_in(t, &code, otp.as_deref(), &device, now, &licensing);
+        let tx::Stored { invite, device, others } = self.store.commit_grouped(reads, accept).await??;
         self.metrics.invite_event(InviteEvent::Accepted, invite.kind.label());
         tracing::info!(device = %device.device_id, user = %invite.user_id, "phone paired");
         let answer = AcceptResponse {

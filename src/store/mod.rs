@@ -261,6 +261,23 @@ impl Store {
         }
     }
 
+    /// [`Store::commit_reading`] of a transaction that owns what it
+    /// captures: on PostgreSQL it runs in a group with the transactions
+    /// that come while an earlier group runs, in one turn among the
+    /// writers for the lot (each as if alone, in turn; one that refuses
+    /// leaves no write). For the transactions many callers make at once.
+    pub async fn commit_grouped<R, E, F>(&self, records: Vec<(Table, String)>, f: F) -> Result<R, TxError<E>>
+    where
+        R: Send + 'static,
+        E: Send + 'static,
+        F: Fn(&Tx<'_>) -> Result<R, TxAbort<E>> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sled(_) => self.commit_reading(&records, f).await,
+            Backend::Postgres(db) => db.grouped(records, move |tx| f(&Tx { inner: TxInner::Postgres(tx) })).await,
+        }
+    }
+
     /// Runs `f` as one transaction without waiting for the disk: only for
     /// changes nobody is told about (such as a device's last-seen time).
     pub(crate) fn commit_unflushed<R, E>(&self, f: impl Fn(&Tx<'_>) -> Result<R, TxAbort<E>>) -> Result<R, TxError<E>> {

@@ -196,3 +196,50 @@ async fn a_transaction_that_panics_gives_its_turn_back_and_its_connection_never_
     assert!(written.is_ok(), "the next writer gets its turn");
     assert_eq!(store.get::<i64>(Table::Meta, "n").unwrap(), Some(1));
 }
+
+#[cfg_attr(not(feature = "system-tests"), ignore = "needs PostgreSQL: the test command (tests/run.sh) starts it")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_transactions_run_as_if_one_at_a_time_and_one_that_refuses_or_panics_leaves_only_itself_out() {
+    use topdog::store::{Connection, Store, Table, TxAbort};
+    let tls = topdog::pki::tls::client(None).expect("TLS");
+    let store = Store::connect(&Connection { url: fresh_database().await, tls }).await.expect("connect");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200u32 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let counted = store.commit_grouped(vec![(Table::Meta, "n".to_owned())], move |tx| {
+                let n: u32 = tx.get(Table::Meta, "n")?.unwrap_or(0);
+                tx.put(Table::Meta, "n", &(n + 1))?;
+                tx.put(Table::Meta, &format!("k{i}"), &i)?;
+                match i {
+                    7 => panic!("a bug inside a grouped transaction"),
+                    i if i % 10 == 0 => Err(TxAbort::Domain("refused")),
+                    _ => Ok(n),
+                }
+            });
+            (i, counted.await)
+        });
+    }
+    let (mut seen, mut panicked) = (Vec::new(), 0);
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((i, Ok(n))) => seen.push((i, n)),
+            Ok((i, Err(_))) => assert_eq!(i % 10, 0, "only the refusing ones are refused"),
+            Err(e) => {
+                assert!(e.is_panic());
+                panicked += 1;
+            }
+        }
+    }
+    assert_eq!((seen.len(), panicked), (179, 1));
+    let mut counts: Vec<u32> = seen.iter().map(|(_, n)| *n).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (0..179).collect::<Vec<_>>(), "each saw the count the ones before it left");
+    assert_eq!(store.get::<u32>(Table::Meta, "n").unwrap(), Some(179));
+    for i in [0, 7, 10, 190] {
+        assert_eq!(store.get::<u32>(Table::Meta, &format!("k{i}")).unwrap(), None, "k{i} was set aside");
+    }
+    for (i, _) in seen {
+        assert_eq!(store.get::<u32>(Table::Meta, &format!("k{i}")).unwrap(), Some(i));
+    }
+}

@@ -19,11 +19,12 @@
 
 mod channel;
 mod durable;
+mod group;
 pub(crate) mod migrations;
 mod tx;
 
 use super::table::{Table, TABLES};
-use super::{Fault, StoreError, TxAbort, TxError};
+use super::{StoreError, TxAbort, TxError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
 use std::time::Duration;
@@ -66,6 +67,8 @@ pub(super) struct Pg {
     handle: tokio::runtime::Handle,
     flush: Flush,
     flusher: std::sync::Arc<Flusher>,
+    /// This node's writer thread (None in the thread's own handle).
+    writer: Option<std::sync::Arc<group::Writer>>,
 }
 
 /// Where a PostgreSQL database is, and how to reach it.
@@ -108,6 +111,8 @@ impl Pg {
         let mut client = pg.pool.get().await?;
         migrations::apply(&mut client).await?;
         pg.flush = Flush::probe(&client).await?;
+        let writer = group::Writer::start(pg.clone()).map_err(|e| StoreError::Pool(format!("writer thread: {e}")))?;
+        pg.writer = Some(std::sync::Arc::new(writer));
         Ok(pg)
     }
 
@@ -127,7 +132,7 @@ impl Pg {
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         let handle = tokio::runtime::Handle::current();
-        Ok(Pg { pool, config, tls, handle, flush: Flush::InTurn, flusher: Default::default() })
+        Ok(Pg { pool, config, tls, handle, flush: Flush::InTurn, flusher: Default::default(), writer: None })
     }
 
     /// Runs `work` to completion from synchronous code.
@@ -271,39 +276,73 @@ impl Pg {
         records: &[(Table, String)],
         f: impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
     ) -> Result<R, TxError<E>> {
+        let mut part = group::Typed::new(records.to_vec(), f);
+        self.run_parts(durable, &mut [&mut part]).map_err(TxError::Store)?;
+        let result = part.outcome()?;
+        if durable && self.flush == Flush::AfterTurn {
+            self.blocking(self.durable()).map_err(TxError::Store)?;
+        }
+        Ok(result)
+    }
+
+    /// [`Pg::transaction`] (durable) of a closure handed to this node's
+    /// writer thread, to run in a group with the others handed over while
+    /// an earlier group runs (`group`).
+    pub(super) async fn grouped<R, E, F>(&self, records: Vec<(Table, String)>, f: F) -> Result<R, TxError<E>>
+    where
+        R: Send + 'static,
+        E: Send + 'static,
+        F: Fn(&PgTx<'_>) -> Result<R, TxAbort<E>> + Send + 'static,
+    {
+        let Some(writer) = &self.writer else {
+            return self.transaction(true, &records, f);
+        };
+        let answer = writer.hand(records, f).map_err(TxError::Store)?;
+        let result = answer.await.unwrap_or_else(|_| panic!("a grouped transaction panicked"))?;
+        if self.flush == Flush::AfterTurn {
+            self.durable().await.map_err(TxError::Store)?;
+        }
+        Ok(result)
+    }
+
+    /// Returns once every commit of this node so far is on disk.
+    async fn durable(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        Ok(self.flusher.wait(&client).await?)
+    }
+
+    /// Runs `parts` one after another as one transaction, in one turn
+    /// among the writers (tried again, every part, should PostgreSQL refuse
+    /// it for a concurrent one); the writes of those that did not refuse
+    /// are committed. With `durable` (and `Flush::InTurn`), the commit
+    /// waits for the disk in the turn.
+    fn run_parts(&self, durable: bool, parts: &mut [&mut dyn group::Part]) -> Result<(), StoreError> {
         blocking_section(|| {
-            let client = wait(&self.handle, self.pool.get()).map_err(|e| TxError::Store(e.into()))?;
-            let session = Session { client: Some(client), open: std::cell::Cell::new(false) };
-            let client =
-                session.client.as_ref().ok_or_else(|| TxError::Store(StoreError::Pool("no connection".into())))?;
+            let session = Session { client: Some(wait(&self.handle, self.pool.get())?), open: Default::default() };
+            let client = session.client.as_ref().ok_or_else(|| StoreError::Pool("no connection".into()))?;
             let mut attempt = 0;
-            let result = loop {
+            loop {
                 attempt += 1;
-                match self.attempt(client, &session.open, (durable, records), &f) {
-                    Err(TxError::Store(StoreError::Postgres(e))) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                match self.attempt(client, &session.open, durable, parts) {
+                    Err(StoreError::Postgres(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                         tracing::debug!(attempt, error = %e, "a concurrent transaction won; trying again");
                     }
-                    outcome => break outcome?,
+                    outcome => break outcome,
                 }
-            };
-            if durable && self.flush == Flush::AfterTurn {
-                wait(&self.handle, self.flusher.wait(client)).map_err(|e| TxError::Store(e.into()))?;
             }
-            Ok(result)
         })
     }
 
-    /// One try of a writing transaction on `client`, `records` read as it
-    /// begins (pipelined after the turn is taken); `open` says whether one
-    /// is still open on it (see [`Session`]).
-    fn attempt<R, E>(
+    /// One try of a writing transaction on `client`, the records its parts
+    /// name read as it begins (pipelined after the turn is taken); `open`
+    /// says whether one is still open on it (see [`Session`]).
+    fn attempt(
         &self,
         client: &deadpool_postgres::Object,
         open: &std::cell::Cell<bool>,
-        (durable, records): (bool, &[(Table, String)]),
-        f: &impl Fn(&PgTx<'_>) -> Result<R, TxAbort<E>>,
-    ) -> Result<R, TxError<E>> {
-        let store = |e: tokio_postgres::Error| TxError::Store(StoreError::Postgres(e));
+        durable: bool,
+        parts: &mut [&mut dyn group::Part],
+    ) -> Result<(), StoreError> {
         let rollback = || {
             if wait(&self.handle, client.batch_execute("ROLLBACK")).is_ok() {
                 open.set(false);
@@ -313,37 +352,35 @@ impl Pg {
         let commit_async = !durable || self.flush == Flush::AfterTurn;
         let begin_sql = begin_in_turn(commit_async);
         let begin = client.batch_execute(&begin_sql);
+        let records: Vec<(Table, String)> = parts.iter().flat_map(|part| part.records().iter().cloned()).collect();
         // Polled after it, the reads are queued on the connection behind it.
-        let (begun, read) = wait(&self.handle, futures_util::future::join(begin, tx::read_all(client, records)));
+        let (begun, read) = wait(&self.handle, futures_util::future::join(begin, tx::read_all(client, &records)));
         let read = match begun.and(read) {
             Ok(read) => read,
             Err(e) => {
                 rollback();
-                return Err(store(e));
+                return Err(e.into());
             }
         };
-        let tx = PgTx::new(client, &self.handle, records, read);
-        let outcome = f(&tx);
-        let writes = tx.into_writes();
-        match outcome {
-            Ok(result) => match wait(&self.handle, tx::send_and_commit(client, &writes)) {
-                Ok(()) => {
-                    open.set(false);
-                    Ok(result)
-                }
-                Err(e) => {
+        let tx = PgTx::new(client, &self.handle, read);
+        for part in parts.iter_mut() {
+            match part.run(&tx) {
+                group::Ran::Kept => tx.end_part(true),
+                group::Ran::Refused => tx.end_part(false),
+                group::Ran::Failed(e) => {
                     rollback();
-                    Err(store(e))
+                    return Err(e.into());
                 }
-            },
-            Err(abort) => {
+            }
+        }
+        match wait(&self.handle, tx::send_and_commit(client, &tx.into_writes())) {
+            Ok(()) => {
+                open.set(false);
+                Ok(())
+            }
+            Err(e) => {
                 rollback();
-                Err(match abort {
-                    TxAbort::Domain(e) => TxError::Domain(e),
-                    TxAbort::Codec(e) => TxError::Store(StoreError::Codec(e)),
-                    TxAbort::Storage(Fault::Postgres(e)) => store(e),
-                    TxAbort::Storage(Fault::Sled(e)) => TxError::Store(StoreError::Pool(format!("{e:?}"))),
-                })
+                Err(e.into())
             }
         }
     }

@@ -3,7 +3,9 @@
 //! database at once (seeing this transaction's own writes first); writes
 //! are held and sent as one statement with the commit just behind it, so
 //! that a transaction of n writes costs PostgreSQL one statement and one
-//! round trip for them, not n, while it holds the writers' lock.
+//! round trip for them, not n, while it holds the writers' lock. It runs in
+//! parts (the transactions of a group, `group`): a part's writes are held
+//! apart until it ends, then kept or set aside.
 
 use super::{name, wait, TABLES};
 use crate::store::table::Table;
@@ -19,8 +21,11 @@ pub(super) type Records = HashMap<(Table, String), Option<Vec<u8>>>;
 pub(in crate::store) struct PgTx<'a> {
     client: &'a deadpool_postgres::ClientWrapper,
     handle: &'a tokio::runtime::Handle,
+    /// The writes of the parts that ended and were kept.
     written: RefCell<Records>,
-    read_ahead: RefCell<Records>,
+    /// The writes of the part running.
+    part: RefCell<Records>,
+    read_ahead: Records,
 }
 
 /// `INSERT … ON CONFLICT UPDATE` of one record of `table`.
@@ -32,18 +37,25 @@ pub(super) fn upsert(table: Table) -> String {
 }
 
 impl<'a> PgTx<'a> {
-    /// A transaction on `client` that has read `records` (`found`) already.
+    /// A transaction on `client` that has read ahead what `read_ahead`
+    /// holds.
     pub(super) fn new(
         client: &'a deadpool_postgres::ClientWrapper,
         handle: &'a tokio::runtime::Handle,
-        records: &[(Table, String)],
-        found: Vec<Option<Vec<u8>>>,
+        read_ahead: Records,
     ) -> PgTx<'a> {
-        let read_ahead = RefCell::new(records.iter().cloned().zip(found).collect());
-        PgTx { client, handle, written: RefCell::default(), read_ahead }
+        PgTx { client, handle, written: RefCell::default(), part: RefCell::default(), read_ahead }
     }
 
-    /// The writes held, each record's last state, to send before the
+    /// Ends the part running: its writes are kept, or set aside.
+    pub(super) fn end_part(&self, keep: bool) {
+        let part = std::mem::take(&mut *self.part.borrow_mut());
+        if keep {
+            self.written.borrow_mut().extend(part);
+        }
+    }
+
+    /// The writes kept, each record's last state, to send before the
     /// commit.
     pub(super) fn into_writes(self) -> Records {
         self.written.into_inner()
@@ -51,47 +63,56 @@ impl<'a> PgTx<'a> {
 
     pub(in crate::store) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, Fault> {
         let record = (table, key.to_owned());
-        if let Some(known) = self.written.borrow().get(&record).or(self.read_ahead.borrow().get(&record)) {
+        let (part, written) = (self.part.borrow(), self.written.borrow());
+        if let Some(known) = part.get(&record).or(written.get(&record)).or(self.read_ahead.get(&record)) {
             return Ok(known.clone());
         }
         let found = wait(self.handle, read_all(self.client, &[record])).map_err(Fault::Postgres)?;
-        Ok(found.into_iter().next().flatten())
+        Ok(found.into_values().next().flatten())
     }
 
     pub(in crate::store) fn put(&self, table: Table, key: &str, bytes: Vec<u8>) -> Result<(), Fault> {
-        self.written.borrow_mut().insert((table, key.to_owned()), Some(bytes));
+        self.part.borrow_mut().insert((table, key.to_owned()), Some(bytes));
         Ok(())
     }
 
     pub(in crate::store) fn remove(&self, table: Table, key: &str) -> Result<(), Fault> {
-        self.written.borrow_mut().insert((table, key.to_owned()), None);
+        self.part.borrow_mut().insert((table, key.to_owned()), None);
         Ok(())
     }
 }
 
-/// `records`, read in one statement (one index lookup each, tagged with
-/// its place in `records`).
+/// `records`, read in one statement: one `= ANY(…)` lookup per table, so
+/// that its text depends only on which tables are read (prepared once per
+/// connection for each such set, however many records a group reads).
+/// Each record is in the answer, `None` where there is none.
 pub(super) async fn read_all(
     client: &deadpool_postgres::ClientWrapper,
     records: &[(Table, String)],
-) -> Result<Vec<Option<Vec<u8>>>, tokio_postgres::Error> {
-    let mut found = vec![None; records.len()];
-    if records.is_empty() {
+) -> Result<Records, tokio_postgres::Error> {
+    let mut found: Records = records.iter().map(|record| (record.clone(), None)).collect();
+    let mut keys: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for (table, key) in records {
+        keys.entry(*table as usize).or_default().push(key);
+    }
+    if keys.is_empty() {
         return Ok(found);
     }
-    let sql = records
-        .iter()
+    let sql = keys
+        .keys()
         .enumerate()
-        .map(|(i, (table, _))| format!("SELECT {i}, value::text FROM {} WHERE key = ${}", name(*table), i + 1))
+        .map(|(i, table)| {
+            format!("SELECT {table}, key, value::text FROM {} WHERE key = ANY(${})", TABLES[*table].1, i + 1)
+        })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let keys: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        records.iter().map(|(_, key)| key as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        keys.values().map(|k| k as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
     let statement = client.prepare_cached(&sql).await?;
-    for row in client.query(&statement, &keys).await? {
-        let place = usize::try_from(row.get::<_, i32>(0)).unwrap_or(usize::MAX);
-        if let Some(slot) = found.get_mut(place) {
-            *slot = Some(row.get::<_, String>(1).into_bytes());
+    for row in client.query(&statement, &params).await? {
+        let table = usize::try_from(row.get::<_, i32>(0)).ok().and_then(|t| TABLES.get(t)).map(|(table, _)| *table);
+        if let Some(table) = table {
+            found.insert((table, row.get(1)), Some(row.get::<_, String>(2).into_bytes()));
         }
     }
     Ok(found)
