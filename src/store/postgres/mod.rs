@@ -10,7 +10,10 @@
 //! PostgreSQL's asynchronous commit, but nobody is answered before it is.
 //! A writing transaction begins and takes its turn in one round trip, and
 //! its writes go out together with its commit, pipelined (`tx`), so the
-//! turn ends one round trip after its last read. The
+//! turn ends one round trip after its last read. The transactions many
+//! callers make at once (accept-invite's) go to the node's writer thread,
+//! which runs those handed over while a group runs as the parts of one
+//! transaction in the next, one turn for the lot (`group`). The
 //! domain's transaction closures are synchronous, so each statement inside
 //! one runs on the connection's async client from a blocking section
 //! (`block_in_place`): the appliance's multi-threaded runtime keeps every
