@@ -1,6 +1,7 @@
-//! One box or several: accept-invite throughput (`wrk` over HTTPS, as the
-//! pairing benchmark) and notify → phone latency (p50/p99 of `POST
-//! /phone/notify` at 20/s until the phone has it over MQTT/TLS) with the
+//! One box or several: accept-invite throughput and p99 (`wrk` over HTTPS,
+//! as the pairing benchmark), notify → phone latency (p50/p99 of `POST
+//! /phone/notify` at 20/s until the phone has it over MQTT/TLS) and
+//! throughput (a burst posted 30 at a time until the phone has all) with the
 //! records in sled, in PostgreSQL on one node, and in PostgreSQL shared by
 //! three nodes (invites accepted on all three at once; notifications posted
 //! to the third node for a phone connected to the first), side by side in
@@ -33,14 +34,16 @@ struct Scale {
     invites: usize,
     /// Notifications timed.
     notifications: usize,
+    /// Notifications in the burst.
+    burst: usize,
     /// Whether the rates are what the run is for: then a node's invites
     /// must last the run (the quick pass only shows that the benchmark
     /// runs, and may use them up).
     measured: bool,
 }
 
-const FULL: Scale = Scale { seconds: 10, invites: 30_000, notifications: 400, measured: true };
-const QUICK: Scale = Scale { seconds: 1, invites: 300, notifications: 10, measured: false };
+const FULL: Scale = Scale { seconds: 10, invites: 30_000, notifications: 400, burst: 3_000, measured: true };
+const QUICK: Scale = Scale { seconds: 1, invites: 300, notifications: 10, burst: 60, measured: false };
 /// Notifications posted a second.
 const NOTIFY_RATE: u64 = 20;
 /// `wrk` connections in all, shared by the nodes.
@@ -142,6 +145,8 @@ fn cpu_ticks(setup: &Setup) -> [u64; 2] {
 struct Accepts {
     /// Accepts a second (2xx answers), over every node.
     rate: f64,
+    /// The 99th percentile of an accept's answer, the worst node's.
+    p99: Duration,
     /// Requests answered with anything but a 2xx.
     refused: u64,
     /// CPU milliseconds per accept: the nodes', PostgreSQL's.
@@ -163,12 +168,13 @@ async fn accept_rate(setup: &Setup, scale: Scale) -> Accepts {
         std::fs::write(&codes_file, part.join("\n")).expect("codes");
         std::fs::write(&script, format!("args_prefix = \"n{i}-\"\n{ACCEPT_LUA}")).expect("script");
         let connections = (CONNECTIONS / setup.nodes.len()).to_string();
-        let args = ["-t1", "-c", &connections, "-d", &format!("{}s", scale.seconds), "-s"].map(str::to_owned);
+        let args =
+            ["-t1", "--latency", "-c", &connections, "-d", &format!("{}s", scale.seconds), "-s"].map(str::to_owned);
         let mut command = Command::new("wrk");
         command.args(args).arg(&script).arg(&node.ready.api_url).arg("--").arg(&codes_file);
         runs.push(std::thread::spawn(move || command.output().expect("wrk (apt-get install wrk)")));
     }
-    let (mut rate, mut refused) = (0.0, 0);
+    let (mut rate, mut refused, mut p99) = (0.0, 0, Duration::ZERO);
     for run in runs {
         let report = String::from_utf8_lossy(&run.join().expect("wrk").stdout).into_owned();
         let line = report.lines().find(|l| l.starts_with("Requests/sec:")).unwrap_or_else(|| panic!("wrk: {report}"));
@@ -187,13 +193,29 @@ async fn accept_rate(setup: &Setup, scale: Scale) -> Accepts {
         let lasted = (accepted as usize) < share || !scale.measured;
         assert!(lasted, "{}: all {share} invites of a node were accepted; make more", setup.name);
         rate += requests_per_second * accepted as f64 / requests.max(1) as f64;
+        p99 = p99.max(wrk_p99(&report));
         refused += not_2xx;
         assert!(!report.contains("Socket errors"), "{}: socket errors\n{report}", setup.name);
     }
     let after = cpu_ticks(setup);
     let accepts = (rate * scale.seconds as f64).max(1.0);
     let cpu_ms = [0, 1].map(|i| (after[i] - before[i]) as f64 * 10.0 / accepts);
-    Accepts { rate, refused, cpu_ms }
+    Accepts { rate, p99, refused, cpu_ms }
+}
+
+/// The 99% line of wrk's latency distribution (`--latency`).
+fn wrk_p99(report: &str) -> Duration {
+    let value = report.lines().find_map(|l| l.trim().strip_prefix("99%")).map(str::trim).unwrap_or_default();
+    let split = value.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().unwrap_or_else(|_| panic!("wrk's 99% line: {report}"));
+    let scale = match unit {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        _ => panic!("wrk's 99% unit {unit:?}"),
+    };
+    Duration::from_secs_f64(number * scale)
 }
 
 fn tls(paired: &Value) -> Arc<rustls::ClientConfig> {
@@ -239,16 +261,54 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-/// p50 and p99 of notify (posted to the last node) → the phone on the first.
-async fn notify_latency(setup: &Setup, scale: Scale) -> (Duration, Duration) {
-    let (first, last) = (&setup.nodes[0], setup.nodes[setup.nodes.len() - 1].clone());
+/// A phone of user `solo` paired on the first node and connected there.
+async fn solo_phone(setup: &Setup) -> EventLoop {
+    let first = &setup.nodes[0];
     let (status, qr) = first.request("/phone/pairing/generate-qr", Some(&json!({"user_id": "solo"})), true).await;
     assert_eq!(status, 200, "QR: {qr}");
     let body = json!({"invite_code": qr["invite_code"], "device_id": "solo-phone", "device_name": "B",
         "device_type": "android", "os_version": "1", "app_version": "1"});
     let (status, paired) = first.request("/phone/pairing/accept-invite", Some(&body), false).await;
     assert_eq!(status, 200, "pairing: {paired}");
-    let mut events = phone(first, &paired).await;
+    phone(first, &paired).await
+}
+
+/// Waits until the phone has `n` notifications; the title of each.
+async fn received(events: &mut EventLoop, n: usize) -> Vec<String> {
+    let mut titles = Vec::with_capacity(n);
+    while titles.len() < n {
+        if let Event::Incoming(Packet::Publish(p)) = events.poll().await.expect("the phone's connection") {
+            let message: Value = serde_json::from_slice(&p.payload).expect("JSON");
+            titles.push(message["title"].as_str().expect("a title").to_owned());
+        }
+    }
+    titles
+}
+
+/// Notifications a second from a burst posted to the last node, 30 at a
+/// time, until the phone on the first has every one.
+async fn notify_rate(setup: &Setup, events: &mut EventLoop, scale: Scale) -> f64 {
+    let last = setup.nodes[setup.nodes.len() - 1].clone();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    for _ in 0..CONNECTIONS {
+        let (node, next) = (last.clone(), next.clone());
+        tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < scale.burst {
+                let (status, answer) =
+                    node.request("/phone/notify", Some(&json!({"user_id": "solo", "title": "burst"})), true).await;
+                assert_eq!(status, 200, "notify: {answer}");
+            }
+        });
+    }
+    let titles = received(events, scale.burst).await;
+    assert!(titles.iter().all(|t| t == "burst"), "only the burst's notifications");
+    scale.burst as f64 / started.elapsed().as_secs_f64()
+}
+
+/// p50 and p99 of notify (posted to the last node) → the phone on the first.
+async fn notify_latency(setup: &Setup, events: &mut EventLoop, scale: Scale) -> (Duration, Duration) {
+    let last = setup.nodes[setup.nodes.len() - 1].clone();
     let base = Instant::now();
     let total = scale.notifications;
     tokio::spawn(async move {
@@ -265,11 +325,9 @@ async fn notify_latency(setup: &Setup, scale: Scale) -> (Duration, Duration) {
     });
     let mut samples = Vec::with_capacity(total);
     while samples.len() < total {
-        if let Event::Incoming(Packet::Publish(p)) = events.poll().await.expect("the phone's connection") {
-            let message: Value = serde_json::from_slice(&p.payload).expect("JSON");
-            let sent: u64 = message["title"].as_str().and_then(|t| t.parse().ok()).expect("a send time");
-            samples.push(base.elapsed() - Duration::from_nanos(sent));
-        }
+        let title = received(events, 1).await.pop().unwrap_or_default();
+        let sent: u64 = title.parse().expect("a send time");
+        samples.push(base.elapsed() - Duration::from_nanos(sent));
     }
     samples.sort();
     (percentile(&samples, 0.50), percentile(&samples, 0.99))
@@ -294,25 +352,59 @@ async fn main() {
             None => accept_rate(setup, scale).await,
         };
         eprintln!("{}: notify → phone", setup.name);
-        let (p50, p99) = notify_latency(setup, scale).await;
-        rows.push((setup.name, accepts, p50, p99));
+        let mut events = solo_phone(setup).await;
+        let (p50, p99) = notify_latency(setup, &mut events, scale).await;
+        let notified = notify_rate(setup, &mut events, scale).await;
+        rows.push(Row { name: setup.name, accepts, p50, p99, notified });
     }
-    let (sled_accepts, sled_p99) = (rows[0].1.rate, rows[0].3);
+    print_rows(&rows);
+}
+
+/// One configuration's results.
+struct Row {
+    name: &'static str,
+    accepts: Accepts,
+    p50: Duration,
+    p99: Duration,
+    notified: f64,
+}
+
+/// The results, and each against sled's (the first row).
+fn print_rows(rows: &[Row]) {
+    let sled = &rows[0];
+    let ratio = |a: f64, b: f64| a / b;
     println!(
-        "{:<22} {:>10} {:>8} {:>11} {:>11} {:>9} {:>10} {:>12} {:>10}",
-        "", "accepts/s", "non-2xx", "notify p50", "notify p99", "× sled/s", "× sled p99", "node ms/acc", "PG ms/acc"
+        "{:<20} {:>9} {:>7} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+        "",
+        "accepts/s",
+        "non-2xx",
+        "acc p99",
+        "notify p50",
+        "notify p99",
+        "notify/s",
+        "×acc/s",
+        "×acc p99",
+        "×ntf/s",
+        "×ntf p99",
+        "node ms/acc",
+        "PG ms/acc"
     );
-    for (name, accepts, p50, p99) in rows {
+    for row in rows {
         println!(
-            "{name:<22} {:>10.0} {:>8} {:>11.2?} {:>11.2?} {:>9.2} {:>10.2} {:>12.2} {:>10.2}",
-            accepts.rate,
-            accepts.refused,
-            p50,
-            p99,
-            accepts.rate / sled_accepts,
-            p99.as_secs_f64() / sled_p99.as_secs_f64(),
-            accepts.cpu_ms[0],
-            accepts.cpu_ms[1],
+            "{:<20} {:>9.0} {:>7} {:>9.2?} {:>10.2?} {:>10.2?} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>9.2}",
+            row.name,
+            row.accepts.rate,
+            row.accepts.refused,
+            row.accepts.p99,
+            row.p50,
+            row.p99,
+            row.notified,
+            ratio(row.accepts.rate, sled.accepts.rate),
+            ratio(row.accepts.p99.as_secs_f64(), sled.accepts.p99.as_secs_f64()),
+            ratio(row.notified, sled.notified),
+            ratio(row.p99.as_secs_f64(), sled.p99.as_secs_f64()),
+            row.accepts.cpu_ms[0],
+            row.accepts.cpu_ms[1],
         );
     }
 }
