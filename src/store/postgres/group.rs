@@ -152,7 +152,9 @@ impl Writer {
 }
 
 /// The writer thread: each group is what was handed over by the time the
-/// last one ended (at most [`MAX_GROUP`]).
+/// last one ended (at most [`MAX_GROUP`]). A panic outside the parts'
+/// closures ends that group only (its callers get no answer, and its
+/// connection leaves the pool, see `Session`); the thread goes on.
 fn serve(pg: &Pg, handed: &std::sync::mpsc::Receiver<Box<dyn Queued>>) {
     while let Ok(first) = handed.recv() {
         let mut group = vec![first];
@@ -162,7 +164,9 @@ fn serve(pg: &Pg, handed: &std::sync::mpsc::Receiver<Box<dyn Queued>>) {
                 Err(_) => break,
             }
         }
-        commit(pg, group);
+        if catch_unwind(AssertUnwindSafe(|| commit(pg, group))).is_err() {
+            tracing::error!("a group of transactions failed with a panic; the writer thread goes on");
+        }
     }
 }
 
