@@ -372,7 +372,6 @@ struct Row {
 /// The results, and each against sled's (the first row).
 fn print_rows(rows: &[Row]) {
     let sled = &rows[0];
-    let ratio = |a: f64, b: f64| a / b;
     println!(
         "{:<20} {:>9} {:>7} {:>9} {:>10} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
         "",
@@ -399,10 +398,10 @@ fn print_rows(rows: &[Row]) {
             row.p50,
             row.p99,
             row.notified,
-            ratio(row.accepts.rate, sled.accepts.rate),
-            ratio(row.accepts.p99.as_secs_f64(), sled.accepts.p99.as_secs_f64()),
-            ratio(row.notified, sled.notified),
-            ratio(row.p99.as_secs_f64(), sled.p99.as_secs_f64()),
+            row.accepts.rate / sled.accepts.rate,
+            row.accepts.p99.as_secs_f64() / sled.accepts.p99.as_secs_f64(),
+            row.notified / sled.notified,
+            row.p99.as_secs_f64() / sled.p99.as_secs_f64(),
             row.accepts.cpu_ms[0],
             row.accepts.cpu_ms[1],
         );
